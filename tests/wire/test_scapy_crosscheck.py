@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Our codec reads PBUs and PBAs built by scapy (an independent encoder), in both framings, and
+rejects malformed ones with the right field named. scapy also checks the MH checksum we compute.
+
+scapy 2.5 has no classes for the PMIPv6 options, so they are built raw with MIP6OptUnknown
+(type, data), exactly as RFC 5213 / 5844 / 5845 / 8278 lay them out; scapy does not align them,
+which also exercises our acceptance of any legal padding. Its BU flag field has only A..P (the
+F, T and B bits live in its 9-bit 'reserved' field) and its BA flags only K, R, P (T is the top
+bit of 'res2')."""
+import argparse
+import ipaddress
+import os
+import struct
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from crosscheck_util import Tools, decode_hex  # noqa: E402
+
+from scapy.layers.inet import IP, UDP  # noqa: E402
+from scapy.layers.inet6 import (IPv6, MIP6MH_BA, MIP6MH_BU, MIP6OptMNID,  # noqa: E402
+                                MIP6OptUnknown, in6_chksum)
+
+BU_F, BU_T = 0x100, 0x080   # bits of scapy's 9-bit BU 'reserved' field
+BA_T = 0x10                 # bit of scapy's 5-bit BA 'res2' field
+
+
+def opt(otype, data):
+    return MIP6OptUnknown(otype=otype, odata=data)
+
+
+def hnp(prefix):
+    net = ipaddress.IPv6Network(prefix)
+    return opt(22, bytes([0, net.prefixlen]) + net.network_address.packed)
+
+
+def hi(v):
+    return opt(23, bytes([0, v]))
+
+
+def att(v):
+    return opt(24, bytes([0, v]))
+
+
+def timestamp(v):
+    return opt(27, struct.pack("!Q", v))
+
+
+def gre_key(key=None):
+    return opt(33, b"\0\0" + (struct.pack("!I", key) if key is not None else b""))
+
+
+def ipv4_hoa_request(plen, addr):
+    return opt(36, struct.pack("!H", plen << 10) + ipaddress.IPv4Address(addr).packed)
+
+
+def multipath(if_att, label, bid, b=False, o=False):
+    return opt(63, bytes([if_att, label, bid, (0x80 if b else 0) | (0x40 if o else 0), 0, 0]))
+
+
+def mag_id(identifier):
+    return opt(64, bytes([1, 0]) + identifier.encode())
+
+
+def options_of(decoded):
+    return [o["type"] for o in decoded["options"]]
+
+
+def find(decoded, otype):
+    for o in decoded["options"]:
+        if o["type"] == otype:
+            return o
+    raise AssertionError(f"no {otype} option in {decoded}")
+
+
+class CodecDecodesScapyMessages(unittest.TestCase):
+    def decode_ok(self, pkt, bare_mh=False):
+        rc, out = decode_hex(bytes(pkt), bare_mh)
+        self.assertEqual(rc, 0, out)
+        return out
+
+    def decode_error(self, pkt):
+        rc, out = decode_hex(bytes(pkt))
+        self.assertEqual(rc, 2, out)
+        return out
+
+    def test_pbu_over_ipv6_with_rfc5213_and_rfc5845_options(self):
+        pkt = IPv6(src="2001:db8:100::1", dst="2001:db8:200::1") / MIP6MH_BU(
+            seq=4660, flags="AHP", reserved=BU_T, mhtime=150,
+            options=[MIP6OptMNID(subtype=1, id=b"mn1@xpmip.example"), hnp("2001:db8:1:1::/64"),
+                     hi(1), att(4), timestamp(0x00004C044C808000), gre_key(0x1001)])
+        d = self.decode_ok(pkt)  # scapy's MH checksum is verified on the way in
+        self.assertEqual(d["type"], "PBU")
+        self.assertEqual(d["transport"], "ipv6")
+        self.assertEqual(d["src"], "2001:db8:100::1")
+        self.assertEqual(d["sequence"], 4660)
+        self.assertEqual(sorted(d["flags"]), ["A", "H", "P", "T"])
+        self.assertEqual(d["lifetime"], 150)
+        self.assertEqual(d["lifetime_seconds"], 600)
+        self.assertEqual(options_of(d), ["mn_id", "hnp", "hi", "att", "timestamp", "gre_key"])
+        self.assertEqual(find(d, "mn_id")["identifier"], "mn1@xpmip.example")
+        self.assertEqual(find(d, "hnp")["prefix"], "2001:db8:1:1::/64")
+        self.assertEqual(find(d, "hi")["value"], 1)
+        self.assertEqual(find(d, "att")["value"], 4)
+        self.assertEqual(find(d, "timestamp")["value"], 0x00004C044C808000)
+        self.assertEqual(find(d, "gre_key")["key"], 0x1001)
+
+    def test_pbu_over_ipv4_udp_5436_gre_mode_only_and_multipath(self):
+        mh = MIP6MH_BU(seq=7, flags="AHP", reserved=BU_F | BU_T, mhtime=255, cksum=0,
+                       options=[MIP6OptMNID(subtype=1, id=b"mn2"), ipv4_hoa_request(0, "0.0.0.0"),
+                                hi(1), att(3), gre_key(), multipath(4, 1, 5, b=True),
+                                mag_id("mag1.example")])
+        pkt = IP(src="192.0.2.10", dst="198.51.100.1") / UDP(sport=40000, dport=5436) / mh
+        d = self.decode_ok(pkt)
+        self.assertEqual(d["transport"], "ipv4-udp")
+        self.assertEqual(d["sport"], 40000)
+        self.assertEqual(d["dport"], 5436)
+        self.assertEqual(sorted(d["flags"]), ["A", "F", "H", "P", "T"])
+        self.assertNotIn("key", find(d, "gre_key"))  # Length 2: GRE encapsulation mode only
+        self.assertEqual(find(d, "ipv4_hoa_request")["address"], "0.0.0.0")
+        mp = find(d, "mag_multipath_binding")
+        self.assertEqual((mp["if_att"], mp["if_label"], mp["binding_id"], mp["B"], mp["O"]),
+                         (4, 1, 5, True, False))
+        self.assertEqual(find(d, "mag_identifier")["identifier"], "mag1.example")
+
+    def test_pba_over_ipv6_with_uplink_key_and_t_flag(self):
+        pkt = IPv6(src="2001:db8:200::1", dst="2001:db8:100::1") / MIP6MH_BA(
+            status=0, flags="P", res2=BA_T, seq=4660, mhtime=150,
+            options=[MIP6OptMNID(subtype=1, id=b"mn1@xpmip.example"), gre_key(0x2002)])
+        d = self.decode_ok(pkt)
+        self.assertEqual(d["type"], "PBA")
+        self.assertEqual(d["status"], 0)
+        self.assertEqual(d["status_name"], "ACCEPTED")
+        self.assertEqual(sorted(d["flags"]), ["P", "T"])
+        self.assertEqual(d["sequence"], 4660)
+        self.assertEqual(find(d, "gre_key")["key"], 0x2002)
+
+    def test_pba_status_codes_over_udp(self):
+        for status, name in ((2, "GRE_KEY_OPTION_NOT_REQUIRED"),
+                             (3, "GRE_TUNNELING_BUT_TLV_HEADER_NOT_SUPPORTED"),
+                             (163, "GRE_KEY_OPTION_REQUIRED"),
+                             (180, "CANNOT_SUPPORT_MULTIPATH_BINDING")):
+            pkt = IP(src="198.51.100.1", dst="192.0.2.10") / UDP(sport=5436, dport=40000) / \
+                MIP6MH_BA(status=status, flags="P", seq=3, mhtime=0, cksum=0)
+            d = self.decode_ok(pkt)
+            self.assertEqual((d["status"], d["status_name"]), (status, name))
+            self.assertEqual(d["options"], [])
+
+    def test_bad_gre_key_length_is_rejected_naming_the_field(self):
+        pkt = IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_BU(
+            seq=1, flags="AHP", mhtime=10,
+            options=[MIP6OptMNID(subtype=1, id=b"mn1"), opt(33, b"\0\0\0\0")])
+        e = self.decode_error(pkt)
+        self.assertEqual(e["field"], "Mobility Header GRE Key option Length")
+        self.assertIn("must be 2 or 6", e["reason"])
+        # MNID (2+4 octets) starts at MH offset 12, so the GRE option's Length is at 12+6+1.
+        self.assertEqual(e["offset"], 40 + 19)
+
+    def test_multipath_with_b_and_o_is_rejected(self):
+        pkt = IPv6() / MIP6MH_BU(seq=1, flags="AHP", mhtime=10,
+                                 options=[multipath(4, 1, 5, b=True, o=True)])
+        e = self.decode_error(pkt)
+        self.assertEqual(e["field"], "Mobility Header MAG Multipath-Binding option Flags")
+
+    def test_multipath_binding_id_255_is_rejected(self):
+        pkt = IPv6() / MIP6MH_BU(seq=1, flags="AHP", mhtime=10, options=[multipath(4, 1, 255)])
+        e = self.decode_error(pkt)
+        self.assertEqual(e["field"], "Mobility Header MAG Multipath-Binding option Binding-Id")
+
+    def test_empty_mn_identifier_is_rejected(self):
+        pkt = IPv6() / MIP6MH_BU(seq=1, flags="AHP", mhtime=10, options=[MIP6OptMNID(subtype=1, id=b"")])
+        e = self.decode_error(pkt)
+        self.assertEqual(e["field"], "Mobility Header Mobile Node Identifier option Identifier")
+        self.assertEqual(e["reason"], "empty")
+
+    def test_option_running_past_the_end_is_rejected(self):
+        # A GRE Key option claiming 6 octets of data at the very end of the message.
+        mh = bytearray(bytes(MIP6MH_BU(seq=1, flags="AHP", mhtime=10, cksum=0,
+                                       options=[MIP6OptMNID(subtype=1, id=b"abc")])))
+        self.assertEqual(len(mh), 24)        # 12 + MN-ID (6) + PadN(4) at offset 18
+        mh[18:24] = bytes([0, 0, 33, 6, 0, 0])   # Pad1, Pad1, GRE Key option at 20 with 2 of 6 octets
+        rc, e = decode_hex(bytes(mh), bare_mh=True)
+        self.assertEqual(rc, 2, e)
+        self.assertEqual(e["field"], "GRE Key option Length")
+        self.assertEqual(e["offset"], 21)
+        self.assertIn("runs past the end", e["reason"])
+
+    def test_timestamp_of_wrong_length_is_rejected(self):
+        pkt = IPv6() / MIP6MH_BU(seq=1, flags="AHP", mhtime=10, options=[opt(27, b"\0" * 6)])
+        e = self.decode_error(pkt)
+        self.assertEqual(e["field"], "Mobility Header Timestamp option Length")
+
+    def test_corrupted_checksum_is_rejected(self):
+        raw = bytearray(bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_BU(
+            seq=1, flags="AHP", mhtime=10, options=[MIP6OptMNID(subtype=1, id=b"mn1")])))
+        raw[-1] ^= 0x01   # a padding octet: only the checksum can catch it
+        e = self.decode_error(raw)
+        self.assertEqual(e["field"], "Mobility Header Checksum")
+
+    def test_scapy_agrees_with_our_mh_checksum(self):
+        hexpkt = subprocess.run(
+            [Tools.tool, "encode", "--frame", "ipv6", "--src", "2001:db8:100::1", "--dst",
+             "2001:db8:200::1", "-"], check=True, capture_output=True, text=True,
+            input='{"type":"PBU","sequence":9,"lifetime":3,"options":[{"type":"mn_id",'
+                  '"identifier":"mn9@x"},{"type":"gre_key","key":99}]}').stdout.strip()
+        pkt = IPv6(bytes.fromhex(hexpkt))
+        ours = pkt[MIP6MH_BU].cksum
+        mh = bytearray(bytes(pkt[MIP6MH_BU]))
+        mh[4:6] = b"\0\0"
+        self.assertEqual(in6_chksum(135, pkt, bytes(mh)), ours)
+        self.assertEqual(pkt[MIP6MH_BU].seq, 9)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tool", required=True)
+    args, rest = ap.parse_known_args()
+    Tools.tool = args.tool
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)

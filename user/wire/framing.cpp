@@ -1,0 +1,217 @@
+#include "wire/framing.hpp"
+
+#include <fmt/format.h>
+
+namespace xpmip::wire {
+
+namespace {
+
+constexpr std::uint8_t kIpProtoUdp = 17;
+constexpr std::size_t kIpv6HeaderLength = 40;
+constexpr std::size_t kIpv4HeaderLength = 20;
+constexpr std::size_t kUdpHeaderLength = 8;
+
+Bytes pseudo_header_v6(const Ipv6Address& src, const Ipv6Address& dst, std::size_t length, std::uint8_t next) {
+    Bytes ph;
+    ByteWriter w(ph);
+    w.bytes(src.bytes);
+    w.bytes(dst.bytes);
+    w.u32(static_cast<std::uint32_t>(length));
+    w.zeros(3);
+    w.u8(next);
+    return ph;
+}
+
+Bytes pseudo_header_v4(const Ipv4Address& src, const Ipv4Address& dst, std::size_t length, std::uint8_t proto) {
+    Bytes ph;
+    ByteWriter w(ph);
+    w.bytes(src.bytes);
+    w.bytes(dst.bytes);
+    w.u8(0);
+    w.u8(proto);
+    w.u16(static_cast<std::uint16_t>(length));
+    return ph;
+}
+
+// Decode the MH and re-base its error offsets onto the packet.
+MobilityMessage decode_at(ByteView mh, std::size_t mh_offset) {
+    try {
+        return decode(mh);
+    } catch (const WireError& e) {
+        throw WireError("Mobility Header " + e.field(),
+                        e.offset() == WireError::kNoOffset ? e.offset() : e.offset() + mh_offset, e.reason());
+    }
+}
+
+} // namespace
+
+std::uint16_t internet_checksum(std::initializer_list<ByteView> parts) {
+    std::uint32_t sum = 0;
+    bool odd = false;  // an odd-length part leaves the next octet in the low byte
+    for (auto part : parts) {
+        for (auto b : part) {
+            sum += odd ? b : static_cast<std::uint32_t>(b) << 8;
+            odd = !odd;
+        }
+    }
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return static_cast<std::uint16_t>(~sum);
+}
+
+std::uint16_t mh_checksum(ByteView mh, const Ipv6Address& src, const Ipv6Address& dst) {
+    const auto ph = pseudo_header_v6(src, dst, mh.size(), kIpProtoMobilityHeader);
+    return internet_checksum({ph, mh});
+}
+
+void fill_mh_checksum(Bytes& mh, const Ipv6Address& src, const Ipv6Address& dst) {
+    ByteWriter w(mh);
+    w.patch_u16(kMhChecksumOffset, 0);
+    w.patch_u16(kMhChecksumOffset, mh_checksum(mh, src, dst));
+}
+
+bool mh_checksum_ok(ByteView mh, const Ipv6Address& src, const Ipv6Address& dst) {
+    // Summing over a correctly checksummed message gives 0 after complement.
+    return mh_checksum(mh, src, dst) == 0;
+}
+
+Bytes frame_ipv6(const MobilityMessage& message, const Ipv6Address& src, const Ipv6Address& dst,
+                 std::uint8_t hop_limit) {
+    auto mh = encode(message);
+    fill_mh_checksum(mh, src, dst);
+    Bytes pkt;
+    ByteWriter w(pkt);
+    w.u32(0x60000000);  // version 6, traffic class 0, flow label 0
+    w.u16(static_cast<std::uint16_t>(mh.size()));
+    w.u8(kIpProtoMobilityHeader);
+    w.u8(hop_limit);
+    w.bytes(src.bytes);
+    w.bytes(dst.bytes);
+    w.bytes(mh);
+    return pkt;
+}
+
+Bytes frame_ipv4_udp(const MobilityMessage& message, const Ipv4Address& src, const Ipv4Address& dst,
+                     std::uint16_t src_port, std::uint16_t dst_port) {
+    const auto mh = encode(message);  // checksum stays 0 (RFC 5844 §3)
+    const std::size_t udp_len = kUdpHeaderLength + mh.size();
+    Bytes pkt;
+    ByteWriter w(pkt);
+    w.u8(0x45);  // version 4, IHL 5
+    w.u8(0);     // DSCP/ECN
+    w.u16(static_cast<std::uint16_t>(kIpv4HeaderLength + udp_len));
+    w.u16(0);       // identification
+    w.u16(0x4000);  // DF
+    w.u8(64);       // TTL
+    w.u8(kIpProtoUdp);
+    w.u16(0);  // header checksum, below
+    w.bytes(src.bytes);
+    w.bytes(dst.bytes);
+    w.patch_u16(10, internet_checksum({ByteView(pkt).subspan(0, kIpv4HeaderLength)}));
+    const std::size_t udp_at = pkt.size();
+    w.u16(src_port);
+    w.u16(dst_port);
+    w.u16(static_cast<std::uint16_t>(udp_len));
+    w.u16(0);
+    w.bytes(mh);
+    const auto ph = pseudo_header_v4(src, dst, udp_len, kIpProtoUdp);
+    std::uint16_t csum = internet_checksum({ph, ByteView(pkt).subspan(udp_at)});
+    w.patch_u16(udp_at + 6, csum == 0 ? 0xffff : csum);  // RFC 768: 0 means "no checksum"
+    return pkt;
+}
+
+ReceivedPacket parse_packet(ByteView packet) {
+    ByteReader r(packet);
+    if (packet.empty()) {
+        throw WireError("IP version", 0, "empty packet");
+    }
+    const unsigned version = packet[0] >> 4;
+    ReceivedPacket out;
+    if (version == 6) {
+        r.skip(4, "IPv6 version/class/flow");
+        const auto payload_len = r.u16("IPv6 Payload Length");
+        const auto next = r.u8("IPv6 Next Header");
+        r.skip(1, "IPv6 Hop Limit");
+        auto s = r.bytes(16, "IPv6 Source Address");
+        auto d = r.bytes(16, "IPv6 Destination Address");
+        std::copy(s.begin(), s.end(), out.src6.bytes.begin());
+        std::copy(d.begin(), d.end(), out.dst6.bytes.begin());
+        if (next != kIpProtoMobilityHeader) {
+            throw WireError("IPv6 Next Header", 6, fmt::format("{} is not a Mobility Header (135)", next));
+        }
+        if (payload_len != r.remaining()) {
+            throw WireError("IPv6 Payload Length", 4,
+                            fmt::format("{} disagrees with the {} octet(s) after the header", payload_len,
+                                        r.remaining()));
+        }
+        const auto mh = r.rest();
+        out.message = decode_at(mh, kIpv6HeaderLength);
+        if (!mh_checksum_ok(mh, out.src6, out.dst6)) {
+            throw WireError("Mobility Header Checksum", kIpv6HeaderLength + kMhChecksumOffset,
+                            fmt::format("0x{:04x} is wrong for this pseudo-header",
+                                        load_be16(&mh[kMhChecksumOffset])));
+        }
+        out.transport = Transport::Ipv6;
+        return out;
+    }
+    if (version != 4) {
+        throw WireError("IP version", 0, fmt::format("{} is neither 4 nor 6", version));
+    }
+    const std::size_t ihl = (packet[0] & 0x0f) * 4u;
+    if (ihl < kIpv4HeaderLength) {
+        throw WireError("IPv4 IHL", 0, fmt::format("{} octets is shorter than 20", ihl));
+    }
+    r.skip(2, "IPv4 version/IHL/DSCP");
+    const auto total_len = r.u16("IPv4 Total Length");
+    r.skip(2, "IPv4 Identification");
+    const auto frag = r.u16("IPv4 Flags/Fragment Offset");
+    r.skip(1, "IPv4 TTL");
+    const auto proto = r.u8("IPv4 Protocol");
+    r.skip(2, "IPv4 Header Checksum");
+    auto s = r.bytes(4, "IPv4 Source Address");
+    auto d = r.bytes(4, "IPv4 Destination Address");
+    std::copy(s.begin(), s.end(), out.src4.bytes.begin());
+    std::copy(d.begin(), d.end(), out.dst4.bytes.begin());
+    r.skip(ihl - kIpv4HeaderLength, "IPv4 Options");
+    if (total_len != packet.size()) {
+        throw WireError("IPv4 Total Length", 2,
+                        fmt::format("{} disagrees with the {} octet(s) received", total_len, packet.size()));
+    }
+    if (internet_checksum({packet.subspan(0, ihl)}) != 0) {
+        throw WireError("IPv4 Header Checksum", 10, "wrong");
+    }
+    if ((frag & 0x3fff) != 0) {
+        throw WireError("IPv4 Flags/Fragment Offset", 6, "fragments are not reassembled here");
+    }
+    if (proto != kIpProtoUdp) {
+        throw WireError("IPv4 Protocol", 9, fmt::format("{} is not UDP (17)", proto));
+    }
+    const std::size_t udp_at = r.offset();
+    out.src_port = r.u16("UDP Source Port");
+    out.dst_port = r.u16("UDP Destination Port");
+    const auto udp_len = r.u16("UDP Length");
+    const auto udp_csum = r.u16("UDP Checksum");
+    if (udp_len != packet.size() - udp_at) {
+        throw WireError("UDP Length", udp_at + 4,
+                        fmt::format("{} disagrees with the {} octet(s) of UDP datagram", udp_len,
+                                    packet.size() - udp_at));
+    }
+    if (out.src_port != kUdpPortPmipControl && out.dst_port != kUdpPortPmipControl) {
+        throw WireError("UDP Destination Port", udp_at + 2,
+                        fmt::format("neither port ({} -> {}) is the PMIPv6 control port 5436", out.src_port,
+                                    out.dst_port));
+    }
+    if (udp_csum != 0) {
+        const auto ph = pseudo_header_v4(out.src4, out.dst4, udp_len, kIpProtoUdp);
+        if (internet_checksum({ph, packet.subspan(udp_at)}) != 0) {
+            throw WireError("UDP Checksum", udp_at + 6, fmt::format("0x{:04x} is wrong", udp_csum));
+        }
+    }
+    // RFC 5844 §3: the MH checksum is 0 over UDP and ignored on receipt.
+    out.message = decode_at(r.rest(), udp_at + kUdpHeaderLength);
+    out.transport = Transport::Ipv4Udp;
+    return out;
+}
+
+} // namespace xpmip::wire

@@ -1,0 +1,60 @@
+// Proxy Binding Update and Proxy Binding Acknowledgement (RFC 5213 §8.1, §8.2) as value types,
+// and the Mobility Header codec (RFC 6275 §6.1).
+#pragma once
+
+#include "wire/options.hpp"
+
+#include <chrono>
+#include <variant>
+
+namespace xpmip::wire {
+
+// Lifetime fields count units of 4 seconds (RFC 6275 §6.1.7).
+inline constexpr unsigned kLifetimeUnitSeconds = 4;
+
+struct ProxyBindingUpdate {
+    std::uint16_t sequence = 0;
+    // RFC 5213 §6.9.1.5: A, H and P set on a PBU. F (RFC 5844) and T (RFC 5845) as negotiated.
+    std::uint16_t flags = bu_flag::kAck | bu_flag::kHomeRegistration | bu_flag::kProxy;
+    std::uint16_t lifetime = 0;  // units of 4 s; 0 = de-registration
+    OptionList options;
+
+    bool has(std::uint16_t flag) const { return (flags & flag) != 0; }
+    std::chrono::seconds lifetime_seconds() const { return std::chrono::seconds(lifetime * kLifetimeUnitSeconds); }
+    bool operator==(const ProxyBindingUpdate&) const = default;
+};
+
+struct ProxyBindingAcknowledgement {
+    std::uint8_t status = 0;
+    std::uint8_t flags = ba_flag::kProxy;  // RFC 5213 §6.9.1.5 (P set on a PBA)
+    std::uint16_t sequence = 0;
+    std::uint16_t lifetime = 0;  // units of 4 s
+    OptionList options;
+
+    bool has(std::uint8_t flag) const { return (flags & flag) != 0; }
+    bool accepted() const { return is_success(status); }
+    std::chrono::seconds lifetime_seconds() const { return std::chrono::seconds(lifetime * kLifetimeUnitSeconds); }
+    bool operator==(const ProxyBindingAcknowledgement&) const = default;
+};
+
+using MobilityMessage = std::variant<ProxyBindingUpdate, ProxyBindingAcknowledgement>;
+
+// Offsets inside the Mobility Header (RFC 6275 §6.1.1, §6.1.7, §6.1.8).
+inline constexpr std::size_t kMhChecksumOffset = 4;
+inline constexpr std::size_t kMhFixedPartLength = 12;  // BU and BA: options start at octet 12
+
+// The Mobility Header bytes of `message`, with the Checksum field 0: right for IPv4/UDP
+// (RFC 5844 §3 "the checksum MUST be set to zero") and for a raw IPPROTO_MH socket, where the
+// kernel fills it. Use fill_mh_checksum() for IPv6 framing built by hand.
+// Throws WireError naming the field when a value cannot be encoded.
+Bytes encode(const MobilityMessage& message);
+
+// Parse a Mobility Header carrying a BU (type 5) or BA (type 6). Exactly `mh` is the header:
+// trailing octets are an error. Never reads outside `mh`; throws WireError on any defect.
+// The checksum is not verified here (see framing.hpp).
+MobilityMessage decode(ByteView mh);
+
+// 48.16 timestamp of "now" (CLOCK_REALTIME), for the Timestamp option.
+std::uint64_t timestamp_now();
+
+} // namespace xpmip::wire

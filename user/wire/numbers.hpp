@@ -1,0 +1,124 @@
+// Protocol numbers of the Mobility Header and its options. Every value here comes from
+// shared/spec/wire-numbers.md (IANA registries, RFC 6275/5213/5844/5845/8278); none is invented.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace xpmip::wire {
+
+// RFC 6275 §6.1.1
+inline constexpr std::uint8_t kIpProtoMobilityHeader = 135;
+inline constexpr std::uint8_t kMhPayloadProtoNone = 59;  // IPPROTO_NONE: nothing follows the MH
+inline constexpr std::uint8_t kMhTypeBindingUpdate = 5;
+inline constexpr std::uint8_t kMhTypeBindingAck = 6;
+// RFC 5844 §3: the control plane over IPv4 is UDP to this port.
+inline constexpr std::uint16_t kUdpPortPmipControl = 5436;
+
+// Binding Update flags (16-bit field at MH octets 8-9).
+namespace bu_flag {
+inline constexpr std::uint16_t kAck = 0x8000;              // A (RFC 6275)
+inline constexpr std::uint16_t kHomeRegistration = 0x4000; // H
+inline constexpr std::uint16_t kLinkLocalCompat = 0x2000;  // L
+inline constexpr std::uint16_t kKeyManagement = 0x1000;    // K
+inline constexpr std::uint16_t kMapRegistration = 0x0800;  // M
+inline constexpr std::uint16_t kMobileRouter = 0x0400;     // R (RFC 3963)
+inline constexpr std::uint16_t kProxy = 0x0200;            // P (RFC 5213 §8.1)
+inline constexpr std::uint16_t kForceUdp = 0x0100;         // F (RFC 5844 §3.1)
+inline constexpr std::uint16_t kTlvHeader = 0x0080;        // T (RFC 5845 §6.2)
+inline constexpr std::uint16_t kBulk = 0x0040;             // B (RFC 6602)
+} // namespace bu_flag
+
+// Binding Acknowledgement flags (8-bit field at MH octet 7).
+namespace ba_flag {
+inline constexpr std::uint8_t kKeyManagement = 0x80;       // K
+inline constexpr std::uint8_t kMobileRouter = 0x40;        // R
+inline constexpr std::uint8_t kProxy = 0x20;               // P (RFC 5213 §8.2)
+inline constexpr std::uint8_t kTlvHeader = 0x10;           // T (RFC 5845 §6.3)
+inline constexpr std::uint8_t kBulk = 0x08;                // B (RFC 6602)
+} // namespace ba_flag
+
+// Mobility option types.
+enum class OptionType : std::uint8_t {
+    Pad1 = 0,
+    PadN = 1,
+    MobileNodeIdentifier = 8,       // RFC 4283
+    HomeNetworkPrefix = 22,         // RFC 5213 §8.3
+    HandoffIndicator = 23,          // RFC 5213 §8.4
+    AccessTechnologyType = 24,      // RFC 5213 §8.5
+    MobileNodeLinkLayerId = 25,     // RFC 5213 §8.6
+    LinkLocalAddress = 26,          // RFC 5213 §8.7
+    Timestamp = 27,                 // RFC 5213 §8.8
+    NatDetection = 31,              // RFC 5555 §4.2.2
+    Ipv4CareOfAddress = 32,         // RFC 5555 §3.1.1
+    GreKey = 33,                    // RFC 5845 §6.1
+    BindingIdentifier = 35,         // RFC 5648 §6.1
+    Ipv4HomeAddressRequest = 36,    // RFC 5844 §3.3.1
+    Ipv4HomeAddressReply = 37,      // RFC 5844 §3.3.2
+    Ipv4DefaultRouterAddress = 38,  // RFC 5844 §3.3.3
+    Ipv4DhcpSupportMode = 39,       // RFC 5844 §3.3.4
+    MagMultipathBinding = 63,       // RFC 8278 §4.1
+    MagIdentifier = 64,             // RFC 8278 §4.2
+};
+
+// Mobile Node Identifier subtypes (RFC 4283).
+inline constexpr std::uint8_t kMnIdSubtypeNai = 1;
+
+// Handoff Indicator values (RFC 5213 §8.4).
+enum class HandoffIndicator : std::uint8_t {
+    Reserved = 0,
+    NewInterface = 1,
+    BetweenInterfaces = 2,
+    BetweenMags = 3,
+    Unknown = 4,
+    Unchanged = 5,
+};
+
+// Binding Acknowledgement status codes (RFC 6275, 5213, 5844, 5845, 8278).
+enum class Status : std::uint8_t {
+    Accepted = 0,
+    GreKeyOptionNotRequired = 2,                 // RFC 5845 §6.4
+    GreTunnelingButTlvHeaderNotSupported = 3,    // RFC 5845 §6.4
+    ReasonUnspecified = 128,
+    AdministrativelyProhibited = 129,
+    InsufficientResources = 130,
+    SequenceNumberOutOfWindow = 135,
+    ProxyRegNotEnabled = 152,
+    NotLmaForThisMobileNode = 153,
+    MagNotAuthorizedForProxyReg = 154,
+    NotAuthorizedForHomeNetworkPrefix = 155,
+    TimestampMismatch = 156,
+    TimestampLowerThanPrevAccepted = 157,
+    MissingHomeNetworkPrefixOption = 158,
+    BcePbuPrefixSetDoNotMatch = 159,
+    MissingMnIdentifierOption = 160,
+    MissingHandoffIndicatorOption = 161,
+    MissingAccessTechTypeOption = 162,
+    GreKeyOptionRequired = 163,                  // RFC 5845 §6.4
+    NotAuthorizedForIpv4MobilityService = 170,
+    NotAuthorizedForIpv4HomeAddress = 171,
+    NotAuthorizedForIpv6MobilityService = 172,
+    MultipleIpv4HomeAddressAssignmentNotSupported = 173,
+    CannotSupportMultipathBinding = 180,         // RFC 8278 §4.3
+};
+
+// Status values below 128 mean the binding was accepted (RFC 6275 §6.1.8).
+constexpr bool is_success(std::uint8_t status) { return status < 128; }
+constexpr bool is_success(Status s) { return is_success(static_cast<std::uint8_t>(s)); }
+
+// "GRE_KEY_OPTION_REQUIRED (163)" style names for logs; unknown codes give "UNKNOWN".
+std::string_view status_name(std::uint8_t status);
+inline std::string_view status_name(Status s) { return status_name(static_cast<std::uint8_t>(s)); }
+std::string_view option_name(std::uint8_t type);
+
+// IPv4 Home Address Reply status (RFC 5844 §3.3.2).
+namespace ipv4_hoa_status {
+inline constexpr std::uint8_t kSuccess = 0;
+inline constexpr std::uint8_t kUnspecified = 128;
+inline constexpr std::uint8_t kProhibited = 129;
+inline constexpr std::uint8_t kIncorrectHoa = 130;
+inline constexpr std::uint8_t kInvalidAddress = 131;
+inline constexpr std::uint8_t kDynamicAssignmentNotAvailable = 132;
+} // namespace ipv4_hoa_status
+
+} // namespace xpmip::wire

@@ -1,0 +1,432 @@
+#include "wire/options.hpp"
+
+#include <fmt/format.h>
+
+#include <type_traits>
+
+namespace xpmip::wire {
+
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+    using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+std::string field_name(std::uint8_t type, std::string_view field) {
+    return fmt::format("{} option {}", option_name(type), field);
+}
+
+// Reject a Length that is not one of `allowed`; `at` is the offset of the option's Type octet.
+void expect_length(std::uint8_t type, std::size_t at, std::size_t len, std::initializer_list<std::size_t> allowed) {
+    for (auto a : allowed) {
+        if (len == a) {
+            return;
+        }
+    }
+    std::string list;
+    for (auto a : allowed) {
+        list += (list.empty() ? "" : " or ") + std::to_string(a);
+    }
+    throw WireError(field_name(type, "Length"), at + 1, fmt::format("{} is invalid (must be {})", len, list));
+}
+
+void expect_min_length(std::uint8_t type, std::size_t at, std::size_t len, std::size_t min) {
+    if (len < min) {
+        throw WireError(field_name(type, "Length"), at + 1,
+                        fmt::format("{} is invalid (must be at least {})", len, min));
+    }
+}
+
+void check_identifier(std::uint8_t type, std::size_t at, std::size_t len) {
+    if (len == 0) {
+        throw WireError(field_name(type, "Identifier"), at, "empty");
+    }
+    if (len > kMaxIdentifierLength) {
+        throw WireError(field_name(type, "Identifier"), at,
+                        fmt::format("{} octets exceeds the maximum of {} (RFC 7542 §2.3)", len,
+                                    kMaxIdentifierLength));
+    }
+}
+
+Ipv4Address read_ipv4(ByteReader& r, std::string_view field) {
+    Ipv4Address a;
+    auto b = r.bytes(4, field);
+    std::copy(b.begin(), b.end(), a.bytes.begin());
+    return a;
+}
+
+Ipv6Address read_ipv6(ByteReader& r, std::string_view field) {
+    Ipv6Address a;
+    auto b = r.bytes(16, field);
+    std::copy(b.begin(), b.end(), a.bytes.begin());
+    return a;
+}
+
+// Decode one option body. `at` is the MH offset of the option's Type octet; the body starts
+// at at+2. Every check on lengths and field values lives here, and the encoder re-runs it on
+// what it produced, so the codec cannot emit a message it would itself reject.
+MobilityOption decode_option(std::uint8_t type, ByteView body, std::size_t at) {
+    ByteReader r(body, at + 2);
+    const std::size_t len = body.size();
+    const auto name = [type](std::string_view f) { return field_name(type, f); };
+
+    switch (static_cast<OptionType>(type)) {
+    case OptionType::MobileNodeIdentifier: {
+        expect_min_length(type, at, len, 1);
+        MobileNodeIdentifierOption o;
+        o.subtype = r.u8(name("Subtype"));
+        check_identifier(type, r.offset(), r.remaining());
+        auto id = r.rest();
+        o.identifier.assign(id.begin(), id.end());
+        return o;
+    }
+    case OptionType::HomeNetworkPrefix: {
+        expect_length(type, at, len, {18});
+        HomeNetworkPrefixOption o;
+        r.skip(1, name("Reserved"));
+        const auto plen_at = r.offset();
+        o.prefix_length = r.u8(name("Prefix Length"));
+        if (o.prefix_length > 128) {
+            throw WireError(name("Prefix Length"), plen_at, fmt::format("{} exceeds 128", o.prefix_length));
+        }
+        o.prefix = read_ipv6(r, name("Prefix"));
+        return o;
+    }
+    case OptionType::HandoffIndicator: {
+        expect_length(type, at, len, {2});
+        r.skip(1, name("Reserved"));
+        return HandoffIndicatorOption{r.u8(name("HI"))};
+    }
+    case OptionType::AccessTechnologyType: {
+        expect_length(type, at, len, {2});
+        r.skip(1, name("Reserved"));
+        return AccessTechnologyTypeOption{r.u8(name("ATT"))};
+    }
+    case OptionType::MobileNodeLinkLayerId: {
+        expect_min_length(type, at, len, 3);
+        r.skip(2, name("Reserved"));
+        auto id = r.rest();
+        return MobileNodeLinkLayerIdOption{{id.begin(), id.end()}};
+    }
+    case OptionType::LinkLocalAddress: {
+        expect_length(type, at, len, {16});
+        return LinkLocalAddressOption{read_ipv6(r, name("Address"))};
+    }
+    case OptionType::Timestamp: {
+        expect_length(type, at, len, {8});
+        return TimestampOption{r.u64(name("Timestamp"))};
+    }
+    case OptionType::NatDetection: {
+        expect_length(type, at, len, {6});
+        NatDetectionOption o;
+        o.udp_encapsulation_required = (r.u16(name("Flags")) & 0x8000) != 0;
+        o.refresh_time = r.u32(name("Refresh Time"));
+        return o;
+    }
+    case OptionType::Ipv4CareOfAddress: {
+        expect_length(type, at, len, {6});
+        r.skip(2, name("Reserved"));
+        return Ipv4CareOfAddressOption{read_ipv4(r, name("Address"))};
+    }
+    case OptionType::GreKey: {
+        // RFC 5845 §6.1: Length 2 = no GRE Key Identifier, 6 = key present.
+        expect_length(type, at, len, {2, 6});
+        r.skip(2, name("Reserved"));
+        GreKeyOption o;
+        if (len == 6) {
+            o.key = r.u32(name("GRE Key Identifier"));
+        }
+        return o;
+    }
+    case OptionType::BindingIdentifier: {
+        expect_length(type, at, len, {4, 8, 20});
+        BindingIdentifierOption o;
+        o.binding_id = r.u16(name("Binding ID"));
+        o.status = r.u8(name("Status"));
+        const auto flags = r.u8(name("Flags"));
+        o.simultaneous_home = (flags & 0x80) != 0;
+        o.priority = flags & 0x7f;
+        if (len == 8) {
+            o.ipv4_care_of = read_ipv4(r, name("Care-of Address"));
+        } else if (len == 20) {
+            o.ipv6_care_of = read_ipv6(r, name("Care-of Address"));
+        }
+        return o;
+    }
+    case OptionType::Ipv4HomeAddressRequest: {
+        expect_length(type, at, len, {6});
+        Ipv4HomeAddressRequestOption o;
+        const auto plen_at = r.offset();
+        o.prefix_length = static_cast<std::uint8_t>(r.u16(name("Prefix-len")) >> 10);
+        if (o.prefix_length > 32) {
+            throw WireError(name("Prefix-len"), plen_at, fmt::format("{} exceeds 32", o.prefix_length));
+        }
+        o.address = read_ipv4(r, name("IPv4 Home Address"));
+        return o;
+    }
+    case OptionType::Ipv4HomeAddressReply: {
+        expect_length(type, at, len, {6});
+        Ipv4HomeAddressReplyOption o;
+        o.status = r.u8(name("Status"));
+        const auto plen_at = r.offset();
+        o.prefix_length = static_cast<std::uint8_t>(r.u8(name("Pref-len")) >> 2);
+        if (o.prefix_length > 32) {
+            throw WireError(name("Pref-len"), plen_at, fmt::format("{} exceeds 32", o.prefix_length));
+        }
+        o.address = read_ipv4(r, name("IPv4 Home Address"));
+        return o;
+    }
+    case OptionType::Ipv4DefaultRouterAddress: {
+        expect_length(type, at, len, {6});
+        r.skip(2, name("Reserved"));
+        return Ipv4DefaultRouterAddressOption{read_ipv4(r, name("Address"))};
+    }
+    case OptionType::Ipv4DhcpSupportMode: {
+        expect_length(type, at, len, {2});
+        return Ipv4DhcpSupportModeOption{(r.u16(name("Flags")) & 0x0001) != 0};
+    }
+    case OptionType::MagMultipathBinding: {
+        expect_length(type, at, len, {6});
+        MagMultipathBindingOption o;
+        o.if_att = r.u8(name("If-ATT"));
+        o.if_label = r.u8(name("If-Label"));
+        const auto bid_at = r.offset();
+        o.binding_id = r.u8(name("Binding-Id"));
+        // RFC 8278 §4.1: permitted values are 1 through 254; 0 and 255 are reserved.
+        if (o.binding_id == 0 || o.binding_id == 255) {
+            throw WireError(name("Binding-Id"), bid_at,
+                            fmt::format("{} is reserved (must be 1..254, RFC 8278 §4.1)", o.binding_id));
+        }
+        const auto flags_at = r.offset();
+        const auto flags = r.u8(name("Flags"));
+        o.bulk_reregistration = (flags & 0x80) != 0;
+        o.overwrite = (flags & 0x40) != 0;
+        // RFC 8278 §4.1: B MUST NOT be set together with O.
+        if (o.bulk_reregistration && o.overwrite) {
+            throw WireError(name("Flags"), flags_at, "B and O are both set (RFC 8278 §4.1 forbids it)");
+        }
+        r.skip(2, name("Reserved"));
+        return o;
+    }
+    case OptionType::MagIdentifier: {
+        expect_min_length(type, at, len, 2);
+        MagIdentifierOption o;
+        o.subtype = r.u8(name("Subtype"));
+        r.skip(1, name("Reserved"));
+        check_identifier(type, r.offset(), r.remaining());
+        auto id = r.rest();
+        o.identifier.assign(id.begin(), id.end());
+        return o;
+    }
+    case OptionType::Pad1:
+    case OptionType::PadN:
+        break;  // handled by decode_options
+    }
+    return UnknownOption{type, {body.begin(), body.end()}};
+}
+
+void write_ipv4(ByteWriter& w, const Ipv4Address& a) { w.bytes(a.bytes); }
+void write_ipv6(ByteWriter& w, const Ipv6Address& a) { w.bytes(a.bytes); }
+
+// Fields whose C++ type is wider than their wire field are checked here; everything else is
+// checked by decoding the produced body (see encode_options).
+void encode_body(const MobilityOption& option, ByteWriter& w) {
+    std::visit(
+        Overloaded{
+            [&](const MobileNodeIdentifierOption& o) {
+                w.u8(o.subtype);
+                w.bytes({reinterpret_cast<const std::uint8_t*>(o.identifier.data()), o.identifier.size()});
+            },
+            [&](const HomeNetworkPrefixOption& o) {
+                w.u8(0);
+                w.u8(o.prefix_length);
+                write_ipv6(w, o.prefix);
+            },
+            [&](const HandoffIndicatorOption& o) {
+                w.u8(0);
+                w.u8(o.value);
+            },
+            [&](const AccessTechnologyTypeOption& o) {
+                w.u8(0);
+                w.u8(o.value);
+            },
+            [&](const MobileNodeLinkLayerIdOption& o) {
+                w.u16(0);
+                w.bytes(o.identifier);
+            },
+            [&](const LinkLocalAddressOption& o) { write_ipv6(w, o.address); },
+            [&](const TimestampOption& o) { w.u64(o.value); },
+            [&](const NatDetectionOption& o) {
+                w.u16(o.udp_encapsulation_required ? 0x8000 : 0);
+                w.u32(o.refresh_time);
+            },
+            [&](const Ipv4CareOfAddressOption& o) {
+                w.u16(0);
+                write_ipv4(w, o.address);
+            },
+            [&](const GreKeyOption& o) {
+                w.u16(0);
+                if (o.key) {
+                    w.u32(*o.key);
+                }
+            },
+            [&](const BindingIdentifierOption& o) {
+                if (o.priority > 0x7f) {
+                    throw WireError("Binding Identifier option BID-PRI", WireError::kNoOffset,
+                                    fmt::format("{} does not fit in 7 bits", o.priority));
+                }
+                if (o.ipv4_care_of && o.ipv6_care_of) {
+                    throw WireError("Binding Identifier option Care-of Address", WireError::kNoOffset,
+                                    "both an IPv4 and an IPv6 care-of address given");
+                }
+                w.u16(o.binding_id);
+                w.u8(o.status);
+                w.u8(static_cast<std::uint8_t>((o.simultaneous_home ? 0x80 : 0) | o.priority));
+                if (o.ipv4_care_of) {
+                    write_ipv4(w, *o.ipv4_care_of);
+                }
+                if (o.ipv6_care_of) {
+                    write_ipv6(w, *o.ipv6_care_of);
+                }
+            },
+            [&](const Ipv4HomeAddressRequestOption& o) {
+                if (o.prefix_length > 32) {
+                    throw WireError("IPv4 Home Address Request option Prefix-len", WireError::kNoOffset,
+                                    fmt::format("{} exceeds 32", o.prefix_length));
+                }
+                w.u16(static_cast<std::uint16_t>(o.prefix_length << 10));
+                write_ipv4(w, o.address);
+            },
+            [&](const Ipv4HomeAddressReplyOption& o) {
+                if (o.prefix_length > 32) {
+                    throw WireError("IPv4 Home Address Reply option Pref-len", WireError::kNoOffset,
+                                    fmt::format("{} exceeds 32", o.prefix_length));
+                }
+                w.u8(o.status);
+                w.u8(static_cast<std::uint8_t>(o.prefix_length << 2));
+                write_ipv4(w, o.address);
+            },
+            [&](const Ipv4DefaultRouterAddressOption& o) {
+                w.u16(0);
+                write_ipv4(w, o.address);
+            },
+            [&](const Ipv4DhcpSupportModeOption& o) { w.u16(o.server ? 0x0001 : 0); },
+            [&](const MagMultipathBindingOption& o) {
+                w.u8(o.if_att);
+                w.u8(o.if_label);
+                w.u8(o.binding_id);
+                w.u8(static_cast<std::uint8_t>((o.bulk_reregistration ? 0x80 : 0) | (o.overwrite ? 0x40 : 0)));
+                w.u16(0);
+            },
+            [&](const MagIdentifierOption& o) {
+                w.u8(o.subtype);
+                w.u8(0);
+                w.bytes({reinterpret_cast<const std::uint8_t*>(o.identifier.data()), o.identifier.size()});
+            },
+            [&](const UnknownOption& o) { w.bytes(o.data); },
+        },
+        option);
+}
+
+// Pad `out` so that its next octet lands on factor*n + offset (RFC 6275 §6.2.1): one Pad1
+// for a single octet, otherwise one PadN with zero contents.
+void pad_to(Bytes& out, std::size_t factor, std::size_t offset) {
+    const std::size_t pad = (offset + factor - out.size() % factor) % factor;
+    if (pad == 1) {
+        out.push_back(static_cast<std::uint8_t>(OptionType::Pad1));
+    } else if (pad >= 2) {
+        out.push_back(static_cast<std::uint8_t>(OptionType::PadN));
+        out.push_back(static_cast<std::uint8_t>(pad - 2));
+        out.insert(out.end(), pad - 2, 0);
+    }
+}
+
+} // namespace
+
+std::uint8_t option_type(const MobilityOption& option) {
+    return std::visit(
+        [](const auto& o) -> std::uint8_t {
+            if constexpr (std::is_same_v<std::decay_t<decltype(o)>, UnknownOption>) {
+                return o.type;
+            } else {
+                return static_cast<std::uint8_t>(std::decay_t<decltype(o)>::kType);
+            }
+        },
+        option);
+}
+
+Alignment option_alignment(const MobilityOption& option) {
+    return std::visit([](const auto& o) { return std::decay_t<decltype(o)>::kAlign; }, option);
+}
+
+OptionList decode_options(ByteView area, std::size_t base_offset) {
+    OptionList list;
+    ByteReader r(area, base_offset);
+    while (!r.empty()) {
+        const std::size_t at = r.offset();
+        const std::uint8_t type = r.u8("option Type");
+        if (type == static_cast<std::uint8_t>(OptionType::Pad1)) {
+            continue;
+        }
+        if (r.empty()) {
+            throw WireError(field_name(type, "Length"), r.offset(),
+                            "truncated option: the message ends after the option Type");
+        }
+        const std::uint8_t len = r.u8(field_name(type, "Length"));
+        if (len > r.remaining()) {
+            throw WireError(field_name(type, "Length"), at + 1,
+                            fmt::format("option runs past the end of the message: Length {} but only "
+                                        "{} octet(s) left",
+                                        len, r.remaining()));
+        }
+        const auto body = r.bytes(len, field_name(type, "data"));
+        if (type == static_cast<std::uint8_t>(OptionType::PadN)) {
+            continue;  // contents ignored on receipt (RFC 6275 §6.2.3)
+        }
+        list.items.push_back(decode_option(type, body, at));
+    }
+    return list;
+}
+
+void encode_options(const OptionList& options, Bytes& out) {
+    for (const auto& option : options.items) {
+        const auto type = option_type(option);
+        if (type == static_cast<std::uint8_t>(OptionType::Pad1) ||
+            type == static_cast<std::uint8_t>(OptionType::PadN)) {
+            throw WireError("option Type", WireError::kNoOffset,
+                            "padding is generated by the encoder; do not add Pad1/PadN as options");
+        }
+        Bytes body;
+        ByteWriter w(body);
+        encode_body(option, w);
+        if (body.size() > 255) {
+            throw WireError(field_name(type, "Length"), WireError::kNoOffset,
+                            fmt::format("option data of {} octets does not fit the 8-bit Length", body.size()));
+        }
+        const auto align = option_alignment(option);
+        pad_to(out, align.factor, align.offset);
+        const std::size_t at = out.size();
+        (void)decode_option(type, body, at);  // the same rules as on input
+        out.push_back(type);
+        out.push_back(static_cast<std::uint8_t>(body.size()));
+        out.insert(out.end(), body.begin(), body.end());
+    }
+    pad_to(out, 8, 0);  // RFC 6275 §6.1.1: the MH is a multiple of 8 octets
+}
+
+std::uint64_t timestamp_from_unix_nanos(std::uint64_t ns) {
+    const std::uint64_t seconds = ns / 1'000'000'000ULL;
+    const std::uint64_t fraction = ((ns % 1'000'000'000ULL) << 16) / 1'000'000'000ULL;
+    return ((seconds & 0xffff'ffff'ffffULL) << 16) | fraction;
+}
+
+std::uint64_t timestamp_to_unix_nanos(std::uint64_t ts) {
+    const std::uint64_t seconds = ts >> 16;
+    const std::uint64_t fraction = ts & 0xffff;
+    return seconds * 1'000'000'000ULL + ((fraction * 1'000'000'000ULL) >> 16);
+}
+
+} // namespace xpmip::wire

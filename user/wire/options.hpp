@@ -1,0 +1,252 @@
+// Mobility options (RFC 6275 §6.2 TLV format) as value types, and their codec.
+//
+// Each option type carries:
+//   kType  - the IANA option type (wire-numbers.md)
+//   kAlign - the alignment requirement xn+y of its Type octet, honoured on output with
+//            Pad1/PadN (RFC 6275 §6.2.1). Input accepts any legal padding.
+// Unknown option types are kept as raw bytes (UnknownOption) and re-emitted unchanged.
+#pragma once
+
+#include "common/address.hpp"
+#include "wire/bytes.hpp"
+#include "wire/numbers.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace xpmip::wire {
+
+struct Alignment {
+    std::uint8_t factor = 1;  // x in xn+y; 1 = no requirement
+    std::uint8_t offset = 0;  // y
+};
+
+// RFC 7542 §2.3: an NAI is at most 253 octets; we apply it to every MN-ID subtype.
+inline constexpr std::size_t kMaxIdentifierLength = 253;
+
+// RFC 4283 §3. No alignment requirement.
+struct MobileNodeIdentifierOption {
+    static constexpr OptionType kType = OptionType::MobileNodeIdentifier;
+    static constexpr Alignment kAlign{1, 0};
+    std::uint8_t subtype = kMnIdSubtypeNai;
+    std::string identifier;
+    bool operator==(const MobileNodeIdentifierOption&) const = default;
+};
+
+// RFC 5213 §8.3. Alignment 8n+4 so the prefix is 8-octet aligned.
+struct HomeNetworkPrefixOption {
+    static constexpr OptionType kType = OptionType::HomeNetworkPrefix;
+    static constexpr Alignment kAlign{8, 4};
+    std::uint8_t prefix_length = 0;
+    Ipv6Address prefix;   // all zero with length 0: "allocate one for me" (RFC 5213 §6.9.1.1)
+    bool operator==(const HomeNetworkPrefixOption&) const = default;
+};
+
+// RFC 5213 §8.4. No alignment requirement.
+struct HandoffIndicatorOption {
+    static constexpr OptionType kType = OptionType::HandoffIndicator;
+    static constexpr Alignment kAlign{1, 0};
+    std::uint8_t value = static_cast<std::uint8_t>(HandoffIndicator::NewInterface);
+    bool operator==(const HandoffIndicatorOption&) const = default;
+};
+
+// RFC 5213 §8.5. No alignment requirement.
+struct AccessTechnologyTypeOption {
+    static constexpr OptionType kType = OptionType::AccessTechnologyType;
+    static constexpr Alignment kAlign{1, 0};
+    std::uint8_t value = 0;
+    bool operator==(const AccessTechnologyTypeOption&) const = default;
+};
+
+// RFC 5213 §8.6: Reserved(2) + link-layer identifier. Alignment 8n+2.
+struct MobileNodeLinkLayerIdOption {
+    static constexpr OptionType kType = OptionType::MobileNodeLinkLayerId;
+    static constexpr Alignment kAlign{8, 2};
+    std::vector<std::uint8_t> identifier;
+    bool operator==(const MobileNodeLinkLayerIdOption&) const = default;
+};
+
+// RFC 5213 §8.7. Alignment 8n+6 so the address is 8-octet aligned.
+struct LinkLocalAddressOption {
+    static constexpr OptionType kType = OptionType::LinkLocalAddress;
+    static constexpr Alignment kAlign{8, 6};
+    Ipv6Address address;
+    bool operator==(const LinkLocalAddressOption&) const = default;
+};
+
+// RFC 5213 §8.8: 64-bit timestamp, 48 bits of seconds since 1970-01-01 UTC and 16 bits of
+// 1/65536 fractions. Alignment 8n+2.
+struct TimestampOption {
+    static constexpr OptionType kType = OptionType::Timestamp;
+    static constexpr Alignment kAlign{8, 2};
+    std::uint64_t value = 0;
+    bool operator==(const TimestampOption&) const = default;
+};
+
+// RFC 5555 §4.2.2: F flag (UDP encapsulation required) + Reserved, Refresh time (seconds).
+struct NatDetectionOption {
+    static constexpr OptionType kType = OptionType::NatDetection;
+    static constexpr Alignment kAlign{4, 0};
+    bool udp_encapsulation_required = false;
+    std::uint32_t refresh_time = 0;
+    bool operator==(const NatDetectionOption&) const = default;
+};
+
+// RFC 5555 §3.1.1: Reserved(2) + IPv4 address.
+struct Ipv4CareOfAddressOption {
+    static constexpr OptionType kType = OptionType::Ipv4CareOfAddress;
+    static constexpr Alignment kAlign{4, 0};
+    Ipv4Address address;
+    bool operator==(const Ipv4CareOfAddressOption&) const = default;
+};
+
+// RFC 5845 §6.1: Reserved(2) [+ GRE Key Identifier(4)]. Length 2 means no key ("GRE
+// encapsulation mode only"), Length 6 carries the downlink (PBU) or uplink (PBA) key.
+struct GreKeyOption {
+    static constexpr OptionType kType = OptionType::GreKey;
+    static constexpr Alignment kAlign{4, 0};
+    std::optional<std::uint32_t> key;
+    bool operator==(const GreKeyOption&) const = default;
+};
+
+// RFC 5648 §6.1 (+ RFC 6089 BID-PRI): BID(2), Status(1), H flag + 7-bit priority, optional
+// IPv4 or IPv6 care-of address (Length 4, 8 or 20). We emit it at 2n (the BID 16-bit aligned).
+struct BindingIdentifierOption {
+    static constexpr OptionType kType = OptionType::BindingIdentifier;
+    static constexpr Alignment kAlign{2, 0};
+    std::uint16_t binding_id = 0;
+    std::uint8_t status = 0;
+    bool simultaneous_home = false;      // H
+    std::uint8_t priority = 0;           // 7 bits
+    std::optional<Ipv4Address> ipv4_care_of;
+    std::optional<Ipv6Address> ipv6_care_of;
+    bool operator==(const BindingIdentifierOption&) const = default;
+};
+
+// RFC 5844 §3.3.1: Prefix-len(6 bits) + Reserved(10 bits), IPv4 HoA (0.0.0.0 = allocate).
+struct Ipv4HomeAddressRequestOption {
+    static constexpr OptionType kType = OptionType::Ipv4HomeAddressRequest;
+    static constexpr Alignment kAlign{4, 0};
+    std::uint8_t prefix_length = 0;
+    Ipv4Address address;
+    bool operator==(const Ipv4HomeAddressRequestOption&) const = default;
+};
+
+// RFC 5844 §3.3.2: Status(1), Pref-len(6 bits) + Reserved(2 bits), IPv4 HoA.
+struct Ipv4HomeAddressReplyOption {
+    static constexpr OptionType kType = OptionType::Ipv4HomeAddressReply;
+    static constexpr Alignment kAlign{4, 0};
+    std::uint8_t status = ipv4_hoa_status::kSuccess;
+    std::uint8_t prefix_length = 0;
+    Ipv4Address address;
+    bool operator==(const Ipv4HomeAddressReplyOption&) const = default;
+};
+
+// RFC 5844 §3.3.3: Reserved(2) + IPv4 default router address.
+struct Ipv4DefaultRouterAddressOption {
+    static constexpr OptionType kType = OptionType::Ipv4DefaultRouterAddress;
+    static constexpr Alignment kAlign{4, 0};
+    Ipv4Address address;
+    bool operator==(const Ipv4DefaultRouterAddressOption&) const = default;
+};
+
+// RFC 5844 §3.3.4: Reserved(15 bits) + S flag (MAG acts as DHCP server).
+struct Ipv4DhcpSupportModeOption {
+    static constexpr OptionType kType = OptionType::Ipv4DhcpSupportMode;
+    static constexpr Alignment kAlign{4, 0};
+    bool server = false;
+    bool operator==(const Ipv4DhcpSupportModeOption&) const = default;
+};
+
+// RFC 8278 §4.1: If-ATT(1), If-Label(1), Binding-Id(1, 1..254), B|O|Reserved(24 bits).
+// Length 6, alignment 8n+2. B and O together are invalid.
+struct MagMultipathBindingOption {
+    static constexpr OptionType kType = OptionType::MagMultipathBinding;
+    static constexpr Alignment kAlign{8, 2};
+    std::uint8_t if_att = 0;
+    std::uint8_t if_label = 0;
+    std::uint8_t binding_id = 1;
+    bool bulk_reregistration = false;  // B
+    bool overwrite = false;            // O
+    bool operator==(const MagMultipathBindingOption&) const = default;
+};
+
+// RFC 8278 §4.2: Subtype(1, MN-ID subtypes), Reserved(1), Identifier. No alignment.
+struct MagIdentifierOption {
+    static constexpr OptionType kType = OptionType::MagIdentifier;
+    static constexpr Alignment kAlign{1, 0};
+    std::uint8_t subtype = kMnIdSubtypeNai;
+    std::string identifier;
+    bool operator==(const MagIdentifierOption&) const = default;
+};
+
+// Any option type we do not interpret: kept as raw bytes, skipped by length (RFC 6275 §6.2.1).
+struct UnknownOption {
+    static constexpr Alignment kAlign{1, 0};
+    std::uint8_t type = 0;
+    std::vector<std::uint8_t> data;
+    bool operator==(const UnknownOption&) const = default;
+};
+
+using MobilityOption =
+    std::variant<MobileNodeIdentifierOption, HomeNetworkPrefixOption, HandoffIndicatorOption,
+                 AccessTechnologyTypeOption, MobileNodeLinkLayerIdOption, LinkLocalAddressOption,
+                 TimestampOption, NatDetectionOption, Ipv4CareOfAddressOption, GreKeyOption,
+                 BindingIdentifierOption, Ipv4HomeAddressRequestOption, Ipv4HomeAddressReplyOption,
+                 Ipv4DefaultRouterAddressOption, Ipv4DhcpSupportModeOption, MagMultipathBindingOption,
+                 MagIdentifierOption, UnknownOption>;
+
+std::uint8_t option_type(const MobilityOption& option);
+Alignment option_alignment(const MobilityOption& option);
+
+// An ordered list of options, as they appear on the wire (padding removed).
+struct OptionList {
+    std::vector<MobilityOption> items;
+
+    template <class T>
+    const T* find() const {
+        for (const auto& o : items) {
+            if (const auto* p = std::get_if<T>(&o)) {
+                return p;
+            }
+        }
+        return nullptr;
+    }
+    template <class T>
+    std::vector<T> all() const {
+        std::vector<T> out;
+        for (const auto& o : items) {
+            if (const auto* p = std::get_if<T>(&o)) {
+                out.push_back(*p);
+            }
+        }
+        return out;
+    }
+    template <class T>
+    std::size_t count() const {
+        std::size_t n = 0;
+        for (const auto& o : items) {
+            n += std::holds_alternative<T>(o) ? 1 : 0;
+        }
+        return n;
+    }
+    void add(MobilityOption o) { items.push_back(std::move(o)); }
+    bool operator==(const OptionList&) const = default;
+};
+
+// Decode the options area of a message (from the first option to the end of the MH).
+// `base_offset` is the offset of `area[0]` from the start of the MH, for error reports.
+OptionList decode_options(ByteView area, std::size_t base_offset);
+
+// Append `options` to `out` (which holds the MH so far, starting at MH octet 0), inserting
+// Pad1/PadN before each option as its alignment requires, then pad to a multiple of 8 octets.
+void encode_options(const OptionList& options, Bytes& out);
+
+// 48.16 fixed-point timestamp helpers (RFC 5213 §8.8).
+std::uint64_t timestamp_from_unix_nanos(std::uint64_t ns);
+std::uint64_t timestamp_to_unix_nanos(std::uint64_t ts);
+
+} // namespace xpmip::wire
