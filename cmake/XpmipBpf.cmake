@@ -33,7 +33,7 @@ set(XPMIP_BPF_CFLAGS
 
 add_library(xpmip_bpf_skeletons INTERFACE)
 add_library(xpmip::bpf_skeletons ALIAS xpmip_bpf_skeletons)
-target_include_directories(xpmip_bpf_skeletons INTERFACE ${XPMIP_SKEL_DIR})
+target_include_directories(xpmip_bpf_skeletons SYSTEM INTERFACE ${XPMIP_SKEL_DIR})
 
 function(xpmip_add_bpf_skeleton name source)
   get_filename_component(src ${source} ABSOLUTE)

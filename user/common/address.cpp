@@ -170,4 +170,37 @@ std::string MacAddress::to_string() const {
                        bytes[4], bytes[5]);
 }
 
+IpAddress parse_ip_address(std::string_view text) {
+    if (auto v4 = Ipv4Address::try_parse(text)) {
+        return *v4;
+    }
+    if (auto v6 = Ipv6Address::try_parse(text)) {
+        return *v6;
+    }
+    throw std::invalid_argument(fmt::format("'{}' is not an IPv4 or IPv6 address", text));
+}
+
+std::string to_string(const IpAddress& a) {
+    return std::visit([](const auto& x) { return x.to_string(); }, a);
+}
+
+std::array<std::uint8_t, 16> to_mapped(const IpAddress& a) {
+    if (const auto* v4 = std::get_if<Ipv4Address>(&a)) {
+        std::array<std::uint8_t, 16> out{};
+        out[10] = out[11] = 0xff;
+        std::copy(v4->bytes.begin(), v4->bytes.end(), out.begin() + 12);
+        return out;
+    }
+    return std::get<Ipv6Address>(a).bytes;
+}
+
+IpAddress from_mapped(const std::uint8_t* bytes16) {
+    Ipv6Address v6;
+    std::copy(bytes16, bytes16 + 16, v6.bytes.begin());
+    if (v6.is_v4_mapped()) {
+        return Ipv4Address{{bytes16[12], bytes16[13], bytes16[14], bytes16[15]}};
+    }
+    return v6;
+}
+
 } // namespace xpmip

@@ -1,0 +1,131 @@
+#include "dataplane/maps.hpp"
+
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace xpmip::dataplane {
+
+namespace {
+constexpr const char* kNames[kMapCount] = {
+    "config", "ifaces", "sessions", "tunnel_keys", "tunnel_keyless", "mn_routes_v4", "mn_routes_v6",
+    "station_macs", "policies", "session_stats", "counters", "events", "station_reports",
+};
+} // namespace
+
+const char* map_name(MapId id) { return kNames[static_cast<std::size_t>(id)]; }
+
+const char* limit_name(MapId id) {
+    switch (id) {
+    case MapId::Sessions:
+    case MapId::SessionStats: return "sessions";
+    case MapId::TunnelKeys: return "tunnel_keys";
+    case MapId::TunnelKeyless: return "keyless";
+    case MapId::RoutesV4:
+    case MapId::RoutesV6: return "routes";
+    case MapId::Stations: return "stations";
+    case MapId::Ifaces: return "interfaces";
+    case MapId::Policies: return "policies";
+    default: return "(fixed size)";
+    }
+}
+
+MapSet MapSet::open_pinned(const std::filesystem::path& dir) {
+    MapSet m;
+    for (std::size_t i = 0; i < kMapCount; ++i) {
+        const auto path = dir / kNames[i];
+        int fd = bpf_obj_get(path.c_str());
+        if (fd < 0) {
+            throw DataplaneError(fmt::format("pinned map {} cannot be opened: {} (is the data plane loaded?)",
+                                             path.string(), std::strerror(errno)));
+        }
+        m.fds_[i].reset(fd);
+    }
+    return m;
+}
+
+bool MapSet::pinned(const std::filesystem::path& dir) {
+    for (const auto* name : kNames) {
+        if (!std::filesystem::exists(dir / name)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+MapSet MapSet::from_object(bpf_object* obj) {
+    MapSet m;
+    for (std::size_t i = 0; i < kMapCount; ++i) {
+        bpf_map* map = bpf_object__find_map_by_name(obj, kNames[i]);
+        if (!map || bpf_map__fd(map) < 0) {
+            throw DataplaneError(fmt::format("BPF object has no loaded map '{}'", kNames[i]));
+        }
+        int fd = fcntl(bpf_map__fd(map), F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) {
+            throw DataplaneError(fmt::format("dup of map '{}': {}", kNames[i], std::strerror(errno)));
+        }
+        m.fds_[i].reset(fd);
+    }
+    return m;
+}
+
+void MapSet::update(MapId id, const void* key, const void* value, std::uint64_t flags) const {
+    if (bpf_map_update_elem(fd(id), key, value, flags) == 0) {
+        return;
+    }
+    const int err = errno;
+    if (err == E2BIG || err == ENOMEM || err == ENOSPC) {
+        throw DataplaneError(fmt::format("map {} is full ({} entries): raise limits.{}", map_name(id),
+                                         max_entries(id), limit_name(id)));
+    }
+    throw DataplaneError(fmt::format("map {}: update failed: {}", map_name(id), std::strerror(err)));
+}
+
+bool MapSet::lookup(MapId id, const void* key, void* value) const {
+    return bpf_map_lookup_elem(fd(id), key, value) == 0;
+}
+
+bool MapSet::erase(MapId id, const void* key) const {
+    if (bpf_map_delete_elem(fd(id), key) == 0) {
+        return true;
+    }
+    if (errno == ENOENT) {
+        return false;
+    }
+    throw DataplaneError(fmt::format("map {}: delete failed: {}", map_name(id), std::strerror(errno)));
+}
+
+std::uint32_t MapSet::max_entries(MapId id) const {
+    bpf_map_info info{};
+    std::uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd(id), &info, &len) != 0) {
+        return 0;
+    }
+    return info.max_entries;
+}
+
+std::vector<std::vector<std::uint8_t>> MapSet::keys(MapId id, std::size_t key_size) const {
+    std::vector<std::vector<std::uint8_t>> out;
+    std::vector<std::uint8_t> cur(key_size), next(key_size);
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd(id), prev, next.data()) == 0) {
+        out.push_back(next);
+        cur = next;
+        prev = cur.data();
+    }
+    return out;
+}
+
+int possible_cpus() {
+    const int n = libbpf_num_possible_cpus();
+    if (n <= 0) {
+        throw DataplaneError("cannot determine the number of possible CPUs");
+    }
+    return n;
+}
+
+} // namespace xpmip::dataplane

@@ -1,0 +1,62 @@
+// File descriptors of one data plane instance's maps, opened from a freshly loaded BPF object
+// or from the pin directory (/sys/fs/bpf/xpmip/<instance>/<map>), with checked accessors.
+#pragma once
+
+#include "common/fd.hpp"
+#include "dataplane/types.hpp"
+
+#include <array>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+struct bpf_object;
+
+namespace xpmip::dataplane {
+
+enum class MapId {
+    Config,
+    Ifaces,
+    Sessions,
+    TunnelKeys,
+    TunnelKeyless,
+    RoutesV4,
+    RoutesV6,
+    Stations,
+    Policies,
+    SessionStats,
+    Counters,
+    Events,
+    StationReports,
+    Count
+};
+
+inline constexpr std::size_t kMapCount = static_cast<std::size_t>(MapId::Count);
+const char* map_name(MapId id);
+// What to raise in Limits when this map is full (for the error message).
+const char* limit_name(MapId id);
+
+class MapSet {
+public:
+    MapSet() = default;
+    static MapSet open_pinned(const std::filesystem::path& dir);   // throws naming a missing map
+    static bool pinned(const std::filesystem::path& dir);          // all maps present?
+    static MapSet from_object(bpf_object* obj);
+
+    int fd(MapId id) const { return fds_[static_cast<std::size_t>(id)].get(); }
+
+    // Throws DataplaneError naming the map; a full map says which limit to raise.
+    void update(MapId id, const void* key, const void* value, std::uint64_t flags = 0) const;
+    bool lookup(MapId id, const void* key, void* value) const;
+    bool erase(MapId id, const void* key) const;   // false when absent
+    std::uint32_t max_entries(MapId id) const;
+    // All keys of a hash or LPM map, as raw bytes of key_size each.
+    std::vector<std::vector<std::uint8_t>> keys(MapId id, std::size_t key_size) const;
+
+private:
+    std::array<UniqueFd, kMapCount> fds_;
+};
+
+int possible_cpus();
+
+} // namespace xpmip::dataplane
