@@ -69,14 +69,14 @@ int run_decode(const std::string& file, bool bare_mh) {
     const auto bytes = parse_hex(read_input(file));
     try {
         nlohmann::json j = bare_mh ? to_json(decode(bytes)) : to_json(parse_packet(bytes));
-        std::cout << j.dump(2) << "\n";
+        std::cout << dump_json(j, 2) << "\n";
         return 0;
     } catch (const WireError& e) {
         nlohmann::json j{{"error", e.what()}, {"field", e.field()}, {"reason", e.reason()}};
         if (e.offset() != WireError::kNoOffset) {
             j["offset"] = e.offset();
         }
-        std::cout << j.dump(2) << "\n";
+        std::cout << dump_json(j, 2) << "\n";
         return 2;
     }
 }

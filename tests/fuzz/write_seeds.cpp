@@ -1,5 +1,6 @@
-// Writes the fuzz seed corpus from the golden vectors: each as a bare MH (prefix byte 0), and
-// framed in IPv6 and in IPv4/UDP 5436 (prefix byte 1).
+// Writes the fuzz seed corpus from the golden vectors: each as a bare MH (prefix byte 0), framed
+// in IPv6 and in IPv4/UDP 5436 (prefix byte 1), and in IPv6 again with prefix byte 3 (the harness
+// recomputes the MH checksum of mutated IPv6 packets, see fuzz_mh_parser.cpp).
 #include "../wire/golden_vectors.hpp"
 #include "wire/framing.hpp"
 
@@ -25,8 +26,9 @@ int main(int argc, char** argv) {
     for (const auto& v : golden::kAll) {
         put(std::string(v.name) + ".mh", 0, v.bytes);
         const auto m = decode(v.bytes);
-        put(std::string(v.name) + ".ipv6", 1,
-            frame_ipv6(m, Ipv6Address::parse("2001:db8::1"), Ipv6Address::parse("2001:db8::2")));
+        const auto v6 = frame_ipv6(m, Ipv6Address::parse("2001:db8::1"), Ipv6Address::parse("2001:db8::2"));
+        put(std::string(v.name) + ".ipv6", 1, v6);
+        put(std::string(v.name) + ".ipv6-fix-checksum", 3, v6);
         put(std::string(v.name) + ".udp", 1,
             frame_ipv4_udp(m, Ipv4Address::parse("192.0.2.1"), Ipv4Address::parse("192.0.2.2"), 5436));
     }

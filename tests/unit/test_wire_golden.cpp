@@ -55,6 +55,41 @@ ProxyBindingUpdate golden_ipv4_pbu() {
     return bu;
 }
 
+ProxyBindingUpdate golden_pbu_lkmrb() {
+    ProxyBindingUpdate bu;
+    bu.sequence = 3;
+    bu.flags = bu_flag::kAck | bu_flag::kHomeRegistration | bu_flag::kLinkLocalCompat | bu_flag::kKeyManagement |
+               bu_flag::kMapRegistration | bu_flag::kMobileRouter | bu_flag::kProxy | bu_flag::kBulk;
+    bu.lifetime = 100;
+    bu.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, "mn3"});
+    bu.options.add(Ipv4DhcpSupportModeOption{true});
+    bu.options.add(MobileNodeLinkLayerIdOption{{0x02, 0x00, 0x5e, 0x00, 0x53, 0x01}});
+    return bu;
+}
+
+ProxyBindingUpdate golden_pbu_bids() {
+    ProxyBindingUpdate bu;
+    bu.sequence = 4;
+    bu.lifetime = 100;
+    bu.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, "mn3"});
+    bu.options.add(BindingIdentifierOption{1, 0, true, 5, std::nullopt, std::nullopt});
+    bu.options.add(BindingIdentifierOption{2, 0, false, 127, Ipv4Address::parse("192.0.2.10"), std::nullopt});
+    bu.options.add(BindingIdentifierOption{259, 0, true, 3, std::nullopt, Ipv6Address::parse("2001:db8::8")});
+    return bu;
+}
+
+ProxyBindingAcknowledgement golden_pba_krb() {
+    ProxyBindingAcknowledgement ba;
+    ba.status = 0;
+    ba.flags = ba_flag::kKeyManagement | ba_flag::kMobileRouter | ba_flag::kProxy | ba_flag::kBulk;
+    ba.sequence = 4;
+    ba.lifetime = 100;
+    ba.options.add(NatDetectionOption{true, 110});
+    ba.options.add(Ipv4HomeAddressReplyOption{ipv4_hoa_status::kIncorrectHoa, 24, Ipv4Address::parse("10.1.2.3")});
+    ba.options.add(BindingIdentifierOption{1, 128, false, 0, std::nullopt, std::nullopt});
+    return ba;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(wire_golden)
@@ -100,6 +135,62 @@ BOOST_AUTO_TEST_CASE(ipv4_pbu_gre_mode_only_with_multipath_encodes_and_decodes) 
     BOOST_TEST(!bu.options.find<GreKeyOption>()->key.has_value());  // GRE mode only (RFC 5845 §3.2)
     BOOST_TEST(bu.options.find<MagMultipathBindingOption>()->bulk_reregistration);
     BOOST_TEST(bu.has(bu_flag::kForceUdp));
+}
+
+BOOST_AUTO_TEST_CASE(pbu_with_l_k_m_r_b_flags_dhcp_mode_and_link_layer_id) {
+    BOOST_TEST(encode(golden_pbu_lkmrb()) == golden::kPbuLkmrbDhcpLinkLayerId, boost::test_tools::per_element());
+    const auto bu = std::get<ProxyBindingUpdate>(decode(golden::kPbuLkmrbDhcpLinkLayerId));
+    BOOST_TEST(bu == golden_pbu_lkmrb());
+    BOOST_TEST(bu.flags == 0xfe40);
+    for (auto flag : {bu_flag::kLinkLocalCompat, bu_flag::kKeyManagement, bu_flag::kMapRegistration,
+                      bu_flag::kMobileRouter, bu_flag::kBulk}) {
+        BOOST_TEST(bu.has(flag), "flag 0x" << std::hex << flag);
+    }
+    BOOST_TEST(!bu.has(bu_flag::kForceUdp));
+    BOOST_TEST(!bu.has(bu_flag::kTlvHeader));
+    BOOST_TEST(bu.options.find<Ipv4DhcpSupportModeOption>()->server);  // S (RFC 5844 §3.3.4)
+    BOOST_TEST((bu.options.find<MobileNodeLinkLayerIdOption>()->identifier ==
+                std::vector<std::uint8_t>{0x02, 0x00, 0x5e, 0x00, 0x53, 0x01}));
+}
+
+BOOST_AUTO_TEST_CASE(pbu_with_binding_identifiers_of_length_4_8_and_20) {
+    BOOST_TEST(encode(golden_pbu_bids()) == golden::kPbuBindingIdentifiers, boost::test_tools::per_element());
+    const auto bu = std::get<ProxyBindingUpdate>(decode(golden::kPbuBindingIdentifiers));
+    BOOST_TEST(bu == golden_pbu_bids());
+    const auto bids = bu.options.all<BindingIdentifierOption>();
+    BOOST_REQUIRE(bids.size() == 3u);
+    BOOST_TEST(bids[0].binding_id == 1);
+    BOOST_TEST(bids[0].simultaneous_home);
+    BOOST_TEST(bids[0].priority == 5);
+    BOOST_TEST(!bids[0].ipv4_care_of.has_value());
+    BOOST_TEST(!bids[0].ipv6_care_of.has_value());
+    BOOST_TEST(bids[1].binding_id == 2);
+    BOOST_TEST(!bids[1].simultaneous_home);
+    BOOST_TEST(bids[1].priority == 127);
+    BOOST_TEST(bids[1].ipv4_care_of->to_string() == "192.0.2.10");
+    BOOST_TEST(bids[2].binding_id == 259);
+    BOOST_TEST(bids[2].simultaneous_home);
+    BOOST_TEST(bids[2].priority == 3);
+    BOOST_TEST(bids[2].ipv6_care_of->to_string() == "2001:db8::8");
+}
+
+BOOST_AUTO_TEST_CASE(pba_with_k_r_b_flags_nat_detection_and_ipv4_hoa_reply) {
+    BOOST_TEST(encode(golden_pba_krb()) == golden::kPbaKrbNatHoaReply, boost::test_tools::per_element());
+    const auto ba = std::get<ProxyBindingAcknowledgement>(decode(golden::kPbaKrbNatHoaReply));
+    BOOST_TEST(ba == golden_pba_krb());
+    BOOST_TEST(ba.flags == 0xe8);
+    BOOST_TEST(ba.has(ba_flag::kKeyManagement));
+    BOOST_TEST(ba.has(ba_flag::kMobileRouter));
+    BOOST_TEST(ba.has(ba_flag::kBulk));
+    BOOST_TEST(!ba.has(ba_flag::kTlvHeader));
+    const auto* nat = ba.options.find<NatDetectionOption>();
+    BOOST_TEST(nat->udp_encapsulation_required);  // F (RFC 5555 §4.2.2)
+    BOOST_TEST(nat->refresh_time == 110u);
+    const auto* reply = ba.options.find<Ipv4HomeAddressReplyOption>();
+    BOOST_TEST(reply->status == ipv4_hoa_status::kIncorrectHoa);
+    BOOST_TEST(reply->prefix_length == 24);
+    BOOST_TEST(reply->address.to_string() == "10.1.2.3");
+    BOOST_TEST(ba.options.find<BindingIdentifierOption>()->status == 128);
 }
 
 BOOST_AUTO_TEST_CASE(every_golden_vector_is_a_whole_number_of_8_octet_units) {

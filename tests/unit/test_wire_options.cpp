@@ -6,6 +6,10 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <limits>
+#include <set>
+#include <variant>
+
 using namespace xpmip;
 using namespace xpmip::wire;
 namespace bdata = boost::unit_test::data;
@@ -71,6 +75,7 @@ BOOST_DATA_TEST_CASE(every_option_round_trips_in_a_pbu_and_a_pba, bdata::xrange(
     const auto option = every_option()[i];
     ProxyBindingUpdate bu;
     bu.sequence = 42;
+    bu.lifetime = 100;  // a registration: O may be set in the Multipath-Binding (RFC 8278 §4.1)
     bu.options.add(option);
     BOOST_TEST((std::get<ProxyBindingUpdate>(decode(encode(bu))) == bu));
     ProxyBindingAcknowledgement ba;
@@ -80,22 +85,32 @@ BOOST_DATA_TEST_CASE(every_option_round_trips_in_a_pbu_and_a_pba, bdata::xrange(
 }
 
 BOOST_AUTO_TEST_CASE(all_options_together_round_trip_in_order) {
+    // Every option once; the repeatable ones (HNP, BID, unknown) with all their instances.
     ProxyBindingUpdate bu;
+    bu.lifetime = 100;
+    std::set<std::uint8_t> seen;
     for (auto& o : every_option()) {
-        bu.options.add(o);
+        if (option_may_repeat(option_type(o)) || seen.insert(option_type(o)).second) {
+            bu.options.add(o);
+        }
     }
+    BOOST_TEST(bu.options.count<HomeNetworkPrefixOption>() == 2u);
+    BOOST_TEST(bu.options.count<BindingIdentifierOption>() == 3u);
+    BOOST_TEST(bu.options.count<GreKeyOption>() == 1u);
     const auto bytes = encode(bu);
     BOOST_TEST(bytes.size() % 8 == 0u);
     BOOST_TEST((std::get<ProxyBindingUpdate>(decode(bytes)) == bu));
 }
 
 // RFC 6275 §6.2.1: each option starts at its xn+y offset; the MH is a multiple of 8 octets.
-// Shift every option through all eight phases by preceding it with MN-IDs of 1..8 octets.
+// Shift every option through all eight phases by preceding it with an unknown option (no
+// alignment, kept raw) of 3..10 octets: the option under test then starts at 15..22 + padding.
 BOOST_DATA_TEST_CASE(every_option_honours_its_alignment_after_any_preceding_length,
                      bdata::xrange(every_option().size()) * bdata::xrange(1, 9), i, shift) {
     const auto option = every_option()[i];
     ProxyBindingUpdate bu;
-    bu.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, std::string(static_cast<std::size_t>(shift), 'x')});
+    bu.lifetime = 100;
+    bu.options.add(UnknownOption{250, std::vector<std::uint8_t>(static_cast<std::size_t>(shift) + 1, 0xee)});
     bu.options.add(option);
     const auto bytes = encode(bu);
     BOOST_TEST(bytes.size() % 8 == 0u);
@@ -108,16 +123,34 @@ BOOST_DATA_TEST_CASE(every_option_honours_its_alignment_after_any_preceding_leng
     BOOST_TEST(bytes[offsets[1]] == option_type(option));
 }
 
+// Every option's output alignment, pinned (RFC 6275 §6.2.1 "xn+y"): a change to any kAlign
+// must be a deliberate change here too. factor 1 = no requirement.
 BOOST_AUTO_TEST_CASE(alignment_table_matches_the_rfcs) {
-    BOOST_TEST(GreKeyOption::kAlign.factor == 4);                   // RFC 5845 §6.1: 4n
-    BOOST_TEST(GreKeyOption::kAlign.offset == 0);
-    BOOST_TEST(MagMultipathBindingOption::kAlign.factor == 8);      // RFC 8278 §4.1: 8n+2
-    BOOST_TEST(MagMultipathBindingOption::kAlign.offset == 2);
-    BOOST_TEST(TimestampOption::kAlign.factor == 8);                // RFC 5213 §8.8: 8n+2
-    BOOST_TEST(TimestampOption::kAlign.offset == 2);
-    BOOST_TEST(HomeNetworkPrefixOption::kAlign.factor == 8);        // RFC 5213 §8.3: 8n+4
-    BOOST_TEST(HomeNetworkPrefixOption::kAlign.offset == 4);
-    BOOST_TEST(MagIdentifierOption::kAlign.factor == 1);            // RFC 8278 §4.2: none
+    const auto pin = [](MobilityOption option, unsigned factor, unsigned offset) {
+        const auto a = option_alignment(option);
+        BOOST_TEST(a.factor == factor, "option " << int(option_type(option)) << " factor " << int(a.factor));
+        BOOST_TEST(a.offset == offset, "option " << int(option_type(option)) << " offset " << int(a.offset));
+    };
+    pin(MobileNodeIdentifierOption{}, 1, 0);        //  8 RFC 4283 §3: none
+    pin(HomeNetworkPrefixOption{}, 8, 4);           // 22 RFC 5213 §8.3: 8n+4
+    pin(HandoffIndicatorOption{}, 1, 0);            // 23 RFC 5213 §8.4: none
+    pin(AccessTechnologyTypeOption{}, 1, 0);        // 24 RFC 5213 §8.5: none
+    pin(MobileNodeLinkLayerIdOption{}, 8, 2);       // 25 RFC 5213 §8.6: 8n+2
+    pin(LinkLocalAddressOption{}, 8, 6);            // 26 RFC 5213 §8.7: 8n+6
+    pin(TimestampOption{}, 8, 2);                   // 27 RFC 5213 §8.8: 8n+2
+    pin(NatDetectionOption{}, 4, 0);                // 31 RFC 5555 §4.2.2: 4n
+    pin(Ipv4CareOfAddressOption{}, 4, 0);           // 32 RFC 5555 §3.1.1: 4n
+    pin(GreKeyOption{}, 4, 0);                      // 33 RFC 5845 §6.1: 4n
+    pin(BindingIdentifierOption{}, 2, 0);           // 35 RFC 5648 §6.1: 2n (our choice)
+    pin(Ipv4HomeAddressRequestOption{}, 4, 0);      // 36 RFC 5844 §3.3.1: 4n
+    pin(Ipv4HomeAddressReplyOption{}, 4, 0);        // 37 RFC 5844 §3.3.2: 4n
+    pin(Ipv4DefaultRouterAddressOption{}, 4, 0);    // 38 RFC 5844 §3.3.3: 4n
+    pin(Ipv4DhcpSupportModeOption{}, 4, 0);         // 39 RFC 5844 §3.3.4: 4n
+    pin(MagMultipathBindingOption{}, 8, 2);         // 63 RFC 8278 §4.1: 8n+2
+    pin(MagIdentifierOption{}, 1, 0);               // 64 RFC 8278 §4.2: none
+    pin(UnknownOption{200, {}}, 1, 0);              // kept raw, no alignment
+    // Every alternative of MobilityOption is pinned above (17 known options + unknown).
+    BOOST_TEST(std::variant_size_v<MobilityOption> == 18u);
 }
 
 BOOST_AUTO_TEST_CASE(unknown_options_are_kept_raw_and_skipped_by_length) {
@@ -165,6 +198,23 @@ BOOST_AUTO_TEST_CASE(timestamp_fixed_point_conversion) {
     BOOST_TEST(timestamp_to_unix_nanos(0x00004c044c808000ULL) == 1'275'350'144'500'000'000ULL);
     const auto now = timestamp_now();
     BOOST_TEST((now >> 16) > 1'700'000'000ULL);
+}
+
+// 48 bits of seconds reach 2^48 s, but 64-bit nanoseconds end at about 1.8e10 s (2554): later
+// timestamps saturate to UINT64_MAX instead of wrapping to a small (early) time.
+BOOST_AUTO_TEST_CASE(timestamp_to_unix_nanos_saturates_instead_of_overflowing) {
+    constexpr auto kMax = std::numeric_limits<std::uint64_t>::max();
+    constexpr std::uint64_t kLastSecond = kMax / 1'000'000'000ULL;  // 18446744073
+    BOOST_TEST(timestamp_to_unix_nanos(kLastSecond << 16) == kLastSecond * 1'000'000'000ULL);
+    // UINT64_MAX is kLastSecond + 0.709551615 s: + 0.6875 s (0xb000) still fits, + 0.71875 s does not.
+    BOOST_TEST(timestamp_to_unix_nanos((kLastSecond << 16) | 0xb000) == 18'446'744'073'687'500'000ULL);
+    BOOST_TEST(timestamp_to_unix_nanos((kLastSecond << 16) | 0xb800) == kMax);
+    BOOST_TEST(timestamp_to_unix_nanos((kLastSecond << 16) | 0xffff) == kMax);
+    BOOST_TEST(timestamp_to_unix_nanos((kLastSecond + 1) << 16) == kMax);
+    BOOST_TEST(timestamp_to_unix_nanos(0xffff'ffff'ffff'0000ULL) == kMax);
+    BOOST_TEST(timestamp_to_unix_nanos(~0ULL) == kMax);
+    // Below the limit nothing changes.
+    BOOST_TEST(timestamp_to_unix_nanos(0x0001'0000ULL) == 1'000'000'000ULL);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

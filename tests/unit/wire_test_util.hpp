@@ -11,11 +11,13 @@
 
 // Boost.Test prints values of failed comparisons: show messages as their JSON.
 namespace xpmip::wire {
-inline std::ostream& operator<<(std::ostream& os, const ProxyBindingUpdate& m) { return os << to_json(m).dump(); }
-inline std::ostream& operator<<(std::ostream& os, const ProxyBindingAcknowledgement& m) {
-    return os << to_json(m).dump();
+inline std::ostream& operator<<(std::ostream& os, const ProxyBindingUpdate& m) {
+    return os << dump_json(to_json(m));
 }
-inline std::ostream& operator<<(std::ostream& os, const MobilityMessage& m) { return os << to_json(m).dump(); }
+inline std::ostream& operator<<(std::ostream& os, const ProxyBindingAcknowledgement& m) {
+    return os << dump_json(to_json(m));
+}
+inline std::ostream& operator<<(std::ostream& os, const MobilityMessage& m) { return os << dump_json(to_json(m)); }
 } // namespace xpmip::wire
 
 // Run `fn`, require a WireError, and check the field it names, its offset and (optionally) a

@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from crosscheck_util import Tools, decode_hex  # noqa: E402
 
 from scapy.layers.inet import IP, UDP  # noqa: E402
-from scapy.layers.inet6 import (IPv6, MIP6MH_BA, MIP6MH_BU, MIP6OptMNID,  # noqa: E402
-                                MIP6OptUnknown, in6_chksum)
+from scapy.layers.inet6 import (IPv6, MIP6MH_BA, MIP6MH_BE, MIP6MH_BU,  # noqa: E402
+                                MIP6OptMNID, MIP6OptUnknown, in6_chksum)
 
 BU_F, BU_T = 0x100, 0x080   # bits of scapy's 9-bit BU 'reserved' field
 BA_T = 0x10                 # bit of scapy's 5-bit BA 'res2' field
@@ -197,6 +197,43 @@ class CodecDecodesScapyMessages(unittest.TestCase):
         raw[-1] ^= 0x01   # a padding octet: only the checksum can catch it
         e = self.decode_error(raw)
         self.assertEqual(e["field"], "Mobility Header Checksum")
+
+    def test_checksum_is_verified_before_the_message(self):
+        # RFC 6275 §9.2: a bad checksum is found first, even when an option is malformed too.
+        raw = bytearray(bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_BU(
+            seq=1, flags="AHP", mhtime=10,
+            options=[MIP6OptMNID(subtype=1, id=b"mn1"), opt(33, b"\0\0\0\0")])))
+        self.assertEqual(self.decode_error(raw)["field"], "Mobility Header GRE Key option Length")
+        raw[44] ^= 0x01   # now the checksum is wrong as well
+        self.assertEqual(self.decode_error(raw)["field"], "Mobility Header Checksum")
+
+    def test_binding_error_is_reported_as_an_unsupported_mh_type(self):
+        # RFC 6275 §6.1.9 Binding Error (MH Type 7), well formed, with scapy's checksum.
+        pkt = IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_BE(status=1, ha="2001:db8::9")
+        e = self.decode_error(pkt)
+        self.assertEqual(e["field"], "Mobility Header MH Type")
+        self.assertEqual(e["offset"], 42)
+        self.assertIn("7 is not supported", e["reason"])
+
+    def test_ethernet_padding_after_a_short_ipv4_packet_is_ignored(self):
+        # 20 + 8 + 16 = 44 octets; an Ethernet frame carries 46 at least (2 octets of padding).
+        pkt = bytes(IP(src="198.51.100.1", dst="192.0.2.10") / UDP(sport=5436, dport=40000) /
+                    MIP6MH_BA(status=163, flags="P", seq=3, mhtime=0, cksum=0))
+        self.assertEqual(len(pkt), 44)
+        d = self.decode_ok(pkt + b"\0\0")
+        self.assertEqual((d["status"], d["dport"]), (163, 40000))
+        e = self.decode_error(pkt[:-1])   # Total Length beyond the buffer stays an error
+        self.assertEqual(e["field"], "IPv4 Total Length")
+
+    def test_encoder_refuses_out_of_range_json_numbers(self):
+        for spec, key in (('{"type":"PBA","flags_raw":511}', "flags_raw"),
+                          ('{"type":"PBU","options":[{"type":"bid","binding_id":65536}]}', "binding_id"),
+                          ('{"type":"PBU","options":[{"type":"unknown","option_type":200,'
+                           '"data":"0x01"}]}', "data")):
+            r = subprocess.run([Tools.tool, "encode", "--frame", "mh", "-"], input=spec,
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn(key, r.stderr)
 
     def test_scapy_agrees_with_our_mh_checksum(self):
         hexpkt = subprocess.run(

@@ -23,6 +23,35 @@ PBU = {
 }
 
 
+# The messages of the golden vectors kPbuLkmrbDhcpLinkLayerId, kPbuBindingIdentifiers and
+# kPbaKrbNatHoaReply (tests/wire/golden_vectors.hpp), as xpmip-mh JSON.
+PBU_LKMRB = {
+    "type": "PBU", "sequence": 3, "flags": ["A", "H", "L", "K", "M", "R", "P", "B"], "lifetime": 100,
+    "options": [
+        {"type": "mn_id", "identifier": "mn3"},
+        {"type": "ipv4_dhcp_support_mode", "server": True},
+        {"type": "mn_ll_id", "identifier": "02005e005301"},
+    ],
+}
+PBU_BIDS = {
+    "type": "PBU", "sequence": 4, "lifetime": 100,
+    "options": [
+        {"type": "mn_id", "identifier": "mn3"},
+        {"type": "bid", "binding_id": 1, "H": True, "priority": 5},
+        {"type": "bid", "binding_id": 2, "priority": 127, "care_of": "192.0.2.10"},
+        {"type": "bid", "binding_id": 259, "H": True, "priority": 3, "care_of": "2001:db8::8"},
+    ],
+}
+PBA_KRB = {
+    "type": "PBA", "status": 0, "sequence": 4, "flags": ["K", "R", "P", "B"], "lifetime": 100,
+    "options": [
+        {"type": "nat_detection", "udp_encapsulation_required": True, "refresh_time": 110},
+        {"type": "ipv4_hoa_reply", "status": 130, "prefix_length": 24, "address": "10.1.2.3"},
+        {"type": "bid", "binding_id": 1, "status": 128},
+    ],
+}
+
+
 def one(layers, field):
     values = layers.get(field)
     if not values:
@@ -39,6 +68,12 @@ class TsharkDecodesOurMessages(unittest.TestCase):
               "mip6.nemo.mnp.pfl", "mip6.hi", "mip6.att", "mip6.timestamp_tmp", "mip6.gre_key",
               "mip6.options.grek", "mip6.lila_lla", "mip6.ipv4ha.ha", "mip6.ipv4ha.preflen",
               "mip6.ipv4aa.sts", "mip6.ipv4dra.dra", "mip6.ipv4coa.addr", "mip6.mobility_opt",
+              "mip6.bu.l_flag", "mip6.bu.k_flag", "mip6.bu.m_flag", "mip6.nemo.bu.r_flag",
+              "mip6.bu.b_flag", "mip6.ba.k_flag", "mip6.nemo.ba.r_flag", "mip6.ba.b_flag",
+              "mip6.natd.f_flag", "mip6.natd.refresh_t", "mip6.options.natd", "mip6.ipv4dsm.s_flag",
+              "mip6.options.ipv4dsm", "mip6.mnlli.lli", "mip6.options.mnlli", "mip6.bi.bid",
+              "mip6.bi.status", "mip6.bi.h_flag", "mip6.bi.coa_ipv4", "mip6.bi.coa_ipv6",
+              "mip6.options.bi", "mip6.options.ipv4harep",
               "mip6.opt.len.invalid", "_ws.malformed"]
 
     def decode(self, messages, frame, **addr):
@@ -104,12 +139,23 @@ class TsharkDecodesOurMessages(unittest.TestCase):
             self.assertEqual(one(p, "mip6.mnid.identifier"), "mn1@xpmip.example")
 
     def test_pba_status_codes_of_rfc5845(self):
-        msgs = [{"type": "PBA", "status": s, "sequence": 9, "options": []} for s in (2, 3, 163)]
+        # 2 GRE_KEY_OPTION_NOT_REQUIRED and 163 GRE_KEY_OPTION_REQUIRED carry no GRE Key option;
+        # 3 GRE_TUNNELING_BUT_TLV_HEADER_NOT_SUPPORTED accepts GRE, so its PBA has the uplink
+        # key (RFC 5845 §6.4). Each carries an MN-ID, so tshark walks an options area in every
+        # packet and the absence of the GRE Key option is a real observation.
+        mn_id = {"type": "mn_id", "identifier": "mn5@xpmip.example"}
+        msgs = [{"type": "PBA", "status": 2, "sequence": 9, "options": [mn_id]},
+                {"type": "PBA", "status": 3, "sequence": 9,
+                 "options": [mn_id, {"type": "gre_key", "key": 0x3003}]},
+                {"type": "PBA", "status": 163, "sequence": 9, "options": [mn_id]}]
         packets = self.decode(msgs, "ipv6")
         self.assertEqual([one(p, "mip6.ba.status") for p in packets], ["2", "3", "163"])
         for p in packets:
             self.assertEqual(one(p, "mip6.ba.t_flag"), "0")
-            self.assertNotIn("mip6.options.grek", p)
+            self.assertEqual(one(p, "mip6.mnid.identifier"), "mn5@xpmip.example")
+        self.assertNotIn("mip6.options.grek", packets[0])
+        self.assertEqual(one(packets[1], "mip6.gre_key"), str(0x3003))
+        self.assertNotIn("mip6.options.grek", packets[2])
 
     def test_gre_key_option_without_key_field(self):
         pbu = {"type": "PBU", "sequence": 1, "lifetime": 10,
@@ -135,6 +181,57 @@ class TsharkDecodesOurMessages(unittest.TestCase):
         self.assertEqual(one(ba, "mip6.ipv4ha.preflen"), "16")
         self.assertEqual(one(ba, "mip6.ipv4aa.sts"), "0")
         self.assertEqual(one(ba, "mip6.ipv4dra.dra"), "10.0.0.1")
+
+    def test_pbu_with_l_k_m_r_b_flags_dhcp_mode_and_link_layer_id(self):
+        for frame in ("ipv6", "udp"):
+            p = self.decode([PBU_LKMRB], frame)[0]
+            self.assertEqual(one(p, "mip6.bu.seqnr"), "3")
+            for flag in ("mip6.bu.a_flag", "mip6.bu.h_flag", "mip6.bu.l_flag", "mip6.bu.k_flag",
+                         "mip6.bu.m_flag", "mip6.nemo.bu.r_flag", "mip6.bu.p_flag",
+                         "mip6.bu.b_flag"):
+                self.assertEqual(one(p, flag), "1", flag)
+            self.assertEqual(one(p, "mip6.bu.f_flag"), "0")
+            self.assertEqual(one(p, "mip6.bu.t_flag"), "0")
+            self.assertEqual(one(p, "mip6.mnid.identifier"), "mn3")
+            # RFC 5844 §3.3.4: Reserved (15 bits) then S.
+            self.assertEqual(one(p, "mip6.ipv4dsm.s_flag"), "1")
+            self.assertEqual(one(p, "mip6.options.ipv4dsm"), "27020001")
+            # RFC 5213 §8.6: Reserved (2 octets) then the link-layer identifier.
+            self.assertEqual(one(p, "mip6.mnlli.lli").replace(":", ""), "02005e005301")
+            self.assertEqual(one(p, "mip6.options.mnlli"), "1908000002005e005301")
+
+    def test_binding_identifiers_of_length_4_8_and_20(self):
+        p = self.decode([PBU_BIDS], "ipv6")[0]
+        self.assertEqual(p["mip6.bi.bid"], ["1", "2", "259"])
+        self.assertEqual(p["mip6.bi.status"], ["0", "0", "0"])
+        self.assertEqual(p["mip6.bi.h_flag"], ["1", "0", "1"])
+        self.assertEqual(p["mip6.bi.coa_ipv4"], ["192.0.2.10"])
+        self.assertEqual(p["mip6.bi.coa_ipv6"], ["2001:db8::8"])
+        # tshark 4.0 has no BID-PRI field (RFC 6089): it delimits each option, and its last
+        # octet before any care-of address is H | BID-PRI (0x85 = H + 5, 0x7f = 127, 0x83 = H + 3).
+        self.assertEqual(p["mip6.options.bi"],
+                         ["230400010085", "23080002007fc000020a",
+                          "23140103008320010db8000000000000000000000008"])
+
+    def test_pba_with_k_r_b_flags_nat_detection_and_ipv4_hoa_reply(self):
+        for frame in ("ipv6", "udp"):
+            p = self.decode([PBA_KRB], frame)[0]
+            self.assertEqual(one(p, "mip6.ba.status"), "0")
+            for flag in ("mip6.ba.k_flag", "mip6.nemo.ba.r_flag", "mip6.ba.p_flag", "mip6.ba.b_flag"):
+                self.assertEqual(one(p, flag), "1", flag)
+            self.assertEqual(one(p, "mip6.ba.t_flag"), "0")
+            # RFC 5555 §4.2.2: F (1 bit), Reserved (15 bits), Refresh time (32 bits): Length 6.
+            self.assertEqual(one(p, "mip6.natd.f_flag"), "1")
+            self.assertEqual(one(p, "mip6.natd.refresh_t"), "110")
+            self.assertEqual(one(p, "mip6.options.natd"), "1f0680000000006e")
+            # RFC 5844 §3.3.2: Status 130, Pref-len 24, 10.1.2.3.
+            self.assertEqual(one(p, "mip6.ipv4aa.sts"), "130")
+            self.assertEqual(one(p, "mip6.ipv4ha.preflen"), "24")
+            self.assertEqual(one(p, "mip6.ipv4ha.ha"), "10.1.2.3")
+            self.assertEqual(one(p, "mip6.options.ipv4harep"), "250682600a010203")
+            self.assertEqual(p["mip6.bi.bid"], ["1"])
+            self.assertEqual(p["mip6.bi.status"], ["128"])
+            self.assertEqual(p["mip6.bi.h_flag"], ["0"])
 
     def test_multipath_options_63_and_64_keep_the_option_walk_in_step(self):
         # tshark 4.0 does not dissect 63/64 but walks over them by their Length: the options

@@ -33,13 +33,18 @@ Bytes pseudo_header_v4(const Ipv4Address& src, const Ipv4Address& dst, std::size
     return ph;
 }
 
-// Decode the MH and re-base its error offsets onto the packet.
+// Decode the MH and re-base its error offsets onto the packet, keeping the error's class so that
+// an UnsupportedMessageError (and its MH Type) reaches the caller as such.
 MobilityMessage decode_at(ByteView mh, std::size_t mh_offset) {
+    const auto rebase = [mh_offset](const WireError& e) {
+        return e.offset() == WireError::kNoOffset ? e.offset() : e.offset() + mh_offset;
+    };
     try {
         return decode(mh);
+    } catch (const UnsupportedMessageError& e) {
+        throw UnsupportedMessageError("Mobility Header " + e.field(), rebase(e), e.reason(), e.mh_type());
     } catch (const WireError& e) {
-        throw WireError("Mobility Header " + e.field(),
-                        e.offset() == WireError::kNoOffset ? e.offset() : e.offset() + mh_offset, e.reason());
+        throw WireError("Mobility Header " + e.field(), rebase(e), e.reason());
     }
 }
 
@@ -140,18 +145,22 @@ ReceivedPacket parse_packet(ByteView packet) {
         if (next != kIpProtoMobilityHeader) {
             throw WireError("IPv6 Next Header", 6, fmt::format("{} is not a Mobility Header (135)", next));
         }
-        if (payload_len != r.remaining()) {
+        // RFC 8200 §3: Payload Length counts the octets after the IPv6 header. Octets beyond it
+        // (link-layer padding) are not part of the packet and are ignored; fewer is truncation.
+        if (payload_len > r.remaining()) {
             throw WireError("IPv6 Payload Length", 4,
-                            fmt::format("{} disagrees with the {} octet(s) after the header", payload_len,
-                                        r.remaining()));
+                            fmt::format("{} exceeds the {} octet(s) after the header", payload_len, r.remaining()));
         }
-        const auto mh = r.rest();
-        out.message = decode_at(mh, kIpv6HeaderLength);
-        if (!mh_checksum_ok(mh, out.src6, out.dst6)) {
+        const auto mh = r.bytes(payload_len, "IPv6 payload");
+        // RFC 6275 §9.2: "The checksum must be verified as per Section 6.1. Otherwise, the node
+        // MUST silently discard the message" - before anything in the message is looked at. A
+        // header too short to hold the Checksum field is left to decode(), which rejects it.
+        if (mh.size() >= kMhChecksumOffset + 2 && !mh_checksum_ok(mh, out.src6, out.dst6)) {
             throw WireError("Mobility Header Checksum", kIpv6HeaderLength + kMhChecksumOffset,
                             fmt::format("0x{:04x} is wrong for this pseudo-header",
                                         load_be16(&mh[kMhChecksumOffset])));
         }
+        out.message = decode_at(mh, kIpv6HeaderLength);
         out.transport = Transport::Ipv6;
         return out;
     }
@@ -174,10 +183,19 @@ ReceivedPacket parse_packet(ByteView packet) {
     std::copy(s.begin(), s.end(), out.src4.bytes.begin());
     std::copy(d.begin(), d.end(), out.dst4.bytes.begin());
     r.skip(ihl - kIpv4HeaderLength, "IPv4 Options");
-    if (total_len != packet.size()) {
+    // RFC 791 §3.1: Total Length is the datagram length, header included. Octets beyond it
+    // (Ethernet pads frames to 60 octets) are not part of the datagram and are ignored.
+    if (total_len > packet.size()) {
         throw WireError("IPv4 Total Length", 2,
-                        fmt::format("{} disagrees with the {} octet(s) received", total_len, packet.size()));
+                        fmt::format("{} exceeds the {} octet(s) received", total_len, packet.size()));
     }
+    if (total_len < ihl) {
+        throw WireError("IPv4 Total Length", 2,
+                        fmt::format("{} is shorter than the {}-octet header", total_len, ihl));
+    }
+    packet = packet.first(total_len);
+    r = ByteReader(packet);
+    r.skip(ihl, "IPv4 header");
     if (internet_checksum({packet.subspan(0, ihl)}) != 0) {
         throw WireError("IPv4 Header Checksum", 10, "wrong");
     }

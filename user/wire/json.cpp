@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
+#include <limits>
 #include <stdexcept>
 
 namespace xpmip::wire {
@@ -30,6 +32,70 @@ constexpr FlagName kBaFlags[] = {{'K', ba_flag::kKeyManagement}, {'R', ba_flag::
                                  {'P', ba_flag::kProxy},         {'T', ba_flag::kTlvHeader},
                                  {'B', ba_flag::kBulk}};
 
+// Typed reads of JSON values. Every failure is an std::invalid_argument naming the key: a value
+// that does not fit its wire field is refused, never truncated.
+std::string describe(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+template <class T>
+T uint_value(const json& v, std::string_view key) {
+    constexpr std::uint64_t kMax = std::numeric_limits<T>::max();
+    std::uint64_t x = 0;
+    if (v.is_number_unsigned()) {
+        x = v.get<std::uint64_t>();
+    } else if (v.is_number_integer() && v.get<std::int64_t>() >= 0) {
+        x = static_cast<std::uint64_t>(v.get<std::int64_t>());
+    } else if (v.is_number_integer()) {
+        throw std::invalid_argument(fmt::format("{}: {} is out of range (0..{})", key, describe(v), kMax));
+    } else {
+        throw std::invalid_argument(fmt::format("{}: {} is not an unsigned integer", key, describe(v)));
+    }
+    if (x > kMax) {
+        throw std::invalid_argument(fmt::format("{}: {} is out of range (0..{})", key, x, kMax));
+    }
+    return static_cast<T>(x);
+}
+
+const json& member(const json& obj, std::string_view key) {
+    const auto it = obj.find(key);
+    if (it == obj.end()) {
+        throw std::invalid_argument(fmt::format("{}: missing", key));
+    }
+    return *it;
+}
+
+template <class T>
+T get_uint(const json& obj, std::string_view key) {
+    return uint_value<T>(member(obj, key), key);
+}
+
+template <class T>
+T get_uint_or(const json& obj, std::string_view key, T fallback) {
+    return obj.contains(key) ? get_uint<T>(obj, key) : fallback;
+}
+
+std::string get_string(const json& obj, std::string_view key) {
+    const auto& v = member(obj, key);
+    if (!v.is_string()) {
+        throw std::invalid_argument(fmt::format("{}: {} is not a string", key, describe(v)));
+    }
+    return v.get<std::string>();
+}
+
+std::string get_string_or(const json& obj, std::string_view key, std::string fallback) {
+    return obj.contains(key) ? get_string(obj, key) : fallback;
+}
+
+bool get_bool_or(const json& obj, std::string_view key, bool fallback) {
+    if (!obj.contains(key)) {
+        return fallback;
+    }
+    const auto& v = obj.at(std::string(key));
+    if (!v.is_boolean()) {
+        throw std::invalid_argument(fmt::format("{}: {} is not true or false", key, describe(v)));
+    }
+    return v.get<bool>();
+}
+
 template <std::size_t N>
 json flags_to_json(std::uint16_t flags, const FlagName (&names)[N]) {
     json out = json::array();
@@ -41,18 +107,26 @@ json flags_to_json(std::uint16_t flags, const FlagName (&names)[N]) {
     return out;
 }
 
-template <std::size_t N>
-std::uint16_t flags_from_json(const json& j, const FlagName (&names)[N], std::string_view what) {
+// T: the type of the message's Flags field (16 bits in a BU, 8 in a BA).
+template <class T, std::size_t N>
+T flags_from_json(const json& j, const FlagName (&names)[N], std::string_view what) {
     if (j.contains("flags_raw")) {
-        return j.at("flags_raw").get<std::uint16_t>();
+        return get_uint<T>(j, "flags_raw");
     }
-    std::uint16_t flags = 0;
-    for (const auto& letter : j.value("flags", json::array())) {
+    const json letters = j.value("flags", json::array());
+    if (!letters.is_array()) {
+        throw std::invalid_argument(fmt::format("flags: {} is not an array of flag letters", describe(letters)));
+    }
+    T flags = 0;
+    for (const auto& letter : letters) {
+        if (!letter.is_string()) {
+            throw std::invalid_argument(fmt::format("flags: {} is not a flag letter", describe(letter)));
+        }
         const auto s = letter.get<std::string>();
         bool found = false;
         for (const auto& f : names) {
             if (s.size() == 1 && s[0] == f.letter) {
-                flags |= f.bit;
+                flags = static_cast<T>(flags | f.bit);
                 found = true;
             }
         }
@@ -71,22 +145,67 @@ std::string to_hex(const std::vector<std::uint8_t>& data) {
     return s;
 }
 
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+// Pairs of [0-9a-fA-F] only: no "0x", signs, blanks or separators.
 std::vector<std::uint8_t> from_hex(const std::string& s, std::string_view key) {
     if (s.size() % 2 != 0) {
         throw std::invalid_argument(fmt::format("{}: '{}' is not an even number of hex digits", key, s));
     }
     std::vector<std::uint8_t> out;
     for (std::size_t i = 0; i < s.size(); i += 2) {
-        out.push_back(static_cast<std::uint8_t>(std::stoul(s.substr(i, 2), nullptr, 16)));
+        const int hi = hex_digit(s[i]);
+        const int lo = hex_digit(s[i + 1]);
+        if (hi < 0 || lo < 0) {
+            throw std::invalid_argument(fmt::format("{}: '{}' has a non-hex character at position {}", key, s,
+                                                    hi < 0 ? i : i + 1));
+        }
+        out.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
     }
     return out;
+}
+
+// MN-ID and MAG Identifier: an NAI (subtype 1, UTF-8 by RFC 7542 §2.2) is shown as text; any
+// other subtype (binary: IMSI, EUI-48, ... RFC 7330) as hex, so the JSON is always valid UTF-8.
+void identifier_to_json(json& j, std::uint8_t subtype, const std::string& identifier) {
+    const ByteView bytes(reinterpret_cast<const std::uint8_t*>(identifier.data()), identifier.size());
+    if (subtype == kMnIdSubtypeNai && is_valid_utf8(bytes)) {
+        j["identifier"] = identifier;
+    } else {
+        j["identifier_hex"] = to_hex({bytes.begin(), bytes.end()});
+    }
+}
+
+std::string identifier_from_json(const json& j) {
+    const bool text = j.contains("identifier");
+    if (text == j.contains("identifier_hex")) {
+        throw std::invalid_argument("identifier, identifier_hex: give exactly one of them");
+    }
+    if (text) {
+        return get_string(j, "identifier");
+    }
+    const auto bytes = from_hex(get_string(j, "identifier_hex"), "identifier_hex");
+    return {bytes.begin(), bytes.end()};
 }
 
 json option_to_json(const MobilityOption& option) {
     return std::visit(
         Overloaded{
             [](const MobileNodeIdentifierOption& o) -> json {
-                return {{"type", "mn_id"}, {"subtype", o.subtype}, {"identifier", o.identifier}};
+                json j{{"type", "mn_id"}, {"subtype", o.subtype}};
+                identifier_to_json(j, o.subtype, o.identifier);
+                return j;
             },
             [](const HomeNetworkPrefixOption& o) -> json {
                 return {{"type", "hnp"}, {"prefix", Ipv6Prefix{o.prefix, o.prefix_length}.to_string()}};
@@ -155,7 +274,9 @@ json option_to_json(const MobilityOption& option) {
                         {"O", o.overwrite}};
             },
             [](const MagIdentifierOption& o) -> json {
-                return {{"type", "mag_identifier"}, {"subtype", o.subtype}, {"identifier", o.identifier}};
+                json j{{"type", "mag_identifier"}, {"subtype", o.subtype}};
+                identifier_to_json(j, o.subtype, o.identifier);
+                return j;
             },
             [](const UnknownOption& o) -> json {
                 return {{"type", "unknown"}, {"option_type", o.type}, {"data", to_hex(o.data)}};
@@ -165,52 +286,55 @@ json option_to_json(const MobilityOption& option) {
 }
 
 MobilityOption option_from_json(const json& j) {
-    const auto type = j.at("type").get<std::string>();
+    const auto type = get_string(j, "type");
     if (type == "mn_id") {
-        return MobileNodeIdentifierOption{j.value<std::uint8_t>("subtype", kMnIdSubtypeNai),
-                                          j.at("identifier").get<std::string>()};
+        return MobileNodeIdentifierOption{get_uint_or<std::uint8_t>(j, "subtype", kMnIdSubtypeNai),
+                                          identifier_from_json(j)};
     }
     if (type == "hnp") {
-        auto p = Ipv6Prefix::parse(j.at("prefix").get<std::string>());
+        auto p = Ipv6Prefix::parse(get_string(j, "prefix"));
         return HomeNetworkPrefixOption{p.length, p.address};
     }
     if (type == "hi") {
-        return HandoffIndicatorOption{j.at("value").get<std::uint8_t>()};
+        return HandoffIndicatorOption{get_uint<std::uint8_t>(j, "value")};
     }
     if (type == "att") {
-        return AccessTechnologyTypeOption{j.at("value").get<std::uint8_t>()};
+        return AccessTechnologyTypeOption{get_uint<std::uint8_t>(j, "value")};
     }
     if (type == "mn_ll_id") {
-        return MobileNodeLinkLayerIdOption{from_hex(j.at("identifier").get<std::string>(), "identifier")};
+        return MobileNodeLinkLayerIdOption{from_hex(get_string(j, "identifier"), "identifier")};
     }
     if (type == "link_local") {
-        return LinkLocalAddressOption{Ipv6Address::parse(j.at("address").get<std::string>())};
+        return LinkLocalAddressOption{Ipv6Address::parse(get_string(j, "address"))};
     }
     if (type == "timestamp") {
-        return TimestampOption{j.at("value").get<std::uint64_t>()};
+        return TimestampOption{get_uint<std::uint64_t>(j, "value")};
     }
     if (type == "nat_detection") {
-        return NatDetectionOption{j.value("udp_encapsulation_required", false),
-                                  j.value<std::uint32_t>("refresh_time", 0)};
+        return NatDetectionOption{get_bool_or(j, "udp_encapsulation_required", false),
+                                  get_uint_or<std::uint32_t>(j, "refresh_time", 0)};
     }
     if (type == "ipv4_coa") {
-        return Ipv4CareOfAddressOption{Ipv4Address::parse(j.at("address").get<std::string>())};
+        return Ipv4CareOfAddressOption{Ipv4Address::parse(get_string(j, "address"))};
     }
     if (type == "gre_key") {
         GreKeyOption o;
         if (j.contains("key")) {
-            o.key = j.at("key").get<std::uint32_t>();
+            o.key = get_uint<std::uint32_t>(j, "key");
         }
         return o;
     }
     if (type == "bid") {
         BindingIdentifierOption o;
-        o.binding_id = j.at("binding_id").get<std::uint16_t>();
-        o.status = j.value<std::uint8_t>("status", 0);
-        o.simultaneous_home = j.value("H", false);
-        o.priority = j.value<std::uint8_t>("priority", 0);
+        o.binding_id = get_uint<std::uint16_t>(j, "binding_id");
+        o.status = get_uint_or<std::uint8_t>(j, "status", 0);
+        o.simultaneous_home = get_bool_or(j, "H", false);
+        o.priority = get_uint_or<std::uint8_t>(j, "priority", 0);
+        if (o.priority > 0x7f) {
+            throw std::invalid_argument(fmt::format("priority: {} is out of range (0..127)", o.priority));
+        }
         if (j.contains("care_of")) {
-            const auto s = j.at("care_of").get<std::string>();
+            const auto s = get_string(j, "care_of");
             if (auto v4 = Ipv4Address::try_parse(s)) {
                 o.ipv4_care_of = v4;
             } else {
@@ -220,31 +344,31 @@ MobilityOption option_from_json(const json& j) {
         return o;
     }
     if (type == "ipv4_hoa_request") {
-        return Ipv4HomeAddressRequestOption{j.value<std::uint8_t>("prefix_length", 0),
-                                            Ipv4Address::parse(j.value("address", std::string("0.0.0.0")))};
+        return Ipv4HomeAddressRequestOption{get_uint_or<std::uint8_t>(j, "prefix_length", 0),
+                                            Ipv4Address::parse(get_string_or(j, "address", "0.0.0.0"))};
     }
     if (type == "ipv4_hoa_reply") {
-        return Ipv4HomeAddressReplyOption{j.value<std::uint8_t>("status", 0), j.at("prefix_length").get<std::uint8_t>(),
-                                          Ipv4Address::parse(j.at("address").get<std::string>())};
+        return Ipv4HomeAddressReplyOption{get_uint_or<std::uint8_t>(j, "status", 0),
+                                          get_uint<std::uint8_t>(j, "prefix_length"),
+                                          Ipv4Address::parse(get_string(j, "address"))};
     }
     if (type == "ipv4_default_router") {
-        return Ipv4DefaultRouterAddressOption{Ipv4Address::parse(j.at("address").get<std::string>())};
+        return Ipv4DefaultRouterAddressOption{Ipv4Address::parse(get_string(j, "address"))};
     }
     if (type == "ipv4_dhcp_support_mode") {
-        return Ipv4DhcpSupportModeOption{j.value("server", false)};
+        return Ipv4DhcpSupportModeOption{get_bool_or(j, "server", false)};
     }
     if (type == "mag_multipath_binding") {
-        return MagMultipathBindingOption{j.value<std::uint8_t>("if_att", 0), j.value<std::uint8_t>("if_label", 0),
-                                         j.at("binding_id").get<std::uint8_t>(), j.value("B", false),
-                                         j.value("O", false)};
+        return MagMultipathBindingOption{get_uint_or<std::uint8_t>(j, "if_att", 0),
+                                         get_uint_or<std::uint8_t>(j, "if_label", 0),
+                                         get_uint<std::uint8_t>(j, "binding_id"), get_bool_or(j, "B", false),
+                                         get_bool_or(j, "O", false)};
     }
     if (type == "mag_identifier") {
-        return MagIdentifierOption{j.value<std::uint8_t>("subtype", kMnIdSubtypeNai),
-                                   j.at("identifier").get<std::string>()};
+        return MagIdentifierOption{get_uint_or<std::uint8_t>(j, "subtype", kMnIdSubtypeNai), identifier_from_json(j)};
     }
     if (type == "unknown") {
-        return UnknownOption{j.at("option_type").get<std::uint8_t>(),
-                             from_hex(j.value("data", std::string()), "data")};
+        return UnknownOption{get_uint<std::uint8_t>(j, "option_type"), from_hex(get_string_or(j, "data", ""), "data")};
     }
     throw std::invalid_argument(fmt::format("options[].type: '{}' is not a known option name", type));
 }
@@ -260,7 +384,11 @@ json options_to_json(const OptionList& options) {
 OptionList options_from_json(const json& j) {
     OptionList list;
     std::size_t i = 0;
-    for (const auto& o : j.value("options", json::array())) {
+    const json options = j.value("options", json::array());
+    if (!options.is_array()) {
+        throw std::invalid_argument(fmt::format("options: {} is not an array", describe(options)));
+    }
+    for (const auto& o : options) {
         try {
             list.add(option_from_json(o));
         } catch (const std::exception& e) {
@@ -316,27 +444,34 @@ json to_json(const ReceivedPacket& packet) {
     return j;
 }
 
+std::string dump_json(const json& j, int indent) {
+    return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 MobilityMessage message_from_json(const json& j) {
     try {
-        const auto type = j.at("type").get<std::string>();
+        if (!j.is_object()) {
+            throw std::invalid_argument(fmt::format("message: {} is not a JSON object", describe(j)));
+        }
+        const auto type = get_string(j, "type");
         if (type == "PBU") {
             ProxyBindingUpdate bu;
-            bu.sequence = j.value<std::uint16_t>("sequence", 0);
+            bu.sequence = get_uint_or<std::uint16_t>(j, "sequence", 0);
             if (j.contains("flags") || j.contains("flags_raw")) {
-                bu.flags = flags_from_json(j, kBuFlags, "Binding Update");
+                bu.flags = flags_from_json<std::uint16_t>(j, kBuFlags, "Binding Update");
             }
-            bu.lifetime = j.value<std::uint16_t>("lifetime", 0);
+            bu.lifetime = get_uint_or<std::uint16_t>(j, "lifetime", 0);
             bu.options = options_from_json(j);
             return bu;
         }
         if (type == "PBA") {
             ProxyBindingAcknowledgement ba;
-            ba.status = j.value<std::uint8_t>("status", 0);
-            ba.sequence = j.value<std::uint16_t>("sequence", 0);
+            ba.status = get_uint_or<std::uint8_t>(j, "status", 0);
+            ba.sequence = get_uint_or<std::uint16_t>(j, "sequence", 0);
             if (j.contains("flags") || j.contains("flags_raw")) {
-                ba.flags = static_cast<std::uint8_t>(flags_from_json(j, kBaFlags, "Binding Acknowledgement"));
+                ba.flags = flags_from_json<std::uint8_t>(j, kBaFlags, "Binding Acknowledgement");
             }
-            ba.lifetime = j.value<std::uint16_t>("lifetime", 0);
+            ba.lifetime = get_uint_or<std::uint16_t>(j, "lifetime", 0);
             ba.options = options_from_json(j);
             return ba;
         }

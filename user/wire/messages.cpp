@@ -6,6 +6,29 @@
 
 namespace xpmip::wire {
 
+namespace {
+
+// MAG Multipath-Binding: Type, Length, If-ATT, If-Label, Binding-Id, then the B|O flags octet.
+constexpr std::size_t kMultipathFlagsOffset = 5;
+
+// Rules that depend on the message, not only on one option. `type_offsets[i]` is the MH offset of
+// the Type octet of options.items[i]; the same check runs on input and on output.
+void check_deregistration(const ProxyBindingUpdate& bu, const std::vector<std::size_t>& type_offsets) {
+    if (bu.lifetime != 0) {
+        return;
+    }
+    for (std::size_t i = 0; i < bu.options.items.size(); ++i) {
+        const auto* mp = std::get_if<MagMultipathBindingOption>(&bu.options.items[i]);
+        // RFC 8278 §4.1: the Overwrite (O) flag MUST be 0 in a de-registration (Lifetime 0).
+        if (mp != nullptr && mp->overwrite) {
+            throw WireError("MAG Multipath-Binding option Flags", type_offsets.at(i) + kMultipathFlagsOffset,
+                            "O is set in a de-registration (Lifetime 0); RFC 8278 §4.1 requires O = 0");
+        }
+    }
+}
+
+} // namespace
+
 Bytes encode(const MobilityMessage& message) {
     Bytes out;
     ByteWriter w(out);
@@ -30,7 +53,10 @@ Bytes encode(const MobilityMessage& message) {
         w.u16(ba.lifetime);
         options = &ba.options;
     }
-    encode_options(*options, out);
+    const auto option_offsets = encode_options(*options, out);
+    if (is_bu) {
+        check_deregistration(std::get<ProxyBindingUpdate>(message), option_offsets);
+    }
     // Header Len: 8-octet units, excluding the first 8 octets (RFC 6275 §6.1.1).
     const std::size_t units = out.size() / 8 - 1;
     if (units > 255) {
@@ -63,9 +89,13 @@ MobilityMessage decode(ByteView mh) {
                         fmt::format("{} ({} octets) leaves {} trailing octet(s) after the Mobility Header",
                                     header_len, total, mh.size() - total));
     }
+    // RFC 6275 §9.2: an unknown MH Type is answered with a Binding Error (Status 2), so a
+    // well-formed message of another type raises the distinguishable UnsupportedMessageError.
     if (mh_type != kMhTypeBindingUpdate && mh_type != kMhTypeBindingAck) {
-        throw WireError("MH Type", 2,
-                        fmt::format("{} is not a Binding Update (5) or Binding Acknowledgement (6)", mh_type));
+        throw UnsupportedMessageError(
+            "MH Type", 2,
+            fmt::format("{} is not supported (only Binding Update (5) and Binding Acknowledgement (6) are)", mh_type),
+            mh_type);
     }
     if (total < kMhFixedPartLength) {
         throw WireError("Header Len", 1,
@@ -78,7 +108,9 @@ MobilityMessage decode(ByteView mh) {
         bu.sequence = body.u16("Sequence #");
         bu.flags = body.u16("Flags");
         bu.lifetime = body.u16("Lifetime");
-        bu.options = decode_options(body.rest(), kMhFixedPartLength);
+        std::vector<std::size_t> type_offsets;
+        bu.options = decode_options(body.rest(), kMhFixedPartLength, &type_offsets);
+        check_deregistration(bu, type_offsets);
         return bu;
     }
     ProxyBindingAcknowledgement ba;

@@ -50,7 +50,9 @@ inline constexpr std::size_t kMhFixedPartLength = 12;  // BU and BA: options sta
 Bytes encode(const MobilityMessage& message);
 
 // Parse a Mobility Header carrying a BU (type 5) or BA (type 6). Exactly `mh` is the header:
-// trailing octets are an error. Never reads outside `mh`; throws WireError on any defect.
+// trailing octets are an error. Never reads outside `mh`; throws WireError on any defect, and
+// its subclass UnsupportedMessageError (field "MH Type", offset 2) for a well-formed header of
+// any other MH Type, which RFC 6275 §9.2 answers with a Binding Error (Status 2).
 // The checksum is not verified here (see framing.hpp).
 MobilityMessage decode(ByteView mh);
 

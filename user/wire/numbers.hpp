@@ -61,7 +61,8 @@ enum class OptionType : std::uint8_t {
     MagIdentifier = 64,             // RFC 8278 §4.2
 };
 
-// Mobile Node Identifier subtypes (RFC 4283).
+// Mobile Node Identifier subtypes (RFC 4283, RFC 7330). 0 is reserved (RFC 7330, IANA registry).
+inline constexpr std::uint8_t kMnIdSubtypeReserved = 0;
 inline constexpr std::uint8_t kMnIdSubtypeNai = 1;
 
 // Handoff Indicator values (RFC 5213 §8.4).

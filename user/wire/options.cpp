@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <limits>
 #include <type_traits>
 
 namespace xpmip::wire {
@@ -40,14 +42,75 @@ void expect_min_length(std::uint8_t type, std::size_t at, std::size_t len, std::
     }
 }
 
-void check_identifier(std::uint8_t type, std::size_t at, std::size_t len) {
-    if (len == 0) {
-        throw WireError(field_name(type, "Identifier"), at, "empty");
+constexpr std::size_t kValidUtf8 = static_cast<std::size_t>(-1);
+
+// Index of the first octet of `s` that breaks UTF-8, or kValidUtf8. RFC 3629 §4: shortest form
+// only, no UTF-16 surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
+std::size_t first_invalid_utf8(ByteView s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const std::uint8_t lead = s[i];
+        if (lead < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t continuation = 0;
+        std::uint8_t lo = 0x80;  // allowed range of the first continuation octet (RFC 3629 §4)
+        std::uint8_t hi = 0xbf;
+        if (lead >= 0xc2 && lead <= 0xdf) {
+            continuation = 1;
+        } else if (lead >= 0xe0 && lead <= 0xef) {
+            continuation = 2;
+            lo = lead == 0xe0 ? 0xa0 : 0x80;  // E0 A0..BF: no overlong forms
+            hi = lead == 0xed ? 0x9f : 0xbf;  // ED 80..9F: no surrogates
+        } else if (lead >= 0xf0 && lead <= 0xf4) {
+            continuation = 3;
+            lo = lead == 0xf0 ? 0x90 : 0x80;  // F0 90..BF: no overlong forms
+            hi = lead == 0xf4 ? 0x8f : 0xbf;  // F4 80..8F: nothing above U+10FFFF
+        } else {
+            return i;  // a stray continuation octet, an overlong C0/C1 lead, or F5..FF
+        }
+        for (std::size_t k = 1; k <= continuation; ++k) {
+            if (i + k >= s.size()) {
+                return i;  // the sequence is cut short by the end of the identifier
+            }
+            const std::uint8_t c = s[i + k];
+            if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf)) {
+                return i + k;
+            }
+        }
+        i += continuation + 1;
     }
-    if (len > kMaxIdentifierLength) {
-        throw WireError(field_name(type, "Identifier"), at,
-                        fmt::format("{} octets exceeds the maximum of {} (RFC 7542 §2.3)", len,
-                                    kMaxIdentifierLength));
+    return kValidUtf8;
+}
+
+// The Subtype and Identifier rules shared by the Mobile Node Identifier (RFC 4283 §3) and the MAG
+// Identifier (RFC 8278 §4.2, whose Subtype uses the MN-ID subtypes). `subtype_at` / `id_at` are the
+// MH offsets of the Subtype octet and of the Identifier's first octet.
+void check_identifier(std::uint8_t type, std::uint8_t subtype, std::size_t subtype_at, ByteView id,
+                      std::size_t id_at) {
+    // RFC 7330 (MN-ID subtype registry): 0 is reserved.
+    if (subtype == kMnIdSubtypeReserved) {
+        throw WireError(field_name(type, "Subtype"), subtype_at, "0 is reserved (RFC 7330)");
+    }
+    if (id.empty()) {
+        throw WireError(field_name(type, "Identifier"), id_at, "empty");
+    }
+    if (subtype != kMnIdSubtypeNai) {
+        return;  // binary identifiers: only the 8-bit option Length limits them
+    }
+    // RFC 7542 §2.3: an NAI is at most 253 octets long.
+    if (id.size() > kMaxNaiLength) {
+        throw WireError(field_name(type, "Identifier"), id_at,
+                        fmt::format("{} octets exceeds the maximum of {} for an NAI (RFC 7542 §2.3)", id.size(),
+                                    kMaxNaiLength));
+    }
+    // RFC 7542 §2.2: an NAI is a UTF-8 string.
+    if (const auto bad = first_invalid_utf8(id); bad != kValidUtf8) {
+        throw WireError(field_name(type, "Identifier"), id_at,
+                        fmt::format("is not valid UTF-8 (octet 0x{:02x} at offset {}), which an NAI must be "
+                                    "(RFC 7542 §2.2)",
+                                    id[bad], id_at + bad));
     }
 }
 
@@ -77,9 +140,11 @@ MobilityOption decode_option(std::uint8_t type, ByteView body, std::size_t at) {
     case OptionType::MobileNodeIdentifier: {
         expect_min_length(type, at, len, 1);
         MobileNodeIdentifierOption o;
+        const auto subtype_at = r.offset();
         o.subtype = r.u8(name("Subtype"));
-        check_identifier(type, r.offset(), r.remaining());
+        const auto id_at = r.offset();
         auto id = r.rest();
+        check_identifier(type, o.subtype, subtype_at, id, id_at);
         o.identifier.assign(id.begin(), id.end());
         return o;
     }
@@ -144,7 +209,12 @@ MobilityOption decode_option(std::uint8_t type, ByteView body, std::size_t at) {
     case OptionType::BindingIdentifier: {
         expect_length(type, at, len, {4, 8, 20});
         BindingIdentifierOption o;
+        const auto bid_at = r.offset();
         o.binding_id = r.u16(name("Binding ID"));
+        // RFC 5648 §6.1: BID value 0 is reserved.
+        if (o.binding_id == 0) {
+            throw WireError(name("Binding ID"), bid_at, "0 is reserved (RFC 5648 §6.1)");
+        }
         o.status = r.u8(name("Status"));
         const auto flags = r.u8(name("Flags"));
         o.simultaneous_home = (flags & 0x80) != 0;
@@ -214,10 +284,12 @@ MobilityOption decode_option(std::uint8_t type, ByteView body, std::size_t at) {
     case OptionType::MagIdentifier: {
         expect_min_length(type, at, len, 2);
         MagIdentifierOption o;
+        const auto subtype_at = r.offset();
         o.subtype = r.u8(name("Subtype"));
         r.skip(1, name("Reserved"));
-        check_identifier(type, r.offset(), r.remaining());
+        const auto id_at = r.offset();
         auto id = r.rest();
+        check_identifier(type, o.subtype, subtype_at, id, id_at);
         o.identifier.assign(id.begin(), id.end());
         return o;
     }
@@ -362,8 +434,62 @@ Alignment option_alignment(const MobilityOption& option) {
     return std::visit([](const auto& o) { return std::decay_t<decltype(o)>::kAlign; }, option);
 }
 
-OptionList decode_options(ByteView area, std::size_t base_offset) {
+bool is_valid_utf8(ByteView text) { return first_invalid_utf8(text) == kValidUtf8; }
+
+bool option_may_repeat(std::uint8_t type) {
+    switch (static_cast<OptionType>(type)) {
+    case OptionType::HomeNetworkPrefix:  // RFC 5213 §8.3: one option per home network prefix
+    case OptionType::BindingIdentifier:  // RFC 5648 §6.1: one per binding
+        return true;
+    case OptionType::Pad1:
+    case OptionType::PadN:
+    case OptionType::MobileNodeIdentifier:
+    case OptionType::HandoffIndicator:
+    case OptionType::AccessTechnologyType:
+    case OptionType::MobileNodeLinkLayerId:
+    case OptionType::LinkLocalAddress:
+    case OptionType::Timestamp:
+    case OptionType::NatDetection:
+    case OptionType::Ipv4CareOfAddress:
+    case OptionType::GreKey:
+    case OptionType::Ipv4HomeAddressRequest:
+    case OptionType::Ipv4HomeAddressReply:
+    case OptionType::Ipv4DefaultRouterAddress:
+    case OptionType::Ipv4DhcpSupportMode:
+    case OptionType::MagMultipathBinding:
+    case OptionType::MagIdentifier:
+        return false;
+    }
+    return true;  // unknown options are kept raw, however many there are
+}
+
+namespace {
+
+// Remembers which single-instance option types were seen; throws on the second occurrence,
+// `at` being the offset of its Type octet. Each of these options describes one property of the
+// binding (one MN, one handoff indicator, one timestamp, one GRE key per direction (RFC 5845
+// §6.1), ...): a second instance would be ambiguous, so the message is rejected.
+class DuplicateGuard {
+public:
+    void see(std::uint8_t type, std::size_t at) {
+        if (option_may_repeat(type)) {
+            return;
+        }
+        if (seen_[type]) {
+            throw WireError(fmt::format("{} option", option_name(type)), at, "appears more than once");
+        }
+        seen_[type] = true;
+    }
+
+private:
+    std::array<bool, 256> seen_{};
+};
+
+} // namespace
+
+OptionList decode_options(ByteView area, std::size_t base_offset, std::vector<std::size_t>* type_offsets) {
     OptionList list;
+    DuplicateGuard guard;
     ByteReader r(area, base_offset);
     while (!r.empty()) {
         const std::size_t at = r.offset();
@@ -386,12 +512,18 @@ OptionList decode_options(ByteView area, std::size_t base_offset) {
         if (type == static_cast<std::uint8_t>(OptionType::PadN)) {
             continue;  // contents ignored on receipt (RFC 6275 §6.2.3)
         }
+        guard.see(type, at);
         list.items.push_back(decode_option(type, body, at));
+        if (type_offsets != nullptr) {
+            type_offsets->push_back(at);
+        }
     }
     return list;
 }
 
-void encode_options(const OptionList& options, Bytes& out) {
+std::vector<std::size_t> encode_options(const OptionList& options, Bytes& out) {
+    std::vector<std::size_t> type_offsets;
+    DuplicateGuard guard;
     for (const auto& option : options.items) {
         const auto type = option_type(option);
         if (type == static_cast<std::uint8_t>(OptionType::Pad1) ||
@@ -409,12 +541,15 @@ void encode_options(const OptionList& options, Bytes& out) {
         const auto align = option_alignment(option);
         pad_to(out, align.factor, align.offset);
         const std::size_t at = out.size();
-        (void)decode_option(type, body, at);  // the same rules as on input
+        guard.see(type, at);                  // the same rules as on input
+        (void)decode_option(type, body, at);
+        type_offsets.push_back(at);
         out.push_back(type);
         out.push_back(static_cast<std::uint8_t>(body.size()));
         out.insert(out.end(), body.begin(), body.end());
     }
     pad_to(out, 8, 0);  // RFC 6275 §6.1.1: the MH is a multiple of 8 octets
+    return type_offsets;
 }
 
 std::uint64_t timestamp_from_unix_nanos(std::uint64_t ns) {
@@ -424,9 +559,16 @@ std::uint64_t timestamp_from_unix_nanos(std::uint64_t ns) {
 }
 
 std::uint64_t timestamp_to_unix_nanos(std::uint64_t ts) {
-    const std::uint64_t seconds = ts >> 16;
-    const std::uint64_t fraction = ts & 0xffff;
-    return seconds * 1'000'000'000ULL + ((fraction * 1'000'000'000ULL) >> 16);
+    constexpr std::uint64_t kNanosPerSecond = 1'000'000'000ULL;
+    constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+    const std::uint64_t seconds = ts >> 16;                                     // up to 2^48 - 1
+    const std::uint64_t fraction_ns = ((ts & 0xffff) * kNanosPerSecond) >> 16;  // < 10^9
+    // 2^64 ns is about 1.8e10 s: later timestamps saturate instead of wrapping around.
+    if (seconds > kMax / kNanosPerSecond) {
+        return kMax;
+    }
+    const std::uint64_t whole_ns = seconds * kNanosPerSecond;
+    return whole_ns > kMax - fraction_ns ? kMax : whole_ns + fraction_ns;
 }
 
 } // namespace xpmip::wire

@@ -24,10 +24,13 @@ struct Alignment {
     std::uint8_t offset = 0;  // y
 };
 
-// RFC 7542 §2.3: an NAI is at most 253 octets; we apply it to every MN-ID subtype.
-inline constexpr std::size_t kMaxIdentifierLength = 253;
+// RFC 7542 §2.3: an NAI (MN-ID subtype 1) is at most 253 octets. Other subtypes are limited
+// only by the 8-bit option Length: 254 octets in the MN-ID option, 253 in the MAG Identifier.
+inline constexpr std::size_t kMaxNaiLength = 253;
 
-// RFC 4283 §3. No alignment requirement.
+// RFC 4283 §3. No alignment requirement. Subtype 0 is reserved (RFC 7330); a subtype 1 (NAI)
+// identifier is UTF-8 (RFC 7542 §2.2) of at most kMaxNaiLength octets. Other subtypes (RFC 7330:
+// IPv6 address, IMSI, EUI-48, ...) are binary: `identifier` holds their raw octets.
 struct MobileNodeIdentifierOption {
     static constexpr OptionType kType = OptionType::MobileNodeIdentifier;
     static constexpr Alignment kAlign{1, 0};
@@ -112,8 +115,9 @@ struct GreKeyOption {
     bool operator==(const GreKeyOption&) const = default;
 };
 
-// RFC 5648 §6.1 (+ RFC 6089 BID-PRI): BID(2), Status(1), H flag + 7-bit priority, optional
-// IPv4 or IPv6 care-of address (Length 4, 8 or 20). We emit it at 2n (the BID 16-bit aligned).
+// RFC 5648 §6.1 (+ RFC 6089 BID-PRI): BID(2, 0 reserved), Status(1), H flag + 7-bit priority,
+// optional IPv4 or IPv6 care-of address (Length 4, 8 or 20). We emit it at 2n (the BID 16-bit
+// aligned). May appear several times (one per binding).
 struct BindingIdentifierOption {
     static constexpr OptionType kType = OptionType::BindingIdentifier;
     static constexpr Alignment kAlign{2, 0};
@@ -174,7 +178,8 @@ struct MagMultipathBindingOption {
     bool operator==(const MagMultipathBindingOption&) const = default;
 };
 
-// RFC 8278 §4.2: Subtype(1, MN-ID subtypes), Reserved(1), Identifier. No alignment.
+// RFC 8278 §4.2: Subtype(1, MN-ID subtypes), Reserved(1), Identifier. No alignment. The
+// Identifier follows the MN-ID rules above.
 struct MagIdentifierOption {
     static constexpr OptionType kType = OptionType::MagIdentifier;
     static constexpr Alignment kAlign{1, 0};
@@ -237,15 +242,28 @@ struct OptionList {
     bool operator==(const OptionList&) const = default;
 };
 
+// True if `text` is well-formed UTF-8 (RFC 3629 §4): what an NAI must be (RFC 7542 §2.2).
+bool is_valid_utf8(ByteView text);
+
+// Home Network Prefix (RFC 5213 §8.3), Binding Identifier (RFC 5648 §6.1) and unknown options may
+// appear several times in a message; every other option type the codec knows at most once.
+bool option_may_repeat(std::uint8_t type);
+
 // Decode the options area of a message (from the first option to the end of the MH).
-// `base_offset` is the offset of `area[0]` from the start of the MH, for error reports.
-OptionList decode_options(ByteView area, std::size_t base_offset);
+// `base_offset` is the offset of `area[0]` from the start of the MH, for error reports. A second
+// occurrence of a single-instance option is a WireError ("<name> option", its Type offset,
+// "appears more than once"). If `type_offsets` is given, it receives the MH offset of each
+// decoded option's Type octet, parallel to the returned items.
+OptionList decode_options(ByteView area, std::size_t base_offset, std::vector<std::size_t>* type_offsets = nullptr);
 
 // Append `options` to `out` (which holds the MH so far, starting at MH octet 0), inserting
 // Pad1/PadN before each option as its alignment requires, then pad to a multiple of 8 octets.
-void encode_options(const OptionList& options, Bytes& out);
+// Refuses whatever decode_options() would reject, duplicates included. Returns the MH offset of
+// each option's Type octet, parallel to options.items.
+std::vector<std::size_t> encode_options(const OptionList& options, Bytes& out);
 
-// 48.16 fixed-point timestamp helpers (RFC 5213 §8.8).
+// 48.16 fixed-point timestamp helpers (RFC 5213 §8.8). timestamp_to_unix_nanos saturates to
+// UINT64_MAX for timestamps past 2554-07-21 (about 1.8e10 s), which do not fit 64-bit nanoseconds.
 std::uint64_t timestamp_from_unix_nanos(std::uint64_t ns);
 std::uint64_t timestamp_to_unix_nanos(std::uint64_t ts);
 
