@@ -25,10 +25,11 @@ int xpmip_tc_egress(struct __sk_buff *skb) {
     if (!pl) {
         return TC_ACT_OK;
     }
+    pl->gso = skb->gso_size != 0;
     pl->in_ifindex = ifindex;
     pl->realm = ifc->realm;
     pl->mn_is_source = cfg->role == XPMIP_ROLE_MAG;
-    classify_mn_traffic(skb, data, data_end, pl);
+    classify_mn_traffic(skb, data, data_end, 0, pl);
     /* The stack already decremented the TTL of what it forwards; its own packets keep theirs. */
     return tc_apply(skb, pl, 0);
 }

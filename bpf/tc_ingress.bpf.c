@@ -15,6 +15,7 @@ int xpmip_tc_ingress(struct __sk_buff *skb) {
     if (!pl) {
         return TC_ACT_OK;
     }
+    pl->gso = skb->gso_size != 0;
     classify(skb, data, data_end, skb->ifindex, pl);
     return tc_apply(skb, pl, 1);
 }

@@ -4,6 +4,7 @@
  * correspondent, forwarding with bpf_redirect or XDP_TX. When the next hop's neighbour entry
  * is unresolved it passes the packet unmodified to the stack, where the tc ingress program
  * repeats the work with bpf_redirect_neigh (and the kernel resolves the neighbour). */
+#define XPMIP_PROG_XDP 1
 #include "xpmip_headers.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -52,7 +53,7 @@ static __always_inline int xdp_decap(struct xdp_md *ctx, const struct plan *pl) 
         }
         return xdp_forward(ctx, pl);
     }
-    if (edit_inner(data + ETH_HLEN + strip, data_end, pl->inner_v4, pl->ecn_ce)) {
+    if (edit_inner(data + ETH_HLEN + strip, data_end, pl->inner_v4, pl->ecn)) {
         return xdp_drop(XPMIP_STAT_DROP_MALFORMED);
     }
     if (bpf_xdp_adjust_head(ctx, strip)) {
@@ -67,6 +68,10 @@ static __always_inline int xdp_decap(struct xdp_md *ctx, const struct plan *pl) 
     mac_copy(eth->h_dest, pl->dmac);
     mac_copy(eth->h_source, pl->smac);
     eth->h_proto = bpf_htons(pl->ethertype);
+    if (pl->local) {
+        account(pl);
+        return XDP_PASS;
+    }
     return xdp_forward(ctx, pl);
 }
 

@@ -28,14 +28,16 @@ struct plan {
     __u8 keyed;          /* ENCAP: GRE key present */
     __u8 icmp;           /* ICMP: enum icmp_kind */
     __u8 neigh;          /* next hop unresolved: XDP passes, tc uses bpf_redirect_neigh */
-    __u8 ecn_ce;         /* DECAP: mark the inner CE (RFC 6040 §4.2) */
+    __u8 ecn;            /* DECAP: new ECN field of the inner (RFC 6040 §4.2), 0: unchanged */
     __u8 inner_v4;       /* the inner (L3) is IPv4 */
     __u8 tos;            /* ENCAP: outer TOS / Traffic Class */
     __u8 df;             /* ENCAP: outer IPv4 DF */
     __u8 to_mn;          /* direction: toward the mobile node (downlink) */
     __u8 nh_v4;          /* family of plan.nh */
     __u8 mn_is_source;   /* classify_mn_traffic input: the MN sends (MAG tc egress) */
-    __u8 pad[2];
+    __u8 local;          /* DECAP: the inner is for this host: hand it to the stack */
+    __u8 no_icmp;        /* ENCAP input: the packet may not be answered with an ICMP error */
+    __u8 gso;            /* input (tc): a GSO skb, whose segments, not its IP length, meet the MTU */
     __u32 in_ifindex;    /* input: the interface the packet arrived on (or leaves, tc egress) */
     __u32 realm;         /* classify_mn_traffic input: realm of the MN addresses */
     __u16 ethertype;     /* ethertype of the inner (0x0800, 0x86DD, 0x6558 for L2) */
@@ -95,8 +97,11 @@ static __always_inline int session_owns(const struct xpmip_session *s, const __u
     return (s->flags & XPMIP_SESSION_HNP) && prefix_match(addr, s->hnp, s->hnp_len);
 }
 
+#define FIB_LOCAL (-2)
+
 /* FIB lookup toward dst. Returns 0 (resolved, or pl->neigh set when the neighbour is not),
- * > 0 the MTU when tot_len does not fit (BPF_FIB_LKUP_RET_FRAG_NEEDED), < 0 no route.
+ * > 0 the MTU when tot_len does not fit (BPF_FIB_LKUP_RET_FRAG_NEEDED), FIB_LOCAL when dst is
+ * this host's own address (BPF_FIB_LKUP_RET_NOT_FWDED), -1 no route.
  * With `oif` the lookup is an output lookup restricted to that interface (realm egress,
  * pinned path interface); without, an input lookup from the ingress interface. */
 static __always_inline int fib_toward(void *ctx, struct plan *pl, int v4, const __u8 *src, const __u8 *dst,
@@ -116,7 +121,16 @@ static __always_inline int fib_toward(void *ctx, struct plan *pl, int v4, const 
     if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
         return p.mtu_result ? p.mtu_result : 1;
     }
+    if (rc == BPF_FIB_LKUP_RET_NOT_FWDED) {
+        return FIB_LOCAL;
+    }
     if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) {
+        return -1;
+    }
+    /* An output lookup must leave by the interface asked for (a realm's core interface): the
+     * IPv6 one only prefers it among the best routes, so check rather than leak into another
+     * realm. */
+    if (oif && p.ifindex != oif) {
         return -1;
     }
     pl->ifindex = p.ifindex;
@@ -184,11 +198,13 @@ static __noinline int plan_encap(void *ctx, struct plan *pl, const struct xpmip_
 
     __u32 outer_total = (__u32)pl->hdr_len + inner_len;
     __u32 mtu = 0;
-    if (p->mtu && outer_total > p->mtu) {
+    if (p->mtu && outer_total > p->mtu && !pl->gso) {
         mtu = p->mtu;
     } else {
-        int rc = fib_toward(ctx, pl, pl->outer_v4, p->local, p->remote, outer_total > 0xffff ? 0xffff : outer_total,
-                            p->ifindex, in_ifindex);
+        /* A GSO skb's IP length is the whole burst: bpf_skb_adjust_room shrinks gso_size by the
+         * overhead (GRE, IP-in-IP) or the MN route's MTU leaves room for it (UDP, FIXED_GSO). */
+        const __u16 fib_len = pl->gso ? 0 : (outer_total > 0xffff ? 0xffff : outer_total);
+        int rc = fib_toward(ctx, pl, pl->outer_v4, p->local, p->remote, fib_len, p->ifindex, in_ifindex);
         if (rc < 0) {
             plan_drop(pl, XPMIP_STAT_DROP_FIB);
             return 0;
@@ -206,14 +222,29 @@ static __noinline int plan_encap(void *ctx, struct plan *pl, const struct xpmip_
             plan_drop(pl, XPMIP_STAT_DROP_TOO_BIG_NO_DF);
             return 0;
         }
-        pl->kind = PLAN_ICMP;
-        pl->icmp = ICMP_TOO_BIG;
         pl->stat = XPMIP_STAT_DROP_TOO_BIG;
+        pl->kind = pl->no_icmp ? PLAN_DROP : PLAN_ICMP;
+        pl->icmp = ICMP_TOO_BIG;
         pl->mtu = mtu > pl->hdr_len ? mtu - pl->hdr_len : 0;
         return 0;
     }
     pl->kind = PLAN_ENCAP;
     return 0;
+}
+
+/* May this packet be answered with an ICMP error? Not an ICMP error itself, not a later
+ * fragment (RFC 1122 §3.2.2, RFC 1812 §4.3.2.7, RFC 4443 §2.4 e), not sent to a link-layer or IP
+ * broadcast/multicast, not from an address that names no single host. */
+static __always_inline int icmp_allowed(const struct l3info *in, const struct ethhdr *eth) {
+    if (in->icmp_error || in->later_fragment || mac_is_group(eth->h_dest)) {
+        return 0;
+    }
+    if (in->family == 4) {
+        __u32 src = bpf_ntohl(addr_to_v4(in->src)), dst = bpf_ntohl(addr_to_v4(in->dst));
+        return src != 0 && (src >> 28) != 0xe && src != 0xffffffff && (dst >> 28) != 0xe && dst != 0xffffffff;
+    }
+    __u8 zero[16] = {};
+    return in->src[0] != 0xff && in->dst[0] != 0xff && !addr_eq(in->src, zero);
 }
 
 /* Choose the path for the flow and plan the encapsulation of `inner_len` octets. */
@@ -230,10 +261,23 @@ static __always_inline int encap_flow(void *ctx, struct plan *pl, const struct x
     return plan_encap(ctx, pl, s, in);
 }
 
-static __always_inline void plan_icmp(struct plan *pl, __u8 kind, __u32 stat) {
+static __always_inline int encap_ip_flow(void *ctx, struct plan *pl, const struct xpmip_session *s,
+                                         const struct l3info *in, const struct steer_flow *f, int to_mn,
+                                         const struct ethhdr *eth) {
+    pl->no_icmp = !icmp_allowed(in, eth);
+    return encap_flow(ctx, pl, s, in, f, in->total_len, to_mn);
+}
+
+/* Plan an ICMP error back to the sender, or a plain drop when one may not be sent. */
+static __always_inline void plan_icmp(struct plan *pl, __u8 kind, __u32 stat, const struct l3info *in,
+                                      const struct ethhdr *eth) {
+    pl->stat = stat;
+    if (!icmp_allowed(in, eth)) {
+        pl->kind = PLAN_DROP;
+        return;
+    }
     pl->kind = PLAN_ICMP;
     pl->icmp = kind;
-    pl->stat = stat;
 }
 
 static __always_inline void flow_from(struct steer_flow *f, const struct l3info *in, int mn_is_source) {
@@ -270,10 +314,16 @@ static __always_inline __u32 *mn_route_lookup(__u32 realm, const struct l3info *
  * serves the stack-emitted direction of a MAG's tc egress (uplink). */
 
 /* Inputs in the plan: in_ifindex, realm, mn_is_source. */
-static __noinline int classify_mn_traffic(void *ctx, void *data, void *data_end, struct plan *pl) {
+static __noinline int classify_mn_traffic(void *ctx, void *data, void *data_end, const struct xpmip_iface *ifc,
+                                          struct plan *pl) {
     const int mn_is_source = pl->mn_is_source;
     struct ethhdr *eth = data;
     if ((void *)(eth + 1) > data_end) {
+        return 0;
+    }
+    /* A router forwards only what was sent to it (RFC 1812 §5.3.4): on ingress, frames to our
+     * MAC. (On tc egress, ifc is NULL: the stack addressed the frame to its next hop.) */
+    if (ifc && !mac_eq(eth->h_dest, ifc->mac)) {
         return 0;
     }
     __u16 et = bpf_ntohs(eth->h_proto);
@@ -297,12 +347,12 @@ static __noinline int classify_mn_traffic(void *ctx, void *data, void *data_end,
         return 0;
     }
     if (in.ttl <= 1) {
-        plan_icmp(pl, ICMP_TIME_EXCEEDED, XPMIP_STAT_DROP_TTL);
+        plan_icmp(pl, ICMP_TIME_EXCEEDED, XPMIP_STAT_DROP_TTL, &in, eth);
         return 0;
     }
     struct steer_flow f;
     flow_from(&f, &in, mn_is_source);
-    return encap_flow(ctx, pl, s, &in, &f, in.total_len, !mn_is_source);
+    return encap_ip_flow(ctx, pl, s, &in, &f, !mn_is_source, eth);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -429,7 +479,7 @@ static __noinline int classify_access(void *ctx, void *data, void *data_end, con
     if (parse_ip(eth + 1, data_end, et, &in)) {
         return 0;
     }
-    if (is_local_control(&in, ifc, (void *)(eth + 1) + in.hdr_len, data_end)) {
+    if (is_local_control(&in, ifc, (void *)(eth + 1) + (in.hdr_len & 0x3c), data_end)) {
         return 0;
     }
     /* Source address validation: an MN sends only from its own HoA / HNP (RFC 5213 §6.10.3). */
@@ -438,15 +488,93 @@ static __noinline int classify_access(void *ctx, void *data, void *data_end, con
         return 0;
     }
     if (in.ttl <= 1) {
-        plan_icmp(pl, ICMP_TIME_EXCEEDED, XPMIP_STAT_DROP_TTL);
+        plan_icmp(pl, ICMP_TIME_EXCEEDED, XPMIP_STAT_DROP_TTL, &in, eth);
         return 0;
     }
     flow_from(&f, &in, 1);
-    return encap_flow(ctx, pl, s, &in, &f, in.total_len, 0);
+    return encap_ip_flow(ctx, pl, s, &in, &f, 0, eth);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Tunnel side (LMA and MAG): decapsulation. */
+
+/* UDP checksums (RFC 768) are verified by the XDP program, in a global function: the verifier
+ * checks it once, on its own, whatever the state of its caller. The tc programs only see
+ * tunnel packets XDP already accepted and handed on (next hop unresolved), so they skip it. */
+#ifdef XPMIP_PROG_XDP
+#define UDP_CSUM_MAX_CHUNKS 18  /* 18 x 512 octets: jumbo frames */
+
+/* Ones' complement sum of `n` octets at p (bpf_csum_diff takes at most 512, a multiple of 4). */
+#define CSUM_CHUNK(p, n, rest, sum, data_end)                                                    \
+    if ((rest) >= (n)) {                                                                       \
+        if ((void *)(p) + (n) > (data_end)) {                                                  \
+            return 0;                                                                          \
+        }                                                                                      \
+        (sum) += (__u32)bpf_csum_diff(0, 0, (void *)(p), (n), 0);                              \
+        (p) += (n);                                                                            \
+        (rest) -= (n);                                                                         \
+    }
+
+/* Is the checksum of the `len`-octet UDP datagram at offset `off` right, given the sum of its
+ * pseudo-header? */
+__noinline int xdp_udp_checksum_ok(struct xdp_md *ctx, __u32 off, __u32 len, __u32 pseudo) {
+    if (!ctx) {
+        return 0;
+    }
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    if (off > 256) {
+        return 0;
+    }
+    __u8 *p = data + off;
+    __u64 sum = pseudo;
+    __u32 rest = len;
+    for (int i = 0; i < UDP_CSUM_MAX_CHUNKS && rest >= 512; i++) {
+        CSUM_CHUNK(p, 512, rest, sum, data_end);
+    }
+    if (rest >= 512) {
+        return 0;  /* longer than we verify */
+    }
+    for (int i = 0; i < 128 && rest >= 4; i++) {
+        CSUM_CHUNK(p, 4, rest, sum, data_end);
+    }
+    /* The last 1-3 octets, zero-padded, in their byte lanes of a native 32-bit word. */
+#pragma unroll
+    for (int k = 0; k < 3; k++) {
+        if ((__u32)k < rest) {
+            if ((void *)(p + k + 1) > data_end) {
+                return 0;
+            }
+            sum += (__u32)p[k] << (8 * k);
+        }
+    }
+    return csum_fold(sum) == 0;
+}
+
+static __always_inline int udp_checksum_ok(void *ctx, const struct l3info *out) {
+    const __u32 len = out->total_len - out->hdr_len;
+    __u64 sum = 0;
+    if (out->family == 4) {
+        sum += *(const __u32 *)&out->src[12];
+        sum += *(const __u32 *)&out->dst[12];
+        sum += bpf_htons(IPPROTO_UDP);
+        sum += bpf_htons(len);
+    } else {
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            sum += ((const __u32 *)out->src)[k];
+            sum += ((const __u32 *)out->dst)[k];
+        }
+        sum += bpf_htonl(len);
+        sum += bpf_htonl(IPPROTO_UDP);
+    }
+    sum = (sum & 0xffffffff) + (sum >> 32);
+    sum = (sum & 0xffffffff) + (sum >> 32);
+    return xdp_udp_checksum_ok(ctx, ETH_HLEN + out->hdr_len, len, (__u32)sum);
+}
+#else
+static __always_inline int udp_checksum_ok(void *ctx, const struct l3info *out) { return 1; }
+#endif
 
 static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, const struct xpmip_iface *ifc,
                                        struct plan *pl) {
@@ -456,7 +584,7 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
         return 0;
     }
     __u16 et = bpf_ntohs(eth->h_proto);
-    if (et != ETH_P_IP && et != ETH_P_IPV6) {
+    if ((et != ETH_P_IP && et != ETH_P_IPV6) || !mac_eq(eth->h_dest, ifc->mac)) {
         return 0;
     }
     void *ip = eth + 1;
@@ -464,9 +592,11 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
     if (parse_ip(ip, data_end, et, &out)) {
         return 0;
     }
-    void *l4 = ip + out.hdr_len;
-    void *end = ip + out.total_len;   /* the outer packet ends here (Ethernet padding after) */
+    void *l4 = ip + (out.hdr_len & 0x3f);
+    void *end = ip + bound16(out.total_len);   /* the outer packet ends here (Ethernet padding after) */
     void *inner = 0;
+    __u32 inner_off = 0;   /* offset of the inner from the outer IP header (no pointer arithmetic:
+                            * older verifiers lose track of pointers clang subtracts in 32 bits) */
     __u16 inner_et = 0;
     __u8 format = 0;
     int has_key = 0;
@@ -477,16 +607,19 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
     case IPPROTO_IPIP:
         format = XPMIP_ENCAP_IPIP;
         inner = l4;
+        inner_off = out.hdr_len;
         inner_et = ETH_P_IP;
         break;
     case IPPROTO_IPV6:
         format = XPMIP_ENCAP_IPIP;
         inner = l4;
+        inner_off = out.hdr_len;
         inner_et = ETH_P_IPV6;
         break;
     case IPPROTO_GRE:
         format = XPMIP_ENCAP_GRE;
         gre = l4;
+        inner_off = out.hdr_len;
         break;
     case IPPROTO_UDP: {
         struct udphdr *udp = l4;
@@ -495,6 +628,12 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
         }
         if (bpf_ntohs(udp->len) != out.total_len - out.hdr_len) {
             plan_drop(pl, XPMIP_STAT_DROP_MALFORMED);
+            return 0;
+        }
+        /* Zero means "no checksum" over IPv4 (RFC 768); any other value is verified and a
+         * wrong one discarded (RFC 1122 §4.1.3.4). */
+        if (udp->check && !udp_checksum_ok(ctx, &out)) {
+            plan_drop(pl, XPMIP_STAT_DROP_CHECKSUM);
             return 0;
         }
         __u8 *first = (void *)(udp + 1);
@@ -520,6 +659,7 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
             }
             format = XPMIP_ENCAP_UDP_TLV_GRE;
             gre = tlv + 1;
+            inner_off = out.hdr_len + UDP_HLEN + XPMIP_TLV_HEADER_LEN;
         } else {
             inner_et = ethertype_of_version(*first);
             if (!inner_et) {
@@ -528,6 +668,7 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
             }
             format = XPMIP_ENCAP_UDP;
             inner = first;
+            inner_off = out.hdr_len + UDP_HLEN;
         }
         break;
     }
@@ -551,8 +692,10 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
             return 0;
         }
         void *opt = g + 1;
+        inner_off += GRE_HLEN;
         if (flags & XPMIP_GRE_FLAG_C) {
             opt += 4;  /* checksum + reserved1: not verified (RFC 2784 §2.5 leaves it to the receiver) */
+            inner_off += 4;
         }
         if (flags & XPMIP_GRE_FLAG_K) {
             __be32 *k = opt;
@@ -563,9 +706,11 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
             key = bpf_ntohl(*k);
             has_key = 1;
             opt += 4;
+            inner_off += 4;
         }
         if (flags & XPMIP_GRE_FLAG_S) {
             opt += 4;
+            inner_off += 4;
         }
         inner = opt;
         inner_et = bpf_ntohs(g->proto);
@@ -582,14 +727,12 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
     const int l2 = inner_et == XPMIP_GRE_PROTO_TEB;
 
     struct l3info in = {};
-    struct ethhdr *ieth = 0;
     if (l2) {
-        ieth = inner;
-        if ((void *)(ieth + 1) > data_end || (void *)(ieth + 1) > end) {
+        if (inner + ETH_HLEN > data_end || inner + ETH_HLEN > end) {
             plan_drop(pl, XPMIP_STAT_DROP_MALFORMED);
             return 0;
         }
-    } else if (parse_ip(inner, data_end, inner_et, &in) || inner + in.total_len != end) {
+    } else if (parse_ip(inner, data_end, inner_et, &in) || inner + bound16(in.total_len) != end) {
         plan_drop(pl, XPMIP_STAT_DROP_MALFORMED);
         return 0;
     }
@@ -644,12 +787,19 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
     pl->l2 = l2;
     pl->to_mn = !lma;
     pl->ethertype = inner_et;
-    pl->hdr_len = inner - ip;
-    pl->inner_len = end - inner;
+    pl->hdr_len = inner_off;
+    pl->inner_len = out.total_len - inner_off;
     pl->outer_len = out.total_len;
 
     if (l2) {
-        /* LMA: frames from the MN's station only; MAG: frames for it (or group frames). */
+        /* LMA: frames from the MN's station only; MAG: frames for it (or group frames). The
+         * pointer is checked again here: older verifiers do not connect this branch to the one
+         * above. */
+        struct ethhdr *ieth = inner;
+        if ((void *)(ieth + 1) > data_end) {
+            plan_drop(pl, XPMIP_STAT_DROP_MALFORMED);
+            return 0;
+        }
         if (lma ? !mac_eq(ieth->h_source, s->mn_mac)
                 : !(mac_eq(ieth->h_dest, s->mn_mac) || mac_is_group(ieth->h_dest))) {
             plan_drop(pl, XPMIP_STAT_DROP_INNER_SPOOF);
@@ -665,14 +815,17 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
         plan_drop(pl, XPMIP_STAT_DROP_INNER_SPOOF);
         return 0;
     }
-    /* RFC 6040 §4.2: CE on the outer is copied to an ECN-capable inner; a Not-ECT inner
-     * with a CE outer is dropped. */
-    if ((out.tos & ECN_MASK) == ECN_CE) {
-        if ((in.tos & ECN_MASK) == ECN_NOT_ECT) {
+    /* RFC 6040 §4.2 Figure 4: a CE outer makes an ECN-capable inner CE and drops a Not-ECT
+     * one; an ECT(1) outer makes an ECT(0) inner ECT(1); otherwise the inner is unchanged. */
+    const __u8 outer_ecn = out.tos & ECN_MASK, inner_ecn = in.tos & ECN_MASK;
+    if (outer_ecn == ECN_CE) {
+        if (inner_ecn == ECN_NOT_ECT) {
             plan_drop(pl, XPMIP_STAT_DROP_ECN);
             return 0;
         }
-        pl->ecn_ce = (in.tos & ECN_MASK) != ECN_CE;
+        pl->ecn = inner_ecn != ECN_CE ? ECN_CE : 0;
+    } else if (outer_ecn == ECN_ECT1 && inner_ecn == ECN_ECT0) {
+        pl->ecn = ECN_ECT1;
     }
     if (in.ttl <= 1) {
         plan_drop(pl, XPMIP_STAT_DROP_TTL);
@@ -681,6 +834,16 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
     pl->inner_v4 = in.family == 4;
     if (lma) {
         int rc = fib_toward(ctx, pl, in.family == 4, in.src, in.dst, in.total_len, s->mn_ifindex, ifindex);
+        if (rc == FIB_LOCAL) {
+            /* The MN talks to this host: decapsulate and let the stack have the inner packet
+             * as if it had arrived on the tunnel interface. */
+            pl->local = 1;
+            pl->ifindex = ifindex;
+            mac_copy(pl->smac, eth->h_source);
+            mac_copy(pl->dmac, eth->h_dest);
+            pl->kind = PLAN_DECAP;
+            return 0;
+        }
         if (rc) {
             plan_drop(pl, rc > 0 ? XPMIP_STAT_DROP_TOO_BIG : XPMIP_STAT_DROP_FIB);
             return 0;
@@ -711,7 +874,7 @@ static __always_inline void classify(void *ctx, void *data, void *data_end, __u3
     case XPMIP_IF_CORE:
         pl->realm = ifc->realm;
         pl->mn_is_source = 0;
-        classify_mn_traffic(ctx, data, data_end, pl);
+        classify_mn_traffic(ctx, data, data_end, ifc, pl);
         break;
     case XPMIP_IF_CORE_L2:
         classify_core_l2(ctx, data, data_end, pl);

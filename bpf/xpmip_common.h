@@ -45,6 +45,8 @@ struct icmp4_header {
 #define IP_OFFMASK 0x1fff
 #define ECN_MASK 0x3
 #define ECN_NOT_ECT 0x0
+#define ECN_ECT1 0x1
+#define ECN_ECT0 0x2
 #define ECN_CE 0x3
 #define OUTER_TTL 64
 
@@ -59,6 +61,14 @@ struct tlv_header {
     __u8 next_header;
     __be16 length;        /* octets after the TLV header */
 };
+
+/* A length the verifier can see is below 64 KiB before it is added to a packet pointer. Older
+ * verifiers (6.1) lose the bounds of a 16-bit field that the compiler moves through a 64-bit
+ * register; the barrier keeps clang from dropping the mask as redundant. */
+static __always_inline __u32 bound16(__u32 v) {
+    asm volatile("" : "+r"(v));
+    return v & 0xffff;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Counters */

@@ -107,9 +107,9 @@ static __always_inline int write_outer(void *data, void *data_end, const struct 
     return 0;
 }
 
-/* Forwarding the inner packet: TTL / hop limit minus one (its checksum updated, RFC 1624),
- * and, on decapsulation, CE copied from the outer (RFC 6040 §4.2). */
-static __always_inline int edit_inner(void *ip, void *data_end, int v4, int set_ce) {
+/* Forwarding the inner packet: TTL / hop limit minus one (its checksum updated, RFC 1624), and
+ * on decapsulation the ECN field set to `ecn` when non-zero (RFC 6040 §4.2). */
+static __always_inline int edit_inner(void *ip, void *data_end, int v4, __u8 ecn) {
     if (v4) {
         struct iphdr *iph = ip;
         if ((void *)(iph + 1) > data_end) {
@@ -118,9 +118,9 @@ static __always_inline int edit_inner(void *ip, void *data_end, int v4, int set_
         __u16 old = *(__u16 *)&iph->ttl;        /* TTL and protocol share one 16-bit word */
         iph->ttl -= 1;
         iph->check = csum_replace16(iph->check, old, *(__u16 *)&iph->ttl);
-        if (set_ce) {
+        if (ecn) {
             __u16 old_tos = *(__u16 *)iph;      /* version/IHL and TOS */
-            iph->tos |= ECN_CE;
+            iph->tos = (iph->tos & ~ECN_MASK) | ecn;
             iph->check = csum_replace16(iph->check, old_tos, *(__u16 *)iph);
         }
         return 0;
@@ -130,8 +130,9 @@ static __always_inline int edit_inner(void *ip, void *data_end, int v4, int set_
         return -1;
     }
     ip6->hop_limit -= 1;
-    if (set_ce) {
-        ip6->flow_lbl[0] |= ECN_CE << 4;        /* the ECN bits are the low two of the Traffic Class */
+    if (ecn) {
+        /* The ECN bits are the low two of the Traffic Class: bits 4-5 of flow_lbl[0]. */
+        ip6->flow_lbl[0] = (ip6->flow_lbl[0] & ~(ECN_MASK << 4)) | (ecn << 4);
     }
     return 0;
 }

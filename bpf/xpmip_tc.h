@@ -16,8 +16,15 @@ static __always_inline int tc_drop(__u32 stat) {
     return TC_ACT_SHOT;
 }
 
-static __always_inline int tc_forward(struct __sk_buff *skb, const struct plan *pl) {
+static __always_inline int tc_forward(struct __sk_buff *skb, const struct plan *pl, int on_egress) {
     account(pl);
+    if (pl->local) {
+        return TC_ACT_OK;  /* decapsulated for this host: up the stack */
+    }
+    /* On egress, a packet already leaving by the right interface just goes on. */
+    if (on_egress && !pl->neigh && pl->ifindex == skb->ifindex) {
+        return TC_ACT_OK;
+    }
     if (pl->neigh) {
         struct bpf_redir_neigh nh = {};
         nh.nh_family = pl->nh_v4 ? AF_INET : AF_INET6;
@@ -48,17 +55,26 @@ static __always_inline int tc_encap(struct __sk_buff *skb, const struct plan *pl
         flags |= BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_FIXED_GSO;
         break;
     }
-    __u8 inner_eth[ETH_HLEN];
-    if (pl->l2) {
-        flags |= BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN) | BPF_F_ADJ_ROOM_ENCAP_L2_ETH;
-        if (bpf_skb_load_bytes(skb, 0, inner_eth, ETH_HLEN)) {
-            return tc_drop(XPMIP_STAT_DROP_MALFORMED);
-        }
-    }
     const __u32 hdr = pl->hdr_len & 0xff;
     const __u32 room = hdr + (pl->l2 ? ETH_HLEN : 0);
-    if (bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, flags)) {
-        return tc_drop(XPMIP_STAT_DROP_HEADROOM);
+    const int ip_skb = skb->protocol == bpf_htons(ETH_P_IP) || skb->protocol == bpf_htons(ETH_P_IPV6);
+    __u8 inner_eth[ETH_HLEN];
+    if (pl->l2 && !ip_skb) {
+        /* bpf_skb_adjust_room takes only IP packets: a non-IP frame (ARP...) of an L2 session
+         * gets its new headers in front of it with bpf_skb_change_head (never GSO). */
+        if (bpf_skb_change_head(skb, room, 0)) {
+            return tc_drop(XPMIP_STAT_DROP_HEADROOM);
+        }
+    } else {
+        if (pl->l2) {
+            flags |= BPF_F_ADJ_ROOM_ENCAP_L2(ETH_HLEN) | BPF_F_ADJ_ROOM_ENCAP_L2_ETH;
+            if (bpf_skb_load_bytes(skb, 0, inner_eth, ETH_HLEN)) {
+                return tc_drop(XPMIP_STAT_DROP_MALFORMED);
+            }
+        }
+        if (bpf_skb_adjust_room(skb, room, BPF_ADJ_ROOM_MAC, flags)) {
+            return tc_drop(XPMIP_STAT_DROP_HEADROOM);
+        }
     }
     tc_pull(skb, ETH_HLEN + room + IPV6_HLEN);
     void *data = (void *)(long)skb->data;
@@ -66,15 +82,15 @@ static __always_inline int tc_encap(struct __sk_buff *skb, const struct plan *pl
     if (write_outer(data, data_end, pl)) {
         return tc_drop(XPMIP_STAT_DROP_MALFORMED);
     }
-    if (pl->l2) {
+    if (pl->l2 && ip_skb) {
         if (bpf_skb_store_bytes(skb, ETH_HLEN + hdr, inner_eth, ETH_HLEN, 0)) {
             return tc_drop(XPMIP_STAT_DROP_MALFORMED);
         }
-    } else if (forwarded && edit_inner(data + ETH_HLEN + hdr, data_end, pl->inner_v4, 0)) {
+    } else if (!pl->l2 && forwarded && edit_inner(data + ETH_HLEN + hdr, data_end, pl->inner_v4, 0)) {
         return tc_drop(XPMIP_STAT_DROP_MALFORMED);
     }
     count_stat(&counters, XPMIP_STAT_TC_ENCAP);
-    return tc_forward(skb, pl);
+    return tc_forward(skb, pl, !forwarded);
 }
 
 static __always_inline int tc_decap(struct __sk_buff *skb, const struct plan *pl) {
@@ -90,9 +106,9 @@ static __always_inline int tc_decap(struct __sk_buff *skb, const struct plan *pl
             return tc_drop(XPMIP_STAT_DROP_HEADROOM);
         }
         count_stat(&counters, XPMIP_STAT_TC_DECAP);
-        return tc_forward(skb, pl);
+        return tc_forward(skb, pl, 0);
     }
-    if (edit_inner(data + ETH_HLEN + strip, data_end, pl->inner_v4, pl->ecn_ce)) {
+    if (edit_inner(data + ETH_HLEN + strip, data_end, pl->inner_v4, pl->ecn)) {
         return tc_drop(XPMIP_STAT_DROP_MALFORMED);
     }
     /* When the families differ, bpf_skb_change_proto sets skb->protocol to the inner's (which
@@ -118,7 +134,7 @@ static __always_inline int tc_decap(struct __sk_buff *skb, const struct plan *pl
     mac_copy(eth->h_source, pl->smac);
     eth->h_proto = bpf_htons(pl->ethertype);
     count_stat(&counters, XPMIP_STAT_TC_DECAP);
-    return tc_forward(skb, pl);
+    return tc_forward(skb, pl, 0);
 }
 
 /* Carry out a plan. ICMP errors are XDP's job; here they count as the drop they stand for. */

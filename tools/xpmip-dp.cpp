@@ -10,9 +10,12 @@
 //   xpmip-dp [-i INSTANCE] events [--count N] [--timeout MS]
 //   xpmip-dp [-i INSTANCE] interfaces
 //   xpmip-dp [-i INSTANCE] unload
+//   xpmip-dp run IFNAME xdp|tc-ingress|tc-egress HEX [--repeat N]
+//                                                    BPF_PROG_TEST_RUN of the attached program
 #include "dataplane/dataplane.hpp"
 #include "dataplane/events.hpp"
 #include "dataplane/json.hpp"
+#include "dataplane/test_run.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -118,6 +121,15 @@ int main(int argc, char** argv) {
     auto* ifs = app.add_subcommand("interfaces", "Show attached interfaces (JSON)");
     auto* unload = app.add_subcommand("unload", "Detach everything and remove the pinned maps and links");
 
+    std::string run_if, run_hook, run_hex;
+    std::uint32_t repeat = 1;
+    auto* run = app.add_subcommand("run", "Run a packet (hex) through the program attached to an interface "
+                                          "(BPF_PROG_TEST_RUN); prints {retval, output, duration_ns}");
+    run->add_option("interface", run_if, "interface the program is attached to")->required();
+    run->add_option("hook", run_hook, "xdp, tc-ingress or tc-egress")->required();
+    run->add_option("packet", run_hex, "Ethernet frame in hex")->required();
+    run->add_option("--repeat", repeat, "repetitions (for timing)");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
     try {
@@ -131,6 +143,19 @@ int main(int argc, char** argv) {
             for (const auto& a : attaches) {
                 dp.attach(parse_attach(a, generic));
             }
+            return 0;
+        }
+        if (run->parsed()) {
+            std::vector<std::uint8_t> pkt;
+            for (std::size_t i = 0; i + 1 < run_hex.size(); i += 2) {
+                pkt.push_back(static_cast<std::uint8_t>(std::stoul(run_hex.substr(i, 2), nullptr, 16)));
+            }
+            const auto r = test_run(run_if, parse_hook(run_hook), pkt, repeat);
+            std::string out;
+            for (auto b : r.output) {
+                out += fmt::format("{:02x}", b);
+            }
+            std::cout << json{{"retval", r.retval}, {"output", out}, {"duration_ns", r.duration_ns}}.dump() << "\n";
             return 0;
         }
         if (unload->parsed()) {

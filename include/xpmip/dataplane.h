@@ -240,6 +240,7 @@ enum xpmip_stat {
     XPMIP_STAT_DROP_ECN,              /* CE outer on a Not-ECT inner packet (RFC 6040 §4.2) */
     XPMIP_STAT_DROP_HEADROOM,         /* could not grow or shrink the packet */
     XPMIP_STAT_DROP_SESSION_GONE,     /* lookup raced a session removal */
+    XPMIP_STAT_DROP_CHECKSUM,         /* non-zero, wrong UDP checksum (RFC 1122 §4.1.3.4) */
     XPMIP_STAT_PASS_NO_NEIGH,         /* XDP passed a packet to tc because the neighbour is unresolved */
     XPMIP_STAT_ICMP_SENT,             /* ICMP error generated (too big, time exceeded) */
     XPMIP_STAT_UNKNOWN_STATION,       /* frame from an unknown MAC reported to the agent */

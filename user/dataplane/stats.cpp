@@ -25,6 +25,7 @@ std::string_view stat_name(unsigned stat) {
     case XPMIP_STAT_DROP_ECN: return "drop_ecn";
     case XPMIP_STAT_DROP_HEADROOM: return "drop_headroom";
     case XPMIP_STAT_DROP_SESSION_GONE: return "drop_session_gone";
+    case XPMIP_STAT_DROP_CHECKSUM: return "drop_checksum";
     case XPMIP_STAT_PASS_NO_NEIGH: return "pass_no_neigh";
     case XPMIP_STAT_ICMP_SENT: return "icmp_sent";
     case XPMIP_STAT_UNKNOWN_STATION: return "unknown_station";

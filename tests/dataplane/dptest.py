@@ -1,0 +1,192 @@
+"""Test harness for the data plane: network namespaces, veth links, data plane instances driven
+through xpmip-dp, and BPF_PROG_TEST_RUN of the attached programs.
+
+Everything a test creates is registered with a World and removed when it closes, even when the
+test fails: namespaces (named with the test's pid, so parallel runs do not collide) and pinned
+instances under /sys/fs/bpf/xpmip/.
+
+Data plane processes run through `nsenter --net` (not `ip netns exec`, which remounts /sys and
+hides bpffs); end hosts run through `ip netns exec`.
+"""
+import json
+import os
+import subprocess
+import time
+
+XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
+TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
+
+TOOL = os.environ.get("XPMIP_DP", "")
+# bpf/xdp_pass.bpf.c, built next to the tool: build/tools/xpmip-dp -> build/bpf/xdp_pass.bpf.o
+XDP_PASS_OBJ = os.environ.get("XPMIP_XDP_PASS") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(TOOL or "."))), "bpf", "xdp_pass.bpf.o")
+
+
+def sh(*cmd, check=True, input=None, timeout=60):
+    r = subprocess.run(list(cmd), input=input, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+class Netns:
+    def __init__(self, world, name):
+        self.world = world
+        self.name = name
+        sh("ip", "netns", "add", name)
+        self.ip("link set lo up")
+
+    def run(self, *cmd, check=True, input=None, timeout=60):
+        """Run a command in the namespace (fresh mount namespace: for end hosts, tshark...)."""
+        return sh("ip", "netns", "exec", self.name, *cmd, check=check, input=input, timeout=timeout)
+
+    def enter(self, *cmd, check=True, input=None, timeout=60):
+        """Run a command in the namespace's network only (keeps bpffs visible)."""
+        return sh("nsenter", f"--net=/run/netns/{self.name}", *cmd, check=check, input=input, timeout=timeout)
+
+    def popen(self, *cmd, **kw):
+        """Start a process in the namespace; the World kills it when it closes (a leftover child
+        would keep the test runner's output pipe open)."""
+        p = subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], **kw)
+        self.world.processes.append(p)
+        return p
+
+    def ip(self, args):
+        return self.run("ip", *args.split())
+
+    def sysctl(self, *settings):
+        self.run("sysctl", "-qw", *settings)
+
+    def forwarding(self):
+        self.sysctl("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+                    "net.ipv6.conf.default.forwarding=1")
+
+    def end_host(self, ifname):
+        """A veth end host: an XDP_PASS program, without which a veth delivers the frames our
+        XDP sends into it (XDP_REDIRECT) or back out of it (XDP_TX, e.g. ICMP errors) late;
+        and TX checksum offload off, since a veth hands CHECKSUM_PARTIAL packets to XDP,
+        which cannot complete them (real NICs put complete checksums on the wire)."""
+        self.run("ip", "link", "set", "dev", ifname, "xdpdrv", "obj", XDP_PASS_OBJ, "sec", "xdp")
+        self.run("ethtool", "-K", ifname, "tx", "off")
+
+    def ifindex(self, ifname):
+        out = self.run("cat", f"/sys/class/net/{ifname}/ifindex").stdout
+        return int(out)
+
+    def mac(self, ifname):
+        return self.run("cat", f"/sys/class/net/{ifname}/address").stdout.strip()
+
+
+class Instance:
+    """A data plane instance (pinned under /sys/fs/bpf/xpmip/<name>) in a namespace."""
+
+    def __init__(self, world, ns, name, role, attach, sessions=1024):
+        self.world = world
+        self.ns = ns
+        self.name = name
+        self.role = role
+        args = ["load", "--role", role, "--sessions", str(sessions)]
+        for a in attach:
+            args += ["--attach", a]
+        self.dp(*args)
+
+    def dp(self, *args, input=None, check=True):
+        return self.ns.enter(TOOL, "-i", self.name, *args, input=input, check=check)
+
+    def add_session(self, session):
+        self.dp("session", "add", "-", input=json.dumps(session))
+
+    def try_add_session(self, session):
+        return self.dp("session", "add", "-", input=json.dumps(session), check=False)
+
+    def del_session(self, sid):
+        self.dp("session", "del", str(sid))
+
+    def sessions(self):
+        return json.loads(self.dp("session", "show").stdout)
+
+    def session(self, sid):
+        for s in self.sessions():
+            if s["id"] == sid:
+                return s
+        return None
+
+    def set_path(self, sid, bid, up):
+        self.dp("path", str(sid), str(bid), "up" if up else "down")
+
+    def set_policy(self, pid, policy):
+        self.dp("policy", "set", str(pid), "-", input=json.dumps(policy))
+
+    def stats(self, reset=False):
+        return json.loads(self.dp("stats", *(["--reset"] if reset else [])).stdout)
+
+    def nonzero_stats(self, reset=True):
+        return {k: v for k, v in self.stats(reset).items() if v}
+
+    def run(self, ifname, hook, frame: bytes, repeat=1):
+        """BPF_PROG_TEST_RUN: (retval, output bytes)."""
+        out = json.loads(self.ns.enter(TOOL, "run", ifname, hook, frame.hex(), "--repeat", str(repeat)).stdout)
+        return out["retval"], bytes.fromhex(out["output"])
+
+    def unload(self):
+        self.ns.enter(TOOL, "-i", self.name, "unload", check=False)
+
+
+class World:
+    """Owns every namespace and instance of a test; close() removes them all."""
+
+    def __init__(self, tag):
+        self.prefix = f"{tag}{os.getpid() % 100000}"
+        self.namespaces = []
+        self.instances = []
+        self.processes = []
+
+    def netns(self, short):
+        ns = Netns(self, f"{self.prefix}-{short}")
+        self.namespaces.append(ns)
+        return ns
+
+    def veth(self, a, a_name, b, b_name, a_mac=None, b_mac=None, mtu=None):
+        sh("ip", "link", "add", a_name, "netns", a.name, "type", "veth", "peer", "name", b_name, "netns", b.name)
+        for ns, name, mac in ((a, a_name, a_mac), (b, b_name, b_mac)):
+            if mac:
+                ns.ip(f"link set {name} address {mac}")
+            if mtu:
+                ns.ip(f"link set {name} mtu {mtu}")
+            ns.ip(f"link set {name} up")
+
+    def instance(self, ns, short, role, attach, **kw):
+        inst = Instance(self, ns, f"{self.prefix}-{short}", role, attach, **kw)
+        self.instances.append(inst)
+        return inst
+
+    def close(self):
+        for p in self.processes:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            for stream in (p.stdout, p.stderr, p.stdin):
+                if stream:
+                    stream.close()
+        self.processes.clear()
+        for inst in self.instances:
+            inst.unload()
+        for ns in reversed(self.namespaces):
+            sh("ip", "netns", "del", ns.name, check=False)
+        self.instances.clear()
+        self.namespaces.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def wait_for(predicate, timeout=5.0, interval=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
