@@ -57,6 +57,12 @@ class Netns:
     def sysctl(self, *settings):
         self.run("sysctl", "-qw", *settings)
 
+    def quiet(self):
+        """A namespace that only holds the far ends of veths: no IPv6 on them, so they send no
+        router solicitations, DAD probes or MLD reports, which would reach the XDP program on the
+        near end and move its counters while a test reads them. Call before adding links."""
+        self.sysctl("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+
     def forwarding(self):
         self.sysctl("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
                     "net.ipv6.conf.default.forwarding=1")

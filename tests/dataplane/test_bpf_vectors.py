@@ -958,6 +958,7 @@ class BpfVectors(unittest.TestCase):
         w = cls.world
         lma, mag, peer = w.netns("lma"), w.netns("mag"), w.netns("peer")
         cls.lma_ns, cls.mag_ns = lma, mag
+        peer.quiet()
         w.veth(lma, "tun0", peer, "p-tun0", a_mac=TUN0_MAC, mtu=TUN_TESTED_MTU)
         w.veth(lma, "core0", peer, "p-core0", a_mac=CORE0_MAC)
         w.veth(lma, "core1", peer, "p-core1", a_mac=CORE1_MAC)

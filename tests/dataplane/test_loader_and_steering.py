@@ -45,6 +45,7 @@ class LoaderAndSteering(unittest.TestCase):
         w = cls.world = World("ls")
         try:
             lma, peer = cls.lma_ns, cls.peer = w.netns("lma"), w.netns("peer")
+            peer.quiet()
             w.veth(lma, "tun0", peer, "wan0")
             w.veth(lma, "core0", peer, "cn0")
             lma.forwarding()
