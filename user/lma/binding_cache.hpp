@@ -1,0 +1,71 @@
+// The LMA's Binding Cache (RFC 5213 §5.1, extended by RFC 5844 §3.2.1 with the IPv4 home
+// address and IPv4 proxy CoA and by RFC 5845 §5.1 with the GRE fields). One mobility session per
+// MN-ID: a later registration of the same MN refreshes it or moves it to another MAG.
+#pragma once
+
+#include "common/address.hpp"
+#include "dataplane/types.hpp"
+#include "lma/resources.hpp"
+#include "wire/framing.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xpmip::lma {
+
+struct BindingCacheEntry {
+    std::uint32_t session_id = 0;          // the data plane session
+    std::string mn_id;                     // MN-ID (NAI)
+    std::uint32_t realm = 0;
+
+    // The MAG and how it talks to us.
+    std::string peer;                      // configured peer name
+    IpAddress proxy_coa;                   // the PBU's source address (RFC 5213 §5.1, RFC 5844)
+    IpAddress lma_address;                 // our address it registered with
+    wire::Transport transport = wire::Transport::Ipv6;
+    std::uint16_t mag_port = 0;            // IPv4/UDP: the PBU's source port
+
+    std::optional<Ipv6Prefix> hnp;
+    std::optional<Ipv4Address> ipv4_hoa;
+    std::uint8_t ipv4_hoa_length = 32;
+    std::uint8_t att = 0;                  // access technology type
+    std::uint8_t handoff_indicator = 0;
+    std::vector<std::uint8_t> mn_ll_id;    // MN link-layer identifier, when sent
+    std::optional<Ipv6Address> link_local; // MAG link-local address option, when sent
+
+    // Registration state.
+    std::chrono::seconds lifetime{0};
+    Clock::time_point expires{};
+    std::optional<std::uint64_t> last_timestamp;   // timestamp mode (RFC 5213 §5.5)
+    std::uint16_t last_sequence = 0;               // sequence-number mode
+    bool deregistered = false;                      // lifetime 0 accepted: waiting to be deleted
+    Clock::time_point delete_at{};
+
+    // RFC 5845 §5.1
+    bool gre = false;
+    std::optional<std::uint32_t> key_downlink;     // assigned by the MAG
+    std::optional<std::uint32_t> key_uplink;       // assigned by us
+    bool tlv_header = false;
+    bool force_udp = false;                         // RFC 5844 F flag accepted
+
+    dataplane::SessionConfig session;               // what the data plane holds (when active)
+    bool in_dataplane = false;
+};
+
+class BindingCache {
+public:
+    BindingCacheEntry* find(const std::string& mn_id);
+    const BindingCacheEntry* find(const std::string& mn_id) const;
+    BindingCacheEntry& insert(BindingCacheEntry e);
+    void erase(const std::string& mn_id);
+    std::size_t size() const { return entries_.size(); }
+    const std::map<std::string, BindingCacheEntry>& entries() const { return entries_; }
+    std::map<std::string, BindingCacheEntry>& entries() { return entries_; }
+
+private:
+    std::map<std::string, BindingCacheEntry> entries_;
+};
+
+} // namespace xpmip::lma

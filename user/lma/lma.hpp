@@ -1,0 +1,101 @@
+// The local mobility anchor's registration logic (RFC 5213 §5.3, RFC 5844 §3.2, RFC 5845 §3-§5
+// and §7.2-§7.4): a PBU in, a PBA out, the Binding Cache and the data plane kept in step.
+// No sockets and no clocks of its own: the daemon passes packets and the time in, which is what
+// lets the tests drive every rule directly.
+#pragma once
+
+#include "lma/binding_cache.hpp"
+#include "lma/lma_config.hpp"
+#include "lma/resources.hpp"
+#include "wire/messages.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xpmip::lma {
+
+// A PBU as it arrived: over IPv6 (Mobility Header) or IPv4 / UDP 5436 (RFC 5844).
+struct IncomingPbu {
+    wire::Transport transport = wire::Transport::Ipv6;
+    IpAddress src;               // the MAG's proxy CoA
+    IpAddress dst;               // our address it was sent to
+    std::uint16_t src_port = 0;  // IPv4/UDP
+    wire::ProxyBindingUpdate pbu;
+};
+
+// A PBA to send back the same way (for UDP, from 5436 to the PBU's source port).
+struct OutgoingPba {
+    wire::Transport transport = wire::Transport::Ipv6;
+    IpAddress src;
+    IpAddress dst;
+    std::uint16_t dst_port = 0;
+    wire::ProxyBindingAcknowledgement pba;
+};
+
+// Where sessions go: the real data plane (SessionTable), or a recorder in tests.
+class SessionSink {
+public:
+    virtual ~SessionSink() = default;
+    // Both throw (dataplane::DataplaneError, std::runtime_error) when the data plane cannot
+    // take the change; the change is then not applied at all (SessionTable rolls back).
+    virtual void upsert(const dataplane::SessionConfig& s) = 0;
+    virtual void remove(std::uint32_t session_id) = 0;
+    // ifindex of a realm's core interface (the MN side of its sessions at the LMA).
+    virtual std::uint32_t realm_ifindex(std::uint32_t realm) = 0;
+};
+
+class LocalMobilityAnchor {
+public:
+    // `wall_timestamp` gives "now" as an RFC 5213 §8.8 timestamp (tests pass a fake).
+    LocalMobilityAnchor(LmaConfig config, SessionSink& sink,
+                        std::function<std::uint64_t()> wall_timestamp = nullptr);
+
+    // Process one PBU. Returns the PBA, or nothing when the answer is deferred (HI 4 while the
+    // previous MAG's binding is still up: RFC 5213 §5.4.1.3, the answer comes from on_timer or
+    // with the previous MAG's de-registration).
+    std::vector<OutgoingPba> on_pbu(const IncomingPbu& in, Clock::time_point now);
+    // Lifetime expiry, deletion of de-registered entries, deferred handoffs.
+    std::vector<OutgoingPba> on_timer(Clock::time_point now);
+    std::optional<Clock::time_point> next_deadline() const;
+
+    // Replace the policy part of the configuration (peers, MNs, GRE policy, timers) without
+    // touching existing bindings; they follow the new policy at their next registration.
+    void reload(LmaConfig config);
+
+    const BindingCache& cache() const { return cache_; }
+    const LmaConfig& config() const { return config_; }
+    // Uplink keys currently allocated or resting in quarantine.
+    bool uplink_key_taken(std::uint32_t key) const { return uplink_keys_.in_use(key); }
+
+private:
+    struct Deferred {
+        IncomingPbu in;
+        Clock::time_point deadline;
+    };
+    struct Decision;
+
+    std::vector<OutgoingPba> process(const IncomingPbu& in, Clock::time_point now, bool replay);
+    void deregister(BindingCacheEntry& e, Clock::time_point now);
+    void delete_entry(const std::string& mn_id, Clock::time_point now);
+    void release_resources(const BindingCacheEntry& e, Clock::time_point now);
+    void index_keyless(const BindingCacheEntry& e, bool add);
+    void log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const;
+
+    LmaConfig config_;
+    SessionSink& sink_;
+    std::function<std::uint64_t()> wall_timestamp_;
+    BindingCache cache_;
+    IndexAllocator session_ids_;
+    IndexAllocator uplink_keys_;
+    std::map<std::uint32_t, std::unique_ptr<Ipv4Pool>> ipv4_pools_;
+    std::map<std::uint32_t, std::unique_ptr<Ipv6PrefixPool>> ipv6_pools_;
+    std::map<std::string, Deferred> deferred_;   // by MN-ID
+    // Key-less IPv4 sessions in the data plane by (MAG address, home address) -> MN-ID.
+    std::map<std::pair<IpAddress, Ipv4Address>, std::string> keyless_v4_;
+};
+
+} // namespace xpmip::lma

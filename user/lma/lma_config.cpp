@@ -1,0 +1,300 @@
+#include "lma/lma_config.hpp"
+
+#include <fmt/format.h>
+
+#include <set>
+
+namespace xpmip::lma {
+
+using config::ConfigError;
+using config::MapReader;
+
+namespace {
+const std::vector<std::string> kGreChoices = {"allowed", "not-required", "unsupported", "gre-required",
+                                              "keys-required"};
+}
+
+std::string to_string(GrePolicy p) {
+    return kGreChoices.at(static_cast<std::size_t>(p));
+}
+
+GrePolicy parse_gre_policy(const std::string& s) {
+    for (std::size_t i = 0; i < kGreChoices.size(); ++i) {
+        if (kGreChoices[i] == s) {
+            return static_cast<GrePolicy>(i);
+        }
+    }
+    throw std::invalid_argument(fmt::format("GRE policy '{}' is not one of allowed, not-required, unsupported, "
+                                            "gre-required, keys-required", s));
+}
+
+EffectivePolicy effective_policy(std::initializer_list<const TunnelPolicy*> levels) {
+    EffectivePolicy e;
+    for (const TunnelPolicy* p : levels) {
+        if (!p) {
+            continue;
+        }
+        if (p->gre && *p->gre > e.gre) {
+            e.gre = *p->gre;
+        }
+        if (p->tlv_header && !*p->tlv_header) {
+            e.tlv_header = false;
+        }
+        if (p->udp && !*p->udp) {
+            e.udp = false;
+        }
+    }
+    return e;
+}
+
+const Realm* LmaConfig::realm(std::uint32_t id) const {
+    for (const auto& r : realms) {
+        if (r.id == id) {
+            return &r;
+        }
+    }
+    return nullptr;
+}
+
+const MagPeer* LmaConfig::peer_by_address(const IpAddress& a) const {
+    for (const auto& p : peers) {
+        for (const auto& pa : p.addresses) {
+            if (pa == a) {
+                return &p;
+            }
+        }
+    }
+    return nullptr;
+}
+
+const MobileNodeProfile* LmaConfig::mobile_node(const std::string& id) const {
+    for (const auto& m : mobile_nodes) {
+        if (m.id == id) {
+            return &m;
+        }
+    }
+    return nullptr;
+}
+
+bool LmaConfig::is_own_address(const IpAddress& a) const {
+    for (const auto& x : addresses) {
+        if (x == a) {
+            return true;
+        }
+    }
+    return false;
+}
+
+namespace {
+
+TunnelPolicy read_policy(MapReader& r) {
+    TunnelPolicy p;
+    if (auto g = r.opt_choice("gre", kGreChoices)) {
+        p.gre = parse_gre_policy(*g);
+    }
+    p.tlv_header = r.opt_bool("tlv_header");
+    p.udp = r.opt_bool("udp_encapsulation");
+    return p;
+}
+
+IpAddress parse_ip_in(MapReader& r, const std::string& key, const std::string& text) {
+    try {
+        return parse_ip_address(text);
+    } catch (const std::exception&) {
+        r.fail(key, fmt::format("'{}' is not an IPv4 or IPv6 address", text));
+    }
+}
+
+} // namespace
+
+std::vector<dataplane::InterfaceConfig> read_interfaces(MapReader& root) {
+    std::vector<dataplane::InterfaceConfig> out;
+    std::set<std::string> seen;
+    for (auto& r : root.map_list("interfaces")) {
+        dataplane::InterfaceConfig ic;
+        ic.name = r.str("name");
+        if (!seen.insert(ic.name).second) {
+            r.fail("name", fmt::format("interface '{}' is listed twice", ic.name));
+        }
+        auto kind = r.opt_choice("kind", {"core", "core-l2", "tunnel", "access"});
+        if (!kind) {
+            r.fail("kind", "is required (core, core-l2, tunnel or access)");
+        }
+        ic.kind = dataplane::parse_interface_kind(*kind);
+        ic.realm = static_cast<std::uint32_t>(r.opt_uint("realm", 0, 0xffffffffu).value_or(0));
+        ic.generic_xdp = r.opt_bool("generic_xdp").value_or(false);
+        r.finish();
+        out.push_back(ic);
+    }
+    return out;
+}
+
+LmaConfig parse_lma_config(MapReader root) {
+    LmaConfig c;
+    c.instance = root.opt_str("instance").value_or("lma");
+    c.log_level = root.opt_choice("log_level", {"trace", "debug", "info", "warn", "error"}).value_or("info");
+
+    if (auto lma = root.opt_map("lma")) {
+        for (const auto& a : lma->str_list("addresses")) {
+            c.addresses.push_back(parse_ip_in(*lma, "addresses", a));
+        }
+        c.policy = read_policy(*lma);
+        lma->finish();
+    } else {
+        root.fail("lma", "is required (the LMA's addresses and defaults)");
+    }
+    if (c.addresses.empty()) {
+        root.fail("lma", "addresses: at least one LMA address (IPv6 LMAA and/or IPv4-LMAA) is required");
+    }
+
+    c.interfaces = read_interfaces(root);
+    if (c.interfaces.empty()) {
+        root.fail("interfaces", "at least one interface is required");
+    }
+
+    if (auto lim = root.opt_map("limits")) {
+        c.limits.sessions = static_cast<std::uint32_t>(lim->opt_uint("sessions", 1, 1u << 24).value_or(c.limits.sessions));
+        c.limits.policies = static_cast<std::uint32_t>(lim->opt_uint("policies", 1, 256).value_or(c.limits.policies));
+        lim->finish();
+    }
+
+    if (auto t = root.opt_map("timers")) {
+        c.timers.min_delay_before_bce_delete =
+            t->opt_seconds("min_delay_before_bce_delete", 0, 3600).value_or(c.timers.min_delay_before_bce_delete);
+        c.timers.max_delay_before_new_bce_assign =
+            t->opt_seconds("max_delay_before_new_bce_assign", 0, 60).value_or(c.timers.max_delay_before_new_bce_assign);
+        c.timers.timestamp_validity_window =
+            t->opt_seconds("timestamp_validity_window", 0.001, 3600).value_or(c.timers.timestamp_validity_window);
+        // The Lifetime field counts 4-second units in 16 bits (RFC 6275 §6.1.7).
+        c.timers.max_lifetime = std::chrono::seconds(t->opt_uint("max_lifetime", 4, 65535u * 4).value_or(3600));
+        t->finish();
+    }
+
+    std::set<std::uint32_t> realm_ids;
+    for (auto& r : root.map_list("realms")) {
+        Realm realm;
+        realm.id = static_cast<std::uint32_t>(r.uint("id", 1, 0xffffffffu));
+        if (!realm_ids.insert(realm.id).second) {
+            r.fail("id", fmt::format("realm {} is defined twice", realm.id));
+        }
+        realm.name = r.opt_str("name").value_or(fmt::format("realm-{}", realm.id));
+        realm.interface = r.str("interface");
+        const auto* ic = [&]() -> const dataplane::InterfaceConfig* {
+            for (const auto& i : c.interfaces) {
+                if (i.name == realm.interface) {
+                    return &i;
+                }
+            }
+            return nullptr;
+        }();
+        if (!ic) {
+            r.fail("interface", fmt::format("'{}' is not in interfaces", realm.interface));
+        }
+        if (ic->kind != dataplane::InterfaceKind::Core || ic->realm != realm.id) {
+            r.fail("interface", fmt::format("'{}' must be listed in interfaces with kind core and realm {}",
+                                            realm.interface, realm.id));
+        }
+        realm.ipv4_pool = r.opt_ipv4_prefix("ipv4_pool");
+        realm.ipv6_pool = r.opt_ipv6_prefix("ipv6_pool");
+        realm.hnp_length = static_cast<std::uint8_t>(r.opt_uint("hnp_length", 1, 128).value_or(64));
+        if (realm.ipv6_pool && realm.hnp_length < realm.ipv6_pool->length) {
+            r.fail("hnp_length", fmt::format("/{} is shorter than ipv6_pool {}", realm.hnp_length,
+                                             realm.ipv6_pool->to_string()));
+        }
+        if (realm.ipv4_pool && realm.ipv4_pool->length > 30) {
+            r.fail("ipv4_pool", fmt::format("{} has no room for a router and hosts (at most /30)",
+                                            realm.ipv4_pool->to_string()));
+        }
+        realm.ipv4_default_router = r.opt_ipv4("ipv4_default_router");
+        if (realm.ipv4_pool && !realm.ipv4_default_router) {
+            realm.ipv4_default_router = Ipv4Address::from_host_order(realm.ipv4_pool->address.to_host_order() + 1);
+        }
+        realm.policy = read_policy(r);
+        r.finish();
+        c.realms.push_back(realm);
+    }
+    if (c.realms.empty()) {
+        root.fail("realms", "at least one realm is required");
+    }
+
+    for (auto& r : root.map_list("peers")) {
+        MagPeer p;
+        p.name = r.str("name");
+        for (const auto& a : r.str_list("addresses")) {
+            IpAddress ip = parse_ip_in(r, "addresses", a);
+            if (const auto* other = c.peer_by_address(ip)) {
+                r.fail("addresses", fmt::format("{} is already the address of peer '{}'", a, other->name));
+            }
+            p.addresses.push_back(ip);
+        }
+        if (p.addresses.empty()) {
+            r.fail("addresses", "is required (the MAG's proxy care-of addresses)");
+        }
+        p.policy = read_policy(r);
+        r.finish();
+        c.peers.push_back(p);
+    }
+
+    // Static addresses: inside one realm no two MNs may share one.
+    std::map<std::pair<std::uint32_t, std::string>, std::string> taken;
+    for (auto& r : root.map_list("mobile_nodes")) {
+        MobileNodeProfile m;
+        m.id = r.str("id");
+        if (m.id.empty() || m.id.size() > 255) {
+            r.fail("id", "must be 1..255 octets (an NAI, RFC 4283)");
+        }
+        if (c.mobile_node(m.id)) {
+            r.fail("id", fmt::format("mobile node '{}' is listed twice", m.id));
+        }
+        m.realm = static_cast<std::uint32_t>(r.uint("realm", 1, 0xffffffffu));
+        const Realm* realm = c.realm(m.realm);
+        if (!realm) {
+            r.fail("realm", fmt::format("realm {} is not defined in realms", m.realm));
+        }
+        m.ipv4 = r.opt_bool("ipv4").value_or(true);
+        m.ipv6 = r.opt_bool("ipv6").value_or(true);
+        m.ipv4_home_address = r.opt_ipv4("ipv4_home_address");
+        m.home_network_prefix = r.opt_ipv6_prefix("home_network_prefix");
+        if (m.ipv4 && !m.ipv4_home_address && !realm->ipv4_pool) {
+            r.fail("ipv4", fmt::format("realm {} has no ipv4_pool: give an ipv4_home_address or ipv4: false", m.realm));
+        }
+        if (m.ipv6 && !m.home_network_prefix && !realm->ipv6_pool) {
+            r.fail("ipv6", fmt::format("realm {} has no ipv6_pool: give a home_network_prefix or ipv6: false", m.realm));
+        }
+        if (!m.ipv4 && !m.ipv6) {
+            r.fail("", "is authorized for neither IPv4 nor IPv6");
+        }
+        if (m.ipv4_home_address && realm->ipv4_default_router && *m.ipv4_home_address == *realm->ipv4_default_router) {
+            r.fail("ipv4_home_address", fmt::format("{} is realm {}'s default router",
+                                                    m.ipv4_home_address->to_string(), m.realm));
+        }
+        for (const auto& [key, val] : {std::pair<std::string, std::optional<std::string>>{
+                                           "ipv4_home_address",
+                                           m.ipv4_home_address ? std::optional(m.ipv4_home_address->to_string())
+                                                               : std::nullopt},
+                                       {"home_network_prefix", m.home_network_prefix
+                                                                   ? std::optional(m.home_network_prefix->to_string())
+                                                                   : std::nullopt}}) {
+            if (!val) {
+                continue;
+            }
+            auto [it, fresh] = taken.emplace(std::pair{m.realm, *val}, m.id);
+            if (!fresh) {
+                r.fail(key, fmt::format("{} is already mobile node '{}''s in realm {}", *val, it->second, m.realm));
+            }
+        }
+        m.policy = read_policy(r);
+        r.finish();
+        c.mobile_nodes.push_back(m);
+    }
+    root.finish();
+    return c;
+}
+
+LmaConfig load_lma_config(const std::string& file) {
+    LmaConfig c = parse_lma_config(config::load_file(file));
+    c.file = file;
+    return c;
+}
+
+} // namespace xpmip::lma

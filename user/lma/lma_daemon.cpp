@@ -1,0 +1,198 @@
+#include "lma/lma_daemon.hpp"
+
+#include "common/fd.hpp"
+#include "dataplane/dataplane.hpp"
+#include "lma/lma.hpp"
+#include "netlink/interfaces.hpp"
+#include "transport/signaling_socket.hpp"
+#include "wire/error.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace xpmip::lma {
+
+namespace {
+
+class DataplaneSink : public SessionSink {
+public:
+    DataplaneSink(dataplane::Dataplane& dp, const LmaConfig& cfg) : dp_(dp), cfg_(cfg) {}
+    void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
+    void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
+    std::uint32_t realm_ifindex(std::uint32_t realm) override {
+        const Realm* r = cfg_.realm(realm);
+        if (!r) {
+            throw std::runtime_error(fmt::format("realm {} is not configured", realm));
+        }
+        return static_cast<std::uint32_t>(netlink::query_interface(r->interface).ifindex);
+    }
+
+private:
+    dataplane::Dataplane& dp_;
+    const LmaConfig& cfg_;
+};
+
+UniqueFd signal_fd() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, nullptr) < 0) {
+        throw std::runtime_error(fmt::format("sigprocmask: {}", std::strerror(errno)));
+    }
+    UniqueFd fd(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+    if (!fd) {
+        throw std::runtime_error(fmt::format("signalfd: {}", std::strerror(errno)));
+    }
+    return fd;
+}
+
+void arm(int tfd, std::optional<Clock::time_point> when) {
+    itimerspec its{};
+    if (when) {
+        auto d = *when - Clock::now();
+        if (d <= Clock::duration::zero()) {
+            d = std::chrono::milliseconds(1);
+        }
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+        its.it_value.tv_sec = static_cast<time_t>(ns / 1000000000);
+        its.it_value.tv_nsec = static_cast<long>(ns % 1000000000);
+    }
+    timerfd_settime(tfd, 0, &its, nullptr);
+}
+
+} // namespace
+
+int run_lma(const LmaRunOptions& options) {
+    LmaConfig cfg = load_lma_config(options.config_file);
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+    dataplane::DataplaneOptions dpo;
+    dpo.instance = cfg.instance;
+    dpo.role = dataplane::Role::Lma;
+    dpo.limits = cfg.limits;
+    dataplane::Dataplane dp(dpo);
+    struct Unloader {
+        dataplane::Dataplane& dp;
+        bool keep;
+        ~Unloader() {
+            if (!keep) {
+                try {
+                    dp.unload();
+                } catch (const std::exception& e) {
+                    spdlog::error("unloading the data plane: {}", e.what());
+                }
+            }
+        }
+    } unloader{dp, options.keep_dataplane};
+    for (const auto& iface : cfg.interfaces) {
+        dp.attach(iface);
+        spdlog::info("interface {} attached as {} (realm {})", iface.name, dataplane::to_string(iface.kind), iface.realm);
+    }
+
+    DataplaneSink sink(dp, cfg);
+    LocalMobilityAnchor lma(cfg, sink);
+
+    std::vector<transport::SignalingSocket> sockets;
+    bool v6 = false, v4 = false;
+    for (const auto& a : cfg.addresses) {
+        (is_ipv4(a) ? v4 : v6) = true;
+    }
+    if (v6) {
+        sockets.push_back(transport::SignalingSocket::open_ipv6());
+    }
+    if (v4) {
+        sockets.push_back(transport::SignalingSocket::open_ipv4_udp());
+    }
+    UniqueFd sfd = signal_fd();
+    UniqueFd tfd(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+    if (!tfd) {
+        throw std::runtime_error(fmt::format("timerfd_create: {}", std::strerror(errno)));
+    }
+    spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s)", cfg.instance, cfg.realms.size(),
+                 cfg.peers.size(), cfg.mobile_nodes.size());
+
+    auto send_all = [&](const std::vector<OutgoingPba>& replies) {
+        for (const auto& r : replies) {
+            for (auto& s : sockets) {
+                if (s.transport() != r.transport) {
+                    continue;
+                }
+                try {
+                    s.send(wire::encode(r.pba), r.src, r.dst, r.dst_port);
+                } catch (const std::exception& e) {
+                    spdlog::error("PBA to {}: {}", to_string(r.dst), e.what());
+                }
+            }
+        }
+    };
+
+    for (;;) {
+        arm(tfd.get(), lma.next_deadline());
+        std::vector<pollfd> fds;
+        fds.push_back({sfd.get(), POLLIN, 0});
+        fds.push_back({tfd.get(), POLLIN, 0});
+        for (auto& s : sockets) {
+            fds.push_back({s.fd(), POLLIN, 0});
+        }
+        if (poll(fds.data(), fds.size(), -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw std::runtime_error(fmt::format("poll: {}", std::strerror(errno)));
+        }
+        if (fds[0].revents & POLLIN) {
+            signalfd_siginfo si{};
+            while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                    try {
+                        lma.reload(load_lma_config(options.config_file));
+                        spdlog::set_level(spdlog::level::from_str(lma.config().log_level));
+                        spdlog::info("configuration reloaded from {}", options.config_file);
+                    } catch (const std::exception& e) {
+                        spdlog::error("reload refused, the running configuration stays: {}", e.what());
+                    }
+                } else {
+                    spdlog::info("signal {}: shutting down ({} binding(s))", si.ssi_signo, lma.cache().size());
+                    return 0;
+                }
+            }
+        }
+        if (fds[1].revents & POLLIN) {
+            std::uint64_t ticks = 0;
+            [[maybe_unused]] auto n = read(tfd.get(), &ticks, sizeof(ticks));
+            send_all(lma.on_timer(Clock::now()));
+        }
+        for (std::size_t i = 0; i < sockets.size(); ++i) {
+            if (!(fds[2 + i].revents & POLLIN)) {
+                continue;
+            }
+            while (auto d = sockets[i].receive()) {
+                try {
+                    auto msg = wire::decode(d->mh);
+                    if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&msg)) {
+                        send_all(lma.on_pbu(IncomingPbu{d->transport, d->src, d->dst, d->src_port, *pbu}, Clock::now()));
+                    } else {
+                        spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d->src));
+                    }
+                } catch (const wire::WireError& e) {
+                    spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(),
+                                 e.what());
+                } catch (const std::exception& e) {
+                    spdlog::error("message from {}: {}", to_string(d->src), e.what());
+                }
+            }
+        }
+    }
+}
+
+} // namespace xpmip::lma

@@ -1,0 +1,18 @@
+// The LMA process: load the data plane, open the signaling sockets, and run the registration
+// logic until SIGTERM/SIGINT. SIGHUP re-reads the configuration's policy without touching
+// bindings.
+#pragma once
+
+#include <string>
+
+namespace xpmip::lma {
+
+struct LmaRunOptions {
+    std::string config_file;
+    bool keep_dataplane = false;   // leave maps and programs pinned at exit (default: unload)
+};
+
+// Returns the process exit status. Throws config::ConfigError for a bad configuration.
+int run_lma(const LmaRunOptions& options);
+
+} // namespace xpmip::lma

@@ -1,0 +1,78 @@
+// What the LMA hands out and takes back: IPv4 home addresses and IPv6 home network prefixes from
+// a realm's pools (RFC 5213 §5.3.1 / RFC 5844 §3.1.2), uplink GRE keys (RFC 5845 §3.3), session
+// ids. A released item rests in quarantine for a while before it may be handed out again
+// (RFC 5845 §3.3: a key is not reused until MinDelayBeforeBCEDelete has passed).
+#pragma once
+
+#include "common/address.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <set>
+#include <unordered_set>
+
+namespace xpmip::lma {
+
+using Clock = std::chrono::steady_clock;
+
+// Hands out integers in [first, last], lowest-after-cursor first, skipping those in use or in
+// quarantine. Everything the pools and allocators below do is this.
+class IndexAllocator {
+public:
+    IndexAllocator(std::uint64_t first, std::uint64_t last, Clock::duration quarantine)
+        : first_(first), last_(last), cursor_(first), quarantine_(quarantine) {}
+
+    std::optional<std::uint64_t> allocate(Clock::time_point now);
+    bool reserve(std::uint64_t v);               // false when taken or outside the range
+    void release(std::uint64_t v, Clock::time_point now);   // into quarantine
+    void release_now(std::uint64_t v);           // back at once (an allocation rolled back)
+    bool in_use(std::uint64_t v) const { return used_.count(v) != 0; }
+    std::size_t used() const { return used_.size(); }
+    std::uint64_t capacity() const { return last_ - first_ + 1; }
+
+private:
+    void expire(Clock::time_point now);
+    std::uint64_t first_, last_, cursor_;
+    Clock::duration quarantine_;
+    std::unordered_set<std::uint64_t> used_;     // allocated, reserved or in quarantine
+    std::deque<std::pair<Clock::time_point, std::uint64_t>> resting_;
+};
+
+// IPv4 home addresses of one realm: the hosts of the pool other than the network and broadcast
+// addresses and the default router.
+class Ipv4Pool {
+public:
+    Ipv4Pool(const Ipv4Prefix& pool, std::optional<Ipv4Address> router, Clock::duration quarantine);
+    std::optional<Ipv4Address> allocate(Clock::time_point now);
+    bool contains(const Ipv4Address& a) const { return pool_.contains(a); }
+    bool reserve(const Ipv4Address& a);
+    void release(const Ipv4Address& a, Clock::time_point now);
+    void release_now(const Ipv4Address& a);
+    std::size_t used() const { return ids_.used(); }
+
+private:
+    Ipv4Prefix pool_;
+    IndexAllocator ids_;
+};
+
+// IPv6 home network prefixes of one realm: the /hnp_length prefixes inside the pool.
+class Ipv6PrefixPool {
+public:
+    Ipv6PrefixPool(const Ipv6Prefix& pool, std::uint8_t hnp_length, Clock::duration quarantine);
+    std::optional<Ipv6Prefix> allocate(Clock::time_point now);
+    bool contains(const Ipv6Prefix& p) const;
+    bool reserve(const Ipv6Prefix& p);
+    void release(const Ipv6Prefix& p, Clock::time_point now);
+    void release_now(const Ipv6Prefix& p);
+
+private:
+    std::uint64_t index_of(const Ipv6Prefix& p) const;
+    Ipv6Prefix prefix_at(std::uint64_t i) const;
+    Ipv6Prefix pool_;
+    std::uint8_t hnp_length_;
+    IndexAllocator ids_;
+};
+
+} // namespace xpmip::lma
