@@ -166,6 +166,11 @@ class LmaTest(unittest.TestCase):
                 cls.lma_proc.kill()
         if cls.world:
             cls.world.close()
+        if getattr(cls, "log", None):
+            cls.log.close()
+            for f in (cls.log_path, cls.cfg_file.name):
+                if os.path.exists(f):
+                    os.unlink(f)
 
     @classmethod
     def tearDownClass(cls):

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""`xpmip check-config`: the example configuration is valid, and each kind of mistake is refused
+with exit status 2 and a message naming the file, the line and the key."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+XPMIP = os.environ.get("XPMIP_BIN", "")
+EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "lma.yaml")
+
+BASE = """instance: t
+lma:
+  addresses: [2001:db8:ffff::1, 192.0.2.1]
+interfaces:
+  - {name: tun0, kind: tunnel}
+  - {name: core1, kind: core, realm: 1}
+realms:
+  - {id: 1, interface: core1, ipv4_pool: 10.0.0.0/16, ipv6_pool: "2001:db8:a::/48"}
+peers:
+  - {name: mag1, addresses: [2001:db8:ffff::10]}
+mobile_nodes:
+  - {id: mn1@example, realm: 1}
+"""
+
+
+def check(text):
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+    try:
+        r = subprocess.run([XPMIP, "check-config", f.name], capture_output=True, text=True)
+        return r.returncode, (r.stdout + r.stderr).replace(f.name, "FILE")
+    finally:
+        os.unlink(f.name)
+
+
+class ConfigTest(unittest.TestCase):
+    def test_example_and_base_are_valid(self):
+        r = subprocess.run([XPMIP, "check-config", EXAMPLE], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(check(BASE)[0], 0, check(BASE)[1])
+
+    def refused(self, text, line, pattern):
+        rc, out = check(text)
+        self.assertEqual(rc, 2, out)
+        self.assertRegex(out, rf"FILE:{line}: {pattern}")
+
+    def test_unknown_key_names_it_and_lists_the_known_ones(self):
+        self.refused(BASE.replace("  - {id: 1, interface", "  - {id: 1, colour: red, interface"), 8,
+                     r"realms\[0\]\.colour: unknown key \(known here: .*interface.*\)")
+        self.refused(BASE + "lifetime: 5\n", 13, r"lifetime: unknown key")
+
+    def test_bad_address_and_prefix(self):
+        self.refused(BASE.replace("2001:db8:ffff::10", "2001:db8:ffff::zz"), 10,
+                     r"peers\[0\]\.addresses: '2001:db8:ffff::zz' is not an IPv4 or IPv6 address")
+        self.refused(BASE.replace("10.0.0.0/16", "10.0.0.0/33"), 8, r"realms\[0\]\.ipv4_pool: '10.0.0.0/33' is not")
+        self.refused(BASE.replace("10.0.0.0/16", "10.0.0.1/16"), 8, r"realms\[0\]\.ipv4_pool: .*host bits set")
+
+    def test_missing_interface_and_wrong_kind(self):
+        self.refused(BASE.replace("interface: core1", "interface: core9"), 8,
+                     r"realms\[0\]\.interface: 'core9' is not in interfaces")
+        self.refused(BASE.replace("interface: core1", "interface: tun0"), 8,
+                     r"realms\[0\]\.interface: 'tun0' must be listed in interfaces with kind core and realm 1")
+
+    def test_references_and_duplicates(self):
+        self.refused(BASE.replace("{id: mn1@example, realm: 1}", "{id: mn1@example, realm: 7}"), 12,
+                     r"mobile_nodes\[0\]\.realm: realm 7 is not defined")
+        self.refused(BASE + "  - {id: mn1@example, realm: 1}\n", 13, r"mobile_nodes\[1\]\.id: .*listed twice")
+        self.refused(BASE + "  - {id: a@x, realm: 1, ipv4_home_address: 10.0.0.9}\n"
+                            "  - {id: b@x, realm: 1, ipv4_home_address: 10.0.0.9}\n", 14,
+                     r"mobile_nodes\[2\]\.ipv4_home_address: 10.0.0.9 is already mobile node 'a@x'")
+        self.refused(BASE.replace("peers:\n", "peers:\n  - {name: mag0, addresses: [2001:db8:ffff::10]}\n"), 11,
+                     r"peers\[1\]\.addresses: 2001:db8:ffff::10 is already the address of peer 'mag0'")
+
+    def test_bad_values(self):
+        self.refused(BASE.replace("  addresses: [2001:db8:ffff::1,", "  gre: maybe\n  addresses: [2001:db8:ffff::1,", 1), 3,
+                     r"lma\.gre: 'maybe' is not one of: allowed, not-required, unsupported, gre-required, keys-required")
+        self.refused(BASE + "timers: {max_lifetime: 999999}\n", 13, r"timers\.max_lifetime: 999999 is out of range")
+        self.refused(BASE + "timers: {min_delay_before_bce_delete: soon}\n", 13,
+                     r"timers\.min_delay_before_bce_delete: 'soon' is not a number of seconds")
+        self.refused(BASE.replace("kind: core, realm: 1}", "kind: core, realm: -1}"), 6,
+                     r"interfaces\[1\]\.realm: '-1' is not a whole number")
+
+    def test_yaml_syntax_error_names_the_line(self):
+        rc, out = check(BASE + "peers: [unclosed\n")
+        self.assertEqual(rc, 2)
+        self.assertRegex(out, r"FILE:1[34]: ")
+
+
+if __name__ == "__main__":
+    XPMIP = os.environ["XPMIP_BIN"]
+    unittest.main(verbosity=2)
