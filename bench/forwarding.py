@@ -1,0 +1,174 @@
+"""Forwarding rate through veth and network namespaces.
+
+    snd --veth-- MAG --veth-- LMA --veth-- snk
+    s0           acc0  wan0   tun0  core0  k0
+
+One MN flow per sender thread (UDP to port 9) from the MN's address to a correspondent, in four
+set-ups built side by side and measured in turn, round by round:
+
+  direct   snd --veth-- snk: the generator and the sink alone (the ceiling of this rig)
+  routing  plain kernel IPv4 forwarding at MAG and LMA (no XDP on them)
+  vxlan    the kernel's VXLAN tunnel between MAG and LMA (this kernel has no GRE driver)
+  xpmip    xpmip's XDP programs: GRE with keys over IPv4, MAG encapsulates, LMA decapsulates
+
+The generator is `xpmip-bench send` (AF_PACKET TX ring, qdisc bypass), one thread pinned per
+core; the sink is bench_sink.bpf.c on k0, counting only plain UDP-to-port-9 packets, so a tunnel
+packet that was not decapsulated does not count. On veth, the whole chain runs in softirq on the
+CPU that sent the packet: "one core" is one sender thread on CPU 0 doing everything, "two cores"
+two threads on CPUs 0 and 1 over two-queue veths. The generator's own cost is part of every
+figure (the "direct" row shows it alone).
+"""
+import json
+import subprocess
+
+from common import Checks, Tools, dptest, enter, log, median, run_json
+
+from scapy.all import IP, UDP, Ether, Raw, raw  # noqa: E402
+
+MN_MAC, ACC0_MAC = "02:00:00:00:01:07", "02:00:00:00:ac:01"
+WAN0_MAC, TUN0_MAC = "02:00:00:00:0b:02", "02:00:00:00:0a:01"
+CORE0_MAC, SINK_MAC = "02:00:00:00:c0:01", "02:00:00:00:c0:10"
+VX_MAG_MAC, VX_LMA_MAC = "02:00:00:00:99:01", "02:00:00:00:99:02"
+HOA, CN = "10.0.1.7", "198.51.100.20"
+MAG4, LMA4, CORE0_4, SINK4 = "203.0.113.2", "203.0.113.1", "192.0.2.1", "192.0.2.10"
+KEY_UL, KEY_DL = 0x0A0B0001, 0xD0D00001
+SINK_PORT = 9
+
+VARIANTS = ["direct", "routing", "vxlan", "xpmip"]
+LABELS = {"direct": "generator to sink, no forwarding", "routing": "kernel IPv4 routing",
+          "vxlan": "kernel VXLAN tunnel", "xpmip": "xpmip XDP, GRE key over IPv4"}
+
+
+def frame(size, sport):
+    """An MN's UDP packet to a correspondent, `size` octets from the Ethernet header on (no FCS)."""
+    head = Ether(src=MN_MAC, dst=ACC0_MAC) / IP(src=HOA, dst=CN, ttl=64, flags="DF") / UDP(sport=sport,
+                                                                                           dport=SINK_PORT)
+    f = raw(head / Raw(b"\x00" * (size - len(raw(head)))))
+    assert len(f) == size, (len(f), size)
+    return f
+
+
+def _veth(a, a_name, b, b_name, a_mac, b_mac):
+    """A veth pair with two queues each way (two cores use both)."""
+    dptest.sh("ip", "link", "add", a_name, "numtxqueues", "2", "numrxqueues", "2", "netns", a.name, "type", "veth",
+              "peer", "name", b_name, "numtxqueues", "2", "numrxqueues", "2", "netns", b.name)
+    for ns, name, mac in ((a, a_name, a_mac), (b, b_name, b_mac)):
+        ns.ip(f"link set {name} address {mac}")
+        ns.ip(f"link set {name} up")
+
+
+class Rig:
+    def __init__(self, world, tools, variant):
+        self.variant = variant
+        self.tools = tools
+        self.instances = []
+        w = world
+        self.snd = w.netns(f"{variant[:3]}-snd")
+        self.snk = w.netns(f"{variant[:3]}-snk")
+        for ns in (self.snd, self.snk):
+            ns.quiet()
+        if variant == "direct":
+            _veth(self.snd, "s0", self.snk, "k0", MN_MAC, ACC0_MAC)
+        else:
+            self.mag = w.netns(f"{variant[:3]}-mag")
+            self.lma = w.netns(f"{variant[:3]}-lma")
+            _veth(self.snd, "s0", self.mag, "acc0", MN_MAC, ACC0_MAC)
+            _veth(self.mag, "wan0", self.lma, "tun0", WAN0_MAC, TUN0_MAC)
+            _veth(self.lma, "core0", self.snk, "k0", CORE0_MAC, SINK_MAC)
+            for ns in (self.mag, self.lma):
+                ns.forwarding()
+                ns.sysctl("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0")
+            for c in ("addr add 10.0.1.1/24 dev acc0", f"addr add {MAG4}/24 dev wan0",
+                      f"neigh replace {LMA4} lladdr {TUN0_MAC} dev wan0 nud permanent"):
+                self.mag.ip(c)
+            for c in (f"addr add {LMA4}/24 dev tun0", f"addr add {CORE0_4}/24 dev core0",
+                      f"neigh replace {MAG4} lladdr {WAN0_MAC} dev tun0 nud permanent",
+                      f"neigh replace {SINK4} lladdr {SINK_MAC} dev core0 nud permanent",
+                      f"route add {CN}/24 via {SINK4} dev core0"):
+                self.lma.ip(c)
+            self.snk.ip(f"addr add {SINK4}/24 dev k0")
+            getattr(self, f"_{variant}")(w)
+        self.snd.run("ethtool", "-K", "s0", "tx", "off")
+        self.snk.run("ip", "link", "set", "dev", "k0", "xdpdrv", "obj", tools.sink_obj, "sec", "xdp")
+
+    def _routing(self, w):
+        self.mag.ip(f"route add {CN}/24 via {LMA4} dev wan0")
+
+    def _vxlan(self, w):
+        for ns, local, remote, dev, mac, addr in ((self.mag, MAG4, LMA4, "wan0", VX_MAG_MAC, "10.99.0.1/30"),
+                                                  (self.lma, LMA4, MAG4, "tun0", VX_LMA_MAC, "10.99.0.2/30")):
+            ns.ip(f"link add vx0 type vxlan id 42 local {local} remote {remote} dstport 4789 dev {dev}")
+            ns.ip(f"link set vx0 address {mac}")
+            ns.ip("link set vx0 up")
+            ns.ip(f"addr add {addr} dev vx0")
+        self.mag.ip(f"neigh replace 10.99.0.2 lladdr {VX_LMA_MAC} dev vx0 nud permanent")
+        self.mag.ip(f"route add {CN}/24 via 10.99.0.2 dev vx0")
+
+    def _xpmip(self, w):
+        session = {"id": 1, "encap": "gre", "gre_keys": True, "realm": 1, "hoa": HOA, "mn_mac": MN_MAC}
+        self.mag_dp = w.instance(self.mag, "fmag", "mag", ["wan0:tunnel", "acc0:access"])
+        self.mag_dp.add_session({**session, "mn_interface": "acc0", "paths": [
+            {"local": MAG4, "remote": LMA4, "key_downlink": KEY_DL, "key_uplink": KEY_UL}]})
+        self.lma_dp = w.instance(self.lma, "flma", "lma", ["tun0:tunnel", "core0:core:1"])
+        self.lma_dp.add_session({**session, "mn_interface": "core0", "paths": [
+            {"local": LMA4, "remote": MAG4, "key_downlink": KEY_DL, "key_uplink": KEY_UL}]})
+
+    def measure(self, world, size, cores, warmup, seconds):
+        frames = [frame(size, 10000 + i) for i in range(cores)]
+        args = [self.tools.bench, "send", "--interface", "s0", "--cpus", ",".join(str(c) for c in range(cores)),
+                "--seconds", f"{warmup + seconds + 0.3}"]
+        for f in frames:
+            args += ["--frame", f.hex()]
+        p = subprocess.Popen(enter(self.snd, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        world.processes.append(p)
+        try:
+            cnt = run_json(enter(self.snk, self.tools.bench, "count", "k0", "--warmup", str(warmup),
+                                 "--seconds", str(seconds)))
+        finally:
+            out, err = p.communicate(timeout=warmup + seconds + 60)
+        if p.returncode != 0:
+            raise RuntimeError(f"sender ({self.variant}) failed: {err.strip()}")
+        sent = json.loads(out)
+        return {"rx_pps": cnt["matched_pps"], "sink_all_pps": cnt["all_pps"], "tx_pps": sent["pps"]}
+
+
+def run(tools: Tools, checks: Checks, quick: bool, reps=None):
+    sizes, core_counts = ([64], [1]) if quick else ([64, 1400], [1, 2])
+    reps = reps or (1 if quick else 5)
+    warmup, seconds = (0.3, 0.7) if quick else (0.5, 2.0)
+    world = dptest.World("bfw")
+    try:
+        log("forwarding: building " + ", ".join(VARIANTS))
+        rigs = {v: Rig(world, tools, v) for v in VARIANTS}
+        samples = {}
+        for rep in range(reps):
+            for size in sizes:
+                for cores in core_counts:
+                    for v in VARIANTS:
+                        m = rigs[v].measure(world, size, cores, warmup, seconds)
+                        samples.setdefault((v, size, cores), []).append(m)
+            log(f"forwarding: round {rep + 1}/{reps} done")
+        rows = []
+        for (v, size, cores), ms in samples.items():
+            rx = [m["rx_pps"] for m in ms]
+            rows.append({"variant": v, "label": LABELS[v], "size": size, "cores": cores,
+                         "rx_pps": median(rx), "rx_pps_samples": rx, "tx_pps": median([m["tx_pps"] for m in ms]),
+                         "sink_all_pps": median([m["sink_all_pps"] for m in ms])})
+        for r in rows:
+            base = next((b for b in rows if b["variant"] == "routing" and b["size"] == r["size"] and
+                         b["cores"] == r["cores"]), None)
+            r["vs_routing"] = r["rx_pps"] / base["rx_pps"] if base and base["rx_pps"] else 0.0
+            checks.check(f"forwarding.{r['variant']}.{r['size']}B.{r['cores']}core",
+                         r["rx_pps"] > 0 and min(r["rx_pps_samples"]) > 0,
+                         f"{r['rx_pps']:.0f} packets/s delivered (of {r['tx_pps']:.0f} sent); "
+                         f"{r['sink_all_pps']:.0f}/s of anything at the sink")
+        x = rigs["xpmip"]
+        mag_s, lma_s = x.mag_dp.session(1) or {}, x.lma_dp.session(1) or {}
+        info = {"mag_stats": x.mag_dp.nonzero_stats(reset=False), "lma_stats": x.lma_dp.nonzero_stats(reset=False),
+                "mag_session_counters": mag_s.get("counters"), "lma_session_counters": lma_s.get("counters")}
+        up = ((mag_s.get("counters") or {}).get("uplink") or {}).get("packets", 0)
+        checks.check("forwarding.xpmip.session_counted", up > 0,
+                     f"MAG session 1 uplink packets {up}; drops MAG {info['mag_stats']} LMA {info['lma_stats']}")
+        return {"reps": reps, "warmup_s": warmup, "seconds": seconds, "rows": rows, "xpmip_counters": info}
+    finally:
+        world.close()

@@ -1,0 +1,161 @@
+"""The markdown table and the PNG plot of a results JSON (bench/results/results.json)."""
+PENDING_REGISTRATION = "pending: needs the LMA agent"
+
+
+def _mpps(pps):
+    return f"{pps / 1e6:.2f}" if pps >= 1e4 else f"{pps / 1e6:.4f}"
+
+
+def _bytes(n):
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= div:
+            return f"{n / div:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _count(n):
+    return f"{n // 1_000_000} M" if n >= 1_000_000 and n % 1_000_000 == 0 else \
+        f"{n // 1000} k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def machine_line(m):
+    virt = f", {m['virtualization']} VM" if m.get("virtualization") else ""
+    return (f"{m['cpu_model']}, {m['cpus']} CPUs{virt}, {m['memory_gib']} GiB, Linux {m['kernel']}; "
+            f"commit {m['commit']}, {m['date']}; load average at start {m['loadavg_at_start']:.2f}")
+
+
+def markdown(res):
+    from per_packet import DIRECTIONS
+    out = [f"Machine: {machine_line(res['machine'])}. " + ("**Quick smoke run: few repetitions, not for comparison.**"
+                                                          if res.get("quick") else "Medians of repeated runs.")]
+    pp = res.get("per_packet")
+    if pp:
+        out += ["", "### Per-packet cost (BPF_PROG_TEST_RUN, ns/packet and ratio to a bare XDP_TX)", "",
+                f"Bare XDP_TX: {pp['bare_xdp_tx_ns']:.1f} ns/packet. Each path: XDP program time from frame in "
+                f"to verdict, caches warm, the redirect itself not included; {pp['rounds']} rounds, median.", ""]
+        for fam in (4, 6):
+            out += [f"| inner IPv{fam} | " + " | ".join(d[1] for d in DIRECTIONS) + " |",
+                    "|---" * (len(DIRECTIONS) + 1) + "|"]
+            labels = []
+            for p in pp["paths"]:
+                if p["label"] not in labels:
+                    labels.append(p["label"])
+            for label in labels:
+                cells = []
+                for d, _ in DIRECTIONS:
+                    p = next((p for p in pp["paths"] if p["label"] == label and p["direction"] == d and
+                              p["inner"] == fam), None)
+                    cells.append(f"{p['ns']:.0f} ns, {p['ratio']:.0f}x" + ("" if p["ok"] else " (CHECK FAILED)")
+                                 if p else "-")
+                out.append(f"| {label} | " + " | ".join(cells) + " |")
+            out.append("")
+    fw = res.get("forwarding")
+    if fw:
+        from forwarding import LABELS, VARIANTS
+        cols = sorted({(r["size"], r["cores"]) for r in fw["rows"]})
+        out += ["### Forwarding rate through veth (Mpps delivered to the sink, ratio to kernel routing)", "",
+                f"{fw['reps']} runs of {fw['seconds']} s each, median; one core: everything on CPU 0, two cores: "
+                "two flows on CPUs 0 and 1.", "",
+                "| set-up | " + " | ".join(f"{s} B, {c} core{'s' if c > 1 else ''}" for s, c in cols) + " |",
+                "|---" * (len(cols) + 1) + "|"]
+        for v in VARIANTS:
+            cells = []
+            for s, c in cols:
+                r = next((r for r in fw["rows"] if r["variant"] == v and r["size"] == s and r["cores"] == c), None)
+                cells.append(f"{_mpps(r['rx_pps'])} ({r['vs_routing']:.2f}x)" if r else "-")
+            out.append(f"| {v}: {LABELS[v]} | " + " | ".join(cells) + " |")
+        out.append("")
+    ss = res.get("sessions")
+    if ss:
+        out += ["### Sessions (GRE key, IPv4; written through the session API, no agent)", "",
+                "| sessions (= map limit) | map memory, empty | map memory, full | per session | "
+                "session writes/s (1 core) |", "|---|---|---|---|---|"]
+        for m in ss["memory"]:
+            out.append(f"| {_count(m['sessions'])} | {_bytes(m['maps_empty_bytes'])} | {_bytes(m['maps_full_bytes'])} "
+                       f"| {m['bytes_per_session']:.0f} B | {m['fill_per_second']:.0f} |")
+        out.append("")
+        sc = ss.get("scale")
+        if sc:
+            n = _count(sc["sessions"])
+            out += [f"| LMA path (ns/packet) | 1 session | {n} sessions, same MN | "
+                    f"{n} sessions, {sc['spread_sessions']} MNs round robin |", "|---|---|---|---|"]
+            for r in sc["rows"]:
+                what = "uplink: GRE key -> session, decap" if r["direction"] == "uplink" else \
+                    "downlink: MN address -> session, encap"
+                out.append(f"| {what} | {r['one']:.0f} | {r['same']:.0f} | {r['spread']:.0f} |")
+            out.append("")
+    out += ["### Control plane", "", "| benchmark | result |", "|---|---|",
+            f"| registrations/s on one core, 10 k / 100 k / 1 M MNs | {PENDING_REGISTRATION} |",
+            f"| agent RSS per session | {PENDING_REGISTRATION} |", ""]
+    checks = res.get("checks", [])
+    failed = [c for c in checks if not c["ok"]]
+    out.append(f"Checks: {len(checks) - len(failed)} passed, {len(failed)} failed.")
+    return "\n".join(out) + "\n"
+
+
+def plot(res, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [k for k in ("per_packet", "forwarding", "sessions") if res.get(k)]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), squeeze=False)
+    for ax, k in zip(axes[:, 0], panels):
+        if k == "per_packet":
+            pp = res[k]
+            from per_packet import DIRECTIONS
+            labels = []
+            for p in pp["paths"]:
+                if p["label"] not in labels:
+                    labels.append(p["label"])
+            width = 0.2
+            for j, (d, dname) in enumerate(DIRECTIONS):
+                vals = []
+                for label in labels:
+                    ps = [p["ns"] for p in pp["paths"] if p["label"] == label and p["direction"] == d]
+                    vals.append(sum(ps) / len(ps) if ps else 0)
+                ax.bar([i + (j - 1.5) * width for i in range(len(labels))], vals, width, label=dname)
+            ax.axhline(pp["bare_xdp_tx_ns"], color="black", linestyle="--", linewidth=1, label="bare XDP_TX")
+            ax.set_xticks(range(len(labels)))
+            ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+            ax.set_ylabel("ns/packet (mean of inner IPv4, IPv6)")
+            ax.set_title("Per-packet cost, BPF_PROG_TEST_RUN")
+            ax.legend(fontsize=8, ncol=3)
+        elif k == "forwarding":
+            fw = res[k]
+            from forwarding import VARIANTS
+            cols = sorted({(r["size"], r["cores"]) for r in fw["rows"]})
+            width = 0.8 / len(VARIANTS)
+            for j, v in enumerate(VARIANTS):
+                vals = [next((r["rx_pps"] / 1e6 for r in fw["rows"] if r["variant"] == v and r["size"] == s and
+                              r["cores"] == c), 0) for s, c in cols]
+                ax.bar([i + (j - (len(VARIANTS) - 1) / 2) * width for i in range(len(cols))], vals, width, label=v)
+            ax.set_xticks(range(len(cols)))
+            ax.set_xticklabels([f"{s} B, {c} core{'s' if c > 1 else ''}" for s, c in cols])
+            ax.set_ylabel("Mpps at the sink")
+            ax.set_title("Forwarding through veth + namespaces")
+            ax.legend(fontsize=8)
+        else:
+            ss = res[k]
+            ns = [m["sessions"] for m in ss["memory"]]
+            ax.plot(ns, [m["bytes_per_session"] for m in ss["memory"]], marker="o", label="map bytes per session")
+            ax.set_xscale("log")
+            ax.set_xlabel("sessions (= map limit)")
+            ax.set_ylabel("bytes per session (bpftool)")
+            ax.set_title("Sessions: map memory" + (", and ns/packet with 1 vs N sessions" if ss.get("scale") else ""))
+            if ss.get("scale"):
+                ax2 = ax.twinx()
+                sc = ss["scale"]
+                for r in sc["rows"]:
+                    ax2.plot([1, sc["sessions"], sc["sessions"]], [r["one"], r["same"], r["spread"]], marker="s",
+                             linestyle=":", label=f"{r['direction']} ns/packet (last point: MNs round robin)")
+                ax2.set_ylabel("ns/packet")
+                ax2.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("xpmip benchmarks - " + machine_line(res["machine"]), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

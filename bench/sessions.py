@@ -1,0 +1,220 @@
+"""Sessions at scale, without the agent: map memory per session and per-packet cost with one
+session against a million in the maps.
+
+An LMA instance is loaded with its session limit (Limits.sessions, `xpmip-dp load --sessions N`)
+set to N and filled with N GRE-keyed IPv4 sessions through the session API (`xpmip-bench fill`,
+SessionTable::upsert, what the agent will call). Map memory is what bpftool reports for each of
+the instance's pinned maps (bytes_memlock: the kernel's own accounting of the map's memory),
+empty and full.
+
+At the largest N, the LMA's uplink (decapsulation: GRE key -> session) and downlink
+(encapsulation: MN address -> session) are timed like the per-packet benchmark, with 1 session in
+the maps, then with N: always the same MN, and round robin over many MNs spread over the table
+(each run a different session, so the lookups miss the caches as they would with real traffic).
+"""
+import ipaddress
+import json
+import os
+import random
+import struct
+
+from common import Checks, Tools, dptest, enter, log, run_json
+
+from scapy.all import GRE, IP, UDP, Ether, Raw, raw  # noqa: E402
+
+TUN0_MAC, CORE0_MAC, PEER_MAC, NH_MAC = "02:00:00:00:0a:01", "02:00:00:00:c0:01", "02:00:00:00:0b:02", \
+    "02:00:00:00:c0:10"
+LMA4, MAG4, CORE0_4, NH4, CN4 = "203.0.113.1", "203.0.113.2", "192.0.2.1", "192.0.2.10", "198.51.100.20"
+HOA0, HNP0 = "10.64.0.1", "2001:db8:100::/64"
+KEY_UL0, KEY_DL0 = 0x10000001, 0x20000001
+
+
+def template():
+    """Session i (0-based) of a fill: id 1+i, HoA HOA0+i, HNP +i, keys +i (xpmip-bench fill)."""
+    return {"id": 1, "encap": "gre", "gre_keys": True, "realm": 1, "hoa": HOA0, "hnp": HNP0,
+            "mn_interface": "core0",
+            "paths": [{"local": LMA4, "remote": MAG4, "key_downlink": KEY_DL0, "key_uplink": KEY_UL0}]}
+
+
+def _csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def _with_ipv4(frame, ip_off, *, src=None, dst=None):
+    """`frame` with the IPv4 header at ip_off given another source/destination, checksum redone."""
+    b = bytearray(frame)
+    if src:
+        b[ip_off + 12:ip_off + 16] = ipaddress.IPv4Address(src).packed
+    if dst:
+        b[ip_off + 16:ip_off + 20] = ipaddress.IPv4Address(dst).packed
+    b[ip_off + 10:ip_off + 12] = b"\0\0"
+    b[ip_off + 10:ip_off + 12] = struct.pack("!H", _csum(bytes(b[ip_off:ip_off + 20])))
+    return bytes(b)
+
+
+def uplink_frames(indexes):
+    """MAG -> LMA GRE packets of sessions `indexes` (inner UDP checksum 0: same bytes but the
+    key and the inner source)."""
+    inner = IP(src=HOA0, dst=CN4, ttl=64, flags="DF") / UDP(sport=40000, dport=7, chksum=0) / Raw(b"x" * 18)
+    base = raw(Ether(src=PEER_MAC, dst=TUN0_MAC) / IP(src=MAG4, dst=LMA4, ttl=64, flags="DF", proto=47) /
+               GRE(key_present=1, key=KEY_UL0, proto=0x0800) / inner)
+    out = []
+    for i in indexes:
+        b = bytearray(base)
+        b[38:42] = struct.pack("!I", KEY_UL0 + i)          # 14 Ethernet + 20 IPv4 + 4 GRE
+        hoa = str(ipaddress.IPv4Address(HOA0) + i)
+        out.append(_with_ipv4(bytes(b), 42, src=hoa))
+    return out
+
+
+def downlink_frames(indexes):
+    """Correspondent -> MN packets of sessions `indexes`, arriving on core0."""
+    base = raw(Ether(src=NH_MAC, dst=CORE0_MAC) / IP(src=CN4, dst=HOA0, ttl=64, flags="DF") /
+               UDP(sport=7, dport=40000, chksum=0) / Raw(b"x" * 18))
+    return [_with_ipv4(base, 14, dst=str(ipaddress.IPv4Address(HOA0) + i)) for i in indexes]
+
+
+def map_memory(pin_dir):
+    """{map name: bytes_memlock} of an instance's pinned maps, as bpftool reports them."""
+    out = {}
+    for name in sorted(os.listdir(pin_dir)):
+        path = os.path.join(pin_dir, name)
+        if not os.path.isfile(path):
+            continue
+        r = dptest.sh("bpftool", "-j", "map", "show", "pinned", path, check=False)
+        if r.returncode == 0:
+            m = json.loads(r.stdout)
+            out[name] = {"type": m.get("type"), "max_entries": m.get("max_entries"),
+                         "bytes": int(m.get("bytes_memlock", 0))}
+    return out
+
+
+class Lma:
+    """An LMA namespace with tun0 and core0 (peers in another namespace), routes and neighbours
+    for the sessions of template()."""
+
+    def __init__(self, world):
+        self.world = world
+        self.ns = world.netns("lma")
+        peer = world.netns("peer")
+        peer.quiet()
+        world.veth(self.ns, "tun0", peer, "p-tun0", a_mac=TUN0_MAC, b_mac=PEER_MAC)
+        world.veth(self.ns, "core0", peer, "p-core0", a_mac=CORE0_MAC, b_mac=NH_MAC)
+        self.ns.forwarding()
+        for c in (f"addr add {LMA4}/24 dev tun0", f"addr add {CORE0_4}/24 dev core0",
+                  f"neigh replace {MAG4} lladdr {PEER_MAC} dev tun0 nud permanent",
+                  f"neigh replace {NH4} lladdr {NH_MAC} dev core0 nud permanent",
+                  f"route add {CN4}/24 via {NH4} dev core0"):
+            self.ns.ip(c)
+
+    def load(self, tools, short, sessions):
+        inst = self.world.instance(self.ns, short, "lma", ["tun0:tunnel", "core0:core:1"], sessions=sessions)
+        inst.pin_dir = f"/sys/fs/bpf/xpmip/{inst.name}"
+        return inst
+
+    def fill(self, tools, inst, count, first_index=0):
+        t = template()
+        t["id"] += first_index
+        t["hoa"] = str(ipaddress.IPv4Address(HOA0) + first_index)
+        net = ipaddress.IPv6Network(HNP0)
+        t["hnp"] = str(ipaddress.IPv6Network((int(net.network_address) + (first_index << 64), 64)))
+        for p in t["paths"]:
+            p["key_uplink"] += first_index
+            p["key_downlink"] += first_index
+        return run_json(enter(self.ns, tools.bench, "fill", "-i", inst.name, "--count", str(count),
+                              "--first", str(1 + first_index)), input=json.dumps(t), timeout=3600)
+
+
+def _time(tools, lma, cases, rounds, target_ms):
+    spec = {"rounds": rounds, "target_ms": target_ms, "cases": [
+        {"name": "bare_xdp_tx", "ifname": "tun0", "target": "xdp_tx", "wrap": False,
+         "frames": [uplink_frames([0])[0].hex()]},
+        {"name": "wrapper_xdp_tx", "ifname": "tun0", "target": "xdp_tx", "wrap": True, "delta": 0,
+         "frames": [uplink_frames([0])[0].hex()]}] + cases}
+    out = run_json(enter(lma.ns, tools.bench, "testrun"), input=json.dumps(spec))
+    by = {c["name"]: c for c in out["cases"]}
+    overhead = max(0.0, by["wrapper_xdp_tx"]["median_ns"] - by["bare_xdp_tx"]["median_ns"])
+    return by, overhead
+
+
+def _cases(indexes, tag):
+    return [
+        {"name": f"uplink/{tag}", "ifname": "tun0", "delta": -28,
+         "frames": [f.hex() for f in uplink_frames(indexes)]},
+        {"name": f"downlink/{tag}", "ifname": "core0", "delta": 28,
+         "frames": [f.hex() for f in downlink_frames(indexes)]},
+    ]
+
+
+def run(tools: Tools, checks: Checks, quick: bool):
+    sizes = [1000] if quick else [10_000, 100_000, 1_000_000]
+    spread = 64 if quick else 4096
+    rounds, target_ms = (3, 2) if quick else (9, 40)
+    world = dptest.World("bss")
+    results = {"memory": [], "scale": None, "template": template()}
+    try:
+        lma = Lma(world)
+        for n in sizes:
+            inst = lma.load(tools, f"m{n}", n)
+            empty = map_memory(inst.pin_dir)
+            largest = n == sizes[-1]
+            timings = {}
+            if largest:
+                log(f"sessions: 1 session in maps sized for {n}")
+                fills = [lma.fill(tools, inst, 1)]
+                by, overhead = _time(tools, lma, _cases([0], "1"), rounds, target_ms)
+                timings["1"] = (by, overhead)
+                log(f"sessions: filling {n - 1} more")
+                fills.append(lma.fill(tools, inst, n - 1, first_index=1))
+                rng = random.Random(9)
+                many = sorted(rng.sample(range(n), min(spread, n)))
+                rng.shuffle(many)
+                by, overhead = _time(tools, lma, _cases([0], "same") + _cases(many, "spread"), rounds, target_ms)
+                timings["n"] = (by, overhead)
+            else:
+                log(f"sessions: filling {n}")
+                fills = [lma.fill(tools, inst, n)]
+            full = map_memory(inst.pin_dir)
+            count = sum(f["count"] for f in fills)
+            secs = sum(f["seconds"] for f in fills)
+            total_empty = sum(m["bytes"] for m in empty.values())
+            total_full = sum(m["bytes"] for m in full.values())
+            results["memory"].append({
+                "sessions": n, "limit": n, "maps_empty_bytes": total_empty, "maps_full_bytes": total_full,
+                "bytes_per_session": total_full / n, "added_bytes_per_session": (total_full - total_empty) / n,
+                "per_map": {k: {"empty": empty.get(k, {}).get("bytes", 0), **v} for k, v in full.items()},
+                "fill_seconds": secs, "fill_per_second": count / secs if secs else 0.0,
+                "fill_stats_allocation_waits": sum(f.get("stats_allocation_waits", 0) for f in fills),
+                "fill_upsert_retries": sum(f.get("upsert_retries", 0) for f in fills)})
+            checks.check(f"sessions.memory.{n}", count == n and total_full > total_empty > 0,
+                         f"{count} sessions written, maps {total_empty} -> {total_full} bytes")
+            if largest:
+                rows = []
+                for direction in ("uplink", "downlink"):
+                    row = {"direction": direction}
+                    for key, (by, overhead), name in (("one", timings["1"], f"{direction}/1"),
+                                                      ("same", timings["n"], f"{direction}/same"),
+                                                      ("spread", timings["n"], f"{direction}/spread")):
+                        c = by[name]
+                        want_len = len(uplink_frames([0])[0]) - 28 if direction == "uplink" else \
+                            len(downlink_frames([0])[0]) + 28
+                        checks.check(f"sessions.per_packet.{name}",
+                                     c["retval"] == dptest.XDP_REDIRECT and c["mismatches"] == 0 and
+                                     len(bytes.fromhex(c["output"])) == want_len and c["median_ns"] > 0,
+                                     f"verdict {c['retval']}, {c['mismatches']} of {c['runs']} runs took another "
+                                     f"path, output {len(c['output']) // 2} octets (want {want_len})")
+                        row[key] = max(0.0, c["median_ns"] - overhead)
+                        row[f"{key}_rounds_ns"] = c["rounds_ns"]
+                    row["bare_xdp_tx_ns"] = timings["1"][0]["bare_xdp_tx"]["median_ns"]
+                    rows.append(row)
+                results["scale"] = {"sessions": n, "spread_sessions": min(spread, n), "rows": rows}
+            inst.unload()
+            world.instances.remove(inst)
+        return results
+    finally:
+        world.close()
