@@ -54,6 +54,7 @@ def main():
             continue
         log(f"{suite}: {time.time() - t0:.0f} s")
     res["seconds"] = time.time() - started
+    res["machine"]["loadavg_at_end"] = os.getloadavg()[0]
 
     import report
     os.makedirs(args.out, exist_ok=True)

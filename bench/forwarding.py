@@ -19,6 +19,7 @@ two threads on CPUs 0 and 1 over two-queue veths. The generator's own cost is pa
 figure (the "direct" row shows it alone).
 """
 import json
+import os
 import subprocess
 
 from common import Checks, Tools, dptest, enter, log, median, run_json
@@ -29,7 +30,7 @@ MN_MAC, ACC0_MAC = "02:00:00:00:01:07", "02:00:00:00:ac:01"
 WAN0_MAC, TUN0_MAC = "02:00:00:00:0b:02", "02:00:00:00:0a:01"
 CORE0_MAC, SINK_MAC = "02:00:00:00:c0:01", "02:00:00:00:c0:10"
 VX_MAG_MAC, VX_LMA_MAC = "02:00:00:00:99:01", "02:00:00:00:99:02"
-HOA, CN = "10.0.1.7", "198.51.100.20"
+HOA, CN, CN_NET = "10.0.1.7", "198.51.100.20", "198.51.100.0/24"
 MAG4, LMA4, CORE0_4, SINK4 = "203.0.113.2", "203.0.113.1", "192.0.2.1", "192.0.2.10"
 KEY_UL, KEY_DL = 0x0A0B0001, 0xD0D00001
 SINK_PORT = 9
@@ -55,6 +56,16 @@ def _veth(a, a_name, b, b_name, a_mac, b_mac):
     for ns, name, mac in ((a, a_name, a_mac), (b, b_name, b_mac)):
         ns.ip(f"link set {name} address {mac}")
         ns.ip(f"link set {name} up")
+
+
+def _cpu_times():
+    """Per-CPU jiffies from /proc/stat: user, nice, system, idle, iowait, irq, softirq, steal."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3] != " ":
+                out.append([int(x) for x in line.split()[1:9]])
+    return out
 
 
 class Rig:
@@ -84,7 +95,7 @@ class Rig:
             for c in (f"addr add {LMA4}/24 dev tun0", f"addr add {CORE0_4}/24 dev core0",
                       f"neigh replace {MAG4} lladdr {WAN0_MAC} dev tun0 nud permanent",
                       f"neigh replace {SINK4} lladdr {SINK_MAC} dev core0 nud permanent",
-                      f"route add {CN}/24 via {SINK4} dev core0"):
+                      f"route add {CN_NET} via {SINK4} dev core0"):
                 self.lma.ip(c)
             self.snk.ip(f"addr add {SINK4}/24 dev k0")
             getattr(self, f"_{variant}")(w)
@@ -92,7 +103,7 @@ class Rig:
         self.snk.run("ip", "link", "set", "dev", "k0", "xdpdrv", "obj", tools.sink_obj, "sec", "xdp")
 
     def _routing(self, w):
-        self.mag.ip(f"route add {CN}/24 via {LMA4} dev wan0")
+        self.mag.ip(f"route add {CN_NET} via {LMA4} dev wan0")
 
     def _vxlan(self, w):
         for ns, local, remote, dev, mac, addr in ((self.mag, MAG4, LMA4, "wan0", VX_MAG_MAC, "10.99.0.1/30"),
@@ -102,7 +113,7 @@ class Rig:
             ns.ip("link set vx0 up")
             ns.ip(f"addr add {addr} dev vx0")
         self.mag.ip(f"neigh replace 10.99.0.2 lladdr {VX_LMA_MAC} dev vx0 nud permanent")
-        self.mag.ip(f"route add {CN}/24 via 10.99.0.2 dev vx0")
+        self.mag.ip(f"route add {CN_NET} via 10.99.0.2 dev vx0")
 
     def _xpmip(self, w):
         session = {"id": 1, "encap": "gre", "gre_keys": True, "realm": 1, "hoa": HOA, "mn_mac": MN_MAC}
@@ -114,6 +125,7 @@ class Rig:
             {"local": LMA4, "remote": MAG4, "key_downlink": KEY_DL, "key_uplink": KEY_UL}]})
 
     def measure(self, world, size, cores, warmup, seconds):
+        before = _cpu_times()
         frames = [frame(size, 10000 + i) for i in range(cores)]
         args = [self.tools.bench, "send", "--interface", "s0", "--cpus", ",".join(str(c) for c in range(cores)),
                 "--seconds", f"{warmup + seconds + 0.3}"]
@@ -129,7 +141,15 @@ class Rig:
         if p.returncode != 0:
             raise RuntimeError(f"sender ({self.variant}) failed: {err.strip()}")
         sent = json.loads(out)
-        return {"rx_pps": cnt["matched_pps"], "sink_all_pps": cnt["all_pps"], "tx_pps": sent["pps"]}
+        after = _cpu_times()
+        # Time other work on the machine took from the benchmark's CPUs: user time on them, less
+        # the generator's own (the machine is shared; softirq work lands on whoever runs).
+        hz = os.sysconf("SC_CLK_TCK")
+        total = sum(sum(after[c]) - sum(before[c]) for c in range(cores)) / hz
+        user = sum((after[c][0] + after[c][1]) - (before[c][0] + before[c][1]) for c in range(cores)) / hz
+        others = max(0.0, user - sent.get("user_cpu_s", 0.0)) / total if total else 0.0
+        return {"rx_pps": cnt["matched_pps"], "sink_all_pps": cnt["all_pps"], "tx_pps": sent["pps"],
+                "others_share": others}
 
 
 def run(tools: Tools, checks: Checks, quick: bool, reps=None):
@@ -153,7 +173,8 @@ def run(tools: Tools, checks: Checks, quick: bool, reps=None):
             rx = [m["rx_pps"] for m in ms]
             rows.append({"variant": v, "label": LABELS[v], "size": size, "cores": cores,
                          "rx_pps": median(rx), "rx_pps_samples": rx, "tx_pps": median([m["tx_pps"] for m in ms]),
-                         "sink_all_pps": median([m["sink_all_pps"] for m in ms])})
+                         "sink_all_pps": median([m["sink_all_pps"] for m in ms]),
+                         "others_share": median([m["others_share"] for m in ms])})
         for r in rows:
             base = next((b for b in rows if b["variant"] == "routing" and b["size"] == r["size"] and
                          b["cores"] == r["cores"]), None)
@@ -169,6 +190,7 @@ def run(tools: Tools, checks: Checks, quick: bool, reps=None):
         up = ((mag_s.get("counters") or {}).get("uplink") or {}).get("packets", 0)
         checks.check("forwarding.xpmip.session_counted", up > 0,
                      f"MAG session 1 uplink packets {up}; drops MAG {info['mag_stats']} LMA {info['lma_stats']}")
-        return {"reps": reps, "warmup_s": warmup, "seconds": seconds, "rows": rows, "xpmip_counters": info}
+        return {"reps": reps, "warmup_s": warmup, "seconds": seconds, "rows": rows, "xpmip_counters": info,
+                "others_share": median([r["others_share"] for r in rows])}
     finally:
         world.close()

@@ -21,7 +21,8 @@ def _count(n):
 def machine_line(m):
     virt = f", {m['virtualization']} VM" if m.get("virtualization") else ""
     return (f"{m['cpu_model']}, {m['cpus']} CPUs{virt}, {m['memory_gib']} GiB, Linux {m['kernel']}; "
-            f"commit {m['commit']}, {m['date']}; load average at start {m['loadavg_at_start']:.2f}")
+            f"commit {m['commit']}, {m['date']}; load average {m['loadavg_at_start']:.1f} at start"
+            + (f", {m['loadavg_at_end']:.1f} at end" if "loadavg_at_end" in m else ""))
 
 
 def markdown(res):
@@ -55,7 +56,8 @@ def markdown(res):
         cols = sorted({(r["size"], r["cores"]) for r in fw["rows"]})
         out += ["### Forwarding rate through veth (Mpps delivered to the sink, ratio to kernel routing)", "",
                 f"{fw['reps']} runs of {fw['seconds']} s each, median; one core: everything on CPU 0, two cores: "
-                "two flows on CPUs 0 and 1.", "",
+                "two flows on CPUs 0 and 1. Other programs' share of those CPUs during the runs (user time "
+                f"less the generator's; the machine is shared): {fw.get('others_share', 0):.0%}.", "",
                 "| set-up | " + " | ".join(f"{s} B, {c} core{'s' if c > 1 else ''}" for s, c in cols) + " |",
                 "|---" * (len(cols) + 1) + "|"]
         for v in VARIANTS:
@@ -83,6 +85,9 @@ def markdown(res):
                 what = "uplink: GRE key -> session, decap" if r["direction"] == "uplink" else \
                     "downlink: MN address -> session, encap"
                 out.append(f"| {what} | {r['one']:.0f} | {r['same']:.0f} | {r['spread']:.0f} |")
+            if "memory_latency_ns" in sc:
+                out += ["", f"For scale: one cache-missing dependent load (random pointer chase through "
+                        f"{sc['memory_latency_mib']} MiB) takes {sc['memory_latency_ns']:.0f} ns on this machine."]
             out.append("")
     out += ["### Control plane", "", "| benchmark | result |", "|---|---|",
             f"| registrations/s on one core, 10 k / 100 k / 1 M MNs | {PENDING_REGISTRATION} |",
@@ -98,14 +103,16 @@ def plot(res, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [k for k in ("per_packet", "forwarding", "sessions") if res.get(k)]
-    if not panels:
+    pp, fw, ss = res.get("per_packet"), res.get("forwarding"), res.get("sessions")
+    rows = [k for k in ("pp", "fw", "ss") if {"pp": pp, "fw": fw, "ss": ss}[k]]
+    if not rows:
         return False
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), squeeze=False)
-    for ax, k in zip(axes[:, 0], panels):
-        if k == "per_packet":
-            pp = res[k]
+    fig = plt.figure(figsize=(11, 4.2 * len(rows)))
+    grid = fig.add_gridspec(len(rows), 2)
+    for i, k in enumerate(rows):
+        if k == "pp":
             from per_packet import DIRECTIONS
+            ax = fig.add_subplot(grid[i, :])
             labels = []
             for p in pp["paths"]:
                 if p["label"] not in labels:
@@ -116,44 +123,54 @@ def plot(res, path):
                 for label in labels:
                     ps = [p["ns"] for p in pp["paths"] if p["label"] == label and p["direction"] == d]
                     vals.append(sum(ps) / len(ps) if ps else 0)
-                ax.bar([i + (j - 1.5) * width for i in range(len(labels))], vals, width, label=dname)
-            ax.axhline(pp["bare_xdp_tx_ns"], color="black", linestyle="--", linewidth=1, label="bare XDP_TX")
+                ax.bar([x + (j - 1.5) * width for x in range(len(labels))], vals, width, label=dname)
+            ax.axhline(pp["bare_xdp_tx_ns"], color="black", linestyle="--", linewidth=1,
+                       label=f"bare XDP_TX ({pp['bare_xdp_tx_ns']:.1f} ns)")
             ax.set_xticks(range(len(labels)))
             ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
             ax.set_ylabel("ns/packet (mean of inner IPv4, IPv6)")
-            ax.set_title("Per-packet cost, BPF_PROG_TEST_RUN")
+            ax.set_title("Per-packet cost of each path, BPF_PROG_TEST_RUN")
+            ax.set_ylim(top=ax.get_ylim()[1] * 1.2)
             ax.legend(fontsize=8, ncol=3)
-        elif k == "forwarding":
-            fw = res[k]
+        elif k == "fw":
             from forwarding import VARIANTS
+            ax = fig.add_subplot(grid[i, :])
             cols = sorted({(r["size"], r["cores"]) for r in fw["rows"]})
             width = 0.8 / len(VARIANTS)
             for j, v in enumerate(VARIANTS):
                 vals = [next((r["rx_pps"] / 1e6 for r in fw["rows"] if r["variant"] == v and r["size"] == s and
                               r["cores"] == c), 0) for s, c in cols]
-                ax.bar([i + (j - (len(VARIANTS) - 1) / 2) * width for i in range(len(cols))], vals, width, label=v)
+                ax.bar([x + (j - (len(VARIANTS) - 1) / 2) * width for x in range(len(cols))], vals, width, label=v)
             ax.set_xticks(range(len(cols)))
             ax.set_xticklabels([f"{s} B, {c} core{'s' if c > 1 else ''}" for s, c in cols])
-            ax.set_ylabel("Mpps at the sink")
-            ax.set_title("Forwarding through veth + namespaces")
+            ax.set_ylabel("Mpps delivered to the sink")
+            ax.set_title("Forwarding through veth and namespaces (median of runs)")
             ax.legend(fontsize=8)
         else:
-            ss = res[k]
+            ax = fig.add_subplot(grid[i, 0])
             ns = [m["sessions"] for m in ss["memory"]]
-            ax.plot(ns, [m["bytes_per_session"] for m in ss["memory"]], marker="o", label="map bytes per session")
+            ax.plot(ns, [m["bytes_per_session"] for m in ss["memory"]], marker="o", label="maps, full")
             ax.set_xscale("log")
+            ax.set_ylim(bottom=0)
             ax.set_xlabel("sessions (= map limit)")
             ax.set_ylabel("bytes per session (bpftool)")
-            ax.set_title("Sessions: map memory" + (", and ns/packet with 1 vs N sessions" if ss.get("scale") else ""))
-            if ss.get("scale"):
-                ax2 = ax.twinx()
-                sc = ss["scale"]
-                for r in sc["rows"]:
-                    ax2.plot([1, sc["sessions"], sc["sessions"]], [r["one"], r["same"], r["spread"]], marker="s",
-                             linestyle=":", label=f"{r['direction']} ns/packet (last point: MNs round robin)")
-                ax2.set_ylabel("ns/packet")
-                ax2.legend(fontsize=8, loc="lower right")
-            ax.legend(fontsize=8, loc="upper left")
+            ax.set_title("Map memory per session")
+            ax.legend(fontsize=8)
+            sc = ss.get("scale")
+            if sc:
+                ax = fig.add_subplot(grid[i, 1])
+                n = _count(sc["sessions"])
+                kinds = [("one", "1 session"), ("same", f"{n}, same MN"),
+                         ("spread", f"{n}, {sc['spread_sessions']} MNs")]
+                width = 0.25
+                for j, (key, name) in enumerate(kinds):
+                    ax.bar([x + (j - 1) * width for x in range(len(sc["rows"]))], [r[key] for r in sc["rows"]],
+                           width, label=name)
+                ax.set_xticks(range(len(sc["rows"])))
+                ax.set_xticklabels([f"LMA {r['direction']}" for r in sc["rows"]])
+                ax.set_ylabel("ns/packet")
+                ax.set_title("1 session vs many in the maps")
+                ax.legend(fontsize=8)
     fig.suptitle("xpmip benchmarks - " + machine_line(res["machine"]), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -109,7 +109,7 @@ class Lma:
         for c in (f"addr add {LMA4}/24 dev tun0", f"addr add {CORE0_4}/24 dev core0",
                   f"neigh replace {MAG4} lladdr {PEER_MAC} dev tun0 nud permanent",
                   f"neigh replace {NH4} lladdr {NH_MAC} dev core0 nud permanent",
-                  f"route add {CN4}/24 via {NH4} dev core0"):
+                  "route add 198.51.100.0/24 via " + NH4 + " dev core0"):
             self.ns.ip(c)
 
     def load(self, tools, short, sessions):
@@ -212,7 +212,9 @@ def run(tools: Tools, checks: Checks, quick: bool):
                         row[f"{key}_rounds_ns"] = c["rounds_ns"]
                     row["bare_xdp_tx_ns"] = timings["1"][0]["bare_xdp_tx"]["median_ns"]
                     rows.append(row)
-                results["scale"] = {"sessions": n, "spread_sessions": min(spread, n), "rows": rows}
+                lat = run_json([tools.bench, "memlat", "--mib", "16" if quick else "256"])
+                results["scale"] = {"sessions": n, "spread_sessions": min(spread, n), "rows": rows,
+                                    "memory_latency_ns": lat["ns_per_load"], "memory_latency_mib": lat["mib"]}
             inst.unload()
             world.instances.remove(inst)
         return results

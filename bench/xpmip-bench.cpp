@@ -5,6 +5,7 @@
 //   xpmip-bench send --interface IF --frame HEX [--frame HEX]... --cpus 0,1 --seconds S
 //                                        AF_PACKET (TPACKET_V2 TX ring, qdisc bypass) generator
 //   xpmip-bench count IF --warmup S --seconds S    packets/s seen by bench_sink.bpf.c on IF
+//   xpmip-bench memlat --mib 256         ns per cache-missing dependent load (context for scale)
 //
 // Every subcommand prints one JSON object on stdout; errors go to stderr with exit status 1.
 #include "bench_testrun.skel.h"
@@ -25,6 +26,7 @@
 #include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -538,7 +540,11 @@ int cmd_send(const std::string& ifname, const std::vector<std::string>& frames_h
         sent += results[i].sent;
         per_thread.push_back(results[i].sent);
     }
-    std::cout << json{{"sent", sent}, {"seconds", secs}, {"pps", sent / secs}, {"per_thread", per_thread}}.dump()
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    const auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+    std::cout << json{{"sent", sent}, {"seconds", secs}, {"pps", sent / secs}, {"per_thread", per_thread},
+                      {"user_cpu_s", tv(ru.ru_utime)}, {"system_cpu_s", tv(ru.ru_stime)}}.dump()
               << "\n";
     return 0;
 }
@@ -595,6 +601,32 @@ int cmd_count(const std::string& ifname, double warmup, double seconds) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// memlat: latency of a dependent load that misses the caches (a random pointer chase through
+// `mib` MiB), the unit in which lookups in large maps pay.
+
+int cmd_memlat(std::uint32_t mib) {
+    const std::size_t lines = std::size_t{mib} * 1024 * 1024 / 64;
+    std::vector<std::uint64_t> a(lines * 8);
+    std::vector<std::uint32_t> order(lines);
+    for (std::uint32_t i = 0; i < lines; ++i) order[i] = i;
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (std::size_t i = lines - 1; i > 0; --i) {   // Fisher-Yates with xorshift
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        std::swap(order[i], order[x % (i + 1)]);
+    }
+    for (std::size_t i = 0; i < lines; ++i) {
+        a[std::size_t{order[i]} * 8] = std::size_t{order[(i + 1) % lines]} * 8;
+    }
+    std::uint64_t p = 0;
+    const std::size_t steps = 2'000'000;
+    const auto t0 = Clock::now();
+    for (std::size_t i = 0; i < steps; ++i) p = a[p];
+    const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / steps;
+    std::cout << json{{"mib", mib}, {"ns_per_load", ns}, {"end", p}}.dump() << "\n";
+    return 0;
+}
+
 std::vector<int> parse_cpus(const std::string& s) {
     std::vector<int> out;
     std::stringstream ss(s);
@@ -638,6 +670,10 @@ int main(int argc, char** argv) {
     cnt->add_option("--warmup", warmup, "seconds to wait before the first reading");
     cnt->add_option("--seconds", seconds, "seconds between the two readings");
 
+    std::uint32_t mib = 256;
+    auto* memlat = app.add_subcommand("memlat", "Latency of a cache-missing dependent load (ns)");
+    memlat->add_option("--mib", mib, "working set in MiB");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     libbpf_set_print([](enum libbpf_print_level level, const char* f, va_list ap) {
@@ -648,6 +684,7 @@ int main(int argc, char** argv) {
         if (fill->parsed()) return cmd_fill(instance, pin_root, count, first, tmpl);
         if (send->parsed()) return cmd_send(ifname, frames, parse_cpus(cpus), seconds);
         if (cnt->parsed()) return cmd_count(ifname, warmup, seconds);
+        if (memlat->parsed()) return cmd_memlat(mib);
     } catch (const std::exception& e) {
         std::cerr << "xpmip-bench: " << e.what() << "\n";
         return 1;
