@@ -4,6 +4,8 @@
 #include "config/yaml_reader.hpp"
 #include "lma/lma_config.hpp"
 #include "lma/lma_daemon.hpp"
+#include "mag/mag_config.hpp"
+#include "mag/mag_daemon.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -26,15 +28,38 @@ int main(int argc, char** argv) {
     lma->add_flag("--keep-dataplane", lma_opts.keep_dataplane,
                   "leave the maps and programs pinned under /sys/fs/bpf/xpmip/<instance> at exit");
 
+    xpmip::mag::MagRunOptions mag_opts;
+    auto* mag = app.add_subcommand(
+        "mag", "Run a mobile access gateway in the foreground: load and attach the data plane, register its "
+               "mobile nodes with the LMA (PBUs over IPv6, or IPv4/UDP 5436 when the LMA address is IPv4), "
+               "refresh and retransmit, attach dynamic MNs when their MAC shows up on an access link, detach "
+               "idle ones. SIGTERM/SIGINT de-register every MN and stop.");
+    mag->add_option("-c,--config", mag_opts.config_file, "YAML configuration file (see examples/mag.yaml)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    mag->add_flag("--keep-dataplane", mag_opts.keep_dataplane,
+                  "leave the maps and programs pinned under /sys/fs/bpf/xpmip/<instance> at exit");
+
     std::string check_file;
-    auto* check = app.add_subcommand("check-config", "Validate an LMA configuration file and exit (0: valid)");
+    std::string check_role = "lma";
+    auto* check = app.add_subcommand("check-config", "Validate a configuration file and exit (0: valid, 2: not)");
     check->add_option("file", check_file, "YAML configuration file")->required();
+    check->add_option("--role", check_role, "lma or mag")->check(CLI::IsMember({"lma", "mag"}))->capture_default_str();
 
     CLI11_PARSE(app, argc, argv);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     try {
         if (*lma) {
             return xpmip::lma::run_lma(lma_opts);
+        }
+        if (*mag) {
+            return xpmip::mag::run_mag(mag_opts);
+        }
+        if (*check && check_role == "mag") {
+            auto cfg = xpmip::mag::load_mag_config(check_file);
+            std::cout << check_file << ": valid MAG configuration (LMA " << xpmip::to_string(cfg.lma) << ", "
+                      << cfg.mobile_nodes.size() << " mobile node(s))\n";
+            return 0;
         }
         if (*check) {
             auto cfg = xpmip::lma::load_lma_config(check_file);

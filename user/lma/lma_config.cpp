@@ -107,28 +107,6 @@ IpAddress parse_ip_in(MapReader& r, const std::string& key, const std::string& t
 
 } // namespace
 
-std::vector<dataplane::InterfaceConfig> read_interfaces(MapReader& root) {
-    std::vector<dataplane::InterfaceConfig> out;
-    std::set<std::string> seen;
-    for (auto& r : root.map_list("interfaces")) {
-        dataplane::InterfaceConfig ic;
-        ic.name = r.str("name");
-        if (!seen.insert(ic.name).second) {
-            r.fail("name", fmt::format("interface '{}' is listed twice", ic.name));
-        }
-        auto kind = r.opt_choice("kind", {"core", "core-l2", "tunnel", "access"});
-        if (!kind) {
-            r.fail("kind", "is required (core, core-l2, tunnel or access)");
-        }
-        ic.kind = dataplane::parse_interface_kind(*kind);
-        ic.realm = static_cast<std::uint32_t>(r.opt_uint("realm", 0, 0xffffffffu).value_or(0));
-        ic.generic_xdp = r.opt_bool("generic_xdp").value_or(false);
-        r.finish();
-        out.push_back(ic);
-    }
-    return out;
-}
-
 LmaConfig parse_lma_config(MapReader root) {
     LmaConfig c;
     c.instance = root.opt_str("instance").value_or("lma");
@@ -147,7 +125,7 @@ LmaConfig parse_lma_config(MapReader root) {
         root.fail("lma", "addresses: at least one LMA address (IPv6 LMAA and/or IPv4-LMAA) is required");
     }
 
-    c.interfaces = read_interfaces(root);
+    c.interfaces = config::read_interfaces(root);
     if (c.interfaces.empty()) {
         root.fail("interfaces", "at least one interface is required");
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "common/address.hpp"
+#include "config/interfaces_config.hpp"
 #include "config/yaml_reader.hpp"
 #include "dataplane/dataplane.hpp"
 
@@ -91,8 +92,7 @@ struct LmaConfig {
 // their realm's pool or not clashing). Throws config::ConfigError naming file, line and key.
 LmaConfig parse_lma_config(config::MapReader root);
 LmaConfig load_lma_config(const std::string& file);
-// The `interfaces` list (shared with the MAG's configuration).
-std::vector<dataplane::InterfaceConfig> read_interfaces(config::MapReader& root);
+
 
 // The policy that applies to one binding: the strictest GRE requirement any level sets
 // (default Allowed); TLV and UDP support only if no level turns them off (default on).

@@ -4,6 +4,7 @@
 #include "dataplane/dataplane.hpp"
 #include "lma/lma.hpp"
 #include "netlink/interfaces.hpp"
+#include "transport/daemon_util.hpp"
 #include "transport/signaling_socket.hpp"
 #include "wire/error.hpp"
 
@@ -11,9 +12,8 @@
 #include <spdlog/spdlog.h>
 
 #include <poll.h>
-#include <signal.h>
+#include <csignal>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -39,36 +39,6 @@ private:
     dataplane::Dataplane& dp_;
     const LmaConfig& cfg_;
 };
-
-UniqueFd signal_fd() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &set, nullptr) < 0) {
-        throw std::runtime_error(fmt::format("sigprocmask: {}", std::strerror(errno)));
-    }
-    UniqueFd fd(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
-    if (!fd) {
-        throw std::runtime_error(fmt::format("signalfd: {}", std::strerror(errno)));
-    }
-    return fd;
-}
-
-void arm(int tfd, std::optional<Clock::time_point> when) {
-    itimerspec its{};
-    if (when) {
-        auto d = *when - Clock::now();
-        if (d <= Clock::duration::zero()) {
-            d = std::chrono::milliseconds(1);
-        }
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-        its.it_value.tv_sec = static_cast<time_t>(ns / 1000000000);
-        its.it_value.tv_nsec = static_cast<long>(ns % 1000000000);
-    }
-    timerfd_settime(tfd, 0, &its, nullptr);
-}
 
 } // namespace
 
@@ -113,11 +83,8 @@ int run_lma(const LmaRunOptions& options) {
     if (v4) {
         sockets.push_back(transport::SignalingSocket::open_ipv4_udp());
     }
-    UniqueFd sfd = signal_fd();
-    UniqueFd tfd(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-    if (!tfd) {
-        throw std::runtime_error(fmt::format("timerfd_create: {}", std::strerror(errno)));
-    }
+    UniqueFd sfd = transport::signal_fd();
+    UniqueFd tfd = transport::timer_fd();
     spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s)", cfg.instance, cfg.realms.size(),
                  cfg.peers.size(), cfg.mobile_nodes.size());
 
@@ -137,7 +104,7 @@ int run_lma(const LmaRunOptions& options) {
     };
 
     for (;;) {
-        arm(tfd.get(), lma.next_deadline());
+        transport::arm_timer(tfd.get(), lma.next_deadline());
         std::vector<pollfd> fds;
         fds.push_back({sfd.get(), POLLIN, 0});
         fds.push_back({tfd.get(), POLLIN, 0});

@@ -97,4 +97,43 @@ std::string interface_name(int ifindex) {
     return if_indextoname(static_cast<unsigned>(ifindex), buf) ? std::string(buf) : std::string();
 }
 
+namespace {
+
+struct AddrDeleter {
+    void operator()(rtnl_addr* a) const { rtnl_addr_put(a); }
+};
+struct NlAddrDeleter {
+    void operator()(nl_addr* a) const { nl_addr_put(a); }
+};
+
+void change_address(int ifindex, const IpAddress& address, unsigned prefix_length, bool add) {
+    auto sock = connect_route();
+    std::unique_ptr<rtnl_addr, AddrDeleter> a(rtnl_addr_alloc());
+    const bool v4 = is_ipv4(address);
+    std::unique_ptr<nl_addr, NlAddrDeleter> local(
+        v4 ? nl_addr_build(AF_INET, std::get<Ipv4Address>(address).bytes.data(), 4)
+           : nl_addr_build(AF_INET6, std::get<Ipv6Address>(address).bytes.data(), 16));
+    if (!a || !local) {
+        throw std::runtime_error("netlink: out of memory");
+    }
+    nl_addr_set_prefixlen(local.get(), static_cast<int>(prefix_length));
+    rtnl_addr_set_ifindex(a.get(), ifindex);
+    rtnl_addr_set_local(a.get(), local.get());
+    int err = add ? rtnl_addr_add(sock.get(), a.get(), NLM_F_REPLACE) : rtnl_addr_delete(sock.get(), a.get(), 0);
+    if (err < 0 && !(add && err == -NLE_EXIST) && !(!add && err == -NLE_NOADDR)) {
+        throw std::runtime_error(fmt::format("netlink: {} {}/{} on ifindex {}: {}", add ? "adding" : "removing",
+                                             to_string(address), prefix_length, ifindex, nl_geterror(err)));
+    }
+}
+
+} // namespace
+
+void add_address(int ifindex, const IpAddress& address, unsigned prefix_length) {
+    change_address(ifindex, address, prefix_length, true);
+}
+
+void remove_address(int ifindex, const IpAddress& address, unsigned prefix_length) {
+    change_address(ifindex, address, prefix_length, false);
+}
+
 } // namespace xpmip::netlink

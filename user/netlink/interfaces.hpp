@@ -24,4 +24,8 @@ InterfaceInfo query_interface(const std::string& name);
 std::optional<InterfaceInfo> find_interface(const std::string& name);
 std::string interface_name(int ifindex);  // "" when unknown
 
+// Add (idempotent) or remove an address on an interface; throws naming address and interface.
+void add_address(int ifindex, const IpAddress& address, unsigned prefix_length);
+void remove_address(int ifindex, const IpAddress& address, unsigned prefix_length);
+
 } // namespace xpmip::netlink

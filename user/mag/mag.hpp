@@ -1,0 +1,129 @@
+// The mobile access gateway's signaling (RFC 5213 §6, RFC 5844 §3.1, RFC 5845 §4 and §7.3): the
+// Binding Update List, PBUs on attach / refresh / detach with retransmission, PBA handling, and
+// the data plane session of every registered MN. Like the LMA's logic it has no sockets and no
+// clock of its own: the daemon passes the time in and sends what it returns.
+#pragma once
+
+#include "dataplane/types.hpp"
+#include "mag/mag_config.hpp"
+#include "wire/framing.hpp"
+#include "wire/messages.hpp"
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace xpmip::mag {
+
+using Clock = std::chrono::steady_clock;
+
+struct OutgoingPbu {
+    wire::Transport transport = wire::Transport::Ipv6;
+    IpAddress src;
+    IpAddress dst;
+    wire::ProxyBindingUpdate pbu;
+};
+
+struct IncomingPba {
+    wire::Transport transport = wire::Transport::Ipv6;
+    IpAddress src;
+    wire::ProxyBindingAcknowledgement pba;
+};
+
+// Binding Update List entry (RFC 5213 §6.1 + RFC 5845 §4.1).
+struct BindingUpdateListEntry {
+    enum class State { Registering, Registered, Deregistering, Failed };
+    std::string mn_id;
+    MacAddress mac;
+    std::string interface;
+    State state = State::Registering;
+    bool refreshing = false;                  // a re-registration is outstanding
+    std::uint16_t sequence = 0;               // of the last PBU sent
+    std::uint8_t last_status = 0;
+
+    // What the LMA gave (RFC 5213 §6.9.1.2, RFC 5844 §3.1.2).
+    std::optional<Ipv6Prefix> hnp;
+    std::optional<Ipv4Address> ipv4_hoa;
+    std::uint8_t ipv4_prefix_length = 32;
+    std::optional<Ipv4Address> ipv4_router;
+    std::chrono::seconds lifetime{0};
+    Clock::time_point expires{};
+
+    // RFC 5845 §4.1
+    bool gre = false;
+    bool gre_for_session = true;              // false after status 2: never ask again for it
+    bool gre_forced = false;                  // after 163: include the option even if GRE is off here
+    std::optional<std::uint32_t> key_downlink;
+    std::optional<std::uint32_t> key_uplink;
+    bool tlv_header = false;
+    bool udp = false;                         // UDP encapsulation (F flag accepted)
+
+    // Retransmission (RFC 6275 §11.8): the next send and its back-off.
+    Clock::time_point next_send{};
+    std::chrono::milliseconds backoff{0};
+    unsigned attempts = 0;
+    std::deque<Clock::time_point> recent_sends;   // for the per-MN rate limit
+
+    std::uint32_t session_id = 0;
+    bool in_dataplane = false;
+    dataplane::SessionConfig session;
+};
+
+// The data plane and the access link, as the MAG's logic sees them.
+class MagSink {
+public:
+    virtual ~MagSink() = default;
+    virtual void upsert(const dataplane::SessionConfig& s) = 0;   // throws when refused
+    virtual void remove(std::uint32_t session_id) = 0;
+    virtual std::uint32_t ifindex(const std::string& interface) = 0;
+    // The MN's addresses are ready (RA/DHCP may hand them out) or gone.
+    virtual void registered(const BindingUpdateListEntry&) {}
+    virtual void deregistered(const BindingUpdateListEntry&) {}
+};
+
+class MobileAccessGateway {
+public:
+    MobileAccessGateway(MagConfig config, MagSink& sink, std::function<std::uint64_t()> wall_timestamp = nullptr);
+
+    // Start a registration for a configured MN (idempotent while one is under way).
+    std::vector<OutgoingPbu> attach(const std::string& mn_id, Clock::time_point now);
+    // Stop serving it: the data plane session goes, a de-registration goes to the LMA.
+    std::vector<OutgoingPbu> detach(const std::string& mn_id, Clock::time_point now);
+    std::vector<OutgoingPbu> on_pba(const IncomingPba& in, Clock::time_point now);
+    // Retransmissions, refreshes, expiry.
+    std::vector<OutgoingPbu> on_timer(Clock::time_point now);
+    std::optional<Clock::time_point> next_deadline() const;
+
+    const std::map<std::string, BindingUpdateListEntry>& entries() const { return bul_; }
+    const MagConfig& config() const { return config_; }
+    bool lma_supports_gre() const { return lma_supports_gre_; }
+    // Count of "GRE required by the LMA but disabled here" events (RFC 5845 §4.2 alarm).
+    unsigned gre_alarms() const { return gre_alarms_; }
+
+private:
+    OutgoingPbu build_pbu(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now);
+    std::vector<OutgoingPbu> send(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now);
+    bool rate_limited(BindingUpdateListEntry& e, Clock::time_point now) const;
+    bool include_gre_option(const BindingUpdateListEntry& e) const;
+    void install(BindingUpdateListEntry& e);
+    void uninstall(BindingUpdateListEntry& e);
+    std::uint32_t allocate_downlink_key();
+
+    MagConfig config_;
+    MagSink& sink_;
+    std::function<std::uint64_t()> wall_timestamp_;
+    std::map<std::string, BindingUpdateListEntry> bul_;
+    std::uint16_t next_sequence_ = 1;
+    std::uint32_t next_key_ = 1;
+    std::uint32_t next_session_ = 1;
+    std::set<std::uint32_t> keys_in_use_;
+    bool lma_supports_gre_ = true;   // until a PBA says otherwise (RFC 5845 §4.2)
+    unsigned gre_alarms_ = 0;
+};
+
+} // namespace xpmip::mag

@@ -1,0 +1,153 @@
+#include "mag/mag_config.hpp"
+
+#include <fmt/format.h>
+
+namespace xpmip::mag {
+
+using config::MapReader;
+
+std::string to_string(GreMode m) {
+    switch (m) {
+    case GreMode::Off: return "off";
+    case GreMode::GreOnly: return "gre-only";
+    case GreMode::Keys: return "keys";
+    }
+    return "?";
+}
+
+const MobileNodeConfig* MagConfig::mobile_node(const std::string& id) const {
+    for (const auto& m : mobile_nodes) {
+        if (m.id == id) {
+            return &m;
+        }
+    }
+    return nullptr;
+}
+
+const MobileNodeConfig* MagConfig::mobile_node_by_mac(const MacAddress& mac) const {
+    for (const auto& m : mobile_nodes) {
+        if (m.mac == mac) {
+            return &m;
+        }
+    }
+    return nullptr;
+}
+
+IpAddress MagConfig::proxy_coa() const {
+    for (const auto& a : addresses) {
+        if (is_ipv4(a) == is_ipv4(lma)) {
+            return a;
+        }
+    }
+    return addresses.front();
+}
+
+MagConfig parse_mag_config(MapReader root) {
+    MagConfig c;
+    c.instance = root.opt_str("instance").value_or("mag");
+    c.log_level = root.opt_choice("log_level", {"trace", "debug", "info", "warn", "error"}).value_or("info");
+    auto m = root.opt_map("mag");
+    if (!m) {
+        root.fail("mag", "is required (the MAG's addresses and its LMA)");
+    }
+    for (const auto& a : m->str_list("addresses")) {
+        try {
+            c.addresses.push_back(parse_ip_address(a));
+        } catch (const std::exception&) {
+            m->fail("addresses", fmt::format("'{}' is not an IPv4 or IPv6 address", a));
+        }
+    }
+    if (c.addresses.empty()) {
+        m->fail("addresses", "is required (the MAG's proxy care-of addresses)");
+    }
+    auto lma = m->opt_ip("lma");
+    if (!lma) {
+        m->fail("lma", "is required (the LMA's IPv6 LMAA, or its IPv4-LMAA for UDP 5436)");
+    }
+    c.lma = *lma;
+    bool family_ok = false;
+    for (const auto& a : c.addresses) {
+        family_ok = family_ok || is_ipv4(a) == is_ipv4(c.lma);
+    }
+    if (!family_ok) {
+        m->fail("lma", fmt::format("{} has no proxy care-of address of its family in addresses", to_string(c.lma)));
+    }
+    auto gre = m->opt_choice("gre", {"off", "gre-only", "keys"}).value_or("keys");
+    c.gre = gre == "off" ? GreMode::Off : gre == "gre-only" ? GreMode::GreOnly : GreMode::Keys;
+    c.tlv_header = m->opt_bool("tlv_header").value_or(false);
+    c.force_udp = m->opt_bool("force_udp").value_or(false);
+    c.timestamps = m->opt_bool("timestamps").value_or(true);
+    c.access_technology = static_cast<std::uint8_t>(m->opt_uint("access_technology", 0, 255).value_or(4));
+    if ((c.tlv_header || c.force_udp) && !is_ipv4(c.lma)) {
+        m->fail(c.tlv_header ? "tlv_header" : "force_udp", "needs an IPv4 LMA address (UDP, RFC 5844)");
+    }
+    m->finish();
+
+    c.interfaces = config::read_interfaces(root);
+    bool tunnel = false;
+    for (const auto& i : c.interfaces) {
+        tunnel = tunnel || i.kind == dataplane::InterfaceKind::Tunnel;
+    }
+    if (!tunnel) {
+        root.fail("interfaces", "needs a tunnel interface (toward the LMA)");
+    }
+    if (auto lim = root.opt_map("limits")) {
+        c.limits.sessions = static_cast<std::uint32_t>(lim->opt_uint("sessions", 1, 1u << 24).value_or(c.limits.sessions));
+        lim->finish();
+    }
+    if (auto t = root.opt_map("timers")) {
+        c.timers.initial_retransmit = t->opt_seconds("initial_retransmit", 0.01, 60).value_or(c.timers.initial_retransmit);
+        c.timers.max_retransmit = t->opt_seconds("max_retransmit", 0.01, 3600).value_or(c.timers.max_retransmit);
+        c.timers.max_pbu_per_second =
+            static_cast<unsigned>(t->opt_uint("max_pbu_per_second", 1, 1000).value_or(c.timers.max_pbu_per_second));
+        c.timers.lifetime = std::chrono::seconds(t->opt_uint("lifetime", 4, 65535u * 4).value_or(3600));
+        c.timers.inactivity_timeout = std::chrono::seconds(t->opt_uint("inactivity_timeout", 0, 86400).value_or(0));
+        c.timers.deregistration_attempts =
+            static_cast<unsigned>(t->opt_uint("deregistration_attempts", 1, 10).value_or(3));
+        t->finish();
+    }
+    for (auto& r : root.map_list("mobile_nodes")) {
+        MobileNodeConfig mn;
+        mn.id = r.str("id");
+        if (mn.id.empty() || mn.id.size() > 255) {
+            r.fail("id", "must be 1..255 octets (an NAI, RFC 4283)");
+        }
+        if (c.mobile_node(mn.id)) {
+            r.fail("id", fmt::format("mobile node '{}' is listed twice", mn.id));
+        }
+        auto mac = r.opt_mac("mac");
+        if (!mac) {
+            r.fail("mac", "is required (the MN's MAC on its access link)");
+        }
+        mn.mac = *mac;
+        if (const auto* other = c.mobile_node_by_mac(mn.mac)) {
+            r.fail("mac", fmt::format("{} is already mobile node '{}''s", mn.mac.to_string(), other->id));
+        }
+        mn.interface = r.str("interface");
+        bool access = false;
+        for (const auto& i : c.interfaces) {
+            access = access || (i.name == mn.interface && i.kind == dataplane::InterfaceKind::Access);
+        }
+        if (!access) {
+            r.fail("interface", fmt::format("'{}' is not an access interface in interfaces", mn.interface));
+        }
+        mn.dynamic = r.opt_choice("attach", {"static", "dynamic"}).value_or("static") == "dynamic";
+        mn.ipv4 = r.opt_bool("ipv4").value_or(true);
+        mn.ipv6 = r.opt_bool("ipv6").value_or(true);
+        if (!mn.ipv4 && !mn.ipv6) {
+            r.fail("", "asks for neither IPv4 nor IPv6");
+        }
+        r.finish();
+        c.mobile_nodes.push_back(mn);
+    }
+    root.finish();
+    return c;
+}
+
+MagConfig load_mag_config(const std::string& file) {
+    MagConfig c = parse_mag_config(config::load_file(file));
+    c.file = file;
+    return c;
+}
+
+} // namespace xpmip::mag

@@ -1,0 +1,70 @@
+// The MAG's configuration: its proxy care-of addresses, its LMA, the GRE/TLV/UDP policy it asks
+// for (RFC 5845 §4, RFC 5844 §3.1), the mobile nodes it serves and the timers of RFC 5213 §6.9 /
+// RFC 6275 §11.8 (retransmission from 1 s doubling to 32 s, at most 3 PBUs per second).
+#pragma once
+
+#include "common/address.hpp"
+#include "config/interfaces_config.hpp"
+#include "config/yaml_reader.hpp"
+#include "dataplane/dataplane.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xpmip::mag {
+
+// What the MAG asks of GRE (RFC 5845 §4).
+enum class GreMode {
+    Off,      // no GRE Key option: IP-in-IP (or UDP with F)
+    GreOnly,  // the option without a key: "GRE encapsulation mode only"
+    Keys,     // the option with a downlink key
+};
+std::string to_string(GreMode m);
+
+struct MobileNodeConfig {
+    std::string id;                  // MN-ID (NAI)
+    MacAddress mac;                  // how it shows up on the access link
+    std::string interface;           // its access interface
+    bool dynamic = false;            // attach when first seen on the link (else at start-up)
+    bool ipv4 = true;                // ask for an IPv4 home address (RFC 5844)
+    bool ipv6 = true;                // ask for a home network prefix
+};
+
+struct MagTimers {
+    std::chrono::milliseconds initial_retransmit{1000};    // RFC 6275 INITIAL_BINDACK_TIMEOUT
+    std::chrono::milliseconds max_retransmit{32000};       // RFC 6275 MAX_BINDACK_TIMEOUT
+    unsigned max_pbu_per_second = 3;                        // RFC 6275 MAX_UPDATE_RATE
+    std::chrono::seconds lifetime{3600};                   // asked for
+    double refresh_at = 0.8;                               // share of the granted lifetime
+    std::chrono::seconds inactivity_timeout{0};            // detach after this idle time; 0: never
+    unsigned deregistration_attempts = 3;
+};
+
+struct MagConfig {
+    std::string file;
+    std::string instance = "mag";
+    std::string log_level = "info";
+    std::vector<IpAddress> addresses;        // proxy CoAs (one per family)
+    IpAddress lma;                           // LMAA or IPv4-LMAA (the latter: UDP 5436)
+    GreMode gre = GreMode::Keys;
+    bool tlv_header = false;                 // with GRE over IPv4: ask for UDP/TLV/GRE (T flag)
+    bool force_udp = false;                  // F flag (RFC 5844): UDP encapsulation
+    bool timestamps = true;                  // Timestamp option (RFC 5213 §5.5), else sequence numbers
+    std::uint8_t access_technology = 4;      // ATT (RFC 5213 §8.5; 4 = IEEE 802.3)
+    std::vector<dataplane::InterfaceConfig> interfaces;
+    dataplane::Limits limits;
+    std::vector<MobileNodeConfig> mobile_nodes;
+    MagTimers timers;
+
+    const MobileNodeConfig* mobile_node(const std::string& id) const;
+    const MobileNodeConfig* mobile_node_by_mac(const MacAddress& mac) const;
+    // Our proxy CoA of the LMA's family.
+    IpAddress proxy_coa() const;
+};
+
+MagConfig parse_mag_config(config::MapReader root);
+MagConfig load_mag_config(const std::string& file);
+
+} // namespace xpmip::mag

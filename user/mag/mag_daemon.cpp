@@ -1,0 +1,214 @@
+#include "mag/mag_daemon.hpp"
+
+#include "dataplane/dataplane.hpp"
+#include "dataplane/events.hpp"
+#include "mag/mag.hpp"
+#include "netlink/interfaces.hpp"
+#include "transport/daemon_util.hpp"
+#include "transport/signaling_socket.hpp"
+#include "wire/error.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <poll.h>
+#include <sys/signalfd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+namespace xpmip::mag {
+
+namespace {
+
+class DataplaneSink : public MagSink {
+public:
+    explicit DataplaneSink(dataplane::Dataplane& dp) : dp_(dp) {}
+    void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
+    void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
+    std::uint32_t ifindex(const std::string& name) override {
+        return static_cast<std::uint32_t>(netlink::query_interface(name).ifindex);
+    }
+    void registered(const BindingUpdateListEntry& e) override {
+        // The MN's IPv4 default router (RFC 5844 §3.3.3) must answer ARP on its access link.
+        if (e.ipv4_router) {
+            try {
+                netlink::add_address(static_cast<int>(ifindex(e.interface)), *e.ipv4_router, 32);
+            } catch (const std::exception& ex) {
+                spdlog::error("{}: default router {} on {}: {}", e.mn_id, e.ipv4_router->to_string(), e.interface,
+                              ex.what());
+            }
+        }
+        spdlog::info("{} registered: {}{}{} session {} encap {}{}", e.mn_id, e.hnp ? "hnp " + e.hnp->to_string() : "",
+                     e.hnp && e.ipv4_hoa ? " " : "", e.ipv4_hoa ? "hoa " + e.ipv4_hoa->to_string() : "",
+                     e.session_id, dataplane::to_string(e.session.encap),
+                     e.key_downlink && e.key_uplink
+                         ? fmt::format(" keys down {} up {}", *e.key_downlink, *e.key_uplink)
+                         : "");
+    }
+
+private:
+    dataplane::Dataplane& dp_;
+};
+
+} // namespace
+
+int run_mag(const MagRunOptions& options) {
+    MagConfig cfg = load_mag_config(options.config_file);
+    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+
+    dataplane::DataplaneOptions dpo;
+    dpo.instance = cfg.instance;
+    dpo.role = dataplane::Role::Mag;
+    dpo.limits = cfg.limits;
+    dataplane::Dataplane dp(dpo);
+    struct Unloader {
+        dataplane::Dataplane& dp;
+        bool keep;
+        ~Unloader() {
+            if (!keep) {
+                try {
+                    dp.unload();
+                } catch (const std::exception& e) {
+                    spdlog::error("unloading the data plane: {}", e.what());
+                }
+            }
+        }
+    } unloader{dp, options.keep_dataplane};
+    for (const auto& iface : cfg.interfaces) {
+        dp.attach(iface);
+        spdlog::info("interface {} attached as {}", iface.name, dataplane::to_string(iface.kind));
+    }
+
+    DataplaneSink sink(dp);
+    MobileAccessGateway mag(cfg, sink);
+    auto sock = is_ipv4(cfg.lma) ? transport::SignalingSocket::open_ipv4_udp()
+                                 : transport::SignalingSocket::open_ipv6();
+    auto send_all = [&](const std::vector<OutgoingPbu>& pbus) {
+        for (const auto& p : pbus) {
+            try {
+                sock.send(wire::encode(p.pbu), p.src, p.dst);
+            } catch (const std::exception& e) {
+                spdlog::error("PBU to {}: {}", to_string(p.dst), e.what());
+            }
+        }
+    };
+
+    // Dynamic attach: the access XDP program reports frames from MACs without a session (at
+    // most one report per MAC per second); configured dynamic MNs are registered, others ignored.
+    std::map<std::string, Clock::time_point> ignored;
+    dataplane::EventReader events(dp.maps(), [&](const xpmip_event& ev) {
+        MacAddress mac;
+        std::memcpy(mac.bytes.data(), ev.mac, 6);
+        const MobileNodeConfig* mn = mag.config().mobile_node_by_mac(mac);
+        if (!mn || !mn->dynamic) {
+            auto& last = ignored[mac.to_string()];
+            if (Clock::now() - last > std::chrono::seconds(60)) {
+                spdlog::info("unknown station {} on ifindex {}: ignored", mac.to_string(), ev.ifindex);
+                last = Clock::now();
+            }
+            return;
+        }
+        send_all(mag.attach(mn->id, Clock::now()));
+    });
+
+    for (const auto& mn : cfg.mobile_nodes) {
+        if (!mn.dynamic) {
+            send_all(mag.attach(mn.id, Clock::now()));
+        }
+    }
+
+    UniqueFd sfd = transport::signal_fd();
+    UniqueFd tfd = transport::timer_fd();
+    spdlog::info("MAG '{}' up: LMA {}, {} mobile node(s)", cfg.instance, to_string(cfg.lma), cfg.mobile_nodes.size());
+
+    // Inactivity: an MN whose uplink counter has not moved for inactivity_timeout is detached.
+    struct Activity {
+        std::uint64_t packets = 0;
+        Clock::time_point since;
+    };
+    std::map<std::string, Activity> activity;
+    auto last_sweep = Clock::now();
+
+    for (;;) {
+        transport::arm_timer(tfd.get(), mag.next_deadline());
+        std::vector<pollfd> fds{{sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}, {sock.fd(), POLLIN, 0},
+                                {events.fd(), POLLIN, 0}};
+        if (poll(fds.data(), fds.size(), 1000) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw std::runtime_error(fmt::format("poll: {}", std::strerror(errno)));
+        }
+        if (fds[0].revents & POLLIN) {
+            signalfd_siginfo si{};
+            while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
+                if (si.ssi_signo == SIGHUP) {
+                    spdlog::info("SIGHUP: the MAG re-reads nothing yet; restart it to change its configuration");
+                    continue;
+                }
+                spdlog::info("signal {}: de-registering {} mobile node(s) and shutting down", si.ssi_signo,
+                             mag.entries().size());
+                std::vector<std::string> ids;
+                for (const auto& [id, e] : mag.entries()) {
+                    ids.push_back(id);
+                }
+                for (const auto& id : ids) {
+                    send_all(mag.detach(id, Clock::now()));
+                }
+                return 0;
+            }
+        }
+        if (fds[1].revents & POLLIN) {
+            std::uint64_t ticks = 0;
+            [[maybe_unused]] auto n = read(tfd.get(), &ticks, sizeof(ticks));
+            send_all(mag.on_timer(Clock::now()));
+        }
+        if (fds[2].revents & POLLIN) {
+            while (auto d = sock.receive()) {
+                try {
+                    auto msg = wire::decode(d->mh);
+                    if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&msg)) {
+                        send_all(mag.on_pba(IncomingPba{d->transport, d->src, *pba}, Clock::now()));
+                    } else {
+                        spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d->src));
+                    }
+                } catch (const wire::WireError& e) {
+                    spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(),
+                                 e.what());
+                }
+            }
+        }
+        if (fds[3].revents & POLLIN) {
+            events.consume();
+        }
+        const auto now = Clock::now();
+        const auto idle = mag.config().timers.inactivity_timeout;
+        if (idle.count() > 0 && now - last_sweep >= std::chrono::seconds(1)) {
+            last_sweep = now;
+            std::vector<std::string> idle_mns;
+            for (const auto& [id, e] : mag.entries()) {
+                if (!e.in_dataplane) {
+                    activity.erase(id);
+                    continue;
+                }
+                auto c = dp.sessions().counters(e.session_id);
+                auto [it, fresh] = activity.try_emplace(id, Activity{c.uplink.packets, now});
+                if (fresh || c.uplink.packets != it->second.packets) {
+                    it->second = Activity{c.uplink.packets, now};
+                } else if (now - it->second.since >= idle) {
+                    idle_mns.push_back(id);
+                }
+            }
+            for (const auto& id : idle_mns) {
+                spdlog::info("{}: no uplink traffic for {} s: detaching", id, idle.count());
+                activity.erase(id);
+                send_all(mag.detach(id, now));
+            }
+        }
+    }
+}
+
+} // namespace xpmip::mag

@@ -1,0 +1,17 @@
+// The MAG process: load the data plane, register statically attached MNs, attach dynamic ones
+// when the access-side XDP program reports their MAC, keep bindings refreshed, detach idle MNs,
+// and de-register everyone on SIGTERM.
+#pragma once
+
+#include <string>
+
+namespace xpmip::mag {
+
+struct MagRunOptions {
+    std::string config_file;
+    bool keep_dataplane = false;
+};
+
+int run_mag(const MagRunOptions& options);
+
+} // namespace xpmip::mag
