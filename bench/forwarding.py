@@ -154,7 +154,7 @@ class Rig:
 
 def run(tools: Tools, checks: Checks, quick: bool, reps=None):
     sizes, core_counts = ([64], [1]) if quick else ([64, 1400], [1, 2])
-    reps = reps or (1 if quick else 5)
+    reps = reps or (1 if quick else 7)
     warmup, seconds = (0.3, 0.7) if quick else (0.5, 2.0)
     world = dptest.World("bfw")
     try:
@@ -171,14 +171,16 @@ def run(tools: Tools, checks: Checks, quick: bool, reps=None):
         rows = []
         for (v, size, cores), ms in samples.items():
             rx = [m["rx_pps"] for m in ms]
+            base = [m["rx_pps"] for m in samples[("routing", size, cores)]]
+            # Paired: each round's ratio to routing measured seconds apart, then the median, so
+            # load that comes and goes on the shared machine cancels more than in a ratio of medians.
+            ratios = [a / b for a, b in zip(rx, base) if b]
             rows.append({"variant": v, "label": LABELS[v], "size": size, "cores": cores,
                          "rx_pps": median(rx), "rx_pps_samples": rx, "tx_pps": median([m["tx_pps"] for m in ms]),
                          "sink_all_pps": median([m["sink_all_pps"] for m in ms]),
+                         "vs_routing": median(ratios), "vs_routing_samples": ratios,
                          "others_share": median([m["others_share"] for m in ms])})
         for r in rows:
-            base = next((b for b in rows if b["variant"] == "routing" and b["size"] == r["size"] and
-                         b["cores"] == r["cores"]), None)
-            r["vs_routing"] = r["rx_pps"] / base["rx_pps"] if base and base["rx_pps"] else 0.0
             checks.check(f"forwarding.{r['variant']}.{r['size']}B.{r['cores']}core",
                          r["rx_pps"] > 0 and min(r["rx_pps_samples"]) > 0,
                          f"{r['rx_pps']:.0f} packets/s delivered (of {r['tx_pps']:.0f} sent); "

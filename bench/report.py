@@ -55,7 +55,8 @@ def markdown(res):
         from forwarding import LABELS, VARIANTS
         cols = sorted({(r["size"], r["cores"]) for r in fw["rows"]})
         out += ["### Forwarding rate through veth (Mpps delivered to the sink, ratio to kernel routing)", "",
-                f"{fw['reps']} runs of {fw['seconds']} s each, median; one core: everything on CPU 0, two cores: "
+                f"{fw['reps']} runs of {fw['seconds']} s each, median; the ratio is the median of each run's ratio to "
+                "routing measured seconds apart. One core: everything on CPU 0, two cores: "
                 "two flows on CPUs 0 and 1. Other programs' share of those CPUs during the runs (user time "
                 f"less the generator's; the machine is shared): {fw.get('others_share', 0):.0%}.", "",
                 "| set-up | " + " | ".join(f"{s} B, {c} core{'s' if c > 1 else ''}" for s, c in cols) + " |",
