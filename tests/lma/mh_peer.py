@@ -2,7 +2,7 @@
 """A scripted peer that runs inside a network namespace and sends what the test process built
 with scapy: whole IPv6 packets (IPPROTO_RAW, so scapy's own MH checksum goes on the wire), Mobility
 Headers over IPv4/UDP 5436 from a chosen address and port, whole IPv4 packets (tunnelled data);
-and reports what arrives: Mobility Headers on a raw protocol-135 socket (the kernel has verified
+Ethernet frames (AF_PACKET); and reports what arrives: Mobility Headers on a raw protocol-135 socket (the kernel has verified
 their checksum), UDP 5436 replies, and GRE packets (this kernel has no GRE driver, so a raw
 protocol-47 socket sees them all).
 
@@ -83,6 +83,12 @@ def handle(req):
     if op == "send_udp":
         s = udp_socket(req["src"], req["sport"])
         s.sendto(bytes.fromhex(req["data"]), (req["dst"], req.get("dport", 5436)))
+        return {"ok": True}
+    if op == "frame":
+        # An Ethernet frame out of an interface (a mobile node showing up on its access link).
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as p:
+            p.bind((req["ifname"], 0))
+            p.send(bytes.fromhex(req["data"]))
         return {"ok": True}
     if op == "open_udp":
         udp_socket(req["src"], req["sport"])

@@ -288,7 +288,6 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
             lma_supports_gre_ = true;
             e->gre_for_session = true;
             e->gre_forced = true;
-            e->recent_sends.clear();
             return send(*e, false, now);
         }
         if (status == Status::SequenceNumberOutOfWindow) {

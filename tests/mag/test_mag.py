@@ -1,0 +1,556 @@
+#!/usr/bin/env python3
+"""The MAG as a real process (`xpmip mag -c ...`) in a network namespace.
+
+ScriptedLma: the LMA is a script. PBUs the MAG sends are parsed by scapy; the PBAs it gets back
+are built by scapy with each status and option combination of RFC 5845 §4.2 / §7.3, and the
+MAG's data plane session is read back through its pinned maps. Mobile nodes attach dynamically:
+a frame from their MAC on the access link makes the access XDP program report them.
+
+WithOurLma: MAG and LMA processes together, a mobile node pinging its correspondent through the
+GRE tunnel they negotiated.
+
+  [mn] eth0 ---- acc0 [MAG] wan0 ==== tun0 [LMA or script] core1 ---- [cn]
+"""
+import ipaddress
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "dataplane"))
+import dptest  # noqa: E402
+from dptest import World, wait_for  # noqa: E402
+
+from scapy.layers.inet import IP, UDP  # noqa: E402
+from scapy.layers.inet6 import IPv6, MIP6MH_BA, MIP6MH_BU, MIP6OptMNID, MIP6OptUnknown  # noqa: E402
+from scapy.layers.l2 import Ether  # noqa: E402
+from scapy.packet import Raw  # noqa: E402
+
+XPMIP = os.environ.get("XPMIP_BIN", "")
+PEER = os.path.join(HERE, "..", "lma", "mh_peer.py")
+
+LMA6, LMA4 = "2001:db8:ffff::1", "192.0.2.1"
+MAG6, MAG4 = "2001:db8:ffff::10", "192.0.2.10"
+BU_F, BU_T = 0x100, 0x080
+BA_T = 0x10
+N_MN = 12
+
+
+def mac_of(i):
+    return f"02:00:00:00:01:{i:02x}"
+
+
+def mn_id(i):
+    return f"mn{i:02d}@op1.example"
+
+
+def opt(t, data):
+    return MIP6OptUnknown(otype=t, odata=data)
+
+
+class Pbu:
+    """A PBU the MAG sent, parsed by scapy."""
+
+    def __init__(self, data: bytes, transport, src):
+        self.transport, self.src = transport, src
+        self.pkt = MIP6MH_BU(data)
+        self.seq = self.pkt.seq
+        self.lifetime = self.pkt.mhtime * 4
+        self.flags = str(self.pkt.flags)
+        self.t_flag = bool(self.pkt.reserved & BU_T)
+        self.f_flag = bool(self.pkt.reserved & BU_F)
+        self.options = {}
+        for o in self.pkt.options:
+            t = getattr(o, "otype", None)
+            if t in (0, 1):
+                continue
+            self.options.setdefault(t, []).append(bytes(o)[2:])
+
+    def has(self, t):
+        return t in self.options
+
+    def one(self, t):
+        assert t in self.options, f"PBU has no option {t}: {self.pkt.options}"
+        return self.options[t][0]
+
+    @property
+    def mn(self):
+        return self.one(8)[1:].decode()
+
+    @property
+    def gre(self):
+        if not self.has(33):
+            return False, None
+        d = self.one(33)
+        return True, (struct.unpack("!I", d[2:6])[0] if len(d) == 6 else None)
+
+    @property
+    def hi(self):
+        return self.one(23)[1]
+
+
+class MagWorld:
+    """Namespaces, the scripted peers and the MAG process; start_mag() (re)starts the MAG."""
+
+    def __init__(self, tag, with_lma=False):
+        self.w = World(tag)
+        self.mag_proc = None
+        self.lma_proc = None
+        self.files = []
+        try:
+            self._build(with_lma)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, with_lma):
+        w = self.w
+        self.lma_ns, self.mag_ns, self.mn_ns, self.cn_ns = (w.netns("lma"), w.netns("mag"), w.netns("mn"),
+                                                           w.netns("cn"))
+        w.veth(self.lma_ns, "tun0", self.mag_ns, "wan0")
+        w.veth(self.mag_ns, "acc0", self.mn_ns, "eth0")
+        w.veth(self.lma_ns, "core1", self.cn_ns, "eth0")
+        for c in (f"addr add {LMA6}/64 dev tun0 nodad", f"addr add {LMA4}/24 dev tun0",
+                  "addr add 198.51.100.1/24 dev core1"):
+            self.lma_ns.ip(c)
+        for c in (f"addr add {MAG6}/64 dev wan0 nodad", f"addr add {MAG4}/24 dev wan0"):
+            self.mag_ns.ip(c)
+        self.mag_ns.forwarding()
+        self.lma_ns.forwarding()
+        self.cn_ns.ip("addr add 198.51.100.2/24 dev eth0")
+        self.cn_ns.ip("route add default via 198.51.100.1")
+        self.cn_ns.end_host("eth0")
+        self.mn_ns.end_host("eth0")
+        self.mn_ns.sysctl("net.ipv6.conf.eth0.accept_ra=0")
+        mag_mac, lma_mac = self.mag_ns.mac("wan0"), self.lma_ns.mac("tun0")
+        for a, ns, dev, mac in ((MAG4, self.lma_ns, "tun0", mag_mac), (MAG6, self.lma_ns, "tun0", mag_mac),
+                                (LMA4, self.mag_ns, "wan0", lma_mac), (LMA6, self.mag_ns, "wan0", lma_mac)):
+            ns.ip(f"neigh replace {a} lladdr {mac} dev {dev} nud permanent")
+        self.lma_ns.ip(f"neigh replace 198.51.100.2 lladdr {self.cn_ns.mac('eth0')} dev core1 nud permanent")
+        if not with_lma:
+            self.lma_ns.end_host("tun0")
+            self.lma = self.lma_ns.popen("/usr/bin/python3", PEER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         text=True)
+            self.ask(self.lma, op="open_udp", src=LMA4, sport=5436)
+        self.mn = self.mn_ns.popen("/usr/bin/python3", PEER, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def ask(peer, **req):
+        peer.stdin.write(json.dumps(req) + "\n")
+        peer.stdin.flush()
+        answer = json.loads(peer.stdout.readline())
+        if not answer["ok"]:
+            raise RuntimeError(answer)
+        return answer
+
+    def write(self, text, suffix):
+        f = tempfile.NamedTemporaryFile("w", suffix=suffix, prefix="xpmip-", delete=False)
+        f.write(text)
+        f.close()
+        self.files.append(f.name)
+        return f.name
+
+    def start_proc(self, ns, role, cfg_text, ready):
+        cfg = self.write(cfg_text, ".yaml")
+        log_path = cfg.replace(".yaml", ".log")
+        self.files.append(log_path)
+        log = open(log_path, "w")
+        p = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns.name}", XPMIP, role, "-c", cfg], stdout=log,
+                             stderr=subprocess.STDOUT)
+        log.close()
+        self.w.processes.append(p)
+
+        def text():
+            with open(log_path) as f:
+                return f.read()
+        if not wait_for(lambda: ready in text() or p.poll() is not None, timeout=30) or p.poll() is not None:
+            raise RuntimeError(f"{role} did not start ({p.poll()}):\n{text()}")
+        return p, text
+
+    def start_mag(self, *, gre="keys", lma=LMA6, tlv=False, force_udp=False, lifetime=400, inactivity=0,
+                  static=(), extra_mag=""):
+        self.stop_mag()
+        if hasattr(self, "lma"):
+            self.ask(self.lma, op="drain")   # what the previous MAG sent, de-registrations included
+        mns = "\n".join(f"  - {{id: {mn_id(i)}, mac: '{mac_of(i)}', interface: acc0, "
+                        f"attach: {'static' if i in static else 'dynamic'}}}" for i in range(N_MN))
+        self.mag_instance = f"{self.w.prefix}-mag"
+        cfg = f"""instance: {self.mag_instance}
+log_level: debug
+mag:
+  addresses: [{MAG6}, {MAG4}]
+  lma: {lma}
+  gre: {gre}
+  tlv_header: {str(tlv).lower()}
+  force_udp: {str(force_udp).lower()}
+{extra_mag}interfaces:
+  - {{name: wan0, kind: tunnel}}
+  - {{name: acc0, kind: access}}
+timers:
+  lifetime: {lifetime}
+  inactivity_timeout: {inactivity}
+mobile_nodes:
+{mns}
+"""
+        self.mag_proc, self.mag_log = self.start_proc(self.mag_ns, "mag", cfg, "up:")
+
+    def stop_mag(self):
+        if self.mag_proc and self.mag_proc.poll() is None:
+            self.mag_proc.send_signal(signal.SIGTERM)
+            try:
+                self.mag_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.mag_proc.kill()
+        self.mag_proc = None
+
+    def show_up(self, i):
+        """Mobile node i sends a frame on its access link (an IPv4 packet to its future router)."""
+        frame = Ether(src=mac_of(i), dst=self.mag_ns.mac("acc0")) / IP(src="0.0.0.0", dst="10.255.255.255") / \
+            UDP(sport=1, dport=9) / Raw(b"hello")
+        self.ask(self.mn, op="frame", ifname="eth0", data=bytes(frame).hex())
+
+    def sessions(self):
+        out = self.mag_ns.enter(dptest.TOOL, "-i", self.mag_instance, "session", "show").stdout
+        return json.loads(out)
+
+    def close(self):
+        self.stop_mag()
+        if self.lma_proc and self.lma_proc.poll() is None:
+            self.lma_proc.send_signal(signal.SIGTERM)
+            try:
+                self.lma_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.lma_proc.kill()
+        self.w.close()
+        for f in self.files:
+            if os.path.exists(f):
+                os.unlink(f)
+
+
+class ScriptedLma(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.m = MagWorld("mg")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.m.close()
+
+    def tearDown(self):
+        self.m.stop_mag()
+
+    def lma_ask(self, **req):
+        return MagWorld.ask(self.m.lma, **req)
+
+    def next_pbu(self, timeout=3.0, kinds=("mh6", "udp")):
+        got = self.lma_ask(op="recv", kinds=list(kinds), timeout=timeout)["got"]
+        if not got:
+            return None
+        g = got[0]
+        return Pbu(bytes.fromhex(g["data"]), "udp" if g["kind"] == "udp" else "ipv6", g["src"])
+
+    def expect_pbu(self, timeout=3.0, **kw):
+        p = self.next_pbu(timeout, **kw)
+        self.assertIsNotNone(p, f"no PBU from the MAG\n{self.m.mag_log()[-3000:]}")
+        return p
+
+    def answer(self, pbu, status=0, gre=None, key=None, t=False, hnp="2001:db8:a:1::/64", hoa="10.0.0.2",
+               plen=16, router="10.0.0.1", lifetime=None, seq=None):
+        options = [MIP6OptMNID(subtype=1, id=pbu.mn.encode())]
+        if status < 128:
+            if hnp and pbu.has(22):
+                net = ipaddress.IPv6Network(hnp)
+                options.append(opt(22, bytes([0, net.prefixlen]) + net.network_address.packed))
+            options += [opt(23, pbu.one(23)), opt(24, pbu.one(24))]
+            if hoa and pbu.has(36):
+                options.append(opt(37, bytes([0, plen << 2]) + ipaddress.IPv4Address(hoa).packed))
+                options.append(opt(38, b"\0\0" + ipaddress.IPv4Address(router).packed))
+        if gre == "key":
+            options.append(opt(33, b"\0\0" + struct.pack("!I", key)))
+        elif gre == "nokey":
+            options.append(opt(33, b"\0\0"))
+        ba = MIP6MH_BA(status=status, flags="P", res2=BA_T if t else 0, seq=pbu.seq if seq is None else seq,
+                       mhtime=(pbu.lifetime if lifetime is None else lifetime) // 4 if status < 128 else 0,
+                       options=options)
+        if pbu.transport == "ipv6":
+            self.lma_ask(op="send6", packet=bytes(IPv6(src=LMA6, dst=MAG6) / ba).hex())
+        else:
+            ba.cksum = 0
+            self.lma_ask(op="send_udp", src=LMA4, sport=5436, dst=MAG4, dport=5436, data=bytes(ba).hex())
+
+    def session_of(self, i):
+        for s in self.m.sessions():
+            if s.get("mn_mac") == mac_of(i):
+                return s
+        return None
+
+    def wait_session(self, i, pred=lambda s: True):
+        ok = wait_for(lambda: (s := self.session_of(i)) is not None and pred(s), timeout=5)
+        s = self.session_of(i)
+        self.assertTrue(ok, f"session of MN {i}: {s}\n{self.m.mag_log()[-2000:]}")
+        return s
+
+    # --- attach and the PBU (RFC 5213 §6.9.1.5, RFC 5844, RFC 5845 §3.1) -----------------------
+
+    def test_dynamic_attach_sends_a_pbu_with_the_rfc5213_options_and_a_downlink_key(self):
+        self.m.start_mag()
+        self.assertIsNone(self.next_pbu(0.5), "dynamic MNs wait until they show up")
+        self.m.show_up(1)
+        p = self.expect_pbu()
+        self.assertEqual(p.transport, "ipv6")
+        self.assertEqual(p.src, MAG6)
+        for f in "AHP":
+            self.assertIn(f, p.flags)
+        self.assertEqual(p.mn, mn_id(1))
+        self.assertEqual(p.one(22)[1:], bytes(17), "HNP ::/0 asks for a prefix")
+        self.assertEqual(p.hi, 1, "HI 1: attachment over a new interface")
+        self.assertEqual(p.one(24)[1], 4)
+        self.assertEqual(p.one(25)[2:], bytes.fromhex(mac_of(1).replace(":", "")))
+        self.assertLess(abs(struct.unpack("!Q", p.one(27))[0] / 65536 - time.time()), 5)
+        self.assertEqual(p.one(36)[2:], bytes(4), "IPv4 HoA Request 0.0.0.0")
+        present, key = p.gre
+        self.assertTrue(present)
+        self.assertNotIn(key, (None, 0))
+        self.assertEqual(p.lifetime, 400)
+
+    def test_unknown_station_is_ignored(self):
+        self.m.start_mag()
+        frame = Ether(src="02:00:00:00:99:99", dst=self.m.mag_ns.mac("acc0")) / IP(dst="10.255.255.255") / UDP()
+        MagWorld.ask(self.m.mn, op="frame", ifname="eth0", data=bytes(frame).hex())
+        self.assertIsNone(self.next_pbu(1.0))
+        self.assertTrue(wait_for(lambda: "unknown station 02:00:00:00:99:99" in self.m.mag_log()))
+
+    def test_downlink_keys_are_unique_and_never_0(self):
+        self.m.start_mag()
+        keys = []
+        for i in (2, 3, 4):
+            self.m.show_up(i)
+            keys.append(self.expect_pbu().gre[1])
+        self.assertEqual(len(set(keys)), 3)
+        self.assertNotIn(0, keys)
+
+    # --- PBA handling (RFC 5845 §4.2, §7.3) ---------------------------------------------------
+
+    def test_4_2_success_with_uplink_key_installs_gre_with_both_keys(self):
+        self.m.start_mag()
+        self.m.show_up(1)
+        p = self.expect_pbu()
+        self.answer(p, gre="key", key=0xABCD)
+        s = self.wait_session(1)
+        self.assertEqual((s["encap"], s["gre_keys"]), ("gre", True))
+        self.assertEqual((s["paths"][0]["key_downlink"], s["paths"][0]["key_uplink"]), (p.gre[1], 0xABCD))
+        self.assertEqual((s["paths"][0]["local"], s["paths"][0]["remote"]), (MAG6, LMA6))
+        self.assertEqual((s.get("hnp"), s.get("hoa")), ("2001:db8:a:1::/64", "10.0.0.2/32"))
+        self.assertEqual(s["mn_interface"], "acc0")
+        self.assertIn("10.0.0.1/32", self.m.mag_ns.run("ip", "-4", "addr", "show", "dev", "acc0").stdout,
+                      "the MN's default router answers on its access link")
+
+    def test_4_2_option_without_key_is_gre_mode_only(self):
+        self.m.start_mag()
+        self.m.show_up(2)
+        self.answer(self.expect_pbu(), gre="nokey")
+        s = self.wait_session(2)
+        self.assertEqual((s["encap"], s["gre_keys"]), ("gre", False))
+
+    def test_4_2_success_without_option_means_the_lma_has_no_gre_keys_and_stops_the_option(self):
+        self.m.start_mag()
+        self.m.show_up(3)
+        self.answer(self.expect_pbu())           # status 0, no GRE Key option
+        self.assertEqual(self.wait_session(3)["encap"], "ipip")
+        self.m.show_up(4)
+        p = self.expect_pbu()
+        self.assertFalse(p.gre[0], "no GRE Key option toward that LMA any more")
+        self.assertIn("does not support GRE keys", self.m.mag_log())
+
+    def test_4_2_status_2_no_gre_for_the_session_and_never_again_for_it(self):
+        self.m.start_mag(lifetime=8)
+        self.m.show_up(5)
+        self.answer(self.expect_pbu(), status=2, lifetime=4)
+        self.assertEqual(self.wait_session(5)["encap"], "ipip")
+        refresh = self.expect_pbu(timeout=6)     # at 80 % of the 4 s granted
+        self.assertEqual(refresh.mn, mn_id(5))
+        self.assertEqual(refresh.hi, 5, "HI 5: re-registration")
+        self.assertEqual(refresh.one(22)[1], 64, "the refresh names the prefix it holds")
+        self.assertFalse(refresh.gre[0], "MUST NOT include the option again for this session")
+        # Another MN still asks for GRE: status 2 was about one session.
+        self.m.show_up(6)
+        self.assertTrue(self.expect_pbu().gre[0])
+
+    def test_4_2_status_163_resends_with_the_option(self):
+        self.m.start_mag(lifetime=8)
+        self.m.show_up(7)
+        self.answer(self.expect_pbu(), status=2, lifetime=4)
+        refresh = self.expect_pbu(timeout=6)
+        self.assertFalse(refresh.gre[0])
+        self.answer(refresh, status=163)
+        again = self.expect_pbu(timeout=1.0)
+        self.assertGreater(again.seq, refresh.seq)
+        present, key = again.gre
+        self.assertTrue(present, "resent with the GRE Key option")
+        self.assertNotIn(key, (None, 0))
+
+    def test_4_2_status_163_with_gre_disabled_raises_an_alarm_and_stops(self):
+        self.m.start_mag(gre="off")
+        self.m.show_up(8)
+        p = self.expect_pbu()
+        self.assertFalse(p.gre[0], "gre: off sends no option")
+        self.answer(p, status=163)
+        self.assertTrue(wait_for(lambda: "ALARM" in self.m.mag_log()), self.m.mag_log()[-2000:])
+        self.assertIsNone(self.next_pbu(2.5), "no retry: GRE is disabled here")
+        self.assertIsNone(self.session_of(8))
+
+    def test_7_3_t_flag_over_udp_and_the_tlv_format(self):
+        self.m.start_mag(lma=LMA4, tlv=True)
+        self.m.show_up(1)
+        p = self.expect_pbu()
+        self.assertEqual(p.transport, "udp")
+        self.assertTrue(p.t_flag, "T when GRE over UDP is asked for (RFC 5845 §7.3)")
+        self.assertTrue(p.has(32), "the IPv4 CoA option over IPv4 transport")
+        self.answer(p, gre="key", key=0x7001, t=True)
+        s = self.wait_session(1)
+        self.assertEqual(s["encap"], "udp-tlv-gre")
+        self.assertEqual((s["paths"][0]["local"], s["paths"][0]["remote"]), (MAG4, LMA4))
+
+    def test_7_3_status_3_is_gre_without_udp(self):
+        self.m.start_mag(lma=LMA4, tlv=True)
+        self.m.show_up(2)
+        self.answer(self.expect_pbu(), status=3, gre="key", key=0x7002)
+        s = self.wait_session(2)
+        self.assertEqual((s["encap"], s["paths"][0]["key_uplink"]), ("gre", 0x7002))
+
+    def test_7_3_t_in_the_pba_without_option_is_not_tlv(self):
+        self.m.start_mag(lma=LMA4, tlv=True, force_udp=True)
+        self.m.show_up(3)
+        p = self.expect_pbu()
+        self.assertTrue(p.f_flag)
+        self.answer(p, status=2, t=True)
+        self.assertEqual(self.wait_session(3)["encap"], "udp", "no GRE: UDP encapsulation (F)")
+
+    def test_changed_uplink_key_on_reregistration_is_taken(self):
+        self.m.start_mag(lifetime=8)
+        self.m.show_up(9)
+        self.answer(self.expect_pbu(), gre="key", key=100, lifetime=4)
+        self.wait_session(9, lambda s: s["paths"][0]["key_uplink"] == 100)
+        refresh = self.expect_pbu(timeout=6)
+        self.assertEqual(refresh.gre[0], True, "re-registration carries the GRE Key option with the downlink key")
+        self.answer(refresh, gre="key", key=200, lifetime=4)
+        self.wait_session(9, lambda s: s["paths"][0]["key_uplink"] == 200)
+        self.assertIn("changed the uplink key 100 -> 200", self.m.mag_log())
+
+    # --- retransmission and rejections --------------------------------------------------------
+
+    def test_retransmission_doubles_from_1s_while_the_lma_is_silent(self):
+        self.m.start_mag()
+        self.m.show_up(10)
+        times, seqs = [], []
+        while len(times) < 4:
+            p = self.expect_pbu(timeout=6)
+            times.append(time.monotonic())
+            seqs.append(p.seq)
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        for gap, want in zip(gaps, (1, 2, 4)):
+            self.assertAlmostEqual(gap, want, delta=0.35, msg=f"gaps {gaps}")
+        self.assertEqual(seqs, sorted(set(seqs)), "each retransmission has a new sequence number")
+
+    def test_at_most_3_pbus_per_second_per_mn(self):
+        self.m.start_mag()
+        self.m.show_up(11)
+        times = []
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:     # every PBU answered at once with 163: immediate resends
+            p = self.next_pbu(timeout=0.5)
+            if p:
+                times.append(time.monotonic())
+                self.answer(p, status=163)
+        self.assertGreaterEqual(len(times), 5, "the MAG resends after 163")
+        for i in range(len(times) - 3):
+            self.assertGreaterEqual(times[i + 3] - times[i], 0.95, f"4 PBUs within a second: {times}")
+
+    def test_rejection_is_logged_by_name_and_retried_or_not(self):
+        self.m.start_mag()
+        self.m.show_up(1)
+        self.answer(self.expect_pbu(), status=130)
+        self.assertTrue(wait_for(lambda: "INSUFFICIENT_RESOURCES(130)" in self.m.mag_log()))
+        retry = self.expect_pbu(timeout=2.5)
+        self.answer(retry, status=154)
+        self.assertTrue(wait_for(lambda: "MAG_NOT_AUTHORIZED_FOR_PROXY_REG(154)" in self.m.mag_log()))
+        self.assertIsNone(self.next_pbu(3.0), "154 is not retried")
+
+    def test_inactivity_detaches_with_a_deregistration_without_gre_option(self):
+        self.m.start_mag(inactivity=2)
+        self.m.show_up(2)
+        self.answer(self.expect_pbu(), gre="key", key=0x42)
+        self.wait_session(2)
+        dereg = self.expect_pbu(timeout=6)
+        self.assertEqual(dereg.lifetime, 0)
+        self.assertFalse(dereg.gre[0], "RFC 5845 §4.2: no GRE Key option in the de-registration")
+        self.answer(dereg)
+        self.assertTrue(wait_for(lambda: self.session_of(2) is None))
+        self.assertIn("no uplink traffic", self.m.mag_log())
+
+    def test_static_mn_registers_at_start_and_sigterm_deregisters_it(self):
+        self.m.start_mag(static=(4,))
+        p = self.expect_pbu()
+        self.assertEqual(p.mn, mn_id(4))
+        self.answer(p, gre="key", key=0x44)
+        self.wait_session(4)
+        inst = self.m.mag_instance
+        self.m.mag_proc.send_signal(signal.SIGTERM)
+        dereg = self.expect_pbu()
+        self.assertEqual((dereg.mn, dereg.lifetime), (mn_id(4), 0))
+        self.assertEqual(self.m.mag_proc.wait(timeout=10), 0)
+        self.assertFalse(os.path.exists(f"/sys/fs/bpf/xpmip/{inst}"), "pins left behind")
+
+
+class WithOurLma(unittest.TestCase):
+    """MAG and LMA processes negotiate GRE keys; the MN (its address set by hand until the access
+    link hands it out) pings its correspondent through the tunnel."""
+
+    def test_mn_pings_its_correspondent_through_the_negotiated_gre_tunnel(self):
+        m = MagWorld("mw", with_lma=True)
+        try:
+            lma_cfg = f"""instance: {m.w.prefix}-lma
+lma:
+  addresses: [{LMA6}, {LMA4}]
+  gre: keys-required
+interfaces:
+  - {{name: tun0, kind: tunnel}}
+  - {{name: core1, kind: core, realm: 1}}
+realms:
+  - {{id: 1, interface: core1, ipv4_pool: 10.0.0.0/16, ipv6_pool: "2001:db8:a::/48"}}
+peers:
+  - {{name: mag, addresses: [{MAG6}, {MAG4}]}}
+mobile_nodes:
+  - {{id: {mn_id(1)}, realm: 1}}
+"""
+            m.lma_proc, lma_log = m.start_proc(m.lma_ns, "lma", lma_cfg, "up:")
+            m.start_mag(static=(1,))
+            ok = wait_for(lambda: any(s.get("mn_mac") == mac_of(1) for s in m.sessions()), timeout=10)
+            self.assertTrue(ok, m.mag_log() + lma_log())
+            s = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]
+            self.assertEqual((s["encap"], s["gre_keys"]), ("gre", True))
+            hoa = s["hoa"].split("/")[0]
+            self.assertIn(f"PBU mn={mn_id(1)}", lma_log())
+            # The MN, configured with what the LMA assigned.
+            m.mn_ns.ip(f"link set eth0 address {mac_of(1)}")
+            m.mn_ns.ip(f"addr add {hoa}/16 dev eth0")
+            m.mn_ns.ip("route add default via 10.0.0.1")
+            r = m.mn_ns.run("ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.2", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr + m.mag_log()[-1500:])
+            counters = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]["counters"]
+            self.assertGreaterEqual(counters["uplink"]["packets"], 3)
+            self.assertGreaterEqual(counters["downlink"]["packets"], 3)
+        finally:
+            m.close()
+
+
+if __name__ == "__main__":
+    XPMIP = os.environ["XPMIP_BIN"]
+    dptest.TOOL = os.environ["XPMIP_DP"]
+    unittest.main(verbosity=2)
