@@ -9,7 +9,8 @@ import tempfile
 import unittest
 
 XPMIP = os.environ.get("XPMIP_BIN", "")
-EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "lma.yaml")
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+EXAMPLE = os.path.join(EXAMPLES, "lma.yaml")
 
 BASE = """instance: t
 lma:
@@ -26,11 +27,22 @@ mobile_nodes:
 """
 
 
-def check(text):
+MAG_BASE = """mag:
+  addresses: [2001:db8:ffff::10]
+  lma: 2001:db8:ffff::1
+interfaces:
+  - {name: wan0, kind: tunnel}
+  - {name: acc0, kind: access}
+mobile_nodes:
+  - {id: mn1@example, mac: "02:00:00:00:01:01", interface: acc0}
+"""
+
+
+def check(text, role="lma"):
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(text)
     try:
-        r = subprocess.run([XPMIP, "check-config", f.name], capture_output=True, text=True)
+        r = subprocess.run([XPMIP, "check-config", "--role", role, f.name], capture_output=True, text=True)
         return r.returncode, (r.stdout + r.stderr).replace(f.name, "FILE")
     finally:
         os.unlink(f.name)
@@ -42,8 +54,8 @@ class ConfigTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(check(BASE)[0], 0, check(BASE)[1])
 
-    def refused(self, text, line, pattern):
-        rc, out = check(text)
+    def refused(self, text, line, pattern, role="lma"):
+        rc, out = check(text, role)
         self.assertEqual(rc, 2, out)
         self.assertRegex(out, rf"FILE:{line}: {pattern}")
 
@@ -82,6 +94,24 @@ class ConfigTest(unittest.TestCase):
                      r"timers\.min_delay_before_bce_delete: 'soon' is not a number of seconds")
         self.refused(BASE.replace("kind: core, realm: 1}", "kind: core, realm: -1}"), 6,
                      r"interfaces\[1\]\.realm: '-1' is not a whole number")
+
+    def test_mag_example_and_mistakes(self):
+        r = subprocess.run([XPMIP, "check-config", "--role", "mag", os.path.join(EXAMPLES, "mag.yaml")],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(check(MAG_BASE, "mag")[0], 0, check(MAG_BASE, "mag")[1])
+        self.refused(MAG_BASE.replace("lma: 2001:db8:ffff::1", "lma: 192.0.2.1"), 3,
+                     r"mag\.lma: 192\.0\.2\.1 has no proxy care-of address of its family", "mag")
+        self.refused(MAG_BASE.replace("interface: acc0}", "interface: wan0}"), 8,
+                     r"mobile_nodes\[0\]\.interface: 'wan0' is not an access interface", "mag")
+        self.refused(MAG_BASE + '  - {id: mn2@example, mac: "02:00:00:00:01:01", interface: acc0}\n', 9,
+                     r"mobile_nodes\[1\]\.mac: 02:00:00:00:01:01 is already mobile node 'mn1@example'", "mag")
+        self.refused(MAG_BASE.replace("lma: 2001:db8:ffff::1", "lma: 2001:db8:ffff::1\n  tlv_header: true"), 4,
+                     r"mag\.tlv_header: needs an IPv4 LMA address", "mag")
+        self.refused(MAG_BASE.replace("kind: tunnel", "kind: core"), 5,
+                     r"interfaces: needs a tunnel interface", "mag")
+        self.refused(MAG_BASE.replace("mac: \"02:00:00:00:01:01\"", "mac: \"02:00:00:00:01\""), 8,
+                     r"mobile_nodes\[0\]\.mac: '02:00:00:00:01' is not a MAC address", "mag")
 
     def test_yaml_syntax_error_names_the_line(self):
         rc, out = check(BASE + "peers: [unclosed\n")
