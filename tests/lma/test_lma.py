@@ -781,6 +781,63 @@ mobile_nodes:
                                   r"session=\d+ encap=gre")
 
 
+class LmaShowTest(unittest.TestCase):
+    """`xpmip show` against a running LMA (control socket) and from pinned maps alone."""
+
+    def show(self, *args, check=True):
+        r = subprocess.run([XPMIP, "show", *args], capture_output=True, text=True)
+        if check:
+            self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def test_show_over_the_control_socket(self):
+        LmaTest.setUpClass()
+        try:
+            t = LmaTest("test_rfc5213_160_missing_mn_identifier")
+            pba = t.send6(t.pbu("mn00@op1.example", v4=True, gre="key", key=0x1234))
+            self.assertEqual(pba.status, 0)
+            inst = LmaTest.instance
+            b = json.loads(self.show("bindings", "-i", inst, "--json").stdout)
+            self.assertEqual(len(b), 1)
+            self.assertEqual((b[0]["mn"], b[0]["mag"], b[0]["state"], b[0]["key_downlink"], b[0]["key_uplink"]),
+                             ("mn00@op1.example", MAG_A6, "registered", 0x1234, pba.gre_key[1]))
+            self.assertEqual(b[0]["hoa"], pba.hoa[1])
+            self.assertGreater(b[0]["remaining"], 390)
+            s = json.loads(self.show("sessions", "-c", LmaTest.cfg_file.name, "--json").stdout)
+            self.assertEqual([x["id"] for x in s], [b[0]["session"]])
+            self.assertIn("counters", s[0])
+            p = json.loads(self.show("paths", "-i", inst, "--json").stdout)
+            self.assertEqual((p[0]["remote"], p[0]["key_downlink"], p[0]["up"]), (MAG_A6, 0x1234, True))
+            table = self.show("bindings", "-i", inst).stdout
+            self.assertIn("mn00@op1.example", table)
+            self.assertIn("KEY_UPLINK", table)
+            self.assertIn("drop_unknown_key", self.show("stats", "-i", inst).stdout)
+            r = subprocess.run([XPMIP, "attach", "-i", inst, "x"], capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("an LMA does not do 'attach'", r.stderr)
+        finally:
+            LmaTest.tearDownClass()
+
+    def test_show_from_the_pins_without_an_agent(self):
+        inst = f"show{os.getpid()}"
+        tool = dptest.TOOL
+        subprocess.run([tool, "-i", inst, "load", "--role", "lma"], check=True, capture_output=True)
+        try:
+            session = {"id": 7, "encap": "gre", "gre_keys": True, "realm": 1, "hoa": "10.0.0.7",
+                       "paths": [{"local": "192.0.2.1", "remote": "192.0.2.10", "key_downlink": 11,
+                                  "key_uplink": 22}]}
+            subprocess.run([tool, "-i", inst, "session", "add", "-"], input=json.dumps(session), text=True,
+                           check=True, capture_output=True)
+            s = json.loads(self.show("sessions", "-i", inst, "--json").stdout)
+            self.assertEqual((s[0]["id"], s[0]["paths"][0]["key_uplink"]), (7, 22))
+            self.assertIn("10.0.0.7", self.show("sessions", "-i", inst).stdout)
+            r = self.show("bindings", "-i", inst, check=False)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("bindings live in the agent", r.stderr)
+        finally:
+            subprocess.run([tool, "-i", inst, "unload"], capture_output=True)
+
+
 class LmaShutdownTest(unittest.TestCase):
     def test_sigterm_unloads_the_data_plane(self):
         LmaTest.setUpClass()

@@ -494,6 +494,28 @@ class ScriptedLma(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.session_of(2) is None))
         self.assertIn("no uplink traffic", self.m.mag_log())
 
+    def test_attach_detach_and_show_from_the_command_line(self):
+        self.m.start_mag()
+        inst = self.m.mag_instance
+        r = subprocess.run([XPMIP, "attach", "-i", inst, mn_id(6)], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        p = self.expect_pbu()
+        self.assertEqual(p.mn, mn_id(6))
+        self.answer(p, gre="key", key=0x66)
+        self.wait_session(6)
+        b = json.loads(subprocess.run([XPMIP, "show", "bindings", "-i", inst, "--json"], capture_output=True,
+                                      text=True, check=True).stdout)
+        self.assertEqual([(x["mn"], x["state"], x["key_uplink"], x["key_downlink"]) for x in b],
+                         [(mn_id(6), "registered", 0x66, p.gre[1])])
+        r = subprocess.run([XPMIP, "detach", "-i", inst, mn_id(6)], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dereg = self.expect_pbu()
+        self.assertEqual((dereg.mn, dereg.lifetime), (mn_id(6), 0))
+        self.assertIsNone(self.session_of(6))
+        r = subprocess.run([XPMIP, "attach", "-i", inst, "nobody@x"], capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("mobile node 'nobody@x' is not in", r.stderr)
+
     def test_static_mn_registers_at_start_and_sigterm_deregisters_it(self):
         self.m.start_mag(static=(4,))
         p = self.expect_pbu()

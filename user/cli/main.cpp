@@ -2,6 +2,8 @@
 // foreground (systemd-friendly: logs to stderr, stops cleanly on SIGTERM, re-reads its policy
 // on SIGHUP); `xpmip check-config` validates a configuration without touching the system.
 #include "config/yaml_reader.hpp"
+#include "control/control.hpp"
+#include "dataplane/dataplane.hpp"
 #include "lma/lma_config.hpp"
 #include "lma/lma_daemon.hpp"
 #include "mag/mag_config.hpp"
@@ -46,6 +48,30 @@ int main(int argc, char** argv) {
     check->add_option("file", check_file, "YAML configuration file")->required();
     check->add_option("--role", check_role, "lma or mag")->check(CLI::IsMember({"lma", "mag"}))->capture_default_str();
 
+    // Inspection and control of a running agent (over its control socket), or of the pinned maps
+    // when no agent runs.
+    std::string show_what, instance, instance_config;
+    bool as_json = false;
+    auto* show = app.add_subcommand(
+        "show", "Show an agent's state: sessions (data plane sessions with counters), bindings (the LMA's "
+                "binding cache or the MAG's binding update list), paths (per path, with counters) or stats "
+                "(drops and events by reason). Asks the running agent; sessions, paths and stats are read from "
+                "the pinned maps when it is not running.");
+    show->add_option("what", show_what, "sessions, bindings, paths or stats")
+        ->required()
+        ->check(CLI::IsMember({"sessions", "bindings", "paths", "stats"}));
+    show->add_flag("--json", as_json, "JSON instead of a table");
+    std::string mn_name;
+    auto* attach = app.add_subcommand("attach", "Ask a running MAG to register a configured mobile node now");
+    auto* detach = app.add_subcommand("detach", "Ask a running MAG to de-register a mobile node and stop serving it");
+    for (auto* sub : {show, attach, detach}) {
+        sub->add_option("-i,--instance", instance, "the agent's instance name (its 'instance' setting)");
+        sub->add_option("-c,--config", instance_config, "or the agent's configuration file, to take the instance from")
+            ->check(CLI::ExistingFile);
+    }
+    attach->add_option("mn", mn_name, "MN-ID as configured")->required();
+    detach->add_option("mn", mn_name, "MN-ID as configured")->required();
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     try {
@@ -54,6 +80,38 @@ int main(int argc, char** argv) {
         }
         if (*mag) {
             return xpmip::mag::run_mag(mag_opts);
+        }
+        if (*show || *attach || *detach) {
+            if (instance.empty() && !instance_config.empty()) {
+                instance = xpmip::config::load_file(instance_config).opt_str("instance").value_or("");
+            }
+            if (instance.empty()) {
+                std::cerr << "xpmip: name the agent with -i INSTANCE or -c CONFIG\n";
+                return 2;
+            }
+            const auto sock = xpmip::control::socket_path(instance);
+            if (*attach || *detach) {
+                auto answer = xpmip::control::request(sock, {{"command", *attach ? "attach" : "detach"}, {"mn", mn_name}});
+                std::cout << answer["result"].get<std::string>() << "\n";
+                return 0;
+            }
+            nlohmann::json view;
+            try {
+                view = xpmip::control::request(sock, {{"command", "show"}, {"what", show_what}})["result"];
+            } catch (const xpmip::control::ControlError& e) {
+                if (std::string(e.what()).rfind("no agent", 0) != 0) {
+                    throw;
+                }
+                if (show_what == "bindings") {
+                    std::cerr << "xpmip: " << e.what() << ": bindings live in the agent (sessions, paths and stats "
+                              << "can be read from the pinned maps without it)\n";
+                    return 1;
+                }
+                auto pinned = xpmip::dataplane::open_pinned(instance);
+                view = xpmip::control::show_from_dataplane(show_what, pinned.maps, pinned.sessions());
+            }
+            std::cout << (as_json ? view.dump(2) + "\n" : xpmip::control::format_table(show_what, view));
+            return 0;
         }
         if (*check && check_role == "mag") {
             auto cfg = xpmip::mag::load_mag_config(check_file);

@@ -1,6 +1,7 @@
 #include "lma/lma_daemon.hpp"
 
 #include "common/fd.hpp"
+#include "control/control.hpp"
 #include "dataplane/dataplane.hpp"
 #include "lma/lma.hpp"
 #include "netlink/interfaces.hpp"
@@ -41,6 +42,29 @@ private:
 };
 
 } // namespace
+
+nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point now) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [id, e] : lma.cache().entries()) {
+        nlohmann::json b{{"mn", id},
+                         {"mag", to_string(e.proxy_coa)},
+                         {"transport", e.transport == wire::Transport::Ipv6 ? "ipv6" : "ipv4-udp"},
+                         {"realm", e.realm},
+                         {"state", e.deregistered ? "deregistered" : "registered"},
+                         {"lifetime", e.lifetime.count()},
+                         {"remaining", std::chrono::duration_cast<std::chrono::seconds>(
+                                           (e.deregistered ? e.delete_at : e.expires) - now).count()},
+                         {"gre", e.gre},
+                         {"key_downlink", e.key_downlink ? nlohmann::json(*e.key_downlink) : nlohmann::json()},
+                         {"key_uplink", e.key_uplink ? nlohmann::json(*e.key_uplink) : nlohmann::json()},
+                         {"tlv", e.tlv_header},
+                         {"session", e.session_id}};
+        b["hnp"] = e.hnp ? nlohmann::json(e.hnp->to_string()) : nlohmann::json();
+        b["hoa"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_hoa->to_string()) : nlohmann::json();
+        out.push_back(b);
+    }
+    return out;
+}
 
 int run_lma(const LmaRunOptions& options) {
     LmaConfig cfg = load_lma_config(options.config_file);
@@ -83,6 +107,18 @@ int run_lma(const LmaRunOptions& options) {
     if (v4) {
         sockets.push_back(transport::SignalingSocket::open_ipv4_udp());
     }
+    control::ControlServer ctl(control::socket_path(cfg.instance));
+    auto handle = [&](const nlohmann::json& req) -> nlohmann::json {
+        const auto cmd = req.value("command", "");
+        if (cmd != "show") {
+            throw control::ControlError(fmt::format("an LMA does not do '{}' (show only)", cmd));
+        }
+        const auto what = req.value("what", "");
+        if (what == "bindings") {
+            return {{"role", "lma"}, {"result", bindings_view(lma, Clock::now())}};
+        }
+        return {{"role", "lma"}, {"result", control::show_from_dataplane(what, dp.maps(), dp.sessions())}};
+    };
     UniqueFd sfd = transport::signal_fd();
     UniqueFd tfd = transport::timer_fd();
     spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s)", cfg.instance, cfg.realms.size(),
@@ -108,6 +144,7 @@ int run_lma(const LmaRunOptions& options) {
         std::vector<pollfd> fds;
         fds.push_back({sfd.get(), POLLIN, 0});
         fds.push_back({tfd.get(), POLLIN, 0});
+        fds.push_back({ctl.fd(), POLLIN, 0});
         for (auto& s : sockets) {
             fds.push_back({s.fd(), POLLIN, 0});
         }
@@ -139,8 +176,11 @@ int run_lma(const LmaRunOptions& options) {
             [[maybe_unused]] auto n = read(tfd.get(), &ticks, sizeof(ticks));
             send_all(lma.on_timer(Clock::now()));
         }
+        if (fds[2].revents & POLLIN) {
+            ctl.serve_one(handle);
+        }
         for (std::size_t i = 0; i < sockets.size(); ++i) {
-            if (!(fds[2 + i].revents & POLLIN)) {
+            if (!(fds[3 + i].revents & POLLIN)) {
                 continue;
             }
             while (auto d = sockets[i].receive()) {

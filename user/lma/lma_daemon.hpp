@@ -3,6 +3,10 @@
 // bindings.
 #pragma once
 
+#include "lma/lma.hpp"
+
+#include <nlohmann/json.hpp>
+
 #include <string>
 
 namespace xpmip::lma {
@@ -14,5 +18,7 @@ struct LmaRunOptions {
 
 // Returns the process exit status. Throws config::ConfigError for a bad configuration.
 int run_lma(const LmaRunOptions& options);
+// The binding cache as `xpmip show bindings` prints it.
+nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point now);
 
 } // namespace xpmip::lma

@@ -1,5 +1,6 @@
 #include "mag/mag_daemon.hpp"
 
+#include "control/control.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/events.hpp"
 #include "mag/mag.hpp"
@@ -53,7 +54,42 @@ private:
     dataplane::Dataplane& dp_;
 };
 
+const char* state_name(BindingUpdateListEntry::State s) {
+    switch (s) {
+    case BindingUpdateListEntry::State::Registering: return "registering";
+    case BindingUpdateListEntry::State::Registered: return "registered";
+    case BindingUpdateListEntry::State::Deregistering: return "deregistering";
+    case BindingUpdateListEntry::State::Failed: return "failed";
+    }
+    return "?";
+}
+
 } // namespace
+
+nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point now) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [id, e] : mag.entries()) {
+        nlohmann::json b{{"mn", id},
+                         {"mac", e.mac.to_string()},
+                         {"interface", e.interface},
+                         {"lma", to_string(mag.config().lma)},
+                         {"state", state_name(e.state)},
+                         {"status", wire::status_name(e.last_status)},
+                         {"lifetime", e.lifetime.count()},
+                         {"gre", e.gre},
+                         {"tlv", e.tlv_header},
+                         {"session", e.session_id}};
+        b["remaining"] = e.state == BindingUpdateListEntry::State::Registered
+                             ? nlohmann::json(std::chrono::duration_cast<std::chrono::seconds>(e.expires - now).count())
+                             : nlohmann::json();
+        b["key_downlink"] = e.key_downlink ? nlohmann::json(*e.key_downlink) : nlohmann::json();
+        b["key_uplink"] = e.key_uplink ? nlohmann::json(*e.key_uplink) : nlohmann::json();
+        b["hnp"] = e.hnp ? nlohmann::json(e.hnp->to_string()) : nlohmann::json();
+        b["hoa"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_hoa->to_string()) : nlohmann::json();
+        out.push_back(b);
+    }
+    return out;
+}
 
 int run_mag(const MagRunOptions& options) {
     MagConfig cfg = load_mag_config(options.config_file);
@@ -120,6 +156,26 @@ int run_mag(const MagRunOptions& options) {
         }
     }
 
+    control::ControlServer ctl(control::socket_path(cfg.instance));
+    auto handle = [&](const nlohmann::json& req) -> nlohmann::json {
+        const auto cmd = req.value("command", "");
+        if (cmd == "show") {
+            const auto what = req.value("what", "");
+            if (what == "bindings") {
+                return {{"role", "mag"}, {"result", bindings_view(mag, Clock::now())}};
+            }
+            return {{"role", "mag"}, {"result", control::show_from_dataplane(what, dp.maps(), dp.sessions())}};
+        }
+        if (cmd == "attach" || cmd == "detach") {
+            const auto mn = req.value("mn", "");
+            if (!mag.config().mobile_node(mn)) {
+                throw control::ControlError(fmt::format("mobile node '{}' is not in {}", mn, options.config_file));
+            }
+            send_all(cmd == "attach" ? mag.attach(mn, Clock::now()) : mag.detach(mn, Clock::now()));
+            return {{"result", fmt::format("{} {}", cmd == "attach" ? "attaching" : "detached", mn)}};
+        }
+        throw control::ControlError(fmt::format("unknown command '{}' (show, attach, detach)", cmd));
+    };
     UniqueFd sfd = transport::signal_fd();
     UniqueFd tfd = transport::timer_fd();
     spdlog::info("MAG '{}' up: LMA {}, {} mobile node(s)", cfg.instance, to_string(cfg.lma), cfg.mobile_nodes.size());
@@ -135,7 +191,7 @@ int run_mag(const MagRunOptions& options) {
     for (;;) {
         transport::arm_timer(tfd.get(), mag.next_deadline());
         std::vector<pollfd> fds{{sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}, {sock.fd(), POLLIN, 0},
-                                {events.fd(), POLLIN, 0}};
+                                {events.fd(), POLLIN, 0}, {ctl.fd(), POLLIN, 0}};
         if (poll(fds.data(), fds.size(), 1000) < 0) {
             if (errno == EINTR) {
                 continue;
@@ -183,6 +239,9 @@ int run_mag(const MagRunOptions& options) {
         }
         if (fds[3].revents & POLLIN) {
             events.consume();
+        }
+        if (fds[4].revents & POLLIN) {
+            ctl.serve_one(handle);
         }
         const auto now = Clock::now();
         const auto idle = mag.config().timers.inactivity_timeout;

@@ -3,6 +3,10 @@
 // and de-register everyone on SIGTERM.
 #pragma once
 
+#include "mag/mag.hpp"
+
+#include <nlohmann/json.hpp>
+
 #include <string>
 
 namespace xpmip::mag {
@@ -13,5 +17,6 @@ struct MagRunOptions {
 };
 
 int run_mag(const MagRunOptions& options);
+nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point now);
 
 } // namespace xpmip::mag
