@@ -4,6 +4,7 @@
 #include "config/yaml_reader.hpp"
 #include "control/control.hpp"
 #include "dataplane/dataplane.hpp"
+#include "lab/lab.hpp"
 #include "lma/lma_config.hpp"
 #include "lma/lma_daemon.hpp"
 #include "mag/mag_config.hpp"
@@ -72,6 +73,17 @@ int main(int argc, char** argv) {
     attach->add_option("mn", mn_name, "MN-ID as configured")->required();
     detach->add_option("mn", mn_name, "MN-ID as configured")->required();
 
+    xpmip::lab::LabOptions lab_opts;
+    auto* lab = app.add_subcommand(
+        "lab", "The RFC 5845 Figure 1 lab in network namespaces on this host: two operators whose mobile nodes' "
+               "IPv4 addresses overlap, one MAG with two WAN links, one LMA, one correspondent network per "
+               "operator. up: build it and start the agents; status: what is up and the session table; down: "
+               "remove everything; demo: up, register, traffic from every MN to its operator's CN, tables, down.");
+    lab->add_option("action", lab_opts.action, "up, down, status or demo")
+        ->required()
+        ->check(CLI::IsMember({"up", "down", "status", "demo"}));
+    lab->add_option("extra", lab_opts.extra, "options of the action (see xpmip lab ACTION --help)");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     try {
@@ -80,6 +92,10 @@ int main(int argc, char** argv) {
         }
         if (*mag) {
             return xpmip::mag::run_mag(mag_opts);
+        }
+        if (*lab) {
+            lab_opts.xpmip_binary = "/proc/self/exe";
+            return xpmip::lab::lab_main(lab_opts);
         }
         if (*show || *attach || *detach) {
             if (instance.empty() && !instance_config.empty()) {
