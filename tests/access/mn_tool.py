@@ -12,12 +12,13 @@ one JSON document on stdout.
              [--wait S]
       -> {"ras": [...]}: every Router Advertisement seen, decoded.
   mn_tool.py burst IFACE --mac M [--mac M2 ...] --kinds rs,discover --count N --interval S
-      -> {"sent": n}: N rounds of each kind from each MAC, `interval` apart (a flood).
+      -> {"sent": n, "duration": s}: N rounds of each kind from each MAC, `interval` apart (a flood).
 """
 import argparse
 import json
 import random
 import sys
+import threading
 import time
 
 from scapy.all import AsyncSniffer, conf, sendp  # noqa: E402
@@ -127,9 +128,11 @@ def ra_decoded(pkt):
 
 
 def exchange(iface, frames, lfilter, wait):
-    sniffer = AsyncSniffer(iface=iface, lfilter=lfilter, store=True)
+    started = threading.Event()
+    sniffer = AsyncSniffer(iface=iface, lfilter=lfilter, store=True, started_callback=started.set)
     sniffer.start()
-    time.sleep(0.3)   # the sniffer's socket is open once start() returns; let it settle
+    if not started.wait(10):
+        raise RuntimeError(f"the sniffer on {iface} did not start")
     sendp(frames, iface=iface)
     time.sleep(wait)
     sniffer.stop()
@@ -178,8 +181,9 @@ def main():
             for m in a.mac:
                 for kind in a.kinds.split(","):
                     frames.append(rs_frame(m) if kind == "rs" else discover_frame(m))
+        t0 = time.monotonic()
         sendp(frames, iface=a.iface, inter=a.interval)
-        print(json.dumps({"sent": len(frames)}))
+        print(json.dumps({"sent": len(frames), "duration": time.monotonic() - t0}))
     return 0
 
 

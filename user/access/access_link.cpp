@@ -126,7 +126,7 @@ std::vector<std::uint8_t> bytes_of(const Ipv4Address& a) {
 } // namespace
 
 AccessLink::AccessLink(const std::string& ifname, AccessLinkOptions options)
-    : ifname_(ifname), options_(std::move(options)), rng_(std::random_device{}()) {
+    : ifname_(ifname), options_(std::move(options)), rx_buffer_(65536), rng_(std::random_device{}()) {
     if (options_.router_lifetime_seconds > kMaxRouterLifetime) {
         throw std::invalid_argument(fmt::format("access link {}: router_lifetime_seconds {} exceeds {} (RFC 4861 §6.2.1)",
                                                 ifname, options_.router_lifetime_seconds, kMaxRouterLifetime));
@@ -365,7 +365,7 @@ void AccessLink::send_frame(const MacAddress& dst, const std::vector<std::uint8_
 }
 
 void AccessLink::handle_readable() {
-    std::vector<std::uint8_t> buf(65536);
+    auto& buf = rx_buffer_;
     for (std::size_t n = 0; n < kMaxFramesPerCall; ++n) {
         sockaddr_ll from{};
         alignas(cmsghdr) char control[CMSG_SPACE(sizeof(tpacket_auxdata))];

@@ -100,15 +100,17 @@ public:
     std::size_t station_count() const { return stations_.size(); }
 
     void advertise(const MacAddress& mac);            // unsolicited RA now (no-op without hnp)
-    void handle_readable();                           // read all pending frames, answer RS / DHCP
+    void handle_readable();                           // read all pending frames, answer RS / DHCP / ARP
     // Send the periodic RAs that are due; returns how long until the next one (poll timeout).
     std::chrono::milliseconds tick();
 
     const AccessLinkCounters& counters() const { return counters_; }
 
     // A DHCP DISCOVER / REQUEST or a Router Solicitation from a MAC without a station (the MAG
-    // starts a dynamic attach). Rate-limited per MAC. May call set_station() from inside: the
-    // frame that caused the call is then answered.
+    // starts a dynamic attach). Rate-limited per MAC (options.unknown_station_interval); only
+    // valid frames count. May call set_station() from inside: the frame that caused the call is
+    // then answered. An exception thrown by a callback leaves handle_readable() (the frames
+    // still pending are read by the next call).
     std::function<void(const MacAddress&)> on_unknown_station;
     // A DHCPRELEASE from a station's MAC (the MN gave up its address; the station stays).
     std::function<void(const MacAddress&)> on_release;
@@ -140,6 +142,7 @@ private:
     std::map<MacAddress, Clock::time_point> unknown_seen_;
     AccessLinkCounters counters_;
     std::uint16_t ip_id_ = 0;
+    std::vector<std::uint8_t> rx_buffer_;
     std::mt19937 rng_;
 };
 
