@@ -89,6 +89,8 @@ class ConfigTest(unittest.TestCase):
     def test_bad_values(self):
         self.refused(BASE.replace("  addresses: [2001:db8:ffff::1,", "  gre: maybe\n  addresses: [2001:db8:ffff::1,", 1), 3,
                      r"lma\.gre: 'maybe' is not one of: allowed, not-required, unsupported, gre-required, keys-required")
+        self.refused(BASE + "metrics: localhost:99999\n", 13,
+                     r"metrics: 'localhost:99999' is not address:port")
         self.refused(BASE + "timers: {max_lifetime: 999999}\n", 13, r"timers\.max_lifetime: 999999 is out of range")
         self.refused(BASE + "timers: {min_delay_before_bce_delete: soon}\n", 13,
                      r"timers\.min_delay_before_bce_delete: 'soon' is not a number of seconds")

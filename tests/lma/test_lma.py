@@ -184,6 +184,7 @@ class LmaTest(unittest.TestCase):
         return f"""# written by tests/lma/test_lma.py
 instance: {cls.world.prefix}-lma
 log_level: debug
+metrics: 127.0.0.1:9430
 lma:
   addresses: [{LMA6}, {LMA4}]
   gre: allowed
@@ -812,6 +813,19 @@ class LmaShowTest(unittest.TestCase):
             self.assertIn("mn00@op1.example", table)
             self.assertIn("KEY_UPLINK", table)
             self.assertIn("drop_unknown_key", self.show("stats", "-i", inst).stdout)
+            # Prometheus text format from inside the LMA's namespace.
+            m = LmaTest.lma_ns.run("/usr/bin/python3", "-c", "import urllib.request;print(urllib.request.urlopen("
+                                   "'http://127.0.0.1:9430/metrics',timeout=5).read().decode())").stdout
+            self.assertIn("# TYPE xpmip_pba_sent_total counter", m)
+            self.assertIn('xpmip_pba_sent_total{status="ACCEPTED"} 1', m)
+            self.assertIn("xpmip_pbu_received_total 1", m)
+            self.assertIn("xpmip_sessions 1", m)
+            self.assertIn("xpmip_bindings 1", m)
+            self.assertIn(f'xpmip_session_packets_total{{session="{b[0]["session"]}",mn="mn00@op1.example",'
+                          f'direction="uplink"}} 0', m)
+            self.assertRegex(m, r'xpmip_path_packets_total\{session="\d+",bid="1",label="0",remote="2001:db8:ffff::10",'
+                                r'direction="tx"\} 0')
+            self.assertIn('xpmip_dataplane_events_total{counter="drop_unknown_key"}', m)
             r = subprocess.run([XPMIP, "attach", "-i", inst, "x"], capture_output=True, text=True)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("an LMA does not do 'attach'", r.stderr)

@@ -184,6 +184,29 @@ std::optional<MacAddress> MapReader::opt_mac(const std::string& key) {
     return parse_with<MacAddress>(*this, key, "a MAC address");
 }
 
+std::optional<std::string> MapReader::opt_endpoint(const std::string& key) {
+    auto s = opt_str(key);
+    if (!s) {
+        return std::nullopt;
+    }
+    auto colon = s->rfind(':');
+    bool ok = colon != std::string::npos;
+    if (ok) {
+        std::string host = s->substr(0, colon), port = s->substr(colon + 1);
+        ok = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
+             std::stoul(port) >= 1 && std::stoul(port) <= 65535;
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+            ok = ok && Ipv6Address::try_parse(host.substr(1, host.size() - 2)).has_value();
+        } else if (!host.empty()) {
+            ok = ok && Ipv4Address::try_parse(host).has_value();
+        }
+    }
+    if (!ok) {
+        fail(key, fmt::format("'{}' is not address:port (e.g. 127.0.0.1:9430, [::1]:9430, :9430)", *s));
+    }
+    return s;
+}
+
 std::optional<std::string> MapReader::opt_choice(const std::string& key, const std::vector<std::string>& choices) {
     auto s = opt_str(key);
     if (!s) {

@@ -44,6 +44,8 @@ public:
     std::optional<Ipv4Prefix> opt_ipv4_prefix(const std::string& key);
     std::optional<Ipv6Prefix> opt_ipv6_prefix(const std::string& key);
     std::optional<MacAddress> opt_mac(const std::string& key);
+    // "address:port" / "[v6]:port" / ":port" (a listening endpoint).
+    std::optional<std::string> opt_endpoint(const std::string& key);
     // One of `choices`, or nothing.
     std::optional<std::string> opt_choice(const std::string& key, const std::vector<std::string>& choices);
     // A list of scalars (a single scalar is a list of one).

@@ -111,6 +111,7 @@ LmaConfig parse_lma_config(MapReader root) {
     LmaConfig c;
     c.instance = root.opt_str("instance").value_or("lma");
     c.log_level = root.opt_choice("log_level", {"trace", "debug", "info", "warn", "error"}).value_or("info");
+    c.metrics = root.opt_endpoint("metrics");
 
     if (auto lma = root.opt_map("lma")) {
         for (const auto& a : lma->str_list("addresses")) {

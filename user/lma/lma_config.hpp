@@ -73,6 +73,7 @@ struct LmaConfig {
     std::string file;
     std::string instance = "lma";
     std::string log_level = "info";
+    std::optional<std::string> metrics;          // Prometheus endpoint, "address:port"
     std::vector<IpAddress> addresses;            // LMAA (IPv6) and IPv4-LMAA
     std::vector<dataplane::InterfaceConfig> interfaces;
     dataplane::Limits limits;

@@ -2,6 +2,7 @@
 
 #include "common/fd.hpp"
 #include "control/control.hpp"
+#include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
 #include "lma/lma.hpp"
 #include "netlink/interfaces.hpp"
@@ -124,8 +125,24 @@ int run_lma(const LmaRunOptions& options) {
     spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s)", cfg.instance, cfg.realms.size(),
                  cfg.peers.size(), cfg.mobile_nodes.size());
 
+    control::AgentMetrics metrics;
+    metrics.role = "lma";
+    std::optional<control::MetricsServer> metrics_server;
+    if (cfg.metrics) {
+        metrics_server.emplace(*cfg.metrics);
+        spdlog::info("metrics on http://{}/metrics", *cfg.metrics);
+    }
+    auto render_metrics = [&]() {
+        metrics.bindings = lma.cache().size();
+        metrics.session_mn.clear();
+        for (const auto& [id, e] : lma.cache().entries()) {
+            metrics.session_mn[e.session_id] = id;
+        }
+        return control::render_metrics(metrics, dp.maps(), dp.sessions());
+    };
     auto send_all = [&](const std::vector<OutgoingPba>& replies) {
         for (const auto& r : replies) {
+            ++metrics.pba[std::string(wire::status_name(r.pba.status))];
             for (auto& s : sockets) {
                 if (s.transport() != r.transport) {
                     continue;
@@ -145,6 +162,7 @@ int run_lma(const LmaRunOptions& options) {
         fds.push_back({sfd.get(), POLLIN, 0});
         fds.push_back({tfd.get(), POLLIN, 0});
         fds.push_back({ctl.fd(), POLLIN, 0});
+        fds.push_back({metrics_server ? metrics_server->fd() : -1, POLLIN, 0});
         for (auto& s : sockets) {
             fds.push_back({s.fd(), POLLIN, 0});
         }
@@ -179,19 +197,24 @@ int run_lma(const LmaRunOptions& options) {
         if (fds[2].revents & POLLIN) {
             ctl.serve_one(handle);
         }
+        if (metrics_server && (fds[3].revents & POLLIN)) {
+            metrics_server->serve_one(render_metrics);
+        }
         for (std::size_t i = 0; i < sockets.size(); ++i) {
-            if (!(fds[3 + i].revents & POLLIN)) {
+            if (!(fds[4 + i].revents & POLLIN)) {
                 continue;
             }
             while (auto d = sockets[i].receive()) {
                 try {
                     auto msg = wire::decode(d->mh);
                     if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&msg)) {
+                        ++metrics.pbu_received;
                         send_all(lma.on_pbu(IncomingPbu{d->transport, d->src, d->dst, d->src_port, *pbu}, Clock::now()));
                     } else {
                         spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d->src));
                     }
                 } catch (const wire::WireError& e) {
+                    ++metrics.malformed;
                     spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(),
                                  e.what());
                 } catch (const std::exception& e) {

@@ -46,6 +46,7 @@ MagConfig parse_mag_config(MapReader root) {
     MagConfig c;
     c.instance = root.opt_str("instance").value_or("mag");
     c.log_level = root.opt_choice("log_level", {"trace", "debug", "info", "warn", "error"}).value_or("info");
+    c.metrics = root.opt_endpoint("metrics");
     auto m = root.opt_map("mag");
     if (!m) {
         root.fail("mag", "is required (the MAG's addresses and its LMA)");

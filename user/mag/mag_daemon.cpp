@@ -1,6 +1,7 @@
 #include "mag/mag_daemon.hpp"
 
 #include "control/control.hpp"
+#include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/events.hpp"
 #include "mag/mag.hpp"
@@ -122,8 +123,24 @@ int run_mag(const MagRunOptions& options) {
     MobileAccessGateway mag(cfg, sink);
     auto sock = is_ipv4(cfg.lma) ? transport::SignalingSocket::open_ipv4_udp()
                                  : transport::SignalingSocket::open_ipv6();
+    control::AgentMetrics metrics;
+    metrics.role = "mag";
+    std::optional<control::MetricsServer> metrics_server;
+    if (cfg.metrics) {
+        metrics_server.emplace(*cfg.metrics);
+        spdlog::info("metrics on http://{}/metrics", *cfg.metrics);
+    }
+    auto render_metrics = [&]() {
+        metrics.bindings = mag.entries().size();
+        metrics.session_mn.clear();
+        for (const auto& [id, e] : mag.entries()) {
+            metrics.session_mn[e.session_id] = id;
+        }
+        return control::render_metrics(metrics, dp.maps(), dp.sessions());
+    };
     auto send_all = [&](const std::vector<OutgoingPbu>& pbus) {
         for (const auto& p : pbus) {
+            ++metrics.pbu_sent;
             try {
                 sock.send(wire::encode(p.pbu), p.src, p.dst);
             } catch (const std::exception& e) {
@@ -191,7 +208,8 @@ int run_mag(const MagRunOptions& options) {
     for (;;) {
         transport::arm_timer(tfd.get(), mag.next_deadline());
         std::vector<pollfd> fds{{sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}, {sock.fd(), POLLIN, 0},
-                                {events.fd(), POLLIN, 0}, {ctl.fd(), POLLIN, 0}};
+                                {events.fd(), POLLIN, 0}, {ctl.fd(), POLLIN, 0},
+                                {metrics_server ? metrics_server->fd() : -1, POLLIN, 0}};
         if (poll(fds.data(), fds.size(), 1000) < 0) {
             if (errno == EINTR) {
                 continue;
@@ -227,11 +245,13 @@ int run_mag(const MagRunOptions& options) {
                 try {
                     auto msg = wire::decode(d->mh);
                     if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&msg)) {
+                        ++metrics.pba[std::string(wire::status_name(pba->status))];
                         send_all(mag.on_pba(IncomingPba{d->transport, d->src, *pba}, Clock::now()));
                     } else {
                         spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d->src));
                     }
                 } catch (const wire::WireError& e) {
+                    ++metrics.malformed;
                     spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(),
                                  e.what());
                 }
@@ -242,6 +262,9 @@ int run_mag(const MagRunOptions& options) {
         }
         if (fds[4].revents & POLLIN) {
             ctl.serve_one(handle);
+        }
+        if (metrics_server && (fds[5].revents & POLLIN)) {
+            metrics_server->serve_one(render_metrics);
         }
         const auto now = Clock::now();
         const auto idle = mag.config().timers.inactivity_timeout;
