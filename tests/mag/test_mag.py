@@ -348,8 +348,6 @@ class ScriptedLma(unittest.TestCase):
         self.assertEqual((s["paths"][0]["local"], s["paths"][0]["remote"]), (MAG6, LMA6))
         self.assertEqual((s.get("hnp"), s.get("hoa")), ("2001:db8:a:1::/64", "10.0.0.2/32"))
         self.assertEqual(s["mn_interface"], "acc0")
-        self.assertIn("10.0.0.1/32", self.m.mag_ns.run("ip", "-4", "addr", "show", "dev", "acc0").stdout,
-                      "the MN's default router answers on its access link")
 
     def test_4_2_option_without_key_is_gre_mode_only(self):
         self.m.start_mag()
@@ -530,11 +528,23 @@ class ScriptedLma(unittest.TestCase):
         self.assertFalse(os.path.exists(f"/sys/fs/bpf/xpmip/{inst}"), "pins left behind")
 
 
-class WithOurLma(unittest.TestCase):
-    """MAG and LMA processes negotiate GRE keys; the MN (its address set by hand until the access
-    link hands it out) pings its correspondent through the tunnel."""
+UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    [ -n "$router" ] && ip route replace default via "$router" dev "$interface"
+    echo "bound $ip/$mask router $router" ;;
+esac
+"""
 
-    def test_mn_pings_its_correspondent_through_the_negotiated_gre_tunnel(self):
+
+class WithOurLma(unittest.TestCase):
+    """MAG and LMA processes negotiate GRE keys; a real MN gets its IPv4 home address by DHCP and
+    its IPv6 address by SLAAC from the MAG's Router Advertisement, then pings its correspondent
+    through the tunnel over both."""
+
+    def test_mn_autoconfigures_and_pings_its_correspondent_through_the_gre_tunnel(self):
         m = MagWorld("mw", with_lma=True)
         try:
             lma_cfg = f"""instance: {m.w.prefix}-lma
@@ -551,23 +561,42 @@ peers:
 mobile_nodes:
   - {{id: {mn_id(1)}, realm: 1}}
 """
+            m.cn_ns.ip("addr add 2001:db8:cc::2/64 dev eth0 nodad")
+            m.cn_ns.ip("route add default via 2001:db8:cc::1")
+            m.lma_ns.ip("addr add 2001:db8:cc::1/64 dev core1 nodad")
+            m.lma_ns.ip(f"neigh replace 2001:db8:cc::2 lladdr {m.cn_ns.mac('eth0')} dev core1 nud permanent")
             m.lma_proc, lma_log = m.start_proc(m.lma_ns, "lma", lma_cfg, "up:")
+            # The MN: its MAC as configured, SLAAC on, no address yet.
+            m.mn_ns.ip(f"link set eth0 address {mac_of(1)}")
+            m.mn_ns.sysctl("net.ipv6.conf.eth0.accept_ra=2", "net.ipv6.conf.eth0.autoconf=1")
             m.start_mag(static=(1,))
             ok = wait_for(lambda: any(s.get("mn_mac") == mac_of(1) for s in m.sessions()), timeout=10)
             self.assertTrue(ok, m.mag_log() + lma_log())
             s = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]
             self.assertEqual((s["encap"], s["gre_keys"]), ("gre", True))
-            hoa = s["hoa"].split("/")[0]
-            self.assertIn(f"PBU mn={mn_id(1)}", lma_log())
-            # The MN, configured with what the LMA assigned.
-            m.mn_ns.ip(f"link set eth0 address {mac_of(1)}")
-            m.mn_ns.ip(f"addr add {hoa}/16 dev eth0")
-            m.mn_ns.ip("route add default via 10.0.0.1")
+            hoa, hnp = s["hoa"].split("/")[0], s["hnp"]
+            # IPv4 by DHCP from the MAG (the address the LMA assigned, RFC 5844 §3.3).
+            script = m.write(UDHCPC_SCRIPT, ".sh")
+            os.chmod(script, 0o755)
+            r = m.mn_ns.run("busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", script,
+                            check=False, timeout=30)
+            self.assertIn(f"bound {hoa}/16 router 10.0.0.1", r.stdout, r.stdout + r.stderr + m.mag_log()[-1500:])
+            # IPv6 by SLAAC from the MAG's RA with the HNP (RFC 5213 §6.7).
+            net = ipaddress.IPv6Network(hnp)
+
+            def slaac():   # a global address in the HNP, past DAD (a tentative one is not a source yet)
+                out = m.mn_ns.run("ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global").stdout
+                return [a for line in out.splitlines() if "tentative" not in line
+                        for a in line.split() if "/" in a and ipaddress.IPv6Interface(a).ip in net]
+            self.assertTrue(wait_for(slaac, timeout=10), m.mn_ns.run("ip", "-6", "addr").stdout)
+            self.assertIn("default via fe80::", m.mn_ns.run("ip", "-6", "route").stdout)
             r = m.mn_ns.run("ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.2", check=False)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr + m.mag_log()[-1500:])
+            r6 = m.mn_ns.run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:cc::2", check=False)
+            self.assertEqual(r6.returncode, 0, r6.stdout + r6.stderr + m.mag_log()[-1500:])
             counters = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]["counters"]
-            self.assertGreaterEqual(counters["uplink"]["packets"], 3)
-            self.assertGreaterEqual(counters["downlink"]["packets"], 3)
+            self.assertGreaterEqual(counters["uplink"]["packets"], 6)
+            self.assertGreaterEqual(counters["downlink"]["packets"], 6)
         finally:
             m.close()
 

@@ -376,6 +376,37 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
     return {};
 }
 
+std::vector<OutgoingPbu> MobileAccessGateway::reload(MagConfig config, Clock::time_point now) {
+    if (config.lma != config_.lma || config.addresses != config_.addresses || config.instance != config_.instance) {
+        spdlog::warn("reload: the LMA, the MAG's addresses and the instance change only with a restart");
+    }
+    config.lma = config_.lma;
+    config.addresses = config_.addresses;
+    config.interfaces = config_.interfaces;
+    config.instance = config_.instance;
+    config.limits = config_.limits;
+    std::vector<std::string> gone;
+    for (const auto& [id, e] : bul_) {
+        const MobileNodeConfig* mn = config.mobile_node(id);
+        if (!mn || mn->mac != e.mac || mn->interface != e.interface) {
+            gone.push_back(id);
+        }
+    }
+    std::vector<OutgoingPbu> out;
+    for (const auto& id : gone) {
+        auto more = detach(id, now);
+        out.insert(out.end(), more.begin(), more.end());
+    }
+    config_ = std::move(config);
+    for (const auto& mn : config_.mobile_nodes) {
+        if (!mn.dynamic && !bul_.count(mn.id)) {
+            auto more = attach(mn.id, now);
+            out.insert(out.end(), more.begin(), more.end());
+        }
+    }
+    return out;
+}
+
 std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
     std::vector<OutgoingPbu> out;
     std::vector<std::string> gone;

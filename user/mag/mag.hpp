@@ -99,6 +99,11 @@ public:
     std::vector<OutgoingPbu> on_timer(Clock::time_point now);
     std::optional<Clock::time_point> next_deadline() const;
 
+    // Take a new configuration's mobile nodes, GRE/TLV/UDP choices and timers. The LMA, our
+    // addresses, interfaces and instance stay as loaded (a restart changes those). MNs no longer
+    // configured are detached; new static MNs are attached. Returns the PBUs that causes.
+    std::vector<OutgoingPbu> reload(MagConfig config, Clock::time_point now);
+
     const std::map<std::string, BindingUpdateListEntry>& entries() const { return bul_; }
     const MagConfig& config() const { return config_; }
     bool lma_supports_gre() const { return lma_supports_gre_; }

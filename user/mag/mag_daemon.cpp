@@ -1,5 +1,6 @@
 #include "mag/mag_daemon.hpp"
 
+#include "access/access_link.hpp"
 #include "control/control.hpp"
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
@@ -25,22 +26,31 @@ namespace xpmip::mag {
 
 namespace {
 
+using AccessLinks = std::map<std::string, std::unique_ptr<access::AccessLink>>;
+
 class DataplaneSink : public MagSink {
 public:
-    explicit DataplaneSink(dataplane::Dataplane& dp) : dp_(dp) {}
+    DataplaneSink(dataplane::Dataplane& dp, AccessLinks& links) : dp_(dp), links_(links) {}
     void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
     void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
     std::uint32_t ifindex(const std::string& name) override {
         return static_cast<std::uint32_t>(netlink::query_interface(name).ifindex);
     }
     void registered(const BindingUpdateListEntry& e) override {
-        // The MN's IPv4 default router (RFC 5844 §3.3.3) must answer ARP on its access link.
-        if (e.ipv4_router) {
+        // Home network emulation (RFC 5213 §6.7, RFC 5844 §3.3): the MN's access link hands out
+        // what the LMA assigned - the HNP in Router Advertisements, the IPv4 home address and
+        // default router by DHCP - and answers ARP for that router.
+        if (auto it = links_.find(e.interface); it != links_.end()) {
+            access::StationConfig sc;
+            sc.hnp = e.hnp;
+            sc.ipv4_address = e.ipv4_hoa;
+            sc.ipv4_prefix_length = e.ipv4_prefix_length;
+            sc.ipv4_router = e.ipv4_router;
+            sc.lifetime_seconds = static_cast<std::uint32_t>(e.lifetime.count());
             try {
-                netlink::add_address(static_cast<int>(ifindex(e.interface)), *e.ipv4_router, 32);
+                it->second->set_station(e.mac, sc);
             } catch (const std::exception& ex) {
-                spdlog::error("{}: default router {} on {}: {}", e.mn_id, e.ipv4_router->to_string(), e.interface,
-                              ex.what());
+                spdlog::error("{}: access link {}: {}", e.mn_id, e.interface, ex.what());
             }
         }
         spdlog::info("{} registered: {}{}{} session {} encap {}{}", e.mn_id, e.hnp ? "hnp " + e.hnp->to_string() : "",
@@ -51,8 +61,15 @@ public:
                          : "");
     }
 
+    void deregistered(const BindingUpdateListEntry& e) override {
+        if (auto it = links_.find(e.interface); it != links_.end()) {
+            it->second->remove_station(e.mac);
+        }
+    }
+
 private:
     dataplane::Dataplane& dp_;
+    AccessLinks& links_;
 };
 
 const char* state_name(BindingUpdateListEntry::State s) {
@@ -119,7 +136,13 @@ int run_mag(const MagRunOptions& options) {
         spdlog::info("interface {} attached as {}", iface.name, dataplane::to_string(iface.kind));
     }
 
-    DataplaneSink sink(dp);
+    AccessLinks links;
+    for (const auto& iface : cfg.interfaces) {
+        if (iface.kind == dataplane::InterfaceKind::Access) {
+            links[iface.name] = std::make_unique<access::AccessLink>(iface.name);
+        }
+    }
+    DataplaneSink sink(dp, links);
     MobileAccessGateway mag(cfg, sink);
     auto sock = is_ipv4(cfg.lma) ? transport::SignalingSocket::open_ipv4_udp()
                                  : transport::SignalingSocket::open_ipv6();
@@ -149,23 +172,30 @@ int run_mag(const MagRunOptions& options) {
         }
     };
 
-    // Dynamic attach: the access XDP program reports frames from MACs without a session (at
-    // most one report per MAC per second); configured dynamic MNs are registered, others ignored.
+    // Dynamic attach: the access XDP program reports frames from MACs without a session, the
+    // access link their DHCP DISCOVERs and Router Solicitations (each at most once per MAC per
+    // second); configured dynamic MNs are registered, other MACs logged (once a minute) and ignored.
     std::map<std::string, Clock::time_point> ignored;
-    dataplane::EventReader events(dp.maps(), [&](const xpmip_event& ev) {
-        MacAddress mac;
-        std::memcpy(mac.bytes.data(), ev.mac, 6);
+    auto station_seen = [&](const MacAddress& mac, const std::string& where) {
         const MobileNodeConfig* mn = mag.config().mobile_node_by_mac(mac);
         if (!mn || !mn->dynamic) {
             auto& last = ignored[mac.to_string()];
-            if (Clock::now() - last > std::chrono::seconds(60)) {
-                spdlog::info("unknown station {} on ifindex {}: ignored", mac.to_string(), ev.ifindex);
+            if (last == Clock::time_point{} || Clock::now() - last > std::chrono::seconds(60)) {
+                spdlog::info("unknown station {} on {}: ignored", mac.to_string(), where);
                 last = Clock::now();
             }
             return;
         }
         send_all(mag.attach(mn->id, Clock::now()));
+    };
+    dataplane::EventReader events(dp.maps(), [&](const xpmip_event& ev) {
+        MacAddress mac;
+        std::memcpy(mac.bytes.data(), ev.mac, 6);
+        station_seen(mac, netlink::interface_name(static_cast<int>(ev.ifindex)));
     });
+    for (auto& [name, link] : links) {
+        link->on_unknown_station = [&station_seen, ifname = name](const MacAddress& mac) { station_seen(mac, ifname); };
+    }
 
     for (const auto& mn : cfg.mobile_nodes) {
         if (!mn.dynamic) {
@@ -210,7 +240,12 @@ int run_mag(const MagRunOptions& options) {
         std::vector<pollfd> fds{{sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}, {sock.fd(), POLLIN, 0},
                                 {events.fd(), POLLIN, 0}, {ctl.fd(), POLLIN, 0},
                                 {metrics_server ? metrics_server->fd() : -1, POLLIN, 0}};
-        if (poll(fds.data(), fds.size(), 1000) < 0) {
+        int timeout_ms = 1000;
+        for (auto& [name, link] : links) {
+            fds.push_back({link->fd(), POLLIN, 0});
+            timeout_ms = std::min<int>(timeout_ms, static_cast<int>(std::max<long long>(link->tick().count(), 1)));
+        }
+        if (poll(fds.data(), fds.size(), timeout_ms) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -220,7 +255,13 @@ int run_mag(const MagRunOptions& options) {
             signalfd_siginfo si{};
             while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGHUP) {
-                    spdlog::info("SIGHUP: the MAG re-reads nothing yet; restart it to change its configuration");
+                    try {
+                        send_all(mag.reload(load_mag_config(options.config_file), Clock::now()));
+                        spdlog::set_level(spdlog::level::from_str(mag.config().log_level));
+                        spdlog::info("configuration reloaded from {}", options.config_file);
+                    } catch (const std::exception& e) {
+                        spdlog::error("reload refused, the running configuration stays: {}", e.what());
+                    }
                     continue;
                 }
                 spdlog::info("signal {}: de-registering {} mobile node(s) and shutting down", si.ssi_signo,
@@ -265,6 +306,18 @@ int run_mag(const MagRunOptions& options) {
         }
         if (metrics_server && (fds[5].revents & POLLIN)) {
             metrics_server->serve_one(render_metrics);
+        }
+        {
+            std::size_t i = 6;
+            for (auto& [name, link] : links) {
+                if (fds[i++].revents & POLLIN) {
+                    try {
+                        link->handle_readable();
+                    } catch (const std::exception& e) {
+                        spdlog::error("access link {}: {}", name, e.what());
+                    }
+                }
+            }
         }
         const auto now = Clock::now();
         const auto idle = mag.config().timers.inactivity_timeout;
