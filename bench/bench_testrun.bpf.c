@@ -13,7 +13,12 @@
  * (`target`[0]). Its own cost is measured by tail-calling xpmip_bench_xdp_tx the same way.
  *
  * `state` counts runs and the runs whose length change was not the expected one (a run that took
- * another path than the first): user space checks it is 0. */
+ * another path than the first): user space checks it is 0.
+ *
+ * xpmip_bench_gen: the traffic generator's program (BPF_PROG_TEST_RUN in live-frame mode, see
+ * xpmip-bench send --generator xdp). The kernel resets a recycled frame's pointers but not its
+ * octets, and the gateway and the stack rewrite headers in place: so it writes the frame of its
+ * CPU (frames[cpu % count], first `copy` octets) before every XDP_TX. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -101,4 +106,25 @@ int xpmip_bench_wrap(struct xdp_md *ctx)
         return XDP_ABORTED;
     bpf_tail_call(ctx, &target, 0);
     return XDP_ABORTED;
+}
+
+SEC("xdp")
+int xpmip_bench_gen(struct xdp_md *ctx)
+{
+    __u32 zero = 0;
+    struct bench_config *c = bpf_map_lookup_elem(&config, &zero);
+    if (!c || !c->count)
+        return XDP_ABORTED;
+    __u32 idx = bpf_get_smp_processor_id() % c->count;
+    struct bench_frame *f = bpf_map_lookup_elem(&frames, &idx);
+    if (!f)
+        return XDP_ABORTED;
+    __u32 copy = c->copy;
+    if (copy > BENCH_COPY_MAX)
+        copy = BENCH_COPY_MAX;
+    if (copy < 14)
+        return XDP_ABORTED;
+    if (bpf_xdp_store_bytes(ctx, 0, f->data, copy))
+        return XDP_ABORTED;
+    return XDP_TX;
 }

@@ -7,20 +7,25 @@ One MN flow per sender thread (UDP to port 9) from the MN's address to a corresp
 set-ups built side by side and measured in turn, round by round:
 
   direct   snd --veth-- snk: the generator and the sink alone (the ceiling of this rig)
-  routing  plain kernel IPv4 forwarding at MAG and LMA (no XDP on them)
+  routing  plain kernel IPv4 forwarding at MAG and LMA
   vxlan    the kernel's VXLAN tunnel between MAG and LMA (this kernel has no GRE driver)
   xpmip    xpmip's XDP programs: GRE with keys over IPv4, MAG encapsulates, LMA decapsulates
 
-The generator is `xpmip-bench send` (AF_PACKET TX ring, qdisc bypass), one thread pinned per
-core; the sink is bench_sink.bpf.c on k0, counting only plain UDP-to-port-9 packets, so a tunnel
-packet that was not decapsulated does not count. On veth, the whole chain runs in softirq on the
-CPU that sent the packet: "one core" is one sender thread on CPU 0 doing everything, "two cores"
-two threads on CPUs 0 and 1 over two-queue veths. The generator's own cost is part of every
-figure (the "direct" row shows it alone).
+Two generators, both `xpmip-bench send`, one thread pinned per core:
+  xdp       BPF_PROG_TEST_RUN in live-frame mode (xdp-trafficgen's mechanism): frames leave s0
+            as xdp_frames and reach acc0's XDP ring without an skb, as from a NIC driver. A veth
+            takes such frames only when it runs an XDP program: the kernel set-ups get XDP_PASS
+            on acc0 (the kernel then builds the skb around the frame's page).
+  afpacket  AF_PACKET TX ring with qdisc bypass: skbs, as from a local application (a veth then
+            runs XDP on a copy of the skb: xpmip pays that copy at acc0).
+The sink is bench_sink.bpf.c on k0, counting only plain UDP-to-port-9 packets, so a tunnel
+packet that was not decapsulated does not count; the rate is what it counted while the sender
+ran, over the sender's own duration. On veth the whole chain runs in softirq on the CPU that
+sent the packet: "one core" is one sender thread on CPU 0 doing everything, "two cores" two
+threads on CPUs 0 and 1 over two-queue veths. The generator's own cost is in every figure (the
+"direct" row is it alone).
 """
-import json
 import os
-import subprocess
 
 from common import Checks, Tools, dptest, enter, log, median, run_json
 
@@ -124,64 +129,81 @@ class Rig:
         self.lma_dp.add_session({**session, "mn_interface": "core0", "paths": [
             {"local": LMA4, "remote": MAG4, "key_downlink": KEY_DL, "key_uplink": KEY_UL}]})
 
-    def measure(self, world, size, cores, warmup, seconds):
-        before = _cpu_times()
+    def use_generator(self, generator):
+        """xdp: frames arrive at acc0 as xdp_frames, which a veth takes only when it runs an XDP
+        program: the kernel set-ups get XDP_PASS there (xpmip has its own). afpacket: none."""
+        if self.variant in ("routing", "vxlan") and getattr(self, "generator", None) != generator:
+            if generator == "xdp":
+                self.mag.run("ip", "link", "set", "dev", "acc0", "xdpdrv", "obj", self.tools.xdp_pass_obj, "sec", "xdp")
+            else:
+                self.mag.run("ip", "link", "set", "dev", "acc0", "xdpdrv", "off")
+        self.generator = generator
+
+    def sink_totals(self):
+        c = run_json(enter(self.snk, self.tools.bench, "count", "k0", "--seconds", "0"))
+        return c["total_matched"], c["total_all"]
+
+    def measure(self, world, size, cores, seconds, generator="xdp"):
+        """Packets per second delivered to the sink while the generator ran: the sink's totals
+        read before and after the sender, over the sender's own measured duration (so nothing
+        depends on when a reader process gets scheduled on the busy CPUs)."""
+        self.use_generator(generator)
         frames = [frame(size, 10000 + i) for i in range(cores)]
-        args = [self.tools.bench, "send", "--interface", "s0", "--cpus", ",".join(str(c) for c in range(cores)),
-                "--seconds", f"{warmup + seconds + 0.3}"]
+        args = [self.tools.bench, "send", "--generator", generator, "--interface", "s0",
+                "--cpus", ",".join(str(c) for c in range(cores)), "--seconds", f"{seconds}"]
         for f in frames:
             args += ["--frame", f.hex()]
-        p = subprocess.Popen(enter(self.snd, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        world.processes.append(p)
-        try:
-            cnt = run_json(enter(self.snk, self.tools.bench, "count", "k0", "--warmup", str(warmup),
-                                 "--seconds", str(seconds)))
-        finally:
-            out, err = p.communicate(timeout=warmup + seconds + 60)
-        if p.returncode != 0:
-            raise RuntimeError(f"sender ({self.variant}) failed: {err.strip()}")
-        sent = json.loads(out)
+        matched0, all0 = self.sink_totals()
+        before = _cpu_times()
+        sent = run_json(enter(self.snd, *args), timeout=seconds + 60)
         after = _cpu_times()
+        matched1, all1 = self.sink_totals()
         # Time other work on the machine took from the benchmark's CPUs: user time on them, less
         # the generator's own (the machine is shared; softirq work lands on whoever runs).
         hz = os.sysconf("SC_CLK_TCK")
         total = sum(sum(after[c]) - sum(before[c]) for c in range(cores)) / hz
         user = sum((after[c][0] + after[c][1]) - (before[c][0] + before[c][1]) for c in range(cores)) / hz
         others = max(0.0, user - sent.get("user_cpu_s", 0.0)) / total if total else 0.0
-        return {"rx_pps": cnt["matched_pps"], "sink_all_pps": cnt["all_pps"], "tx_pps": sent["pps"],
+        secs = sent["seconds"]
+        return {"rx_pps": (matched1 - matched0) / secs, "sink_all_pps": (all1 - all0) / secs, "tx_pps": sent["pps"],
                 "others_share": others}
+
+
+GENERATORS = {"xdp": "XDP generator: xdp_frames, no skb (live-frame BPF_PROG_TEST_RUN)",
+              "afpacket": "AF_PACKET generator: skbs (TX ring, qdisc bypass)"}
 
 
 def run(tools: Tools, checks: Checks, quick: bool, reps=None):
     sizes, core_counts = ([64], [1]) if quick else ([64, 1400], [1, 2])
-    reps = reps or (1 if quick else 7)
-    warmup, seconds = (0.3, 0.7) if quick else (0.5, 2.0)
+    reps = reps or (1 if quick else 5)
+    seconds = 0.7 if quick else 2.0
     world = dptest.World("bfw")
     try:
         log("forwarding: building " + ", ".join(VARIANTS))
         rigs = {v: Rig(world, tools, v) for v in VARIANTS}
         samples = {}
         for rep in range(reps):
-            for size in sizes:
-                for cores in core_counts:
-                    for v in VARIANTS:
-                        m = rigs[v].measure(world, size, cores, warmup, seconds)
-                        samples.setdefault((v, size, cores), []).append(m)
+            for gen in GENERATORS:
+                for size in sizes:
+                    for cores in core_counts:
+                        for v in VARIANTS:
+                            m = rigs[v].measure(world, size, cores, seconds, generator=gen)
+                            samples.setdefault((gen, v, size, cores), []).append(m)
             log(f"forwarding: round {rep + 1}/{reps} done")
         rows = []
-        for (v, size, cores), ms in samples.items():
+        for (gen, v, size, cores), ms in samples.items():
             rx = [m["rx_pps"] for m in ms]
-            base = [m["rx_pps"] for m in samples[("routing", size, cores)]]
+            base = [m["rx_pps"] for m in samples[(gen, "routing", size, cores)]]
             # Paired: each round's ratio to routing measured seconds apart, then the median, so
             # load that comes and goes on the shared machine cancels more than in a ratio of medians.
             ratios = [a / b for a, b in zip(rx, base) if b]
-            rows.append({"variant": v, "label": LABELS[v], "size": size, "cores": cores,
+            rows.append({"generator": gen, "variant": v, "label": LABELS[v], "size": size, "cores": cores,
                          "rx_pps": median(rx), "rx_pps_samples": rx, "tx_pps": median([m["tx_pps"] for m in ms]),
                          "sink_all_pps": median([m["sink_all_pps"] for m in ms]),
                          "vs_routing": median(ratios), "vs_routing_samples": ratios,
                          "others_share": median([m["others_share"] for m in ms])})
         for r in rows:
-            checks.check(f"forwarding.{r['variant']}.{r['size']}B.{r['cores']}core",
+            checks.check(f"forwarding.{r['generator']}.{r['variant']}.{r['size']}B.{r['cores']}core",
                          r["rx_pps"] > 0 and min(r["rx_pps_samples"]) > 0,
                          f"{r['rx_pps']:.0f} packets/s delivered (of {r['tx_pps']:.0f} sent); "
                          f"{r['sink_all_pps']:.0f}/s of anything at the sink")
@@ -192,7 +214,7 @@ def run(tools: Tools, checks: Checks, quick: bool, reps=None):
         up = ((mag_s.get("counters") or {}).get("uplink") or {}).get("packets", 0)
         checks.check("forwarding.xpmip.session_counted", up > 0,
                      f"MAG session 1 uplink packets {up}; drops MAG {info['mag_stats']} LMA {info['lma_stats']}")
-        return {"reps": reps, "warmup_s": warmup, "seconds": seconds, "rows": rows, "xpmip_counters": info,
-                "others_share": median([r["others_share"] for r in rows])}
+        return {"reps": reps, "seconds": seconds, "rows": rows, "xpmip_counters": info,
+                "generators": GENERATORS, "others_share": median([r["others_share"] for r in rows])}
     finally:
         world.close()

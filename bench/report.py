@@ -52,22 +52,26 @@ def markdown(res):
             out.append("")
     fw = res.get("forwarding")
     if fw:
-        from forwarding import LABELS, VARIANTS
+        from forwarding import GENERATORS, LABELS, VARIANTS
         cols = sorted({(r["size"], r["cores"]) for r in fw["rows"]})
         out += ["### Forwarding rate through veth (Mpps delivered to the sink, ratio to kernel routing)", "",
                 f"{fw['reps']} runs of {fw['seconds']} s each, median; the ratio is the median of each run's ratio to "
-                "routing measured seconds apart. One core: everything on CPU 0, two cores: "
-                "two flows on CPUs 0 and 1. Other programs' share of those CPUs during the runs (user time "
-                f"less the generator's; the machine is shared): {fw.get('others_share', 0):.0%}.", "",
-                "| set-up | " + " | ".join(f"{s} B, {c} core{'s' if c > 1 else ''}" for s, c in cols) + " |",
-                "|---" * (len(cols) + 1) + "|"]
-        for v in VARIANTS:
-            cells = []
-            for s, c in cols:
-                r = next((r for r in fw["rows"] if r["variant"] == v and r["size"] == s and r["cores"] == c), None)
-                cells.append(f"{_mpps(r['rx_pps'])} ({r['vs_routing']:.2f}x)" if r else "-")
-            out.append(f"| {v}: {LABELS[v]} | " + " | ".join(cells) + " |")
-        out.append("")
+                "routing measured seconds apart. One core: everything on CPU 0, two cores: two flows on CPUs 0 "
+                "and 1. Other programs' share of those CPUs during the runs (user time less the generator's; the "
+                f"machine is shared): {fw.get('others_share', 0):.0%}.", ""]
+        for gen, gen_label in GENERATORS.items():
+            if not any(r.get("generator", "afpacket") == gen for r in fw["rows"]):
+                continue
+            out += [f"| {gen_label} | " + " | ".join(f"{s} B, {c} core{'s' if c > 1 else ''}" for s, c in cols) + " |",
+                    "|---" * (len(cols) + 1) + "|"]
+            for v in VARIANTS:
+                cells = []
+                for s, c in cols:
+                    r = next((r for r in fw["rows"] if r.get("generator", "afpacket") == gen and r["variant"] == v
+                              and r["size"] == s and r["cores"] == c), None)
+                    cells.append(f"{_mpps(r['rx_pps'])} ({r['vs_routing']:.2f}x)" if r else "-")
+                out.append(f"| {v}: {LABELS[v]} | " + " | ".join(cells) + " |")
+            out.append("")
     ss = res.get("sessions")
     if ss:
         out += ["### Sessions (GRE key, IPv4; written through the session API, no agent)", "",
@@ -136,14 +140,16 @@ def plot(res, path):
         elif k == "fw":
             from forwarding import VARIANTS
             ax = fig.add_subplot(grid[i, :])
-            cols = sorted({(r["size"], r["cores"]) for r in fw["rows"]})
+            cols = sorted({(r.get("generator", "afpacket"), r["size"], r["cores"]) for r in fw["rows"]},
+                          key=lambda k: (k[0] != "xdp", k[1], k[2]))
             width = 0.8 / len(VARIANTS)
             for j, v in enumerate(VARIANTS):
-                vals = [next((r["rx_pps"] / 1e6 for r in fw["rows"] if r["variant"] == v and r["size"] == s and
-                              r["cores"] == c), 0) for s, c in cols]
+                vals = [next((r["rx_pps"] / 1e6 for r in fw["rows"] if r.get("generator", "afpacket") == g and
+                              r["variant"] == v and r["size"] == s and r["cores"] == c), 0) for g, s, c in cols]
                 ax.bar([x + (j - (len(VARIANTS) - 1) / 2) * width for x in range(len(cols))], vals, width, label=v)
             ax.set_xticks(range(len(cols)))
-            ax.set_xticklabels([f"{s} B, {c} core{'s' if c > 1 else ''}" for s, c in cols])
+            ax.set_xticklabels([f"{g}: {s} B, {c} core{'s' if c > 1 else ''}" for g, s, c in cols], fontsize=8,
+                               rotation=15, ha="right")
             ax.set_ylabel("Mpps delivered to the sink")
             ax.set_title("Forwarding through veth and namespaces (median of runs)")
             ax.legend(fontsize=8)

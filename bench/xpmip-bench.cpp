@@ -3,7 +3,8 @@
 //   xpmip-bench testrun < spec.json      per-packet cost: BPF_PROG_TEST_RUN with a large repeat
 //   xpmip-bench fill -i INST --count N --template FILE|-    write N sessions through SessionTable
 //   xpmip-bench send --interface IF --frame HEX [--frame HEX]... --cpus 0,1 --seconds S
-//                                        AF_PACKET (TPACKET_V2 TX ring, qdisc bypass) generator
+//                    [--generator afpacket|xdp]   AF_PACKET (TPACKET_V2 TX ring, qdisc bypass) or
+//                                        XDP live-frame (xdp_frames, no skb) traffic generator
 //   xpmip-bench count IF --warmup S --seconds S    packets/s seen by bench_sink.bpf.c on IF
 //   xpmip-bench memlat --mib 256         ns per cache-missing dependent load (context for scale)
 //
@@ -501,8 +502,46 @@ void sender(int ifindex, int cpu, const std::vector<std::uint8_t>& frame, Clock:
     }
 }
 
+// The XDP generator: BPF_PROG_TEST_RUN in live-frame mode (BPF_F_TEST_XDP_LIVE_FRAMES, the
+// mechanism of xdp-trafficgen) of xpmip_bench_gen, which rewrites its CPU's frame into the
+// (recycled) page and returns XDP_TX, with the context's ingress
+// interface the sending one: the kernel turns XDP_TX into a redirect out of that interface, so
+// every frame leaves as an xdp_frame from a page pool, without an skb. Out of a veth, frames land
+// in the peer's XDP receive ring (the peer needs an XDP program).
+void xdp_sender(int ifindex, int cpu, const std::vector<std::uint8_t>& frame, int prog_fd,
+                Clock::time_point deadline, std::atomic<bool>& go, SenderResult& res) {
+    try {
+        pin_to_cpu(cpu);
+        while (!go.load()) {
+            std::this_thread::yield();
+        }
+        constexpr std::uint32_t kChunk = 16384;
+        while (Clock::now() < deadline) {
+            bpf_test_run_opts o;
+            std::memset(&o, 0, sizeof o);
+            o.sz = sizeof o;
+            o.data_in = frame.data();
+            o.data_size_in = static_cast<std::uint32_t>(frame.size());
+            xdp_md ctx{};
+            ctx.data_end = static_cast<std::uint32_t>(frame.size());
+            ctx.ingress_ifindex = static_cast<std::uint32_t>(ifindex);
+            o.ctx_in = &ctx;
+            o.ctx_size_in = sizeof ctx;
+            o.repeat = kChunk;
+            o.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+            o.batch_size = 64;
+            if (bpf_prog_test_run_opts(prog_fd, &o) != 0) {
+                throw BenchError(fmt::format("BPF_PROG_TEST_RUN (live frames): {}", errno_text()));
+            }
+            res.sent += kChunk;
+        }
+    } catch (const std::exception& e) {
+        res.error = e.what();
+    }
+}
+
 int cmd_send(const std::string& ifname, const std::vector<std::string>& frames_hex, const std::vector<int>& cpus,
-             double seconds) {
+             double seconds, const std::string& mode) {
     if (frames_hex.empty()) {
         throw BenchError("send: give at least one --frame");
     }
@@ -520,9 +559,44 @@ int cmd_send(const std::string& ifname, const std::vector<std::string>& frames_h
     std::atomic<bool> go{false};
     const auto start = Clock::now() + std::chrono::milliseconds(50);
     const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    std::unique_ptr<bench_testrun, SkelDeleter> skel;
+    if (mode == "xdp") {
+        // frames[cpu] is the frame of the thread pinned to that CPU (xpmip_bench_gen).
+        const int ncpu = *std::max_element(cpus.begin(), cpus.end()) + 1;
+        skel.reset(bench_testrun__open());
+        if (!skel) {
+            throw BenchError(fmt::format("bench_testrun: open: {}", errno_text()));
+        }
+        bpf_map__set_max_entries(skel->maps.frames, static_cast<std::uint32_t>(ncpu));
+        if (int err = bench_testrun__load(skel.get())) {
+            throw BenchError(fmt::format("bench_testrun: load: {}", std::strerror(-err)));
+        }
+        const std::uint32_t zero = 0;
+        for (std::size_t i = 0; i < cpus.size(); ++i) {
+            const auto& f = frames[i % frames.size()];
+            if (f.size() != frames[0].size()) {
+                throw BenchError("send: with the xdp generator all frames must have one length");
+            }
+            std::uint8_t buf[kCopyMax] = {};
+            std::memcpy(buf, f.data(), std::min(f.size(), kCopyMax));
+            const std::uint32_t key = static_cast<std::uint32_t>(cpus[i]);
+            bpf_map_update_elem(bpf_map__fd(skel->maps.frames), &key, buf, BPF_ANY);
+        }
+        const bench_config cfg{static_cast<std::uint32_t>(frames[0].size()), static_cast<std::uint32_t>(ncpu),
+                               static_cast<std::uint32_t>(std::min(frames[0].size(), kCopyMax)), 0};
+        bpf_map_update_elem(bpf_map__fd(skel->maps.config), &zero, &cfg, BPF_ANY);
+    } else if (mode != "afpacket") {
+        throw BenchError(fmt::format("send: generator '{}' is not xdp or afpacket", mode));
+    }
     for (std::size_t i = 0; i < cpus.size(); ++i) {
-        threads.emplace_back(sender, ifindex, cpus[i], std::cref(frames[i % frames.size()]), deadline, std::ref(go),
-                             std::ref(results[i]));
+        if (skel) {
+            threads.emplace_back(xdp_sender, ifindex, cpus[i], std::cref(frames[i % frames.size()]),
+                                 bpf_program__fd(skel->progs.xpmip_bench_gen), deadline, std::ref(go),
+                                 std::ref(results[i]));
+        } else {
+            threads.emplace_back(sender, ifindex, cpus[i], std::cref(frames[i % frames.size()]), deadline,
+                                 std::ref(go), std::ref(results[i]));
+        }
     }
     std::this_thread::sleep_until(start);
     const auto t0 = Clock::now();
@@ -656,7 +730,7 @@ int main(int argc, char** argv) {
     fill->add_option("--first", first, "id of the first session");
     fill->add_option("--template", tmpl, "template session JSON ('-': stdin)");
 
-    std::string ifname, cpus = "0";
+    std::string ifname, cpus = "0", generator = "afpacket";
     std::vector<std::string> frames;
     double seconds = 1.0, warmup = 0.0;
     auto* send = app.add_subcommand("send", "AF_PACKET traffic generator");
@@ -664,6 +738,7 @@ int main(int argc, char** argv) {
     send->add_option("--frame", frames, "Ethernet frame in hex (thread i sends frame i mod N)")->required();
     send->add_option("--cpus", cpus, "one sender thread pinned to each of these CPUs, e.g. 0,1");
     send->add_option("--seconds", seconds, "how long to send");
+    send->add_option("--generator", generator, "afpacket (TX ring, skbs) or xdp (live-frame test run, xdp_frames)");
 
     auto* cnt = app.add_subcommand("count", "Rate seen by bench_sink.bpf.c on an interface");
     cnt->add_option("interface", ifname, "interface with bench_sink attached")->required();
@@ -682,7 +757,7 @@ int main(int argc, char** argv) {
     try {
         if (testrun->parsed()) return cmd_testrun(std::cin);
         if (fill->parsed()) return cmd_fill(instance, pin_root, count, first, tmpl);
-        if (send->parsed()) return cmd_send(ifname, frames, parse_cpus(cpus), seconds);
+        if (send->parsed()) return cmd_send(ifname, frames, parse_cpus(cpus), seconds, generator);
         if (cnt->parsed()) return cmd_count(ifname, warmup, seconds);
         if (memlat->parsed()) return cmd_memlat(mib);
     } catch (const std::exception& e) {
