@@ -318,6 +318,34 @@ class ScriptedLma(unittest.TestCase):
         self.assertTrue(present)
         self.assertNotIn(key, (None, 0))
         self.assertEqual(p.lifetime, 400)
+        ll = p.one(26)   # Link-local Address option: the MAG's on the MN's link (RFC 5213 §8.7)
+        self.assertEqual(str(ipaddress.IPv6Address(ll)), self.m.mag_ns.run(
+            "ip", "-6", "-o", "addr", "show", "dev", "acc0", "scope", "link").stdout.split()[3].split("/")[0])
+
+    def test_gre_only_sends_the_option_without_key(self):
+        self.m.start_mag(gre="gre-only")
+        self.m.show_up(7)
+        p = self.expect_pbu()
+        self.assertEqual(p.gre, (True, None))
+        self.assertEqual(len(p.one(33)), 2, "Length 2: GRE encapsulation mode only")
+
+    def test_a_flapping_mn_is_held_to_3_pbus_per_second_with_the_lma_silent(self):
+        self.m.start_mag()
+        inst = self.m.mag_instance
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:     # attach / detach as fast as the CLI goes
+            for cmd in ("attach", "detach"):
+                subprocess.run([XPMIP, cmd, "-i", inst, mn_id(8)], capture_output=True)
+        times = []
+        while (p := self.next_pbu(timeout=1.2)) is not None:
+            times.append(time.monotonic())
+            self.assertEqual(p.mn, mn_id(8))
+        self.assertGreaterEqual(len(times), 3)
+        log = self.m.mag_log()
+        sent = [ln for ln in log.splitlines() if f"PBU mn={mn_id(8)}" in ln]
+        stamps = [time.mktime(time.strptime(ln[:19], "%Y-%m-%dT%H:%M:%S")) + float(ln[19:23]) for ln in sent]
+        for i in range(len(stamps) - 3):
+            self.assertGreaterEqual(stamps[i + 3] - stamps[i], 0.95, f"4 PBUs within a second:\n" + "\n".join(sent))
 
     def test_unknown_station_is_ignored(self):
         self.m.start_mag()

@@ -60,11 +60,12 @@ bool MobileAccessGateway::include_gre_option(const BindingUpdateListEntry& e) co
     return (config_.gre != GreMode::Off || e.gre_forced) && lma_supports_gre_ && e.gre_for_session;
 }
 
-bool MobileAccessGateway::rate_limited(BindingUpdateListEntry& e, Clock::time_point now) const {
-    while (!e.recent_sends.empty() && now - e.recent_sends.front() >= std::chrono::seconds(1)) {
-        e.recent_sends.pop_front();
+bool MobileAccessGateway::rate_limited(BindingUpdateListEntry& e, Clock::time_point now) {
+    auto& sent = recent_sends_[e.mn_id];
+    while (!sent.empty() && now - sent.front() >= std::chrono::seconds(1)) {
+        sent.pop_front();
     }
-    return e.recent_sends.size() >= config_.timers.max_pbu_per_second;
+    return sent.size() >= config_.timers.max_pbu_per_second;
 }
 
 OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool deregistration, Clock::time_point) {
@@ -95,6 +96,9 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
         known ? HandoffIndicator::Unchanged : HandoffIndicator::NewInterface)});
     pbu.options.add(AccessTechnologyTypeOption{config_.access_technology});
     pbu.options.add(MobileNodeLinkLayerIdOption{std::vector<std::uint8_t>(e.mac.bytes.begin(), e.mac.bytes.end())});
+    if (auto ll = sink_.link_local(e.interface)) {
+        pbu.options.add(LinkLocalAddressOption{*ll});   // RFC 5213 §8.7: ours on the MN's link
+    }
     if (config_.timestamps) {
         pbu.options.add(TimestampOption{wall_timestamp_()});
     }
@@ -123,11 +127,11 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
 std::vector<OutgoingPbu> MobileAccessGateway::send(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now) {
     if (rate_limited(e, now)) {
         // RFC 6275 §11.8 MAX_UPDATE_RATE: wait until the oldest of the last sends is a second old.
-        e.next_send = e.recent_sends.front() + std::chrono::seconds(1);
+        e.next_send = recent_sends_[e.mn_id].front() + std::chrono::seconds(1);
         return {};
     }
     std::vector<OutgoingPbu> out{build_pbu(e, deregistration, now)};
-    e.recent_sends.push_back(now);
+    recent_sends_[e.mn_id].push_back(now);
     ++e.attempts;
     e.next_send = now + e.backoff;
     e.backoff = std::min(e.backoff * 2, config_.timers.max_retransmit);

@@ -67,7 +67,6 @@ struct BindingUpdateListEntry {
     Clock::time_point next_send{};
     std::chrono::milliseconds backoff{0};
     unsigned attempts = 0;
-    std::deque<Clock::time_point> recent_sends;   // for the per-MN rate limit
 
     std::uint32_t session_id = 0;
     bool in_dataplane = false;
@@ -81,6 +80,8 @@ public:
     virtual void upsert(const dataplane::SessionConfig& s) = 0;   // throws when refused
     virtual void remove(std::uint32_t session_id) = 0;
     virtual std::uint32_t ifindex(const std::string& interface) = 0;
+    // Our link-local address on an access link, for the PBU's Link-local Address option.
+    virtual std::optional<Ipv6Address> link_local(const std::string& /*interface*/) { return std::nullopt; }
     // The MN's addresses are ready (RA/DHCP may hand them out) or gone.
     virtual void registered(const BindingUpdateListEntry&) {}
     virtual void deregistered(const BindingUpdateListEntry&) {}
@@ -113,7 +114,7 @@ public:
 private:
     OutgoingPbu build_pbu(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now);
     std::vector<OutgoingPbu> send(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now);
-    bool rate_limited(BindingUpdateListEntry& e, Clock::time_point now) const;
+    bool rate_limited(BindingUpdateListEntry& e, Clock::time_point now);
     bool include_gre_option(const BindingUpdateListEntry& e) const;
     void install(BindingUpdateListEntry& e);
     void uninstall(BindingUpdateListEntry& e);
@@ -127,6 +128,9 @@ private:
     std::uint32_t next_key_ = 1;
     std::uint32_t next_session_ = 1;
     std::set<std::uint32_t> keys_in_use_;
+    // Send times of the last second per MN, kept across entries so that an MN flapping between
+    // attach and detach is held to the rate limit as well.
+    std::map<std::string, std::deque<Clock::time_point>> recent_sends_;
     bool lma_supports_gre_ = true;   // until a PBA says otherwise (RFC 5845 §4.2)
     unsigned gre_alarms_ = 0;
 };

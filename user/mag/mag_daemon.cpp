@@ -61,6 +61,10 @@ public:
                          : "");
     }
 
+    std::optional<Ipv6Address> link_local(const std::string& interface) override {
+        auto it = links_.find(interface);
+        return it == links_.end() ? std::nullopt : it->second->link_local();
+    }
     void deregistered(const BindingUpdateListEntry& e) override {
         if (auto it = links_.find(e.interface); it != links_.end()) {
             it->second->remove_station(e.mac);
