@@ -625,6 +625,32 @@ mobile_nodes:
             counters = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]["counters"]
             self.assertGreaterEqual(counters["uplink"]["packets"], 6)
             self.assertGreaterEqual(counters["downlink"]["packets"], 6)
+
+            # SIGHUP: both agents re-read their configuration; sessions and traffic carry on.
+            before = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]
+            lma_file = [f for f in m.files if f.endswith(".yaml")][0]
+            with open(lma_file) as f:
+                text = f.read()
+            with open(lma_file, "w") as f:
+                f.write(text.replace("lma:\n", "log_level: debug\nlma:\n", 1))
+            m.lma_proc.send_signal(signal.SIGHUP)
+            m.mag_proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "configuration reloaded" in lma_log() and
+                                     "configuration reloaded" in m.mag_log()), lma_log()[-1000:])
+            r = m.mn_ns.run("ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.2", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + m.mag_log()[-1500:])
+            after = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]
+            self.assertEqual(after["paths"][0]["key_uplink"], before["paths"][0]["key_uplink"])
+            self.assertEqual(after["id"], before["id"])
+            # A broken configuration is refused and the running one stays.
+            with open(lma_file, "w") as f:
+                f.write(text.replace("gre: keys-required", "gre: sometimes"))
+            m.lma_proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "reload refused" in lma_log()), lma_log()[-1000:])
+            self.assertIn("lma.gre: 'sometimes' is not one of", lma_log())
+            self.assertIsNone(m.lma_proc.poll())
+            r = m.mn_ns.run("ping", "-c", "2", "-i", "0.2", "-W", "2", "198.51.100.2", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout)
         finally:
             m.close()
 
