@@ -11,10 +11,12 @@ XDP_TX), against a bare XDP_TX program run directly, all in one process and inte
 by round so that load from elsewhere hits every case alike.
 """
 import json
+from types import SimpleNamespace
 
 from common import Checks, Tools, dptest, enter, log, median, run_json
 
 import test_bpf_vectors as V  # noqa: E402  (path set up by common)
+from scapy.all import IP, UDP, Ether, Raw, raw  # noqa: E402
 
 DIRECTIONS = [
     ("mag_uplink", "MAG uplink (encap)"),
@@ -27,7 +29,7 @@ ENCAP_LABELS = {
     "gre_key_v4outer": "GRE key, IPv4", "gre_key_v6outer": "GRE key, IPv6",
     "gre_keyless_v4outer": "GRE no key, IPv4", "gre_keyless_v6outer": "GRE no key, IPv6",
     "udp_tlv_gre_key_v4outer": "IPv4/UDP/TLV/GRE key", "l2_gre_key_v4outer": "L2 GRE key, IPv4",
-    "l2_gre_key_v6outer": "L2 GRE key, IPv6",
+    "l2_gre_key_v6outer": "L2 GRE key, IPv6", "udp_v4outer_csum_1400": "IPv4/UDP, UDP checksum set, 1400 B",
 }
 
 
@@ -62,6 +64,15 @@ def _paths():
                                        eth_dst=V.WAN0_MAC)))
             out.append((s, "mag_downlink", fam, "mag", "wan0", V.mag_downlink_in(s, down, ethertype=V.ETH_P_TEB),
                         down))
+    # IPv4/UDP as a sender may send it, with a UDP checksum (which the LMA then verifies), in a
+    # 1400-octet frame: the one path whose cost grows with the packet.
+    s = V.S_UDP4
+    for fam in (4, 6):
+        pkt = V.inner(fam, s.mn(fam), V.CN4 if fam == 4 else V.CN6, df=fam == 4, size=1400 - 14 - 28)
+        frame = raw(Ether(src=V.WAN0_MAC, dst=V.TUN0_MAC) / IP(src=s.mag_addr, dst=s.lma_addr, flags="DF") /
+                    UDP(sport=s.lma_port, dport=V.UDP_DATA_PORT) / Raw(pkt))
+        out.append((SimpleNamespace(name="udp_v4outer_csum_1400"), "lma_uplink", fam, "lma", "tun0", frame,
+                    V.eth_ip(V.IF_MAC[s.core], V.NH_MAC[s.core], V.forwarded(pkt))))
     return out
 
 
