@@ -1,0 +1,312 @@
+#include "lab/traffic.hpp"
+
+#include <fmt/format.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+namespace xpmip::lab {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// --- ping ------------------------------------------------------------------------------------
+
+std::string PingResult::summary() const {
+    if (sent == 0) {
+        return "no ping";
+    }
+    return ok ? fmt::format("{}/{} rtt {:.3f} ms", received, sent, avg_ms) : fmt::format("{}/{} LOST", received, sent);
+}
+
+PingResult ping(const std::string& ns, const std::string& dst, int count) {
+    auto r = run({"ping", "-c", std::to_string(count), "-i", "0.2", "-W", "2", "-q", dst},
+                 RunOptions{.netns = ns, .timeout = std::chrono::seconds(count * 3 + 5), .check = false});
+    PingResult p;
+    p.output = r.out + r.err;
+    std::smatch m;
+    static const std::regex counts(R"((\d+) packets transmitted, (\d+) received)");
+    static const std::regex rtt(R"(= [\d.]+/([\d.]+)/)");
+    if (std::regex_search(p.output, m, counts)) {
+        p.sent = std::stoi(m[1]);
+        p.received = std::stoi(m[2]);
+    }
+    if (std::regex_search(p.output, m, rtt)) {
+        p.avg_ms = std::stod(m[1]);
+    }
+    p.ok = r.status == 0 && p.sent == count && p.received == count;
+    return p;
+}
+
+// --- TCP -------------------------------------------------------------------------------------
+
+std::string TcpResult::summary() const {
+    if (!ok) {
+        return "FAILED: " + error;
+    }
+    const double mib = static_cast<double>(uplink + downlink) / (1024.0 * 1024.0);
+    return fmt::format("{} KiB up + {} KiB down intact in {:.2f} s ({:.0f} Mbit/s)", uplink / 1024, downlink / 1024,
+                       seconds, seconds > 0 ? mib * 8.388608 / seconds : 0.0);
+}
+
+namespace {
+
+std::vector<std::uint8_t> pattern(std::size_t n) {
+    std::vector<std::uint8_t> v(n);
+    std::uint64_t x = 0x9e3779b97f4a7c15ULL;   // xorshift64: no period a lost segment could hide in
+    for (auto& b : v) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b = static_cast<std::uint8_t>(x >> 32);
+    }
+    return v;
+}
+
+struct SockAddr {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    int family = AF_UNSPEC;
+};
+
+SockAddr sockaddr_of(const std::string& addr, std::uint16_t port) {
+    SockAddr s;
+    if (addr.find(':') != std::string::npos) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&s.ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(port);
+        if (inet_pton(AF_INET6, addr.c_str(), &a->sin6_addr) != 1) {
+            throw LabError(fmt::format("'{}' is not an IPv6 address", addr));
+        }
+        s.len = sizeof(sockaddr_in6);
+        s.family = AF_INET6;
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&s.ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(port);
+        if (inet_pton(AF_INET, addr.c_str(), &a->sin_addr) != 1) {
+            throw LabError(fmt::format("'{}' is not an IPv4 address", addr));
+        }
+        s.len = sizeof(sockaddr_in);
+        s.family = AF_INET;
+    }
+    return s;
+}
+
+UniqueFd tcp_socket(int family) {
+    UniqueFd fd(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) {
+        throw LabError(fmt::format("TCP socket: {}", std::strerror(errno)));
+    }
+    return fd;
+}
+
+// Compare what arrived with the pattern at `offset`; false on the first wrong octet.
+bool matches(const std::vector<std::uint8_t>& pat, std::size_t offset, const std::uint8_t* data, std::size_t n) {
+    return offset + n <= pat.size() && std::memcmp(pat.data() + offset, data, n) == 0;
+}
+
+} // namespace
+
+TcpResult tcp_transfer(const std::string& client_ns, const std::string& server_ns, const std::string& server_addr,
+                       std::uint16_t port, std::size_t bytes, std::chrono::milliseconds timeout) {
+    TcpResult res;
+    const auto pat = pattern(bytes);
+    const auto sa = sockaddr_of(server_addr, port);
+    UniqueFd listener, client, server;
+    {
+        NetnsScope in(server_ns);
+        listener = tcp_socket(sa.family);
+        int one = 1;
+        setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(listener.get(), reinterpret_cast<const sockaddr*>(&sa.ss), sa.len) < 0 || listen(listener.get(), 1) < 0) {
+            throw LabError(fmt::format("TCP server on {} port {} in {}: {}", server_addr, port, server_ns,
+                                       std::strerror(errno)));
+        }
+    }
+    {
+        NetnsScope in(client_ns);
+        client = tcp_socket(sa.family);
+        if (connect(client.get(), reinterpret_cast<const sockaddr*>(&sa.ss), sa.len) < 0 && errno != EINPROGRESS) {
+            res.error = fmt::format("connect to {} port {}: {}", server_addr, port, std::strerror(errno));
+            return res;
+        }
+    }
+
+    // Uplink: client -> server, then the client half-closes. Downlink: server -> client after
+    // the uplink's end, then the server closes.
+    std::size_t up_sent = 0, up_got = 0, down_sent = 0, down_got = 0;
+    bool connected = false, up_eof = false, down_eof = false;
+    std::vector<std::uint8_t> buf(1 << 16);
+    const auto t0 = Clock::now();
+    const auto deadline = t0 + timeout;
+    auto fail = [&](std::string why) {
+        res.error = std::move(why);
+        res.uplink = up_got;
+        res.downlink = down_got;
+        return res;
+    };
+    while (!down_eof) {
+        if (interrupted()) {
+            return fail("interrupted");
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            return fail(fmt::format("timed out after {} s: {} of {} octets uplink, {} downlink",
+                                    std::chrono::duration<double>(timeout).count(), up_got, bytes, down_got));
+        }
+        short cev = POLLIN;
+        if (!connected || (up_sent < bytes)) {
+            cev |= POLLOUT;
+        }
+        short sev = 0;
+        if (server) {
+            sev = up_eof ? (down_sent < bytes ? POLLOUT : 0) : POLLIN;
+        }
+        pollfd p[3] = {{client.get(), cev, 0},
+                       {listener ? listener.get() : -1, POLLIN, 0},
+                       {server ? server.get() : -1, sev, 0}};
+        if (poll(p, 3, static_cast<int>(std::min<long long>(left, 200))) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return fail(fmt::format("poll: {}", std::strerror(errno)));
+        }
+        // The server accepts.
+        if (listener && (p[1].revents & POLLIN)) {
+            server.reset(accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (server) {
+                listener.reset();
+            }
+        }
+        // The client: connection result, uplink data, downlink data.
+        if (p[0].revents & (POLLOUT | POLLERR | POLLHUP) && !connected) {
+            int err = 0;
+            socklen_t len = sizeof err;
+            getsockopt(client.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+            if (err != 0) {
+                return fail(fmt::format("connect to {} port {}: {}", server_addr, port, std::strerror(err)));
+            }
+            connected = (p[0].revents & POLLOUT) != 0;
+        }
+        if (connected && up_sent < bytes && (p[0].revents & POLLOUT)) {
+            ssize_t n = send(client.get(), pat.data() + up_sent, std::min<std::size_t>(bytes - up_sent, 1 << 16),
+                             MSG_NOSIGNAL);
+            if (n > 0) {
+                up_sent += static_cast<std::size_t>(n);
+                if (up_sent == bytes) {
+                    shutdown(client.get(), SHUT_WR);
+                }
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                return fail(fmt::format("uplink send: {}", std::strerror(errno)));
+            }
+        }
+        if (p[0].revents & (POLLIN | POLLHUP)) {
+            ssize_t n = recv(client.get(), buf.data(), buf.size(), 0);
+            if (n > 0) {
+                if (!matches(pat, down_got, buf.data(), static_cast<std::size_t>(n))) {
+                    return fail(fmt::format("downlink data corrupted or too long at octet {}", down_got));
+                }
+                down_got += static_cast<std::size_t>(n);
+            } else if (n == 0) {
+                down_eof = true;
+            } else if (errno != EAGAIN && errno != EINTR) {
+                return fail(fmt::format("downlink receive: {}", std::strerror(errno)));
+            }
+        }
+        // The server: uplink data until the client's FIN, then the downlink.
+        if (server && !up_eof && (p[2].revents & (POLLIN | POLLHUP))) {
+            ssize_t n = recv(server.get(), buf.data(), buf.size(), 0);
+            if (n > 0) {
+                if (!matches(pat, up_got, buf.data(), static_cast<std::size_t>(n))) {
+                    return fail(fmt::format("uplink data corrupted or too long at octet {}", up_got));
+                }
+                up_got += static_cast<std::size_t>(n);
+            } else if (n == 0) {
+                up_eof = true;
+            } else if (errno != EAGAIN && errno != EINTR) {
+                return fail(fmt::format("uplink receive: {}", std::strerror(errno)));
+            }
+        }
+        if (server && up_eof && down_sent < bytes && (p[2].revents & POLLOUT)) {
+            ssize_t n = send(server.get(), pat.data() + down_sent, std::min<std::size_t>(bytes - down_sent, 1 << 16),
+                             MSG_NOSIGNAL);
+            if (n > 0) {
+                down_sent += static_cast<std::size_t>(n);
+                if (down_sent == bytes) {
+                    shutdown(server.get(), SHUT_WR);
+                }
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                return fail(fmt::format("downlink send: {}", std::strerror(errno)));
+            }
+        }
+    }
+    res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    res.uplink = up_got;
+    res.downlink = down_got;
+    res.ok = up_got == bytes && down_got == bytes;
+    if (!res.ok) {
+        res.error = fmt::format("{} of {} octets uplink, {} downlink", up_got, bytes, down_got);
+    }
+    return res;
+}
+
+// --- tshark ----------------------------------------------------------------------------------
+
+GreCapture::GreCapture(const std::string& ns, const std::string& iface, fs::path pcap) : pcap_(std::move(pcap)) {
+    require_program("tshark", "tshark");
+    // `ip netns exec` (not just the network namespace): dumpcap looks the interface up in /sys.
+    tshark_ = std::make_unique<Child>(
+        std::vector<std::string>{"ip", "netns", "exec", ns, "tshark", "-i", iface, "-f", "ip proto 47", "-w",
+                                 pcap_.string(), "-q"},
+        Child::Output::Null, Child::Output::Pipe);
+    if (!tshark_->wait_stderr_for("Capturing on", std::chrono::seconds(20))) {
+        throw_if_interrupted();
+        throw LabError(fmt::format("tshark on {} in {} did not start capturing: {}", iface, ns, tshark_->stderr_text()));
+    }
+}
+
+GreCapture::~GreCapture() {
+    tshark_.reset();   // stopped before its file goes
+    std::error_code ec;
+    fs::remove(pcap_, ec);
+}
+
+std::vector<GrePacket> GreCapture::stop() {
+    // The last packets reach the file; then SIGINT (`ip netns exec` execs tshark in place: the
+    // pid is tshark's), which writes out and exits.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    tshark_->signal(SIGINT);
+    if (!tshark_->wait(std::chrono::seconds(10))) {
+        throw LabError("tshark did not stop within 10 s of SIGINT");
+    }
+    auto r = run({"tshark", "-r", pcap_.string(), "-Y", "gre", "-T", "fields", "-E", "occurrence=f", "-e", "ip.src", "-e",
+                  "ip.dst", "-e", "gre.key"});
+    std::vector<GrePacket> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream f(line);
+        GrePacket p;
+        std::string key;
+        std::getline(f, p.src, '\t');
+        std::getline(f, p.dst, '\t');
+        std::getline(f, key, '\t');
+        if (!key.empty()) {
+            p.key = static_cast<std::uint32_t>(std::stoul(key, nullptr, 0));
+        }
+        out.push_back(p);
+    }
+    return out;
+}
+
+} // namespace xpmip::lab
