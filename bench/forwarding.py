@@ -176,7 +176,7 @@ GENERATORS = {"xdp": "XDP generator: xdp_frames, no skb (live-frame BPF_PROG_TES
 def run(tools: Tools, checks: Checks, quick: bool, reps=None):
     sizes, core_counts = ([64], [1]) if quick else ([64, 1400], [1, 2])
     reps = reps or (1 if quick else 5)
-    seconds = 0.7 if quick else 2.0
+    seconds = 0.5 if quick else 2.0
     world = dptest.World("bfw")
     try:
         log("forwarding: building " + ", ".join(VARIANTS))
