@@ -262,8 +262,9 @@ class KernelGreInterop(unittest.TestCase):
         return read_line(client, timeout) or f"(no answer in {timeout} s)"
 
     def ping(self, case, six, count=PINGS, wait=2):
-        return case["mn"].run("ping", "-6" if six else "-4", "-c", str(count), "-i", "0.2", "-W", str(wait),
-                              case["cn6"] if six else case["cn4"], check=False, timeout=30 + 3 * count)
+        # nsenter: cheaper than `ip netns exec` under TCG, and ping needs no /sys of its own.
+        return case["mn"].enter("ping", "-6" if six else "-4", "-c", str(count), "-i", "0.2", "-W", str(wait),
+                                case["cn6"] if six else case["cn4"], check=False, timeout=30 + 3 * count)
 
     # -- the cases ------------------------------------------------------------------------------
 
@@ -323,6 +324,8 @@ for _side, _who in (("lma", "our LMA, the kernel's MAG"), ("mag", "our MAG, the 
         _what = f"{_v.kind} {' '.join(_v.opts)}".strip()
         _add(f"test_{_side}_{_v.name}", lambda self, s=_side, v=_v: self.check_traffic(s, v),
              f"{_who}, {_what}: ping, TCP and UDP both ways")
+        if _v.opts == ("ocsum", "oseq"):
+            continue  # the same keys as gre_ipv4: its good case shows the key read past the checksum
         _add(f"test_{_side}_{_v.name}_wrong_key_from_kernel",
              lambda self, s=_side, v=_v: self.check_kernel_sends_wrong_key(s, v),
              f"{_who}, {_what}: the kernel sends a key we did not assign: dropped, counted")
