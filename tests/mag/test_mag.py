@@ -622,6 +622,14 @@ mobile_nodes:
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr + m.mag_log()[-1500:])
             r6 = m.mn_ns.run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:cc::2", check=False)
             self.assertEqual(r6.returncode, 0, r6.stdout + r6.stderr + m.mag_log()[-1500:])
+            # Path MTU: the RA advertises the WAN MTU less the tunnel (1500 - 40 IPv6 - 8 GRE with a
+            # key), and an IPv4 packet too big with DF gets "fragmentation needed" from the MAG.
+            self.assertEqual(m.mn_ns.run("cat", "/proc/sys/net/ipv6/conf/eth0/mtu").stdout.strip(), "1452")
+            r = m.mn_ns.run("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", "198.51.100.2", check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("1452", r.stdout + r.stderr, r.stdout + r.stderr)
+            r = m.mn_ns.run("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1424", "198.51.100.2", check=False)
+            self.assertEqual(r.returncode, 0, "what fits goes through: " + r.stdout)
             counters = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]["counters"]
             self.assertGreaterEqual(counters["uplink"]["packets"], 6)
             self.assertGreaterEqual(counters["downlink"]["packets"], 6)

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <unistd.h>
 #include <cstring>
 
 namespace xpmip::dataplane {
@@ -74,10 +75,20 @@ MapSet MapSet::from_object(bpf_object* obj) {
 }
 
 void MapSet::update(MapId id, const void* key, const void* value, std::uint64_t flags) const {
-    if (bpf_map_update_elem(fd(id), key, value, flags) == 0) {
-        return;
+    // A hash map without preallocation (per-CPU session_stats) can fail with a transient ENOMEM
+    // while the kernel refills its per-CPU element cache under a burst of inserts: retry a few
+    // times before calling the map full. E2BIG is the real "max_entries reached".
+    int err = 0;
+    for (int attempt = 0; attempt < 8; ++attempt) {
+        if (bpf_map_update_elem(fd(id), key, value, flags) == 0) {
+            return;
+        }
+        err = errno;
+        if (err != ENOMEM) {
+            break;
+        }
+        usleep(static_cast<useconds_t>(100u << attempt));
     }
-    const int err = errno;
     if (err == E2BIG || err == ENOMEM || err == ENOSPC) {
         throw DataplaneError(fmt::format("map {} is full ({} entries): raise limits.{}", map_name(id),
                                          max_entries(id), limit_name(id)));

@@ -68,6 +68,9 @@ nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point n
 }
 
 int run_lma(const LmaRunOptions& options) {
+    // Signals blocked from the start: a SIGTERM while the data plane loads is handled by the
+    // loop (clean unload), not by the default action (pins left behind).
+    UniqueFd sfd = transport::signal_fd();
     LmaConfig cfg = load_lma_config(options.config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
@@ -120,7 +123,6 @@ int run_lma(const LmaRunOptions& options) {
         }
         return {{"role", "lma"}, {"result", control::show_from_dataplane(what, dp.maps(), dp.sessions())}};
     };
-    UniqueFd sfd = transport::signal_fd();
     UniqueFd tfd = transport::timer_fd();
     spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s)", cfg.instance, cfg.realms.size(),
                  cfg.peers.size(), cfg.mobile_nodes.size());

@@ -179,6 +179,9 @@ void MobileAccessGateway::install(BindingUpdateListEntry& e) {
             s.realm = i.realm;
         }
     }
+    if (const MobileNodeConfig* mn = config_.mobile_node(e.mn_id); mn && mn->realm) {
+        s.realm = *mn->realm;
+    }
     s.hnp = e.hnp;
     if (e.ipv4_hoa) {
         s.hoa = Ipv4Prefix{*e.ipv4_hoa, 32};

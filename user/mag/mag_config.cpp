@@ -135,6 +135,9 @@ MagConfig parse_mag_config(MapReader root) {
         mn.dynamic = r.opt_choice("attach", {"static", "dynamic"}).value_or("static") == "dynamic";
         mn.ipv4 = r.opt_bool("ipv4").value_or(true);
         mn.ipv6 = r.opt_bool("ipv6").value_or(true);
+        if (auto realm = r.opt_uint("realm", 0, 0xffffffffu)) {
+            mn.realm = static_cast<std::uint32_t>(*realm);
+        }
         if (!mn.ipv4 && !mn.ipv6) {
             r.fail("", "asks for neither IPv4 nor IPv6");
         }

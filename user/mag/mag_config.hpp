@@ -30,6 +30,9 @@ struct MobileNodeConfig {
     bool dynamic = false;            // attach when first seen on the link (else at start-up)
     bool ipv4 = true;                // ask for an IPv4 home address (RFC 5844)
     bool ipv6 = true;                // ask for a home network prefix
+    // Its operator's realm in this MAG's data plane (default: its access interface's realm).
+    // MNs of different realms may then share one access link with the same private address.
+    std::optional<std::uint32_t> realm;
 };
 
 struct MagTimers {

@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 
 namespace xpmip::mag {
 
@@ -31,6 +32,15 @@ using AccessLinks = std::map<std::string, std::unique_ptr<access::AccessLink>>;
 class DataplaneSink : public MagSink {
 public:
     DataplaneSink(dataplane::Dataplane& dp, AccessLinks& links) : dp_(dp), links_(links) {}
+    ~DataplaneSink() override {
+        for (const auto& [ifname, addr] : routers_) {
+            try {
+                netlink::remove_address(static_cast<int>(ifindex(ifname)), addr, 32);
+            } catch (const std::exception& e) {
+                spdlog::warn("{}: removing router address {}: {}", ifname, addr.to_string(), e.what());
+            }
+        }
+    }
     void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
     void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
     std::uint32_t ifindex(const std::string& name) override {
@@ -51,6 +61,19 @@ public:
                 it->second->set_station(e.mac, sc);
             } catch (const std::exception& ex) {
                 spdlog::error("{}: access link {}: {}", e.mn_id, e.interface, ex.what());
+            }
+        }
+        // The router address on the access interface too: the data plane's ICMP errors to the
+        // MN ("fragmentation needed" for path MTU discovery, RFC 1191) need a source address
+        // there, and the MN's packets to its router reach this host's stack.
+        if (e.ipv4_router && !routers_.count({e.interface, *e.ipv4_router})) {
+            try {
+                netlink::add_address(static_cast<int>(ifindex(e.interface)), *e.ipv4_router, 32);
+                routers_.insert({e.interface, *e.ipv4_router});
+                dp_.refresh_interface(e.interface);
+            } catch (const std::exception& ex) {
+                spdlog::error("{}: default router {} on {}: {}", e.mn_id, e.ipv4_router->to_string(), e.interface,
+                              ex.what());
             }
         }
         spdlog::info("{} registered: {}{}{} session {} encap {}{}", e.mn_id, e.hnp ? "hnp " + e.hnp->to_string() : "",
@@ -74,7 +97,19 @@ public:
 private:
     dataplane::Dataplane& dp_;
     AccessLinks& links_;
+    std::set<std::pair<std::string, Ipv4Address>> routers_;   // added by us, removed at exit
 };
+
+// Octets the tunnel adds to an MN's packet (RFC 5845 Figures 5 and 7): the outer IP header,
+// then GRE with a key, or UDP + TLV header + GRE with a key. What the access link advertises as
+// the MN's MTU is the WAN link's less this, so the MN's packets fit without fragmentation.
+unsigned tunnel_overhead(const MagConfig& cfg) {
+    const unsigned outer = is_ipv4(cfg.lma) ? 20 : 40;
+    if (cfg.gre == GreMode::Off) {
+        return outer + (cfg.force_udp ? 8 : 0);
+    }
+    return outer + 8 + (cfg.tlv_header ? 8 + 4 : 0);
+}
 
 const char* state_name(BindingUpdateListEntry::State s) {
     switch (s) {
@@ -108,12 +143,17 @@ nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point n
         b["key_uplink"] = e.key_uplink ? nlohmann::json(*e.key_uplink) : nlohmann::json();
         b["hnp"] = e.hnp ? nlohmann::json(e.hnp->to_string()) : nlohmann::json();
         b["hoa"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_hoa->to_string()) : nlohmann::json();
+        b["hoa_prefix_length"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_prefix_length) : nlohmann::json();
+        b["ipv4_router"] = e.ipv4_router ? nlohmann::json(e.ipv4_router->to_string()) : nlohmann::json();
         out.push_back(b);
     }
     return out;
 }
 
 int run_mag(const MagRunOptions& options) {
+    // Signals are blocked from the start: a SIGTERM while the data plane loads is then handled
+    // by the loop (clean unload), not by the default action (pins left behind).
+    UniqueFd sfd = transport::signal_fd();
     MagConfig cfg = load_mag_config(options.config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
@@ -141,9 +181,20 @@ int run_mag(const MagRunOptions& options) {
     }
 
     AccessLinks links;
+    unsigned wan_mtu = 0;
+    for (const auto& iface : cfg.interfaces) {
+        if (iface.kind == dataplane::InterfaceKind::Tunnel) {
+            unsigned m = netlink::query_interface(iface.name).mtu;
+            wan_mtu = wan_mtu ? std::min(wan_mtu, m) : m;
+        }
+    }
     for (const auto& iface : cfg.interfaces) {
         if (iface.kind == dataplane::InterfaceKind::Access) {
-            links[iface.name] = std::make_unique<access::AccessLink>(iface.name);
+            access::AccessLinkOptions lo;
+            if (wan_mtu > tunnel_overhead(cfg) + 1280) {
+                lo.advertised_mtu = wan_mtu - tunnel_overhead(cfg);   // RFC 4861 §4.6.4 MTU option
+            }
+            links[iface.name] = std::make_unique<access::AccessLink>(iface.name, lo);
         }
     }
     DataplaneSink sink(dp, links);
@@ -227,7 +278,6 @@ int run_mag(const MagRunOptions& options) {
         }
         throw control::ControlError(fmt::format("unknown command '{}' (show, attach, detach)", cmd));
     };
-    UniqueFd sfd = transport::signal_fd();
     UniqueFd tfd = transport::timer_fd();
     spdlog::info("MAG '{}' up: LMA {}, {} mobile node(s)", cfg.instance, to_string(cfg.lma), cfg.mobile_nodes.size());
 
