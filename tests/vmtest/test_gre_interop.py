@@ -282,9 +282,10 @@ class KernelGreInterop(unittest.TestCase):
             self.assertEqual(self.ask(client, f"udp {addr} {UDP_PORT} 5"), "5/5 echoed", f"UDP echo with {addr}")
         ctr, kst, st = self.session_counters(ours), self.kernel_stats(kns), ours.nonzero_stats()
         print(f"\n  {side}/{v.name}: ours {ctr}, kernel device {kst}, counters {st}", file=sys.stderr)
-        # Each way, through both implementations: 2 x PINGS echoes, 2 x 5 UDP datagrams, and two TCP
-        # downloads (some 180 segments each one way, their ACKs the other).
-        least = 2 * PINGS + 2 * 5 + 2 * 10
+        # Each way, through both implementations, at least: 2 x PINGS echoes, 2 x 5 UDP datagrams,
+        # and 4 packets of each TCP download (handshake, FIN, ACKs, data). No more can be promised:
+        # GRO merges what the receiving side ACKs, and the kernel counts GSO bursts as one packet.
+        least = 2 * PINGS + 2 * 5 + 2 * 4
         for k in ("uplink", "downlink", "rx", "tx"):
             self.assertGreaterEqual(ctr[k], least, f"our session's {k} packets: {ctr}")
         self.assertGreaterEqual(kst["rx"], least, f"the kernel's {v.kind} device took too little: {kst}")
