@@ -1,6 +1,7 @@
 #include "lma/lma_daemon.hpp"
 
 #include "common/fd.hpp"
+#include "control/agent.hpp"
 #include "control/control.hpp"
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
@@ -74,28 +75,9 @@ int run_lma(const LmaRunOptions& options) {
     LmaConfig cfg = load_lma_config(options.config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
-    dataplane::DataplaneOptions dpo;
-    dpo.instance = cfg.instance;
-    dpo.role = dataplane::Role::Lma;
-    dpo.limits = cfg.limits;
-    dataplane::Dataplane dp(dpo);
-    struct Unloader {
-        dataplane::Dataplane& dp;
-        bool keep;
-        ~Unloader() {
-            if (!keep) {
-                try {
-                    dp.unload();
-                } catch (const std::exception& e) {
-                    spdlog::error("unloading the data plane: {}", e.what());
-                }
-            }
-        }
-    } unloader{dp, options.keep_dataplane};
-    for (const auto& iface : cfg.interfaces) {
-        dp.attach(iface);
-        spdlog::info("interface {} attached as {} (realm {})", iface.name, dataplane::to_string(iface.kind), iface.realm);
-    }
+    control::AgentDataplane agent_dp(cfg.instance, dataplane::Role::Lma, cfg.limits, cfg.interfaces,
+                                     options.keep_dataplane);
+    dataplane::Dataplane& dp = *agent_dp;
 
     DataplaneSink sink(dp, cfg);
     LocalMobilityAnchor lma(cfg, sink);
@@ -129,11 +111,7 @@ int run_lma(const LmaRunOptions& options) {
 
     control::AgentMetrics metrics;
     metrics.role = "lma";
-    std::optional<control::MetricsServer> metrics_server;
-    if (cfg.metrics) {
-        metrics_server.emplace(*cfg.metrics);
-        spdlog::info("metrics on http://{}/metrics", *cfg.metrics);
-    }
+    auto metrics_server = control::open_metrics(cfg.metrics);
     auto render_metrics = [&]() {
         metrics.bindings = lma.cache().size();
         metrics.session_mn.clear();

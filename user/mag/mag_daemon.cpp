@@ -1,6 +1,7 @@
 #include "mag/mag_daemon.hpp"
 
 #include "access/access_link.hpp"
+#include "control/agent.hpp"
 #include "control/control.hpp"
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
@@ -157,28 +158,9 @@ int run_mag(const MagRunOptions& options) {
     MagConfig cfg = load_mag_config(options.config_file);
     spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
-    dataplane::DataplaneOptions dpo;
-    dpo.instance = cfg.instance;
-    dpo.role = dataplane::Role::Mag;
-    dpo.limits = cfg.limits;
-    dataplane::Dataplane dp(dpo);
-    struct Unloader {
-        dataplane::Dataplane& dp;
-        bool keep;
-        ~Unloader() {
-            if (!keep) {
-                try {
-                    dp.unload();
-                } catch (const std::exception& e) {
-                    spdlog::error("unloading the data plane: {}", e.what());
-                }
-            }
-        }
-    } unloader{dp, options.keep_dataplane};
-    for (const auto& iface : cfg.interfaces) {
-        dp.attach(iface);
-        spdlog::info("interface {} attached as {}", iface.name, dataplane::to_string(iface.kind));
-    }
+    control::AgentDataplane agent_dp(cfg.instance, dataplane::Role::Mag, cfg.limits, cfg.interfaces,
+                                     options.keep_dataplane);
+    dataplane::Dataplane& dp = *agent_dp;
 
     AccessLinks links;
     unsigned wan_mtu = 0;
@@ -203,11 +185,7 @@ int run_mag(const MagRunOptions& options) {
                                  : transport::SignalingSocket::open_ipv6();
     control::AgentMetrics metrics;
     metrics.role = "mag";
-    std::optional<control::MetricsServer> metrics_server;
-    if (cfg.metrics) {
-        metrics_server.emplace(*cfg.metrics);
-        spdlog::info("metrics on http://{}/metrics", *cfg.metrics);
-    }
+    auto metrics_server = control::open_metrics(cfg.metrics);
     auto render_metrics = [&]() {
         metrics.bindings = mag.entries().size();
         metrics.session_mn.clear();

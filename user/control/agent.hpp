@@ -1,0 +1,36 @@
+// What both agents do the same way around their registration logic: own the data plane for
+// the process's lifetime, and open the optional metrics endpoint.
+#pragma once
+
+#include "control/metrics.hpp"
+#include "dataplane/dataplane.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xpmip::control {
+
+// Loads the instance's data plane and attaches it to every configured interface; unloads it
+// (detach, unpin) when destroyed unless `keep` (--keep-dataplane).
+class AgentDataplane {
+public:
+    AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
+                   const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep);
+    ~AgentDataplane();
+    AgentDataplane(const AgentDataplane&) = delete;
+    AgentDataplane& operator=(const AgentDataplane&) = delete;
+
+    dataplane::Dataplane& operator*() { return *dp_; }
+    dataplane::Dataplane* operator->() { return dp_.get(); }
+
+private:
+    std::unique_ptr<dataplane::Dataplane> dp_;
+    bool keep_;
+};
+
+// The Prometheus endpoint when the configuration asks for one.
+std::optional<MetricsServer> open_metrics(const std::optional<std::string>& listen);
+
+} // namespace xpmip::control
