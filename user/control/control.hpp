@@ -22,6 +22,19 @@ public:
 
 std::filesystem::path socket_path(const std::string& instance);
 
+// An optional value as JSON: the value (strings for addresses and prefixes), or null.
+template <class T>
+nlohmann::json json_or_null(const std::optional<T>& v) {
+    if (!v) {
+        return nullptr;
+    }
+    if constexpr (requires { v->to_string(); }) {
+        return v->to_string();
+    } else {
+        return *v;
+    }
+}
+
 class ControlServer {
 public:
     using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;

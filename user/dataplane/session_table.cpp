@@ -145,8 +145,9 @@ void SessionTable::upsert(const SessionConfig& session) {
     // Nothing may take another session's key, route or station.
     for (const auto& e : wanted) {
         if (const auto o = owner(e); o != 0 && o != v.id) {
-            throw DataplaneError(fmt::format("session {}: {} already belongs to session {}", v.id,
-                                             describe(e.map, e.key), o));
+            throw KeyConflictError(fmt::format("session {}: {} already belongs to session {}", v.id,
+                                               describe(e.map, e.key), o),
+                                   e.map);
         }
     }
     const auto restore = [&] {

@@ -27,6 +27,16 @@ struct SessionCounters {
     std::array<TrafficCounter, XPMIP_MAX_PATHS> path_rx{};
 };
 
+// A lookup key (tunnel key, key-less tunnel entry, MN route, station) another session owns.
+class KeyConflictError : public DataplaneError {
+public:
+    KeyConflictError(const std::string& what, MapId map) : DataplaneError(what), map_(map) {}
+    MapId map() const { return map_; }
+
+private:
+    MapId map_;
+};
+
 class SessionTable {
 public:
     SessionTable(const MapSet& maps, Role role) : maps_(maps), role_(role) {}

@@ -1,5 +1,7 @@
 #include "lma/lma.hpp"
 
+#include "dataplane/session_table.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -427,19 +429,6 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         ne.session_id = *taken.session;
     }
 
-    // RFC 5845 §5.1 "overlapping IPv4 private addressing is in use": a key-less session is
-    // found by (MAG address, MN address), so another realm's MN with the same address behind
-    // the same MAG can only be told apart by GRE keys.
-    if (!d.keyed && serve4 && ne.ipv4_hoa) {
-        auto it = keyless_v4_.find({in.src, *ne.ipv4_hoa});
-        if (it != keyless_v4_.end() && it->second != id) {
-            spdlog::info("{}: {} is also {}'s address behind {}: GRE keys are required", id,
-                         ne.ipv4_hoa->to_string(), it->second, to_string(in.src));
-            roll_back();
-            return reject(Status::GreKeyOptionRequired, e);
-        }
-    }
-
     // The data plane session (RFC 5845 §5.1: the downlink key in every packet to the MN).
     dataplane::SessionConfig s;
     s.id = ne.session_id;
@@ -469,14 +458,22 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         if (!(ne.in_dataplane && ne.session == s)) {
             sink_.upsert(s);
         }
+    } catch (const dataplane::KeyConflictError& ex) {
+        roll_back();
+        if (ex.map() != dataplane::MapId::TunnelKeyless) {
+            spdlog::error("session {} for {}: the data plane refused it: {}", s.id, id, ex.what());
+            return reject(Status::InsufficientResources, e);
+        }
+        // RFC 5845 §5.1 "overlapping IPv4 private addressing is in use": a key-less session is
+        // found by (MAG address, MN address); another realm's MN with the same address behind
+        // the same MAG can only be told apart by GRE keys.
+        spdlog::info("{}: {}: GRE keys are required", id, ex.what());
+        return reject(Status::GreKeyOptionRequired, e);
     } catch (const std::exception& ex) {
         // RFC 5213 §5.3.1: the LMA cannot set up forwarding -> 130, nothing half-written:
         // the session table rolled back, the entry stays as it was.
         spdlog::error("session {} for {}: the data plane refused it: {}", s.id, id, ex.what());
         roll_back();
-        if (drop_key) {
-            ne.key_uplink = drop_key;
-        }
         return reject(Status::InsufficientResources, e);
     }
     if (drop_key) {
@@ -510,11 +507,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
     if (handoff) {
         spdlog::info("handoff of {} from {} to {}", id, to_string(e->proxy_coa), to_string(in.src));
     }
-    if (e) {
-        index_keyless(*e, false);
-    }
     BindingCacheEntry& entry = cache_.insert(std::move(ne));
-    index_keyless(entry, true);
     deferred_.erase(id);
 
     // The PBA (RFC 5213 §5.3.6, RFC 5844 §3.2.3, RFC 5845 §5.1).
@@ -557,7 +550,6 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
 void LocalMobilityAnchor::deregister(BindingCacheEntry& e, Clock::time_point now) {
     // RFC 5213 §5.3.5: keep the entry MinDelayBeforeBCEDelete (a new MAG may take it over with
     // the same prefixes and keys), but forwarding to the MAG the MN has left stops now.
-    index_keyless(e, false);
     if (e.in_dataplane) {
         try {
             sink_.remove(e.session_id);
@@ -569,18 +561,6 @@ void LocalMobilityAnchor::deregister(BindingCacheEntry& e, Clock::time_point now
     }
     e.deregistered = true;
     e.delete_at = now + config_.timers.min_delay_before_bce_delete;
-}
-
-void LocalMobilityAnchor::index_keyless(const BindingCacheEntry& e, bool add) {
-    if (!e.in_dataplane || e.session.gre_keys || !e.session.hoa) {
-        return;
-    }
-    const auto k = std::make_pair(e.proxy_coa, e.session.hoa->address);
-    if (add) {
-        keyless_v4_[k] = e.mn_id;
-    } else if (auto it = keyless_v4_.find(k); it != keyless_v4_.end() && it->second == e.mn_id) {
-        keyless_v4_.erase(it);
-    }
 }
 
 void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::time_point now) {
@@ -610,7 +590,6 @@ void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_poi
                           ex.what());
         }
     }
-    index_keyless(*e, false);
     release_resources(*e, now);
     cache_.erase(mn_id);
 }

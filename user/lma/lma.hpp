@@ -82,7 +82,6 @@ private:
     void deregister(BindingCacheEntry& e, Clock::time_point now);
     void delete_entry(const std::string& mn_id, Clock::time_point now);
     void release_resources(const BindingCacheEntry& e, Clock::time_point now);
-    void index_keyless(const BindingCacheEntry& e, bool add);
     void log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const;
 
     LmaConfig config_;
@@ -94,8 +93,6 @@ private:
     std::map<std::uint32_t, std::unique_ptr<Ipv4Pool>> ipv4_pools_;
     std::map<std::uint32_t, std::unique_ptr<Ipv6PrefixPool>> ipv6_pools_;
     std::map<std::string, Deferred> deferred_;   // by MN-ID
-    // Key-less IPv4 sessions in the data plane by (MAG address, home address) -> MN-ID.
-    std::map<std::pair<IpAddress, Ipv4Address>, std::string> keyless_v4_;
 };
 
 } // namespace xpmip::lma

@@ -68,12 +68,8 @@ const MagPeer* LmaConfig::peer_by_address(const IpAddress& a) const {
 }
 
 const MobileNodeProfile* LmaConfig::mobile_node(const std::string& id) const {
-    for (const auto& m : mobile_nodes) {
-        if (m.id == id) {
-            return &m;
-        }
-    }
-    return nullptr;
+    auto it = mobile_node_index.find(id);   // every PBU looks its MN up: no linear scan
+    return it == mobile_node_index.end() ? nullptr : &mobile_nodes[it->second];
 }
 
 bool LmaConfig::is_own_address(const IpAddress& a) const {
@@ -264,6 +260,7 @@ LmaConfig parse_lma_config(MapReader root) {
         }
         m.policy = read_policy(r);
         r.finish();
+        c.mobile_node_index[m.id] = c.mobile_nodes.size();
         c.mobile_nodes.push_back(m);
     }
     root.finish();

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <map>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +82,7 @@ struct LmaConfig {
     std::vector<Realm> realms;
     std::vector<MagPeer> peers;
     std::vector<MobileNodeProfile> mobile_nodes;
+    std::unordered_map<std::string, std::size_t> mobile_node_index;   // MN-ID -> mobile_nodes[i]
     LmaTimers timers;
 
     const Realm* realm(std::uint32_t id) const;

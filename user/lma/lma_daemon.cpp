@@ -20,6 +20,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 namespace xpmip::lma {
 
@@ -31,16 +32,24 @@ public:
     void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
     void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
     std::uint32_t realm_ifindex(std::uint32_t realm) override {
+        // Asked on every registration; the interfaces were attached by name at start-up, so
+        // their ifindexes are asked of netlink once.
+        if (auto it = ifindex_.find(realm); it != ifindex_.end()) {
+            return it->second;
+        }
         const Realm* r = cfg_.realm(realm);
         if (!r) {
             throw std::runtime_error(fmt::format("realm {} is not configured", realm));
         }
-        return static_cast<std::uint32_t>(netlink::query_interface(r->interface).ifindex);
+        auto ifindex = static_cast<std::uint32_t>(netlink::query_interface(r->interface).ifindex);
+        ifindex_[realm] = ifindex;
+        return ifindex;
     }
 
 private:
     dataplane::Dataplane& dp_;
     const LmaConfig& cfg_;
+    std::map<std::uint32_t, std::uint32_t> ifindex_;   // realm -> its core interface
 };
 
 } // namespace
@@ -57,12 +66,12 @@ nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point n
                          {"remaining", std::chrono::duration_cast<std::chrono::seconds>(
                                            (e.deregistered ? e.delete_at : e.expires) - now).count()},
                          {"gre", e.gre},
-                         {"key_downlink", e.key_downlink ? nlohmann::json(*e.key_downlink) : nlohmann::json()},
-                         {"key_uplink", e.key_uplink ? nlohmann::json(*e.key_uplink) : nlohmann::json()},
+                         {"key_downlink", control::json_or_null(e.key_downlink)},
+                         {"key_uplink", control::json_or_null(e.key_uplink)},
                          {"tlv", e.tlv_header},
                          {"session", e.session_id}};
-        b["hnp"] = e.hnp ? nlohmann::json(e.hnp->to_string()) : nlohmann::json();
-        b["hoa"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_hoa->to_string()) : nlohmann::json();
+        b["hnp"] = control::json_or_null(e.hnp);
+        b["hoa"] = control::json_or_null(e.ipv4_hoa);
         out.push_back(b);
     }
     return out;

@@ -15,22 +15,15 @@ std::string to_string(GreMode m) {
     return "?";
 }
 
+// Every PBA, access-link frame and event looks an MN up: indexes, not linear scans.
 const MobileNodeConfig* MagConfig::mobile_node(const std::string& id) const {
-    for (const auto& m : mobile_nodes) {
-        if (m.id == id) {
-            return &m;
-        }
-    }
-    return nullptr;
+    auto it = mobile_node_index.find(id);
+    return it == mobile_node_index.end() ? nullptr : &mobile_nodes[it->second];
 }
 
 const MobileNodeConfig* MagConfig::mobile_node_by_mac(const MacAddress& mac) const {
-    for (const auto& m : mobile_nodes) {
-        if (m.mac == mac) {
-            return &m;
-        }
-    }
-    return nullptr;
+    auto it = mobile_node_by_mac_index.find(mac);
+    return it == mobile_node_by_mac_index.end() ? nullptr : &mobile_nodes[it->second];
 }
 
 IpAddress MagConfig::proxy_coa() const {
@@ -142,6 +135,8 @@ MagConfig parse_mag_config(MapReader root) {
             r.fail("", "asks for neither IPv4 nor IPv6");
         }
         r.finish();
+        c.mobile_node_index[mn.id] = c.mobile_nodes.size();
+        c.mobile_node_by_mac_index[mn.mac] = c.mobile_nodes.size();
         c.mobile_nodes.push_back(mn);
     }
     root.finish();

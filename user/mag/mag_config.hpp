@@ -9,7 +9,9 @@
 #include "dataplane/dataplane.hpp"
 
 #include <chrono>
+#include <map>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -60,6 +62,8 @@ struct MagConfig {
     std::vector<dataplane::InterfaceConfig> interfaces;
     dataplane::Limits limits;
     std::vector<MobileNodeConfig> mobile_nodes;
+    std::unordered_map<std::string, std::size_t> mobile_node_index;   // MN-ID -> mobile_nodes[i]
+    std::map<MacAddress, std::size_t> mobile_node_by_mac_index;        // MAC -> mobile_nodes[i]
     MagTimers timers;
 
     const MobileNodeConfig* mobile_node(const std::string& id) const;

@@ -45,7 +45,13 @@ public:
     void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
     void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
     std::uint32_t ifindex(const std::string& name) override {
-        return static_cast<std::uint32_t>(netlink::query_interface(name).ifindex);
+        // Asked on every registration; attached by name at start-up: one netlink query each.
+        if (auto it = ifindex_.find(name); it != ifindex_.end()) {
+            return it->second;
+        }
+        auto ifindex = static_cast<std::uint32_t>(netlink::query_interface(name).ifindex);
+        ifindex_[name] = ifindex;
+        return ifindex;
     }
     void registered(const BindingUpdateListEntry& e) override {
         // Home network emulation (RFC 5213 §6.7, RFC 5844 §3.3): the MN's access link hands out
@@ -99,6 +105,7 @@ private:
     dataplane::Dataplane& dp_;
     AccessLinks& links_;
     std::set<std::pair<std::string, Ipv4Address>> routers_;   // added by us, removed at exit
+    std::map<std::string, std::uint32_t> ifindex_;
 };
 
 // Octets the tunnel adds to an MN's packet (RFC 5845 Figures 5 and 7): the outer IP header,
@@ -140,12 +147,12 @@ nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point n
         b["remaining"] = e.state == BindingUpdateListEntry::State::Registered
                              ? nlohmann::json(std::chrono::duration_cast<std::chrono::seconds>(e.expires - now).count())
                              : nlohmann::json();
-        b["key_downlink"] = e.key_downlink ? nlohmann::json(*e.key_downlink) : nlohmann::json();
-        b["key_uplink"] = e.key_uplink ? nlohmann::json(*e.key_uplink) : nlohmann::json();
-        b["hnp"] = e.hnp ? nlohmann::json(e.hnp->to_string()) : nlohmann::json();
-        b["hoa"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_hoa->to_string()) : nlohmann::json();
+        b["key_downlink"] = control::json_or_null(e.key_downlink);
+        b["key_uplink"] = control::json_or_null(e.key_uplink);
+        b["hnp"] = control::json_or_null(e.hnp);
+        b["hoa"] = control::json_or_null(e.ipv4_hoa);
         b["hoa_prefix_length"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_prefix_length) : nlohmann::json();
-        b["ipv4_router"] = e.ipv4_router ? nlohmann::json(e.ipv4_router->to_string()) : nlohmann::json();
+        b["ipv4_router"] = control::json_or_null(e.ipv4_router);
         out.push_back(b);
     }
     return out;
