@@ -1,5 +1,7 @@
 #include "control/agent.hpp"
 
+#include "netlink/interfaces.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace xpmip::control {
@@ -44,6 +46,20 @@ std::optional<MetricsServer> open_metrics(const std::optional<std::string>& list
         spdlog::info("metrics on http://{}/metrics", *listen);
     }
     return m;
+}
+
+bool carrier_changed(netlink::LinkMonitor& links) {
+    try {
+        const auto changed = links.dispatch();
+        for (auto ifindex : changed) {
+            spdlog::info("link {} ({}): carrier {}", netlink::interface_name(static_cast<int>(ifindex)), ifindex,
+                         links.carrier(ifindex) ? "up" : "down");
+        }
+        return !changed.empty();
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return false;
+    }
 }
 
 } // namespace xpmip::control

@@ -4,6 +4,7 @@
 
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
+#include "netlink/link_monitor.hpp"
 
 #include <memory>
 #include <optional>
@@ -32,5 +33,9 @@ private:
 
 // The Prometheus endpoint when the configuration asks for one.
 std::optional<MetricsServer> open_metrics(const std::optional<std::string>& listen);
+
+// Read pending link events and log every carrier change; true when one changed (RFC 8278
+// failover then recomputes the paths). Errors are logged, not thrown.
+bool carrier_changed(netlink::LinkMonitor& links);
 
 } // namespace xpmip::control

@@ -139,6 +139,21 @@ struct Registered {
     std::map<std::string, json> lma;
 };
 
+// A binding's path (RFC 8278) by Binding-Id from a `show bindings` row; null when missing.
+json path_of(const json& b, unsigned bid) {
+    for (const auto& p : b.value("paths", json::array())) {
+        if (p.value("bid", 0u) == bid) {
+            return p;
+        }
+    }
+    return json();
+}
+
+// The WAN link whose label is on a path.
+unsigned bid_of(const WanLink& l) {
+    return static_cast<unsigned>(&l - wan_links().data()) + 1;   // the MAG config's default Binding-Ids
+}
+
 // Every MN registered on both sides with GRE keys, and both sides agreeing on the keys.
 Registered wait_for_registrations(const ProcessRecord& lma, const ProcessRecord& mag) {
     const auto deadline = Clock::now() + kRegistration;
@@ -167,20 +182,25 @@ Registered wait_for_registrations(const ProcessRecord& lma, const ProcessRecord&
                                            tail_file(mag_agent().log(), 15), lma_agent().title,
                                            lma_agent().log().string(), tail_file(lma_agent().log(), 15)));
             }
-            if (m->second.value("state", "") != "registered" || m->second["key_uplink"].is_null() ||
-                m->second["key_downlink"].is_null()) {
-                waiting.push_back(fmt::format("{} ({}, {}): MAG state {}, last status {}, keys up {} down {}", mn.id,
-                                              mn.ns, mn.access_if, cell(m->second, "state"), cell(m->second, "status"),
-                                              cell(m->second, "key_uplink"), cell(m->second, "key_downlink")));
-            } else if (l == r.lma.end() || l->second.value("state", "") != "registered") {
-                waiting.push_back(fmt::format("{} ({}): registered at the MAG but not in the LMA's binding cache", mn.id,
-                                              mn.ns));
-            } else if (l->second["key_uplink"] != m->second["key_uplink"] ||
-                       l->second["key_downlink"] != m->second["key_downlink"]) {
-                throw LabError(fmt::format(
-                    "{}: the LMA and the MAG disagree on the GRE keys (LMA up {} down {}, MAG up {} down {})", mn.id,
-                    cell(l->second, "key_uplink"), cell(l->second, "key_downlink"), cell(m->second, "key_uplink"),
-                    cell(m->second, "key_downlink")));
+            // RFC 8278: a binding over every WAN link, each with its own key pair (RFC 5845).
+            for (const auto& link : wan_links()) {
+                const json mp = path_of(m->second, bid_of(link));
+                const json lp = l == r.lma.end() ? json() : path_of(l->second, bid_of(link));
+                if (mp.is_null() || mp.value("state", "") != "registered" || mp["key_uplink"].is_null() ||
+                    mp["key_downlink"].is_null()) {
+                    waiting.push_back(fmt::format("{} ({}, {}) over {} ({}): MAG state {}, last status {}, keys up {} "
+                                                  "down {}", mn.id, mn.ns, mn.access_if, link.mag_if, link.label,
+                                                  cell(mp, "state"), cell(mp, "status"), cell(mp, "key_uplink"),
+                                                  cell(mp, "key_downlink")));
+                } else if (lp.is_null() || l->second.value("state", "") != "registered") {
+                    waiting.push_back(fmt::format("{} ({}) over {} ({}): registered at the MAG but not in the LMA's "
+                                                  "binding cache", mn.id, mn.ns, link.mag_if, link.label));
+                } else if (lp["key_uplink"] != mp["key_uplink"] || lp["key_downlink"] != mp["key_downlink"]) {
+                    throw LabError(fmt::format("{} over {}: the LMA and the MAG disagree on the GRE keys (LMA up {} "
+                                               "down {}, MAG up {} down {})", mn.id, link.label,
+                                               cell(lp, "key_uplink"), cell(lp, "key_downlink"),
+                                               cell(mp, "key_uplink"), cell(mp, "key_downlink")));
+                }
             }
         }
         if (waiting.empty()) {
@@ -197,14 +217,17 @@ Registered wait_for_registrations(const ProcessRecord& lma, const ProcessRecord&
 }
 
 void print_mobile_nodes(const Registered& r) {
-    Table t({"MN", "NAMESPACE", "OPERATOR", "REALM", "MN-ID", "MAC", "ACCESS", "HOA", "HNP", "KEY-UP", "KEY-DOWN",
-             "STATE"});
+    Table t({"MN", "NAMESPACE", "OPERATOR", "REALM", "MN-ID", "MAC", "ACCESS", "HOA", "HNP", "PATH", "KEY-UP",
+             "KEY-DOWN", "STATE"});
     for (const auto& mn : mobile_nodes()) {
         auto it = r.mag.find(mn.id);
         const json b = it == r.mag.end() ? json::object() : it->second;
-        t.add({mn.name, mn.ns, mn.op->name, std::to_string(mn.op->realm), mn.id, mn.mac, mn.access_if, cell(b, "hoa"),
-               cell(b, "hnp"), cell(b, "key_uplink"), cell(b, "key_downlink"),
-               it == r.mag.end() ? "not registered" : cell(b, "state")});
+        for (const auto& link : wan_links()) {
+            const json p = path_of(b, bid_of(link));
+            t.add({mn.name, mn.ns, mn.op->name, std::to_string(mn.op->realm), mn.id, mn.mac, mn.access_if,
+                   cell(b, "hoa"), cell(b, "hnp"), fmt::format("{} ({})", link.label, link.mag_if),
+                   cell(p, "key_uplink"), cell(p, "key_downlink"), p.is_null() ? "not registered" : cell(p, "state")});
+        }
     }
     fmt::print("{}", t.str());
 }
@@ -371,12 +394,14 @@ UpResult up(const Context& c) {
         fmt::print("[lab] LMA up in {} (pid {}, instance {}, log {})\n", kLmaNs, r.lma.pid, lma_agent().instance,
                    lma_agent().log().string());
         r.mag = start_agent(c.xpmip, mag_agent(), kAgentStart);
-        fmt::print("[lab] MAG up in {} (pid {}, instance {}, log {}); it registers its 4 static MNs over {} "
-                   "(PBUs over UDP 5436 to {})\n",
+        fmt::print("[lab] MAG up in {} (pid {}, instance {}, log {}); it registers its 4 static MNs over {} ({}, "
+                   "to {}) and then {} ({}, to {}): PBUs over UDP 5436 with the MAG Multipath-Binding option\n",
                    kMagNs, r.mag.pid, mag_agent().instance, mag_agent().log().string(), wan_links()[0].mag_if,
-                   wan_links()[0].lma4);
+                   wan_links()[0].label, wan_links()[0].lma4, wan_links()[1].mag_if, wan_links()[1].label,
+                   wan_links()[1].lma4);
         r.bindings = wait_for_registrations(r.lma, r.mag);
-        fmt::print("[lab] all 4 mobile nodes registered with GRE keys; the LMA and the MAG agree on them\n");
+        fmt::print("[lab] all 4 mobile nodes registered over both WAN links with GRE keys per path; the LMA and the "
+                   "MAG agree on them\n");
 
         for (const auto& mn : mobile_nodes()) {
             const auto addrs = addresses_from_binding(mn, r.bindings.mag.at(mn.id), mag_link_local(mn.access_if));
@@ -387,10 +412,9 @@ UpResult up(const Context& c) {
         }
         section("Mobile nodes (RFC 5845 Figure 1: mn1 and mn3 share 10.0.0.10 in two realms; GRE keys tell them apart)");
         print_mobile_nodes(r.bindings);
-        fmt::print("\nwan1: the MAG's second WAN link (-- br1 -- tun1) is attached to both data planes as kind tunnel "
-                   "but carries nothing yet: the MAG registers over wan0's address {} only (multipath, RFC 8278, is "
-                   "a later issue).\n",
-                   wan_links()[0].mag4);
+        fmt::print("\nSteering (RFC 8278 §3.2, the same rules on both agents): TCP to port 80 on red (wan0), UDP to "
+                   "port 5001 spread 3:1 over red and blue packet by packet, the rest on blue (wan1); a link without "
+                   "carrier hands its flows to the other.\n");
         return r;
     } catch (const std::exception& e) {
         fmt::print(stderr, "xpmip lab up: {}\n", e.what());
@@ -449,22 +473,25 @@ int status(const Context& c) {
 
 struct MnOutcome {
     PingResult ping4, ping6;
-    TcpResult tcp4, tcp6;
-    bool ok() const { return ping4.ok && ping6.ok && tcp4.ok && tcp6.ok; }
+    TcpResult tcp4, tcp6, web4;
+    bool ok() const { return ping4.ok && ping6.ok && tcp4.ok && tcp6.ok && web4.ok; }
 };
 
-// What tshark saw on br0: for every MN, GRE packets MAG -> LMA with its uplink key and LMA -> MAG
-// with its downlink key (RFC 5845 §3: each direction carries the key its receiver chose).
-bool check_keys_on_the_wire(const std::vector<GrePacket>& pkts, const Registered& r) {
-    const auto& wan = wan_links()[0];
+// What tshark saw on one WAN link's bridge: for every MN, GRE packets MAG -> LMA with the uplink key
+// of its binding over that link and LMA -> MAG with that binding's downlink key (RFC 5845 §3: each
+// direction carries the key its receiver chose; RFC 8278: each binding has its own pair).
+bool check_keys_on_the_wire(const WanLink& wan, const std::vector<GrePacket>& pkts, const Registered& r) {
     std::map<std::uint32_t, std::string> up_owner, down_owner;
     bool ok = true;
+    auto keys = [&](const MobileNode& mn) {
+        const json p = path_of(r.mag.at(mn.id), bid_of(wan));
+        return std::pair{p["key_uplink"].get<std::uint32_t>(), p["key_downlink"].get<std::uint32_t>()};
+    };
     for (const auto& mn : mobile_nodes()) {
-        const auto& b = r.mag.at(mn.id);
-        const auto up = b["key_uplink"].get<std::uint32_t>();
-        const auto down = b["key_downlink"].get<std::uint32_t>();
+        const auto [up, down] = keys(mn);
         if (!up_owner.emplace(up, mn.name).second || !down_owner.emplace(down, mn.name).second) {
-            fmt::print("  FAILED: {} shares a GRE key with another MN (uplink {}, downlink {})\n", mn.name, up, down);
+            fmt::print("  FAILED: {} shares a GRE key with another MN on {} (uplink {}, downlink {})\n", mn.name,
+                       wan.label, up, down);
             ok = false;
         }
     }
@@ -482,9 +509,7 @@ bool check_keys_on_the_wire(const std::vector<GrePacket>& pkts, const Registered
     }
     Table t({"MN", "KEY-UP", "PKTS-MAG>LMA", "KEY-DOWN", "PKTS-LMA>MAG", "RESULT"});
     for (const auto& mn : mobile_nodes()) {
-        const auto& b = r.mag.at(mn.id);
-        const auto up = b["key_uplink"].get<std::uint32_t>();
-        const auto down = b["key_downlink"].get<std::uint32_t>();
+        const auto [up, down] = keys(mn);
         const auto nu = count[{true, up}], nd = count[{false, down}];
         const bool good = nu > 0 && nd > 0;
         ok = ok && good;
@@ -493,7 +518,8 @@ bool check_keys_on_the_wire(const std::vector<GrePacket>& pkts, const Registered
     }
     fmt::print("{}", t.str());
     if (stray > 0) {
-        fmt::print("  FAILED: {} GRE packet(s) with a key or addresses no binding has\n", stray);
+        fmt::print("  FAILED: {} GRE packet(s) on {} with a key or addresses no binding over it has\n", stray,
+                   wan.label);
         ok = false;
     }
     return ok;
@@ -515,15 +541,17 @@ int demo(const Context& c) {
     } teardown;
 
     bool ok = true;
-    std::unique_ptr<GreCapture> capture;
+    std::vector<std::unique_ptr<GreCapture>> captures;   // one per WAN link
     if (find_program("tshark")) {
-        capture = std::make_unique<GreCapture>(kWanNs, wan_links()[0].bridge, kStateDir / "gre.pcap");
+        for (const auto& l : wan_links()) {
+            captures.push_back(std::make_unique<GreCapture>(kWanNs, l.bridge, kStateDir / ("gre-" + l.label + ".pcap")));
+        }
     } else {
         fmt::print("\n(tshark is not installed: the GRE keys on the wire are not checked; apt-get install tshark)\n");
     }
 
     section(fmt::format("Traffic: every MN to its operator's CN, ping ({} each) and TCP ({} KiB each way), IPv4 "
-                        "and IPv6",
+                        "and IPv6 (on blue), and TCP to port 80 (on red)",
                         kPings, kTcpBytes / 1024));
     std::map<std::string, MnOutcome> outcome;
     for (const auto& mn : mobile_nodes()) {
@@ -540,6 +568,8 @@ int demo(const Context& c) {
         o.tcp6 = tcp_transfer(mn.ns, op.cn_ns, op.cn6, static_cast<std::uint16_t>(port + 1), kTcpBytes,
                               std::chrono::seconds(20));
         fmt::print("  {} -> {} {:<16} TCP   {}\n", mn.name, op.cn_ns, op.cn6, o.tcp6.summary());
+        o.web4 = tcp_transfer(mn.ns, op.cn_ns, op.cn4, 80, kTcpBytes / 4, std::chrono::seconds(20));
+        fmt::print("  {} -> {} {:<16} TCP80 {}\n", mn.name, op.cn_ns, op.cn4, o.web4.summary());
         for (const auto* p : {&o.ping4, &o.ping6}) {
             if (!p->ok) {
                 fmt::print("    ping output:\n{}\n", p->output);
@@ -548,21 +578,22 @@ int demo(const Context& c) {
         ok = ok && o.ok();
     }
 
-    if (capture) {
-        section(fmt::format("GRE on the wire (tshark on {} in {}): each MN's keys, as the bindings say",
-                            wan_links()[0].bridge, kWanNs));
-        ok = check_keys_on_the_wire(capture->stop(), lab.bindings) && ok;
-        capture.reset();
+    for (std::size_t i = 0; i < captures.size(); ++i) {
+        const auto& l = wan_links()[i];
+        section(fmt::format("GRE on the wire of {} ({}; tshark on {} in {}): each MN's keys of its binding over it",
+                            l.label, l.mag_if, l.bridge, kWanNs));
+        ok = check_keys_on_the_wire(l, captures[i]->stop(), lab.bindings) && ok;
+        captures[i].reset();
     }
 
     section("Results");
-    Table t({"MN", "OPERATOR", "HOA", "HNP", "KEY-UP", "KEY-DOWN", "PING4", "PING6", "TCP4", "TCP6"});
+    Table t({"MN", "OPERATOR", "HOA", "HNP", "PING4", "PING6", "TCP4", "TCP6", "TCP80"});
     for (const auto& mn : mobile_nodes()) {
         const auto& b = lab.bindings.mag.at(mn.id);
         const auto& o = outcome[mn.id];
         auto word = [](bool good) { return std::string(good ? "ok" : "FAILED"); };
-        t.add({mn.name, mn.op->name, cell(b, "hoa"), cell(b, "hnp"), cell(b, "key_uplink"), cell(b, "key_downlink"),
-               word(o.ping4.ok), word(o.ping6.ok), word(o.tcp4.ok), word(o.tcp6.ok)});
+        t.add({mn.name, mn.op->name, cell(b, "hoa"), cell(b, "hnp"), word(o.ping4.ok), word(o.ping6.ok),
+               word(o.tcp4.ok), word(o.tcp6.ok), word(o.web4.ok)});
     }
     fmt::print("{}", t.str());
 
@@ -588,7 +619,7 @@ int demo(const Context& c) {
         ok = false;
     }
     fmt::print("\n{}\n", ok ? "demo: every mobile node reached its operator's correspondent (ping and TCP, IPv4 and "
-                              "IPv6) with its own GRE keys; the lab is down"
+                              "IPv6) over both WAN links as steered, with its own GRE keys per link; the lab is down"
                             : "demo: FAILED (see above)");
     return ok ? 0 : 1;
 }

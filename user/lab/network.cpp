@@ -132,7 +132,7 @@ void build_network() {
         ip(kLmaNs, {"-6", "addr", "add", l.lma6 + "/64", "dev", l.lma_if});
         fmt::print("[lab] WAN link {}: MAG {} {} / {} -- {} in {} -- LMA {} {} / {}{}\n", l.bridge, l.mag_if, l.mag4,
                    l.mag6, l.bridge, kWanNs, l.lma_if, l.lma4, l.lma6,
-                   l.signaling ? " (registration and tunnel)" : " (attached, kind tunnel; unused until multipath)");
+                   fmt::format(" (label {})", l.label));
     }
 
     // Each operator's correspondent network behind its own core interface of the LMA.

@@ -36,11 +36,10 @@ const std::vector<MobileNode>& mobile_nodes() {
 
 const std::vector<WanLink>& wan_links() {
     static const std::vector<WanLink> links = {
-        {"wan0", "tun0", "br0", "m0", "l0", "192.0.2.10", "192.0.2.1", "2001:db8:ffff::10", "2001:db8:ffff::1", true},
-        // The second WAN link: attached to both data planes, not registered over until the MAG
-        // registers several proxy care-of addresses (RFC 8278, a later issue).
+        {"wan0", "tun0", "br0", "m0", "l0", "192.0.2.10", "192.0.2.1", "2001:db8:ffff::10", "2001:db8:ffff::1", "red",
+         1, 3},
         {"wan1", "tun1", "br1", "m1", "l1", "203.0.113.10", "203.0.113.1", "2001:db8:fffe::10", "2001:db8:fffe::1",
-         false},
+         "blue", 2, 1},
     };
     return links;
 }
@@ -56,6 +55,18 @@ std::vector<std::string> lab_namespaces() {
     return v;
 }
 
+std::string steering_yaml() {
+    std::string y = "labels:                  # RFC 8278 If-Labels of the MAG's WAN links\n";
+    for (const auto& l : wan_links()) {
+        y += fmt::format("  - {{name: {}, id: {}, weight: {}}}\n", l.label, l.label_id, l.weight);
+    }
+    y += "steering:                # the same on both agents: a flow takes the same path both ways\n"
+         "  - {name: web, proto: tcp, remote_ports: 80, labels: [red, blue]}\n"
+         "  - {name: spread, proto: udp, remote_ports: 5001, distribute: per-packet, labels: [red, blue]}\n"
+         "  - {name: rest, labels: [blue, red]}\n";
+    return y;
+}
+
 std::string lma_config_yaml() {
     const auto& wan = wan_links()[0];
     std::string y = fmt::format(
@@ -64,10 +75,11 @@ std::string lma_config_yaml() {
         "instance: xl-lma\n"
         "log_level: info\n"
         "lma:\n"
-        "  addresses: [\"{}\", {}]\n"
+        "  addresses: [\"{}\", {}, {}]   # the last: its address on the BLUE link\n"
         "  gre: keys-required     # RFC 5845 §5.1: overlapping private addresses need keys\n"
+        "  multipath: true        # RFC 8278 MAG multipath bindings\n"
         "interfaces:\n",
-        wan.lma6, wan.lma4);
+        wan.lma6, wan.lma4, wan_links()[1].lma4);
     for (const auto& l : wan_links()) {
         y += fmt::format("  - {{name: {}, kind: tunnel}}\n", l.lma_if);
     }
@@ -83,7 +95,9 @@ std::string lma_config_yaml() {
         }
         y += fmt::format("    ipv6_pool: \"{}\"\n    hnp_length: 64\n    gre: keys-required\n", op.ipv6_pool);
     }
-    y += fmt::format("peers:\n  - name: xl-mag\n    addresses: [{}, \"{}\"]\nmobile_nodes:\n", wan.mag4, wan.mag6);
+    y += steering_yaml();
+    y += fmt::format("peers:\n  - name: xl-mag\n    addresses: [{}, \"{}\", {}]\nmobile_nodes:\n", wan.mag4, wan.mag6,
+                     wan_links()[1].mag4);
     for (const auto& mn : mobile_nodes()) {
         y += fmt::format("  - {{id: {}, realm: {}{}}}\n", mn.id, mn.op->realm,
                          mn.static_hoa ? ", ipv4_home_address: " + *mn.static_hoa : "");
@@ -98,11 +112,11 @@ std::string mag_config_yaml() {
         "instance: xl-mag\n"
         "log_level: info\n"
         "mag:\n"
-        "  addresses: [\"{}\", {}]   # proxy CoAs: wan0's (wan1 waits for multipath, RFC 8278)\n"
         "  lma: {}                   # IPv4-LMAA: PBUs over UDP 5436 (RFC 5844), GRE over IPv4\n"
         "  gre: keys                 # the GRE Key option with a downlink key (RFC 5845 §3.1)\n"
+        "  identifier: xl-mag.lab.example   # MAG Identifier option (RFC 8278 §4.2)\n"
         "interfaces:\n",
-        wan.mag6, wan.mag4, wan.lma4);
+        wan.lma4);
     for (const auto& l : wan_links()) {
         y += fmt::format("  - {{name: {}, kind: tunnel}}\n", l.mag_if);
     }
@@ -111,6 +125,11 @@ std::string mag_config_yaml() {
     for (const auto& mn : mobile_nodes()) {
         y += fmt::format("  - {{name: {}, kind: access, realm: {}}}\n", mn.access_if, mn.op->realm);
     }
+    y += "wan:                         # RFC 8278: one proxy CoA and binding per WAN link\n";
+    for (const auto& l : wan_links()) {
+        y += fmt::format("  - {{interface: {}, address: {}, lma: {}, label: {}}}\n", l.mag_if, l.mag4, l.lma4, l.label);
+    }
+    y += steering_yaml();
     y += "limits:\n  sessions: 1024\nmobile_nodes:\n";
     for (const auto& mn : mobile_nodes()) {
         y += fmt::format("  - {{id: {}, mac: \"{}\", interface: {}}}\n", mn.id, mn.mac, mn.access_if);

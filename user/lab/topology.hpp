@@ -14,6 +14,11 @@
 // mn1 and mn3 hold the same static home address 10.0.0.10 in their realms, mn2 and mn4 get one
 // from their realm's pool; IPv6 prefixes come from per-realm pools. Both correspondents are
 // 198.51.100.10 too: each realm reaches only its own.
+//
+// The two WAN links are the MAG's two access networks (RFC 8278): wan0 labelled RED, wan1 BLUE.
+// The MAG registers a binding over each (its MAG Multipath-Binding option); both agents steer by
+// the same rules: TCP to port 80 on RED, UDP to port 5001 spread 3:1 over RED and BLUE packet
+// by packet, everything else on BLUE; a path without carrier hands its flows to the other.
 #pragma once
 
 #include <cstdint>
@@ -61,7 +66,9 @@ struct WanLink {
     std::string bridge;          // in xl-wan
     std::string mag_port, lma_port;   // the bridge's ports
     std::string mag4, lma4, mag6, lma6;
-    bool signaling = false;      // the MAG registers over this link's address
+    std::string label;           // RFC 8278 If-Label name (red, blue)
+    unsigned label_id = 0;
+    unsigned weight = 1;         // share of per-packet distribution
 };
 
 const std::vector<Operator>& operators();
@@ -70,6 +77,8 @@ const std::vector<WanLink>& wan_links();
 // Every namespace of the lab, in creation order.
 std::vector<std::string> lab_namespaces();
 
+// The `labels` and `steering` block both agents share (RFC 8278 §3.2).
+std::string steering_yaml();
 // The agents' configuration files (validated by `xpmip check-config` before use).
 std::string lma_config_yaml();
 std::string mag_config_yaml();

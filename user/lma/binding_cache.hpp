@@ -1,6 +1,7 @@
 // The LMA's Binding Cache (RFC 5213 §5.1, extended by RFC 5844 §3.2.1 with the IPv4 home
-// address and IPv4 proxy CoA and by RFC 5845 §5.1 with the GRE fields). One mobility session per
-// MN-ID: a later registration of the same MN refreshes it or moves it to another MAG.
+// address and IPv4 proxy CoA, by RFC 5845 §5.1 with the GRE fields and by RFC 8278 with several
+// bindings per session). One mobility session per MN-ID: a later registration of the same MN
+// refreshes it, adds a binding (multipath) or moves it to another MAG.
 #pragma once
 
 #include "common/address.hpp"
@@ -14,6 +15,29 @@
 #include <vector>
 
 namespace xpmip::lma {
+
+// One binding of a multipath session (RFC 8278 §4.1): a proxy CoA of the MAG with its access
+// network's label, and its own GRE key pair (RFC 5845 keys belong to one binding).
+struct MultipathBinding {
+    std::uint8_t bid = 0;                  // Binding-Id, 1..254
+    std::uint8_t label = 0;                // If-Label
+    std::uint8_t if_att = 0;               // If-ATT
+    IpAddress proxy_coa;
+    IpAddress lma_address;
+    wire::Transport transport = wire::Transport::Ipv6;
+    std::uint16_t mag_port = 0;
+    std::uint32_t ifindex = 0;             // the interface its PBUs arrive on: its link's carrier
+    std::chrono::seconds lifetime{0};
+    Clock::time_point expires{};
+    std::uint16_t last_sequence = 0;
+    std::optional<std::uint64_t> last_timestamp;
+    bool gre = false;
+    std::optional<std::uint32_t> key_downlink;
+    std::optional<std::uint32_t> key_uplink;
+    bool tlv_header = false;
+    bool force_udp = false;
+    dataplane::Encapsulation encap = dataplane::Encapsulation::IpInIp;
+};
 
 struct BindingCacheEntry {
     std::uint32_t session_id = 0;          // the data plane session
@@ -52,6 +76,13 @@ struct BindingCacheEntry {
 
     dataplane::SessionConfig session;               // what the data plane holds (when active)
     bool in_dataplane = false;
+
+    // RFC 8278: a multipath session has its bindings here, by Binding-Id, and the fields above
+    // that describe one binding (proxy CoA, transport, GRE, lifetime) are those of the binding
+    // registered last (shown, not used to forward); its keys are the bindings' own.
+    bool multipath = false;
+    std::string mag_id;                              // MAG Identifier option (64)
+    std::map<std::uint8_t, MultipathBinding> bindings;
 };
 
 class BindingCache {

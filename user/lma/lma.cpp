@@ -133,6 +133,9 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
     const auto* v4coa = pbu.options.find<Ipv4CareOfAddressOption>();
     const auto hnps = pbu.options.all<HomeNetworkPrefixOption>();
     const bool dereg = pbu.lifetime == 0;
+    // RFC 8278 §4.4: a legacy LMA skips options 63 and 64; `lma.multipath: false` acts like one.
+    const auto* mmb = config_.multipath ? pbu.options.find<MagMultipathBindingOption>() : nullptr;
+    const auto* mag_ident = config_.multipath ? pbu.options.find<MagIdentifierOption>() : nullptr;
 
     // Options every PBA carries back (RFC 5213 §5.3.6, RFC 5844 §3.2.3): the MN-ID, HI, ATT,
     // MN link-layer ID and link-local address as received; the Timestamp as received except in
@@ -166,6 +169,14 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         echo_options(our_ts);
         for (const auto& h : hnps) {
             pba.options.add(h);
+        }
+        // RFC 8278 §4.4 (for 180; any rejection of a multipath request, so that the MAG can tell
+        // which binding it concerns): both options echoed.
+        if (mmb) {
+            pba.options.add(*mmb);
+        }
+        if (mmb && mag_ident) {
+            pba.options.add(*mag_ident);
         }
         log_exchange(in, out, e);
         replies.push_back(out);
@@ -201,13 +212,40 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         }
     }
 
+    if (mmb && !mag_ident) {
+        // §4.4: "the MAG Identifier option MUST also be present".
+        spdlog::warn("PBU mn={} from {}: MAG Multipath-Binding option without the MAG Identifier option "
+                     "(RFC 8278 §4.4)", id, to_string(in.src));
+        return reject(Status::CannotSupportMultipathBinding);
+    }
+    if (mmb && !profile->multipath) {
+        spdlog::warn("PBU mn={} from {}: not authorized for multipath binding", id, to_string(in.src));
+        return reject(Status::CannotSupportMultipathBinding);
+    }
+    if (mmb && dereg && mmb->overwrite) {
+        // §4.1: "This flag MUST be set to a value of (0), in de-registration requests."
+        spdlog::warn("PBU mn={} from {}: de-registration with the O flag set (RFC 8278 §4.1): O ignored", id,
+                     to_string(in.src));
+    }
+
     BindingCacheEntry* e = cache_.find(id);
+    // The binding this PBU is about, when the session is multipath and has it.
+    MultipathBinding* mb = nullptr;
+    if (mmb && e && e->multipath) {
+        auto it = e->bindings.find(mmb->binding_id);
+        mb = it == e->bindings.end() ? nullptr : &it->second;
+    }
+    // Replay protection per binding in a multipath session (each path's PBUs race the others).
+    const std::optional<std::uint64_t> last_ts = mmb && e && e->multipath ? (mb ? mb->last_timestamp : std::nullopt)
+                                                 : e ? e->last_timestamp : std::nullopt;
+    const bool same_sender = mmb && e && e->multipath ? (mb && mb->proxy_coa == in.src) : (e && e->proxy_coa == in.src);
+    const std::uint16_t last_seq = mmb && e && e->multipath ? (mb ? mb->last_sequence : 0) : (e ? e->last_sequence : 0);
 
     // RFC 5213 §5.5: timestamps when the PBU carries one, else sequence numbers. A deferred
     // PBU was checked when it arrived; the previous MAG's de-registration it waited for is
     // newer than it, which must not make it "lower than the last accepted".
     if (ts && !replay) {
-        if (e && e->last_timestamp && ts->value <= *e->last_timestamp) {
+        if (last_ts && ts->value <= *last_ts) {
             return reject(Status::TimestampLowerThanPrevAccepted, e);
         }
         const std::uint64_t ours = wall_timestamp_();
@@ -217,20 +255,61 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         if (diff > window) {
             return reject(Status::TimestampMismatch, e);
         }
-    } else if (!ts && !replay && e && e->proxy_coa == in.src && !sequence_newer(pbu.sequence, e->last_sequence)) {
+    } else if (!ts && !replay && same_sender && !sequence_newer(pbu.sequence, last_seq)) {
         // Sequence numbers are per MAG: a MAG that takes the MN over cannot know the previous
         // MAG's (RFC 5213 §5.5 prefers timestamps for that reason), so only the same MAG's
         // older numbers are refused.
-        pba.sequence = e->last_sequence;   // RFC 6275 §6.1.8: the last accepted sequence number
+        pba.sequence = last_seq;   // RFC 6275 §6.1.8: the last accepted sequence number
         return reject(Status::SequenceNumberOutOfWindow, e);
     }
 
     // De-registration (RFC 5213 §5.3.5).
+    if (dereg && mmb && e && e->multipath) {
+        // RFC 8278: the de-registration of one Binding-Id leaves the MN's other bindings.
+        pba.status = st(Status::Accepted);
+        echo_options(false);
+        for (const auto& h : hnps) {
+            pba.options.add(h);
+        }
+        pba.options.add(*mmb);
+        if (e->deregistered || !mb) {
+            spdlog::info("de-registration of {} binding {} from {}: no such binding", id, mmb->binding_id,
+                         to_string(in.src));
+        } else if (e->mag_id != mag_ident->identifier) {
+            spdlog::info("de-registration of {} binding {} from MAG '{}' after its handoff to '{}': binding kept", id,
+                         mmb->binding_id, mag_ident->identifier, e->mag_id);
+        } else if (e->bindings.size() == 1) {
+            mb->last_sequence = pbu.sequence;
+            deregister(*e, now);   // the last one: the session goes (held MinDelayBeforeBCEDelete)
+        } else {
+            const MultipathBinding gone = *mb;
+            e->bindings.erase(mmb->binding_id);
+            try {
+                const auto s = multipath_session(*e, e->session);
+                sink_.upsert(s);
+                e->session = s;
+            } catch (const std::exception& ex) {
+                spdlog::error("session {} for {}: removing binding {} from the data plane failed: {}", e->session_id,
+                              id, gone.bid, ex.what());
+            }
+            if (gone.key_uplink) {
+                uplink_keys_.release(*gone.key_uplink, now);
+            }
+            spdlog::info("binding {} of {} ({} label {}) de-registered; {} binding(s) left", gone.bid, id,
+                         to_string(gone.proxy_coa), config_.steering.label_name(gone.label), e->bindings.size());
+        }
+        log_exchange(in, out, e);
+        replies.push_back(out);
+        return replies;
+    }
     if (dereg) {
         pba.status = st(Status::Accepted);
         echo_options(false);
         for (const auto& h : hnps) {
             pba.options.add(h);
+        }
+        if (mmb) {
+            pba.options.add(*mmb);
         }
         if (e && e->proxy_coa == in.src && !e->deregistered) {
             e->last_sequence = pbu.sequence;
@@ -257,12 +336,15 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         return replies;
     }
 
-    const bool handoff = e && !e->deregistered && e->proxy_coa != in.src;
+    // A multipath session belongs to one MAG (its Identifier): another proxy CoA of that MAG
+    // adds a binding, another MAG takes the session over.
+    const bool handoff = e && !e->deregistered &&
+                         (mmb && e->multipath ? e->mag_id != mag_ident->identifier : e->proxy_coa != in.src);
     // RFC 5213 §5.4.1.3: with the handoff state unknown (HI 4) while the previous MAG's binding
     // is up, wait up to MaxDelayBeforeNewBCEAssign for its de-registration. Our binding cache
     // keeps one mobility session per MN, so when the wait ends the registration moves the
     // session to the new MAG either way.
-    if (handoff && hi->value == static_cast<std::uint8_t>(HandoffIndicator::Unknown) && !replay &&
+    if (handoff && !mmb && hi->value == static_cast<std::uint8_t>(HandoffIndicator::Unknown) && !replay &&
         config_.timers.max_delay_before_new_bce_assign.count() > 0) {
         auto [it, fresh] = deferred_.try_emplace(id, Deferred{in, now + config_.timers.max_delay_before_new_bce_assign});
         if (!fresh) {
@@ -404,20 +486,57 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
             return reject(Status::InsufficientResources, e);
         }
     }
-    // §3.3: the uplink key stays the same for the life of the mobility session.
-    std::optional<std::uint32_t> drop_key;
+    // RFC 8278: this PBU's binding; the bindings it replaces (O flag, a handoff to another MAG,
+    // the single binding of a session becoming multipath, or the reverse), released once the
+    // registration holds.
+    MultipathBinding nb = mb && !handoff ? *mb : MultipathBinding{};
+    std::vector<std::uint32_t> drop_keys;
+    if (mmb) {
+        if (!ne.multipath || handoff || ne.deregistered) {
+            // A session starting over: nothing of the old bindings but this one's own keys
+            // (a de-registered MN coming back through the same binding keeps them, §3.3).
+            if (ne.key_uplink) {
+                drop_keys.push_back(*ne.key_uplink);
+                ne.key_uplink.reset();
+            }
+            for (const auto& [bid, b] : ne.bindings) {
+                if (b.key_uplink && !(mb && !handoff && bid == mb->bid)) {
+                    drop_keys.push_back(*b.key_uplink);
+                }
+            }
+            ne.bindings.clear();
+        } else if (mmb->overwrite) {
+            for (const auto& [bid, b] : ne.bindings) {
+                if (bid != mmb->binding_id && b.key_uplink) {
+                    drop_keys.push_back(*b.key_uplink);
+                }
+            }
+            std::erase_if(ne.bindings, [&](const auto& kv) { return kv.first != mmb->binding_id; });
+        }
+    } else if (ne.multipath) {
+        for (const auto& [bid, b] : ne.bindings) {
+            if (b.key_uplink) {
+                drop_keys.push_back(*b.key_uplink);
+            }
+        }
+        ne.bindings.clear();
+        ne.multipath = false;
+    }
+    // §3.3: the uplink key stays the same for the life of the mobility session (of the binding,
+    // with several: RFC 5845 keys apply to one binding).
+    std::optional<std::uint32_t>& key_slot = mmb ? nb.key_uplink : ne.key_uplink;
     if (d.gre && d.keyed) {
-        if (!ne.key_uplink) {
+        if (!key_slot) {
             auto k = uplink_keys_.allocate(now);
             if (!k) {
                 roll_back();
                 return reject(Status::InsufficientResources, e);
             }
-            ne.key_uplink = taken.key = static_cast<std::uint32_t>(*k);
+            key_slot = taken.key = static_cast<std::uint32_t>(*k);
         }
-    } else if (ne.key_uplink) {
-        drop_key = ne.key_uplink;   // no keys any more: released once this registration holds
-        ne.key_uplink.reset();
+    } else if (key_slot) {
+        drop_keys.push_back(*key_slot);   // no keys any more: released once this registration holds
+        key_slot.reset();
     }
     if (!ne.session_id) {
         auto sid = session_ids_.allocate(now);
@@ -450,11 +569,58 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
     path.remote = in.src;
     if (d.keyed) {
         path.key_downlink = *gre_opt->key;
-        path.key_uplink = *ne.key_uplink;
+        path.key_uplink = *key_slot;
     }
     s.paths = {path};
+    const auto granted = std::min<std::chrono::seconds>(pbu.lifetime_seconds(), config_.timers.max_lifetime);
+    if (mmb) {
+        nb.bid = mmb->binding_id;
+        nb.label = mmb->if_label;
+        nb.if_att = mmb->if_att;
+        nb.proxy_coa = in.src;
+        nb.lma_address = in.dst;
+        nb.transport = in.transport;
+        nb.mag_port = in.src_port;
+        nb.ifindex = in.ifindex;
+        nb.lifetime = granted;
+        nb.expires = now + granted;
+        nb.last_sequence = pbu.sequence;
+        if (ts) {
+            nb.last_timestamp = ts->value;
+        }
+        nb.gre = d.gre;
+        nb.key_downlink = d.keyed ? gre_opt->key : std::nullopt;
+        nb.tlv_header = d.tlv;
+        nb.force_udp = force_udp;
+        nb.encap = s.encap;
+        // One data plane session carries one encapsulation: a binding that would need another
+        // than the MN's other bindings cannot join them (unless it replaces them).
+        for (const auto& [bid, b] : ne.bindings) {
+            if (bid != nb.bid && (b.encap != nb.encap || b.key_uplink.has_value() != nb.key_uplink.has_value())) {
+                spdlog::warn("PBU mn={} binding {}: encapsulation {}{} differs from binding {}'s {}{}: one session "
+                             "has one encapsulation", id, nb.bid, dataplane::to_string(nb.encap),
+                             nb.key_uplink ? " keyed" : "", bid, dataplane::to_string(b.encap),
+                             b.key_uplink ? " keyed" : "");
+                roll_back();
+                return reject(Status::CannotSupportMultipathBinding, e);
+            }
+        }
+        if (mmb->bulk_reregistration) {
+            // §4.1 B: "update the binding lifetime of all the mobile node's bindings".
+            for (auto& [bid, b] : ne.bindings) {
+                b.lifetime = granted;
+                b.expires = now + granted;
+            }
+        }
+        ne.bindings[nb.bid] = nb;
+        ne.multipath = true;
+        ne.mag_id = mag_ident->identifier;
+    }
     try {
         s.mn_ifindex = sink_.realm_ifindex(profile->realm);
+        if (mmb) {
+            s = multipath_session(ne, s);
+        }
         if (!(ne.in_dataplane && ne.session == s)) {
             sink_.upsert(s);
         }
@@ -476,12 +642,11 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         roll_back();
         return reject(Status::InsufficientResources, e);
     }
-    if (drop_key) {
-        uplink_keys_.release(*drop_key, now);
+    for (auto k : drop_keys) {
+        uplink_keys_.release(k, now);
     }
 
     // Commit the entry.
-    const auto granted = std::min<std::chrono::seconds>(pbu.lifetime_seconds(), config_.timers.max_lifetime);
     ne.peer = peer->name;
     ne.proxy_coa = in.src;
     ne.lma_address = in.dst;
@@ -493,13 +658,16 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
     ne.link_local = link_local ? std::optional(link_local->address) : std::nullopt;
     ne.lifetime = granted;
     ne.expires = now + granted;
+    for (const auto& [bid, b] : ne.bindings) {
+        ne.expires = std::max(ne.expires, b.expires);   // the session lasts as long as a binding
+    }
     ne.last_sequence = pbu.sequence;
     if (ts) {
         ne.last_timestamp = ts->value;
     }
     ne.deregistered = false;
     ne.gre = d.gre;
-    ne.key_downlink = d.keyed ? gre_opt->key : std::nullopt;
+    ne.key_downlink = d.keyed && !mmb ? gre_opt->key : std::nullopt;
     ne.tlv_header = d.tlv;
     ne.force_udp = force_udp;
     ne.session = s;
@@ -537,10 +705,16 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         }
     }
     if (d.include_option) {
-        pba.options.add(GreKeyOption{d.keyed ? entry.key_uplink : std::nullopt});
+        pba.options.add(GreKeyOption{d.keyed ? (mmb ? entry.bindings.at(mmb->binding_id).key_uplink : entry.key_uplink)
+                                             : std::nullopt});
     }
     if (force_udp) {
         pba.options.add(NatDetectionOption{true, kNatKeepaliveSeconds});
+    }
+    if (mmb) {
+        // §4.4: "the LMA MUST include the Multipath Binding Option ..., without the MAG NAI
+        // Option". (The last paragraph's SHOULD echo both contradicts it; the MUST wins here.)
+        pba.options.add(*mmb);
     }
     log_exchange(in, out, &entry);
     replies.push_back(out);
@@ -574,6 +748,11 @@ void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::t
     if (e.key_uplink) {
         uplink_keys_.release(*e.key_uplink, now);
     }
+    for (const auto& [bid, b] : e.bindings) {
+        if (b.key_uplink) {
+            uplink_keys_.release(*b.key_uplink, now);
+        }
+    }
     session_ids_.release_now(e.session_id);
 }
 
@@ -597,6 +776,34 @@ void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_poi
 std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
     std::vector<OutgoingPba> replies;
     std::vector<std::string> expired, deleted;
+    // RFC 8278: a binding of a multipath session expires on its own; the session when the last does.
+    for (auto& [id, e] : cache_.entries()) {
+        if (!e.multipath || e.deregistered || e.expires <= now) {
+            continue;
+        }
+        const auto before = e.bindings.size();
+        for (auto it = e.bindings.begin(); it != e.bindings.end();) {
+            if (it->second.expires <= now) {
+                spdlog::info("binding {} of {} ({} label {}) expired", it->first, id, to_string(it->second.proxy_coa),
+                             config_.steering.label_name(it->second.label));
+                if (it->second.key_uplink) {
+                    uplink_keys_.release(*it->second.key_uplink, now);
+                }
+                it = e.bindings.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (e.bindings.size() != before && e.in_dataplane) {
+            try {
+                const auto s = multipath_session(e, e.session);
+                sink_.upsert(s);
+                e.session = s;
+            } catch (const std::exception& ex) {
+                spdlog::error("session {} for {}: removing expired bindings failed: {}", e.session_id, id, ex.what());
+            }
+        }
+    }
     for (const auto& [id, e] : cache_.entries()) {
         if (!e.deregistered && e.expires <= now) {
             expired.push_back(id);
@@ -639,11 +846,54 @@ std::optional<Clock::time_point> LocalMobilityAnchor::next_deadline() const {
     };
     for (const auto& [id, e] : cache_.entries()) {
         consider(e.deregistered ? e.delete_at : e.expires);
+        if (!e.deregistered) {
+            for (const auto& [bid, b] : e.bindings) {
+                consider(b.expires);
+            }
+        }
     }
     for (const auto& [id, d] : deferred_) {
         consider(d.deadline);
     }
     return next;
+}
+
+dataplane::SessionConfig LocalMobilityAnchor::multipath_session(const BindingCacheEntry& e,
+                                                               dataplane::SessionConfig base) {
+    base.paths.clear();
+    for (const auto& [bid, b] : e.bindings) {   // by Binding-Id: the same order at both ends
+        dataplane::PathConfig p;
+        p.local = b.lma_address;
+        p.remote = b.proxy_coa;
+        if (b.key_uplink && b.key_downlink) {
+            p.key_downlink = *b.key_downlink;
+            p.key_uplink = *b.key_uplink;
+        }
+        p.label = b.label;
+        p.bid = b.bid;
+        p.weight = config_.steering.weight(b.label);
+        p.up = b.ifindex == 0 || sink_.link_up(b.ifindex);
+        base.paths.push_back(p);
+    }
+    base.policy = config_.steering.policy.rules.empty() ? 0 : config::kSteeringPolicyId;
+    return base;
+}
+
+void LocalMobilityAnchor::on_link_change() {
+    for (auto& [id, e] : cache_.entries()) {
+        if (!e.multipath || !e.in_dataplane) {
+            continue;
+        }
+        try {
+            auto s = multipath_session(e, e.session);
+            if (s != e.session) {
+                sink_.upsert(s);
+                e.session = s;
+            }
+        } catch (const std::exception& ex) {
+            spdlog::error("session {} for {}: updating its paths failed: {}", e.session_id, id, ex.what());
+        }
+    }
 }
 
 void LocalMobilityAnchor::log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const {
@@ -660,10 +910,15 @@ void LocalMobilityAnchor::log_exchange(const IncomingPbu& in, const OutgoingPba&
         }
         addrs += fmt::format(" session={} encap={}", e->session_id, dataplane::to_string(e->session.encap));
     }
+    std::string multipath;
+    if (const auto* m = in.pbu.options.find<MagMultipathBindingOption>(); m && config_.multipath) {
+        multipath = fmt::format(" bid={} label={}{}{}", m->binding_id, config_.steering.label_name(m->if_label),
+                                m->bulk_reregistration ? " B" : "", m->overwrite ? " O" : "");
+    }
     auto line = fmt::format(
-        "PBU mn={} mag={}{} seq={} lifetime={}s hi={} gre={} T={} -> PBA status={}({}) seq={} lifetime={}s gre={} T={}{}",
+        "PBU mn={} mag={}{}{} seq={} lifetime={}s hi={} gre={} T={} -> PBA status={}({}) seq={} lifetime={}s gre={} T={}{}",
         mn_id ? mn_key(*mn_id) : "-", to_string(in.src),
-        in.transport == Transport::Ipv4Udp ? fmt::format(":{}", in.src_port) : "", in.pbu.sequence,
+        in.transport == Transport::Ipv4Udp ? fmt::format(":{}", in.src_port) : "", multipath, in.pbu.sequence,
         in.pbu.lifetime_seconds().count(), hi ? std::to_string(hi->value) : "-",
         gre_text(in.pbu.options.find<GreKeyOption>()), in.pbu.has(bu_flag::kTlvHeader) ? 1 : 0,
         status_name(pba.status), pba.status, pba.sequence, pba.lifetime_seconds().count(),

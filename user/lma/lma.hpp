@@ -25,6 +25,7 @@ struct IncomingPbu {
     IpAddress dst;               // our address it was sent to
     std::uint16_t src_port = 0;  // IPv4/UDP
     wire::ProxyBindingUpdate pbu;
+    std::uint32_t ifindex = 0;   // the interface it arrived on (0: unknown)
 };
 
 // A PBA to send back the same way (for UDP, from 5436 to the PBU's source port).
@@ -46,6 +47,8 @@ public:
     virtual void remove(std::uint32_t session_id) = 0;
     // ifindex of a realm's core interface (the MN side of its sessions at the LMA).
     virtual std::uint32_t realm_ifindex(std::uint32_t realm) = 0;
+    // Whether an interface has carrier (RFC 8278 paths over a link without it are down).
+    virtual bool link_up(std::uint32_t /*ifindex*/) { return true; }
 };
 
 class LocalMobilityAnchor {
@@ -61,6 +64,9 @@ public:
     // Lifetime expiry, deletion of de-registered entries, deferred handoffs.
     std::vector<OutgoingPba> on_timer(Clock::time_point now);
     std::optional<Clock::time_point> next_deadline() const;
+    // A link's carrier changed: the multipath sessions' paths over it go down or up (their
+    // flows move to other paths in the data plane at once, no signaling).
+    void on_link_change();
 
     // Replace the policy part of the configuration (peers, MNs, GRE policy, timers) without
     // touching existing bindings; they follow the new policy at their next registration.
@@ -82,6 +88,8 @@ private:
     void deregister(BindingCacheEntry& e, Clock::time_point now);
     void delete_entry(const std::string& mn_id, Clock::time_point now);
     void release_resources(const BindingCacheEntry& e, Clock::time_point now);
+    // The data plane session of a multipath entry: `base` with one path per binding.
+    dataplane::SessionConfig multipath_session(const BindingCacheEntry& e, dataplane::SessionConfig base);
     void log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const;
 
     LmaConfig config_;

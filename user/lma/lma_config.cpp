@@ -114,6 +114,7 @@ LmaConfig parse_lma_config(MapReader root) {
             c.addresses.push_back(parse_ip_in(*lma, "addresses", a));
         }
         c.policy = read_policy(*lma);
+        c.multipath = lma->opt_bool("multipath").value_or(true);
         lma->finish();
     } else {
         root.fail("lma", "is required (the LMA's addresses and defaults)");
@@ -126,6 +127,8 @@ LmaConfig parse_lma_config(MapReader root) {
     if (c.interfaces.empty()) {
         root.fail("interfaces", "at least one interface is required");
     }
+
+    c.steering = config::read_steering(root);
 
     if (auto lim = root.opt_map("limits")) {
         c.limits.sessions = static_cast<std::uint32_t>(lim->opt_uint("sessions", 1, 1u << 24).value_or(c.limits.sessions));
@@ -259,6 +262,7 @@ LmaConfig parse_lma_config(MapReader root) {
             }
         }
         m.policy = read_policy(r);
+        m.multipath = r.opt_bool("multipath").value_or(true);
         r.finish();
         c.mobile_node_index[m.id] = c.mobile_nodes.size();
         c.mobile_nodes.push_back(m);

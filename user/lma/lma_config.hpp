@@ -5,6 +5,7 @@
 
 #include "common/address.hpp"
 #include "config/interfaces_config.hpp"
+#include "config/steering_config.hpp"
 #include "config/yaml_reader.hpp"
 #include "dataplane/dataplane.hpp"
 
@@ -61,6 +62,7 @@ struct MobileNodeProfile {
     std::optional<Ipv4Address> ipv4_home_address;   // static; else from the realm pool
     std::optional<Ipv6Prefix> home_network_prefix;   // static; else from the realm pool
     TunnelPolicy policy;
+    bool multipath = true;                       // RFC 8278: authorized for several bindings (else 180)
 };
 
 struct LmaTimers {
@@ -79,6 +81,9 @@ struct LmaConfig {
     std::vector<dataplane::InterfaceConfig> interfaces;
     dataplane::Limits limits;
     TunnelPolicy policy;                         // the LMA-wide defaults
+    // RFC 8278 support. false: behave as a legacy LMA (options 63/64 skipped, §4.4).
+    bool multipath = true;
+    config::SteeringConfig steering;             // labels and routing rules (RFC 8278 §3.2)
     std::vector<Realm> realms;
     std::vector<MagPeer> peers;
     std::vector<MobileNodeProfile> mobile_nodes;

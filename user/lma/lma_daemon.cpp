@@ -7,6 +7,7 @@
 #include "dataplane/dataplane.hpp"
 #include "lma/lma.hpp"
 #include "netlink/interfaces.hpp"
+#include "netlink/link_monitor.hpp"
 #include "transport/daemon_util.hpp"
 #include "transport/signaling_socket.hpp"
 #include "wire/error.hpp"
@@ -28,7 +29,9 @@ namespace {
 
 class DataplaneSink : public SessionSink {
 public:
-    DataplaneSink(dataplane::Dataplane& dp, const LmaConfig& cfg) : dp_(dp), cfg_(cfg) {}
+    DataplaneSink(dataplane::Dataplane& dp, const LmaConfig& cfg, const netlink::LinkMonitor& links)
+        : dp_(dp), cfg_(cfg), links_(links) {}
+    bool link_up(std::uint32_t ifindex) override { return links_.carrier(ifindex); }
     void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
     void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
     std::uint32_t realm_ifindex(std::uint32_t realm) override {
@@ -49,6 +52,7 @@ public:
 private:
     dataplane::Dataplane& dp_;
     const LmaConfig& cfg_;
+    const netlink::LinkMonitor& links_;
     std::map<std::uint32_t, std::uint32_t> ifindex_;   // realm -> its core interface
 };
 
@@ -72,6 +76,30 @@ nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point n
                          {"session", e.session_id}};
         b["hnp"] = control::json_or_null(e.hnp);
         b["hoa"] = control::json_or_null(e.ipv4_hoa);
+        b["multipath"] = e.multipath;
+        if (e.multipath) {
+            // RFC 8278: one row per binding; the keys above are the bindings' (none of the session).
+            b["mag_id"] = e.mag_id;
+            nlohmann::json paths = nlohmann::json::array();
+            for (const auto& [binding_id, p] : e.bindings) {
+                const std::uint8_t bid = binding_id;
+                const bool up = std::any_of(e.session.paths.begin(), e.session.paths.end(),
+                                            [bid](const auto& sp) { return sp.bid == bid && sp.up; });
+                paths.push_back({{"bid", bid},
+                                 {"label", p.label},
+                                 {"label_name", lma.config().steering.label_name(p.label)},
+                                 {"if_att", p.if_att},
+                                 {"mag", to_string(p.proxy_coa)},
+                                 {"lma", to_string(p.lma_address)},
+                                 {"up", e.in_dataplane && up},
+                                 {"remaining", std::chrono::duration_cast<std::chrono::seconds>(p.expires - now).count()},
+                                 {"gre", p.gre},
+                                 {"key_downlink", control::json_or_null(p.key_downlink)},
+                                 {"key_uplink", control::json_or_null(p.key_uplink)},
+                                 {"tlv", p.tlv_header}});
+            }
+            b["paths"] = paths;
+        }
         out.push_back(b);
     }
     return out;
@@ -88,8 +116,14 @@ int run_lma(const LmaRunOptions& options) {
                                      options.keep_dataplane);
     dataplane::Dataplane& dp = *agent_dp;
 
-    DataplaneSink sink(dp, cfg);
+    netlink::LinkMonitor links;
+    DataplaneSink sink(dp, cfg, links);
     LocalMobilityAnchor lma(cfg, sink);
+    // RFC 8278 §3.2 routing rules: one policy for every multipath session.
+    auto install_steering = [&](const config::SteeringConfig& st) {
+        dp.sessions().set_policy(config::kSteeringPolicyId, st.policy);
+    };
+    install_steering(cfg.steering);
 
     std::vector<transport::SignalingSocket> sockets;
     bool v6 = false, v4 = false;
@@ -152,6 +186,7 @@ int run_lma(const LmaRunOptions& options) {
         fds.push_back({tfd.get(), POLLIN, 0});
         fds.push_back({ctl.fd(), POLLIN, 0});
         fds.push_back({metrics_server ? metrics_server->fd() : -1, POLLIN, 0});
+        fds.push_back({links.fd(), POLLIN, 0});
         for (auto& s : sockets) {
             fds.push_back({s.fd(), POLLIN, 0});
         }
@@ -166,7 +201,9 @@ int run_lma(const LmaRunOptions& options) {
             while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGHUP) {
                     try {
-                        lma.reload(load_lma_config(options.config_file));
+                        auto fresh = load_lma_config(options.config_file);
+                        install_steering(fresh.steering);
+                        lma.reload(std::move(fresh));
                         spdlog::set_level(spdlog::level::from_str(lma.config().log_level));
                         spdlog::info("configuration reloaded from {}", options.config_file);
                     } catch (const std::exception& e) {
@@ -189,8 +226,13 @@ int run_lma(const LmaRunOptions& options) {
         if (metrics_server && (fds[3].revents & POLLIN)) {
             metrics_server->serve_one(render_metrics);
         }
+        if (fds[4].revents & POLLIN) {
+            if (control::carrier_changed(links)) {
+                lma.on_link_change();
+            }
+        }
         for (std::size_t i = 0; i < sockets.size(); ++i) {
-            if (!(fds[4 + i].revents & POLLIN)) {
+            if (!(fds[5 + i].revents & POLLIN)) {
                 continue;
             }
             while (auto d = sockets[i].receive()) {
@@ -198,7 +240,7 @@ int run_lma(const LmaRunOptions& options) {
                     auto msg = wire::decode(d->mh);
                     if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&msg)) {
                         ++metrics.pbu_received;
-                        send_all(lma.on_pbu(IncomingPbu{d->transport, d->src, d->dst, d->src_port, *pbu}, Clock::now()));
+                        send_all(lma.on_pbu(IncomingPbu{d->transport, d->src, d->dst, d->src_port, *pbu, d->ifindex}, Clock::now()));
                     } else {
                         spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d->src));
                     }

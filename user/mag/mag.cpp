@@ -70,10 +70,11 @@ bool MobileAccessGateway::rate_limited(BindingUpdateListEntry& e, Clock::time_po
 
 OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool deregistration, Clock::time_point) {
     const MobileNodeConfig* mn = config_.mobile_node(e.mn_id);
+    const WanPath& wan = config_.wans.at(e.path);
     OutgoingPbu out;
-    out.transport = is_ipv4(config_.lma) ? Transport::Ipv4Udp : Transport::Ipv6;
-    out.src = config_.proxy_coa();
-    out.dst = config_.lma;
+    out.transport = is_ipv4(wan.lma) ? Transport::Ipv4Udp : Transport::Ipv6;
+    out.src = wan.address;
+    out.dst = wan.lma;
     ProxyBindingUpdate& pbu = out.pbu;
     e.sequence = next_sequence_++;
     pbu.sequence = e.sequence;
@@ -94,7 +95,7 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
     const bool known = e.hnp || e.ipv4_hoa;
     pbu.options.add(HandoffIndicatorOption{static_cast<std::uint8_t>(
         known ? HandoffIndicator::Unchanged : HandoffIndicator::NewInterface)});
-    pbu.options.add(AccessTechnologyTypeOption{config_.access_technology});
+    pbu.options.add(AccessTechnologyTypeOption{wan.access_technology});
     pbu.options.add(MobileNodeLinkLayerIdOption{std::vector<std::uint8_t>(e.mac.bytes.begin(), e.mac.bytes.end())});
     if (auto ll = sink_.link_local(e.interface)) {
         pbu.options.add(LinkLocalAddressOption{*ll});   // RFC 5213 §8.7: ours on the MN's link
@@ -116,10 +117,24 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
         }
         pbu.options.add(GreKeyOption{keys ? e.key_downlink : std::nullopt});
     }
-    spdlog::info("PBU mn={} lma={} seq={} lifetime={}s hi={} gre={} T={} F={}{}", e.mn_id, to_string(out.dst),
+    // RFC 8278 §4.4: "MUST include the MAG Multipath Binding Option ... in each of the PBU
+    // messages that it sends through the different WAN interfaces", and the MAG Identifier.
+    e.multipath_sent = multipath_for(e);
+    if (e.multipath_sent) {
+        MagMultipathBindingOption mmb;
+        mmb.if_att = wan.access_technology;
+        mmb.if_label = wan.label;
+        mmb.binding_id = wan.bid;
+        pbu.options.add(mmb);
+        pbu.options.add(MagIdentifierOption{kMnIdSubtypeNai, config_.identifier});
+    }
+    spdlog::info("PBU mn={} lma={} seq={} lifetime={}s hi={} gre={} T={} F={}{}{}", e.mn_id, to_string(out.dst),
                  pbu.sequence, pbu.lifetime_seconds().count(), known ? 5 : 1,
                  gre_text(pbu.options.find<GreKeyOption>()), pbu.has(bu_flag::kTlvHeader) ? 1 : 0,
                  pbu.has(bu_flag::kForceUdp) ? 1 : 0,
+                 e.multipath_sent ? fmt::format(" bid={} label={} via {}", wan.bid,
+                                                config_.steering.label_name(wan.label), wan.interface)
+                                  : "",
                  e.attempts > 0 ? fmt::format(" (attempt {})", e.attempts + 1) : "");
     return out;
 }
@@ -148,9 +163,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::attach(const std::string& mn_id, C
         return {};
     }
     if (it != bul_.end()) {
-        if (it->second.key_downlink) {
-            keys_in_use_.erase(*it->second.key_downlink);
-        }
+        release_key(it->second);
         bul_.erase(it);
     }
     BindingUpdateListEntry e;
@@ -165,55 +178,200 @@ std::vector<OutgoingPbu> MobileAccessGateway::attach(const std::string& mn_id, C
     return send(ref, false, now);
 }
 
-void MobileAccessGateway::install(BindingUpdateListEntry& e) {
+BindingUpdateListEntry& MobileAccessGateway::primary(BindingUpdateListEntry& e) {
+    return e.path == 0 ? e : bul_.at(e.mn_id);
+}
+
+std::vector<BindingUpdateListEntry*> MobileAccessGateway::all_paths(BindingUpdateListEntry& p) {
+    std::vector<BindingUpdateListEntry*> v{&p};
+    for (auto& x : p.paths) {
+        v.push_back(&x);
+    }
+    return v;
+}
+
+bool MobileAccessGateway::multipath_for(const BindingUpdateListEntry& e) const {
+    return config_.multipath() && !multipath_off_.count(e.mn_id);
+}
+
+void MobileAccessGateway::release_key(BindingUpdateListEntry& e) {
+    if (e.key_downlink) {
+        keys_in_use_.erase(*e.key_downlink);
+    }
+    for (auto& x : e.paths) {
+        release_key(x);
+    }
+}
+
+std::optional<dataplane::SessionConfig> MobileAccessGateway::session_of(BindingUpdateListEntry& p) {
+    std::vector<BindingUpdateListEntry*> in;
+    for (auto* x : all_paths(p)) {
+        if (x->in_dataplane) {
+            in.push_back(x);
+        }
+    }
+    if (in.empty()) {
+        return std::nullopt;
+    }
+    // One session per MN (one encapsulation: the paths negotiate alike with one LMA).
+    const BindingUpdateListEntry& first = *in.front();
     dataplane::SessionConfig s;
-    s.id = e.session_id;
-    if (e.gre) {
-        s.encap = e.tlv_header ? dataplane::Encapsulation::UdpTlvGre : dataplane::Encapsulation::Gre;
-        s.gre_keys = e.key_downlink && e.key_uplink;
+    s.id = p.session_id;
+    if (first.gre) {
+        s.encap = first.tlv_header ? dataplane::Encapsulation::UdpTlvGre : dataplane::Encapsulation::Gre;
+        s.gre_keys = first.key_downlink && first.key_uplink;
     } else {
-        s.encap = e.udp ? dataplane::Encapsulation::Udp : dataplane::Encapsulation::IpInIp;
+        s.encap = first.udp ? dataplane::Encapsulation::Udp : dataplane::Encapsulation::IpInIp;
     }
     for (const auto& i : config_.interfaces) {
-        if (i.name == e.interface) {
+        if (i.name == p.interface) {
             s.realm = i.realm;
         }
     }
-    if (const MobileNodeConfig* mn = config_.mobile_node(e.mn_id); mn && mn->realm) {
+    if (const MobileNodeConfig* mn = config_.mobile_node(p.mn_id); mn && mn->realm) {
         s.realm = *mn->realm;
     }
-    s.hnp = e.hnp;
-    if (e.ipv4_hoa) {
-        s.hoa = Ipv4Prefix{*e.ipv4_hoa, 32};
+    s.hnp = p.hnp;
+    if (p.ipv4_hoa) {
+        s.hoa = Ipv4Prefix{*p.ipv4_hoa, 32};
     }
-    s.mn_mac = e.mac;
-    s.mn_ifindex = sink_.ifindex(e.interface);
-    dataplane::PathConfig p;
-    p.local = config_.proxy_coa();
-    p.remote = config_.lma;
-    if (s.gre_keys) {
-        p.key_downlink = *e.key_downlink;
-        p.key_uplink = *e.key_uplink;
+    s.mn_mac = p.mac;
+    s.mn_ifindex = sink_.ifindex(p.interface);
+    std::sort(in.begin(), in.end(), [&](auto* a, auto* b) {
+        return config_.wans[a->path].bid < config_.wans[b->path].bid;   // the LMA's order too
+    });
+    for (auto* x : in) {
+        const WanPath& wan = config_.wans[x->path];
+        dataplane::PathConfig path;
+        path.local = wan.address;
+        path.remote = wan.lma;
+        if (s.gre_keys && x->key_downlink && x->key_uplink) {
+            path.key_downlink = *x->key_downlink;
+            path.key_uplink = *x->key_uplink;
+        }
+        if (config_.multipath()) {
+            // RFC 8278: each path leaves by its own WAN interface, and is down without carrier.
+            path.ifindex = sink_.ifindex(wan.interface);
+            path.up = sink_.link_up(path.ifindex);
+            path.label = wan.label;
+            path.bid = wan.bid;
+            path.weight = config_.steering.weight(wan.label);
+        }
+        s.paths.push_back(path);
     }
-    s.paths = {p};
-    if (!(e.in_dataplane && e.session == s)) {
-        sink_.upsert(s);
+    s.policy = config_.multipath() && !config_.steering.policy.rules.empty() ? config::kSteeringPolicyId : 0;
+    return s;
+}
+
+void MobileAccessGateway::refresh_session(BindingUpdateListEntry& p) {
+    auto s = session_of(p);
+    if (!s) {
+        if (p.session_installed) {
+            p.session_installed = false;
+            try {
+                sink_.remove(p.session_id);
+            } catch (const std::exception& ex) {
+                spdlog::error("session {} of {}: removing it from the data plane failed: {}", p.session_id, p.mn_id,
+                              ex.what());
+            }
+            sink_.deregistered(p);
+        }
+        return;
     }
-    e.session = s;
+    if (!(p.session_installed && p.session == *s)) {
+        sink_.upsert(*s);
+    }
+    p.session = *s;
+    p.session_installed = true;
+}
+
+void MobileAccessGateway::install(BindingUpdateListEntry& e) {
+    const bool was = e.in_dataplane;
     e.in_dataplane = true;
+    try {
+        refresh_session(primary(e));
+    } catch (...) {
+        e.in_dataplane = was;
+        throw;
+    }
+    e.session = primary(e).session;
 }
 
 void MobileAccessGateway::uninstall(BindingUpdateListEntry& e) {
     if (!e.in_dataplane) {
         return;
     }
-    try {
-        sink_.remove(e.session_id);
-    } catch (const std::exception& ex) {
-        spdlog::error("session {} of {}: removing it from the data plane failed: {}", e.session_id, e.mn_id, ex.what());
-    }
     e.in_dataplane = false;
-    sink_.deregistered(e);
+    try {
+        refresh_session(primary(e));
+    } catch (const std::exception& ex) {
+        spdlog::error("session {} of {}: removing path {} failed: {}", e.session_id, e.mn_id, e.path, ex.what());
+    }
+}
+
+void MobileAccessGateway::on_link_change() {
+    for (auto& [id, p] : bul_) {
+        if (!p.session_installed) {
+            continue;
+        }
+        try {
+            refresh_session(p);
+        } catch (const std::exception& ex) {
+            spdlog::error("session {} of {}: updating its paths failed: {}", p.session_id, id, ex.what());
+        }
+    }
+}
+
+std::vector<OutgoingPbu> MobileAccessGateway::start_other_paths(BindingUpdateListEntry& p, Clock::time_point now) {
+    std::vector<OutgoingPbu> out;
+    if (!multipath_for(p) || !p.paths.empty()) {
+        return out;
+    }
+    p.paths.reserve(config_.wans.size() - 1);
+    for (std::size_t i = 1; i < config_.wans.size(); ++i) {
+        BindingUpdateListEntry x;
+        x.mn_id = p.mn_id;
+        x.mac = p.mac;
+        x.interface = p.interface;
+        x.path = i;
+        x.state = State::Registering;
+        x.backoff = config_.timers.initial_retransmit;
+        x.session_id = p.session_id;
+        // The addresses the LMA gave over path 0: the same mobility session (RFC 8278 §3.1 step 6).
+        x.hnp = p.hnp;
+        x.ipv4_hoa = p.ipv4_hoa;
+        x.ipv4_prefix_length = p.ipv4_prefix_length;
+        x.ipv4_router = p.ipv4_router;
+        x.gre_for_session = p.gre_for_session;
+        x.gre_forced = p.gre_forced;
+        p.paths.push_back(std::move(x));
+    }
+    for (auto& x : p.paths) {
+        auto more = send(x, false, now);
+        if (more.empty()) {
+            x.next_send = now;   // rate-limited: the timer sends it
+        }
+        out.insert(out.end(), more.begin(), more.end());
+    }
+    return out;
+}
+
+std::vector<OutgoingPbu> MobileAccessGateway::fall_back_to_one_path(BindingUpdateListEntry& p, Clock::time_point now) {
+    multipath_off_.insert(p.mn_id);
+    for (auto& x : p.paths) {
+        uninstall(x);
+        if (x.key_downlink) {
+            keys_in_use_.erase(*x.key_downlink);
+        }
+    }
+    p.paths.clear();
+    // Path 0 registers again without options 63/64 (its binding at the LMA, if any, becomes
+    // an ordinary one).
+    p.state = p.state == State::Registered ? State::Registered : State::Registering;
+    p.refreshing = p.state == State::Registered;
+    p.attempts = 0;
+    p.backoff = config_.timers.initial_retransmit;
+    return send(p, false, now);
 }
 
 std::vector<OutgoingPbu> MobileAccessGateway::detach(const std::string& mn_id, Clock::time_point now) {
@@ -222,40 +380,69 @@ std::vector<OutgoingPbu> MobileAccessGateway::detach(const std::string& mn_id, C
         return {};
     }
     BindingUpdateListEntry& e = it->second;
-    uninstall(e);
+    for (auto* x : all_paths(e)) {
+        uninstall(*x);
+    }
     spdlog::info("mobile node {} detached", mn_id);
     if (e.state == State::Failed || e.state == State::Deregistering) {
-        if (e.key_downlink) {
-            keys_in_use_.erase(*e.key_downlink);
-        }
+        release_key(e);
         bul_.erase(it);
         return {};
     }
-    e.state = State::Deregistering;
-    e.refreshing = false;
-    e.attempts = 0;
-    e.backoff = config_.timers.initial_retransmit;
-    return send(e, true, now);
+    // Every path that may be registered is de-registered (RFC 8278: per Binding-Id); path 0's
+    // answer ends the entry.
+    std::vector<OutgoingPbu> out;
+    for (auto* x : all_paths(e)) {
+        if (x->state == State::Failed || x->state == State::Deregistering) {
+            continue;
+        }
+        x->state = State::Deregistering;
+        x->refreshing = false;
+        x->attempts = 0;
+        x->backoff = config_.timers.initial_retransmit;
+        auto more = send(*x, true, now);
+        out.insert(out.end(), more.begin(), more.end());
+    }
+    return out;
 }
 
 std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Clock::time_point now) {
     const ProxyBindingAcknowledgement& pba = in.pba;
-    if (in.src != config_.lma) {
+    if (!config_.is_lma_address(in.src)) {
         spdlog::warn("PBA from {}, which is not our LMA {}: dropped", to_string(in.src), to_string(config_.lma));
         return {};
     }
     // The PBA names the MN (RFC 5213 §5.3.6); 135 carries the LMA's last accepted sequence
-    // number instead of ours, every other status our PBU's.
+    // number instead of ours, every other status our PBU's. Of the MN's paths, the one whose
+    // PBU it answers (RFC 8278: or whose Binding-Id it echoes).
+    const auto* mmb = pba.options.find<MagMultipathBindingOption>();
     BindingUpdateListEntry* e = nullptr;
+    auto pick = [&](BindingUpdateListEntry& p) {
+        for (auto* x : all_paths(p)) {
+            if (x->sequence == pba.sequence) {
+                return x;
+            }
+        }
+        if (mmb) {
+            for (auto* x : all_paths(p)) {
+                if (config_.wans[x->path].bid == mmb->binding_id) {
+                    return x;
+                }
+            }
+        }
+        return &p;
+    };
     if (const auto* id = pba.options.find<MobileNodeIdentifierOption>()) {
         auto it = bul_.find(id->identifier);
         if (it != bul_.end()) {
-            e = &it->second;
+            e = pick(it->second);
         }
     } else {
         for (auto& [k, v] : bul_) {
-            if (v.sequence == pba.sequence) {
-                e = &v;
+            for (auto* x : all_paths(v)) {
+                if (x->sequence == pba.sequence) {
+                    e = x;
+                }
             }
         }
     }
@@ -272,11 +459,33 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
     e->last_status = pba.status;
 
     if (e->state == State::Deregistering) {
-        if (e->key_downlink) {
-            keys_in_use_.erase(*e->key_downlink);
+        if (e->path != 0) {
+            BindingUpdateListEntry& p = primary(*e);
+            keys_in_use_.erase(e->key_downlink.value_or(0));
+            std::erase_if(p.paths, [&](const auto& x) { return &x == e; });
+            return {};
         }
+        release_key(*e);
         bul_.erase(e->mn_id);
         return {};
+    }
+
+    if (static_cast<Status>(pba.status) == Status::CannotSupportMultipathBinding) {
+        // RFC 8278 §4.4: "The MAG on receiving this message SHOULD disable Multipath support
+        // for the mobile node": one path, registered without the options.
+        spdlog::warn("{}: the LMA cannot support a multipath binding for it (180): one path only", e->mn_id);
+        return fall_back_to_one_path(primary(*e), now);
+    }
+    if (pba.accepted() && e->multipath_sent && !mmb) {
+        // §4.4: a legacy LMA answers without option 63: multipath off for this MN.
+        spdlog::warn("{}: LMA {} accepted without the MAG Multipath-Binding option (legacy LMA, RFC 8278 §4.4): "
+                     "multipath disabled for it", e->mn_id, to_string(in.src));
+        multipath_off_.insert(e->mn_id);
+        if (e->path != 0) {
+            // This path's binding replaced the MN's one at a legacy LMA: back to path 0.
+            uninstall(*e);
+            return fall_back_to_one_path(primary(*e), now);
+        }
     }
 
     if (!pba.accepted()) {
@@ -377,8 +586,15 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
     e->attempts = 0;
     e->backoff = config_.timers.initial_retransmit;
     e->next_send = now + std::chrono::duration_cast<Clock::duration>(e->lifetime * config_.timers.refresh_at);
-    if (first) {
+    if (e->multipath_sent && mmb) {
+        lma_multipath_known_ = true;
+    }
+    if (first && e->path == 0) {
         sink_.registered(*e);
+        // RFC 8278 §4.4: the LMA has shown multipath support over this first path; now the others.
+        if (e->multipath_sent && mmb) {
+            return start_other_paths(*e, now);
+        }
     }
     return {};
 }
@@ -389,6 +605,8 @@ std::vector<OutgoingPbu> MobileAccessGateway::reload(MagConfig config, Clock::ti
     }
     config.lma = config_.lma;
     config.addresses = config_.addresses;
+    config.wans = config_.wans;             // paths, labels and Binding-Ids: with a restart too
+    config.identifier = config_.identifier;
     config.interfaces = config_.interfaces;
     config.instance = config_.instance;
     config.limits = config_.limits;
@@ -416,52 +634,70 @@ std::vector<OutgoingPbu> MobileAccessGateway::reload(MagConfig config, Clock::ti
 
 std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
     std::vector<OutgoingPbu> out;
-    std::vector<std::string> gone;
-    for (auto& [id, e] : bul_) {
-        std::vector<OutgoingPbu> more;
-        switch (e.state) {
-        case State::Registering:
-            if (e.next_send <= now) {
-                more = send(e, false, now);
-            }
-            break;
-        case State::Registered:
-            if (e.expires <= now) {
-                // No refresh made it in time: forwarding stops, registration starts over.
-                spdlog::warn("binding of {} expired without a refresh", id);
-                uninstall(e);
-                e.state = State::Registering;
-                e.refreshing = false;
-                e.backoff = config_.timers.initial_retransmit;
-                more = send(e, false, now);
-            } else if (e.next_send <= now) {
-                if (!e.refreshing) {
-                    e.refreshing = true;
-                    e.attempts = 0;
+    std::vector<std::string> gone;                            // MNs whose path 0 gave up
+    std::vector<std::pair<std::string, std::size_t>> gone_paths;   // other paths that did
+    for (auto& [id, p] : bul_) {
+        for (auto* x : all_paths(p)) {
+            BindingUpdateListEntry& e = *x;
+            std::vector<OutgoingPbu> more;
+            switch (e.state) {
+            case State::Registering:
+                if (e.next_send <= now) {
+                    more = send(e, false, now);
+                }
+                break;
+            case State::Registered:
+                if (e.expires <= now) {
+                    // No refresh made it in time: forwarding stops (on this path), registration
+                    // starts over.
+                    spdlog::warn("binding of {} (path {}) expired without a refresh", id, e.path);
+                    uninstall(e);
+                    e.state = State::Registering;
+                    e.refreshing = false;
                     e.backoff = config_.timers.initial_retransmit;
+                    more = send(e, false, now);
+                } else if (e.next_send <= now) {
+                    if (!e.refreshing) {
+                        e.refreshing = true;
+                        e.attempts = 0;
+                        e.backoff = config_.timers.initial_retransmit;
+                    }
+                    more = send(e, false, now);
                 }
-                more = send(e, false, now);
-            }
-            break;
-        case State::Deregistering:
-            if (e.next_send <= now) {
-                if (e.attempts >= config_.timers.deregistration_attempts) {
-                    spdlog::warn("de-registration of {} unanswered after {} attempts: dropped", id, e.attempts);
-                    gone.push_back(id);
-                } else {
-                    more = send(e, true, now);
+                break;
+            case State::Deregistering:
+                if (e.next_send <= now) {
+                    if (e.attempts >= config_.timers.deregistration_attempts) {
+                        spdlog::warn("de-registration of {} (path {}) unanswered after {} attempts: dropped", id, e.path,
+                                     e.attempts);
+                        if (e.path == 0) {
+                            gone.push_back(id);
+                        } else {
+                            gone_paths.emplace_back(id, e.path);
+                        }
+                    } else {
+                        more = send(e, true, now);
+                    }
                 }
+                break;
+            case State::Failed:
+                break;
             }
-            break;
-        case State::Failed:
-            break;
+            out.insert(out.end(), more.begin(), more.end());
         }
-        out.insert(out.end(), more.begin(), more.end());
+    }
+    for (const auto& [id, path] : gone_paths) {
+        auto& paths = bul_.at(id).paths;
+        for (auto it = paths.begin(); it != paths.end(); ++it) {
+            if (it->path == path) {
+                release_key(*it);
+                paths.erase(it);
+                break;
+            }
+        }
     }
     for (const auto& id : gone) {
-        if (bul_[id].key_downlink) {
-            keys_in_use_.erase(*bul_[id].key_downlink);
-        }
+        release_key(bul_.at(id));
         bul_.erase(id);
     }
     return out;
@@ -469,9 +705,9 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
 
 std::optional<Clock::time_point> MobileAccessGateway::next_deadline() const {
     std::optional<Clock::time_point> next;
-    for (const auto& [id, e] : bul_) {
+    auto consider = [&](const BindingUpdateListEntry& e) {
         if (e.state == State::Failed) {
-            continue;
+            return;
         }
         auto t = e.next_send;
         if (e.state == State::Registered) {
@@ -479,6 +715,12 @@ std::optional<Clock::time_point> MobileAccessGateway::next_deadline() const {
         }
         if (!next || t < *next) {
             next = t;
+        }
+    };
+    for (const auto& [id, e] : bul_) {
+        consider(e);
+        for (const auto& x : e.paths) {
+            consider(x);
         }
     }
     return next;

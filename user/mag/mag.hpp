@@ -71,6 +71,13 @@ struct BindingUpdateListEntry {
     std::uint32_t session_id = 0;
     bool in_dataplane = false;
     dataplane::SessionConfig session;
+
+    // RFC 8278. `path`: the WAN path (MagConfig::wans index) this entry registers over; the
+    // MN's entry in the list is path 0's and holds the other paths' entries in `paths`.
+    std::size_t path = 0;
+    bool multipath_sent = false;              // its last PBU carried options 63 and 64
+    std::vector<BindingUpdateListEntry> paths;
+    bool session_installed = false;           // (path 0's entry) the MN's session is in the data plane
 };
 
 // The data plane and the access link, as the MAG's logic sees them.
@@ -82,6 +89,8 @@ public:
     virtual std::uint32_t ifindex(const std::string& interface) = 0;
     // Our link-local address on an access link, for the PBU's Link-local Address option.
     virtual std::optional<Ipv6Address> link_local(const std::string& /*interface*/) { return std::nullopt; }
+    // Carrier of a WAN interface: paths over one without it are down (RFC 8278 failover).
+    virtual bool link_up(std::uint32_t /*ifindex*/) { return true; }
     // The MN's addresses are ready (RA/DHCP may hand them out) or gone.
     virtual void registered(const BindingUpdateListEntry&) {}
     virtual void deregistered(const BindingUpdateListEntry&) {}
@@ -110,6 +119,10 @@ public:
     bool lma_supports_gre() const { return lma_supports_gre_; }
     // Count of "GRE required by the LMA but disabled here" events (RFC 5845 §4.2 alarm).
     unsigned gre_alarms() const { return gre_alarms_; }
+    // A WAN link's carrier changed: paths over it go down or up in the data plane at once.
+    void on_link_change();
+    // RFC 8278 §4.4: multipath is off for this MN (legacy LMA or status 180).
+    bool multipath_disabled(const std::string& mn_id) const { return multipath_off_.count(mn_id) > 0; }
 
 private:
     OutgoingPbu build_pbu(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now);
@@ -118,6 +131,20 @@ private:
     bool include_gre_option(const BindingUpdateListEntry& e) const;
     void install(BindingUpdateListEntry& e);
     void uninstall(BindingUpdateListEntry& e);
+    // The MN's entry (path 0) of any of its entries.
+    BindingUpdateListEntry& primary(BindingUpdateListEntry& e);
+    // Its entries over every path, path 0 first.
+    std::vector<BindingUpdateListEntry*> all_paths(BindingUpdateListEntry& primary);
+    // RFC 8278 §4.4: register the MN's other paths once the LMA has shown multipath support.
+    std::vector<OutgoingPbu> start_other_paths(BindingUpdateListEntry& primary, Clock::time_point now);
+    // Multipath off for the MN: its other paths' entries go, path 0 registers without 63/64.
+    std::vector<OutgoingPbu> fall_back_to_one_path(BindingUpdateListEntry& primary, Clock::time_point now);
+    bool multipath_for(const BindingUpdateListEntry& e) const;
+    // The data plane session of the MN from its paths in the data plane (none: nullopt).
+    std::optional<dataplane::SessionConfig> session_of(BindingUpdateListEntry& primary);
+    // Write (or remove) the MN's session as its paths now are. Throws when the data plane refuses.
+    void refresh_session(BindingUpdateListEntry& primary);
+    void release_key(BindingUpdateListEntry& e);
     std::uint32_t allocate_downlink_key();
 
     MagConfig config_;
@@ -132,6 +159,8 @@ private:
     // attach and detach is held to the rate limit as well.
     std::map<std::string, std::deque<Clock::time_point>> recent_sends_;
     bool lma_supports_gre_ = true;   // until a PBA says otherwise (RFC 5845 §4.2)
+    bool lma_multipath_known_ = false;   // a PBA carried option 63 (RFC 8278 §4.4)
+    std::set<std::string> multipath_off_;
     unsigned gre_alarms_ = 0;
 };
 

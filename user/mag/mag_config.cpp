@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <set>
+
 namespace xpmip::mag {
 
 using config::MapReader;
@@ -35,6 +37,18 @@ IpAddress MagConfig::proxy_coa() const {
     return addresses.front();
 }
 
+bool MagConfig::is_lma_address(const IpAddress& a) const {
+    if (a == lma) {
+        return true;
+    }
+    for (const auto& w : wans) {
+        if (w.lma == a) {
+            return true;
+        }
+    }
+    return false;
+}
+
 MagConfig parse_mag_config(MapReader root) {
     MagConfig c;
     c.instance = root.opt_str("instance").value_or("mag");
@@ -51,8 +65,10 @@ MagConfig parse_mag_config(MapReader root) {
             m->fail("addresses", fmt::format("'{}' is not an IPv4 or IPv6 address", a));
         }
     }
-    if (c.addresses.empty()) {
-        m->fail("addresses", "is required (the MAG's proxy care-of addresses)");
+    // With a `wan` list the proxy CoAs are its addresses.
+    const bool wan_given = root.has("wan");
+    if (c.addresses.empty() && !wan_given) {
+        m->fail("addresses", "is required (the MAG's proxy care-of addresses), or a `wan` list");
     }
     auto lma = m->opt_ip("lma");
     if (!lma) {
@@ -63,7 +79,7 @@ MagConfig parse_mag_config(MapReader root) {
     for (const auto& a : c.addresses) {
         family_ok = family_ok || is_ipv4(a) == is_ipv4(c.lma);
     }
-    if (!family_ok) {
+    if (!family_ok && !c.addresses.empty()) {
         m->fail("lma", fmt::format("{} has no proxy care-of address of its family in addresses", to_string(c.lma)));
     }
     auto gre = m->opt_choice("gre", {"off", "gre-only", "keys"}).value_or("keys");
@@ -75,6 +91,10 @@ MagConfig parse_mag_config(MapReader root) {
     if ((c.tlv_header || c.force_udp) && !is_ipv4(c.lma)) {
         m->fail(c.tlv_header ? "tlv_header" : "force_udp", "needs an IPv4 LMA address (UDP, RFC 5844)");
     }
+    c.identifier = m->opt_str("identifier").value_or(c.instance);
+    if (c.identifier.empty() || c.identifier.size() > 253) {
+        m->fail("identifier", "must be 1..253 octets (an NAI, RFC 8278 §4.2)");
+    }
     m->finish();
 
     c.interfaces = config::read_interfaces(root);
@@ -84,6 +104,69 @@ MagConfig parse_mag_config(MapReader root) {
     }
     if (!tunnel) {
         root.fail("interfaces", "needs a tunnel interface (toward the LMA)");
+    }
+    c.steering = config::read_steering(root);
+    std::set<unsigned> bids;
+    std::set<std::string> wan_ifs;
+    auto wan_list = root.map_list("wan");
+    for (auto& w : wan_list) {
+        WanPath p;
+        p.interface = w.str("interface");
+        bool is_tunnel = false;
+        for (const auto& i : c.interfaces) {
+            is_tunnel = is_tunnel || (i.name == p.interface && i.kind == dataplane::InterfaceKind::Tunnel);
+        }
+        if (!is_tunnel) {
+            w.fail("interface", fmt::format("'{}' is not a tunnel interface in interfaces", p.interface));
+        }
+        if (!wan_ifs.insert(p.interface).second) {
+            w.fail("interface", fmt::format("'{}' is listed twice", p.interface));
+        }
+        auto addr = w.opt_ip("address");
+        if (!addr) {
+            w.fail("address", "is required (this interface's proxy care-of address)");
+        }
+        p.address = *addr;
+        p.lma = w.opt_ip("lma").value_or(c.lma);
+        if (is_ipv4(p.lma) != is_ipv4(p.address)) {
+            w.fail("address", fmt::format("{} and the LMA address {} differ in family", to_string(p.address),
+                                          to_string(p.lma)));
+        }
+        if (is_ipv4(p.lma) != is_ipv4(c.lma)) {
+            w.fail("lma", fmt::format("{}: every path uses mag.lma's family ({})", to_string(p.lma), to_string(c.lma)));
+        }
+        if (auto l = w.opt_str("label")) {
+            p.label = config::resolve_label(c.steering, w, "label", *l);
+        } else if (wan_list.size() > 1) {
+            w.fail("label", "is required with several WAN interfaces (RFC 8278 If-Label)");
+        }
+        p.bid = static_cast<std::uint8_t>(w.opt_uint("bid", 1, 254).value_or(c.wans.size() + 1));
+        if (!bids.insert(p.bid).second) {
+            w.fail("bid", fmt::format("Binding-Id {} is used twice", p.bid));
+        }
+        p.access_technology =
+            static_cast<std::uint8_t>(w.opt_uint("access_technology", 0, 255).value_or(c.access_technology));
+        w.finish();
+        c.wans.push_back(p);
+        if (std::find(c.addresses.begin(), c.addresses.end(), p.address) == c.addresses.end()) {
+            c.addresses.push_back(p.address);
+        }
+    }
+    if (c.wans.size() > XPMIP_MAX_PATHS) {
+        root.fail("wan", fmt::format("{} WAN interfaces: a session has at most {} paths", c.wans.size(), XPMIP_MAX_PATHS));
+    }
+    if (c.wans.empty()) {
+        WanPath p;
+        for (const auto& i : c.interfaces) {
+            if (i.kind == dataplane::InterfaceKind::Tunnel) {
+                p.interface = i.name;
+                break;
+            }
+        }
+        p.address = c.proxy_coa();
+        p.lma = c.lma;
+        p.access_technology = c.access_technology;
+        c.wans.push_back(p);
     }
     if (auto lim = root.opt_map("limits")) {
         c.limits.sessions = static_cast<std::uint32_t>(lim->opt_uint("sessions", 1, 1u << 24).value_or(c.limits.sessions));

@@ -5,6 +5,7 @@
 
 #include "common/address.hpp"
 #include "config/interfaces_config.hpp"
+#include "config/steering_config.hpp"
 #include "config/yaml_reader.hpp"
 #include "dataplane/dataplane.hpp"
 
@@ -37,6 +38,17 @@ struct MobileNodeConfig {
     std::optional<std::uint32_t> realm;
 };
 
+// One WAN interface of the MAG and the proxy CoA it registers over (RFC 8278 §3.1). Without a
+// `wan` list there is one: the first tunnel interface, mag.addresses and mag.lma.
+struct WanPath {
+    std::string interface;           // a tunnel interface of `interfaces`
+    IpAddress address;               // the proxy CoA
+    IpAddress lma;                   // the LMA address this path registers with
+    std::uint8_t label = 0;          // If-Label (RFC 8278 §4.1)
+    std::uint8_t bid = 1;            // Binding-Id, 1..254
+    std::uint8_t access_technology = 4;   // If-ATT
+};
+
 struct MagTimers {
     std::chrono::milliseconds initial_retransmit{1000};    // RFC 6275 INITIAL_BINDACK_TIMEOUT
     std::chrono::milliseconds max_retransmit{32000};       // RFC 6275 MAX_BINDACK_TIMEOUT
@@ -61,6 +73,9 @@ struct MagConfig {
     std::uint8_t access_technology = 4;      // ATT (RFC 5213 §8.5; 4 = IEEE 802.3)
     std::vector<dataplane::InterfaceConfig> interfaces;
     dataplane::Limits limits;
+    std::vector<WanPath> wans;               // at least one; two or more: multipath (RFC 8278)
+    std::string identifier;                  // MAG Identifier option (RFC 8278 §4.2), an NAI
+    config::SteeringConfig steering;         // labels and routing rules (RFC 8278 §3.2)
     std::vector<MobileNodeConfig> mobile_nodes;
     std::unordered_map<std::string, std::size_t> mobile_node_index;   // MN-ID -> mobile_nodes[i]
     std::map<MacAddress, std::size_t> mobile_node_by_mac_index;        // MAC -> mobile_nodes[i]
@@ -70,6 +85,9 @@ struct MagConfig {
     const MobileNodeConfig* mobile_node_by_mac(const MacAddress& mac) const;
     // Our proxy CoA of the LMA's family.
     IpAddress proxy_coa() const;
+    bool multipath() const { return wans.size() > 1; }
+    // The path whose LMA address is `a`, or nullptr.
+    bool is_lma_address(const IpAddress& a) const;
 };
 
 MagConfig parse_mag_config(config::MapReader root);

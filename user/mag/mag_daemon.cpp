@@ -8,6 +8,7 @@
 #include "dataplane/events.hpp"
 #include "mag/mag.hpp"
 #include "netlink/interfaces.hpp"
+#include "netlink/link_monitor.hpp"
 #include "transport/daemon_util.hpp"
 #include "transport/signaling_socket.hpp"
 #include "wire/error.hpp"
@@ -32,7 +33,9 @@ using AccessLinks = std::map<std::string, std::unique_ptr<access::AccessLink>>;
 
 class DataplaneSink : public MagSink {
 public:
-    DataplaneSink(dataplane::Dataplane& dp, AccessLinks& links) : dp_(dp), links_(links) {}
+    DataplaneSink(dataplane::Dataplane& dp, AccessLinks& links, const netlink::LinkMonitor& carrier)
+        : dp_(dp), links_(links), carrier_(carrier) {}
+    bool link_up(std::uint32_t ifindex) override { return carrier_.carrier(ifindex); }
     ~DataplaneSink() override {
         for (const auto& [ifname, addr] : routers_) {
             try {
@@ -104,6 +107,7 @@ public:
 private:
     dataplane::Dataplane& dp_;
     AccessLinks& links_;
+    const netlink::LinkMonitor& carrier_;
     std::set<std::pair<std::string, Ipv4Address>> routers_;   // added by us, removed at exit
     std::map<std::string, std::uint32_t> ifindex_;
 };
@@ -153,6 +157,34 @@ nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point n
         b["hoa"] = control::json_or_null(e.ipv4_hoa);
         b["hoa_prefix_length"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_prefix_length) : nlohmann::json();
         b["ipv4_router"] = control::json_or_null(e.ipv4_router);
+        b["multipath"] = mag.config().multipath() && !mag.multipath_disabled(id);
+        if (mag.config().multipath()) {
+            // RFC 8278: every path's registration (path 0's is also the row above).
+            nlohmann::json paths = nlohmann::json::array();
+            std::vector<const BindingUpdateListEntry*> all{&e};
+            for (const auto& x : e.paths) {
+                all.push_back(&x);
+            }
+            for (const auto* x : all) {
+                const auto& wan = mag.config().wans[x->path];
+                bool up = false;
+                for (const auto& sp : e.session.paths) {
+                    up = up || (e.session_installed && x->in_dataplane && sp.bid == wan.bid && sp.up);
+                }
+                paths.push_back({{"bid", wan.bid},
+                                 {"label", wan.label},
+                                 {"label_name", mag.config().steering.label_name(wan.label)},
+                                 {"interface", wan.interface},
+                                 {"address", to_string(wan.address)},
+                                 {"lma", to_string(wan.lma)},
+                                 {"state", state_name(x->state)},
+                                 {"status", wire::status_name(x->last_status)},
+                                 {"up", up},
+                                 {"key_downlink", control::json_or_null(x->key_downlink)},
+                                 {"key_uplink", control::json_or_null(x->key_uplink)}});
+            }
+            b["paths"] = paths;
+        }
         out.push_back(b);
     }
     return out;
@@ -186,8 +218,11 @@ int run_mag(const MagRunOptions& options) {
             links[iface.name] = std::make_unique<access::AccessLink>(iface.name, lo);
         }
     }
-    DataplaneSink sink(dp, links);
+    netlink::LinkMonitor carrier;
+    DataplaneSink sink(dp, links, carrier);
     MobileAccessGateway mag(cfg, sink);
+    // RFC 8278 §3.2 routing rules: one policy for every multipath session.
+    dp.sessions().set_policy(config::kSteeringPolicyId, cfg.steering.policy);
     auto sock = is_ipv4(cfg.lma) ? transport::SignalingSocket::open_ipv4_udp()
                                  : transport::SignalingSocket::open_ipv6();
     control::AgentMetrics metrics;
@@ -278,7 +313,7 @@ int run_mag(const MagRunOptions& options) {
         transport::arm_timer(tfd.get(), mag.next_deadline());
         std::vector<pollfd> fds{{sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}, {sock.fd(), POLLIN, 0},
                                 {events.fd(), POLLIN, 0}, {ctl.fd(), POLLIN, 0},
-                                {metrics_server ? metrics_server->fd() : -1, POLLIN, 0}};
+                                {metrics_server ? metrics_server->fd() : -1, POLLIN, 0}, {carrier.fd(), POLLIN, 0}};
         int timeout_ms = 1000;
         for (auto& [name, link] : links) {
             fds.push_back({link->fd(), POLLIN, 0});
@@ -295,7 +330,9 @@ int run_mag(const MagRunOptions& options) {
             while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGHUP) {
                     try {
-                        send_all(mag.reload(load_mag_config(options.config_file), Clock::now()));
+                        auto fresh = load_mag_config(options.config_file);
+                        dp.sessions().set_policy(config::kSteeringPolicyId, fresh.steering.policy);
+                        send_all(mag.reload(std::move(fresh), Clock::now()));
                         spdlog::set_level(spdlog::level::from_str(mag.config().log_level));
                         spdlog::info("configuration reloaded from {}", options.config_file);
                     } catch (const std::exception& e) {
@@ -346,8 +383,13 @@ int run_mag(const MagRunOptions& options) {
         if (metrics_server && (fds[5].revents & POLLIN)) {
             metrics_server->serve_one(render_metrics);
         }
+        if (fds[6].revents & POLLIN) {
+            if (control::carrier_changed(carrier)) {
+                mag.on_link_change();
+            }
+        }
         {
-            std::size_t i = 6;
+            std::size_t i = 7;
             for (auto& [name, link] : links) {
                 if (fds[i++].revents & POLLIN) {
                     try {

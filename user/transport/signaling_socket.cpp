@@ -86,6 +86,7 @@ std::optional<Datagram> SignalingSocket::receive() {
                 Ipv6Address dst;
                 std::memcpy(dst.bytes.data(), &pi.ipi6_addr, 16);
                 d.dst = dst;
+                d.ifindex = pi.ipi6_ifindex;
             }
         }
     } else {
@@ -102,6 +103,7 @@ std::optional<Datagram> SignalingSocket::receive() {
                 Ipv4Address dst;
                 std::memcpy(dst.bytes.data(), &pi.ipi_addr, 4);
                 d.dst = dst;
+                d.ifindex = static_cast<std::uint32_t>(pi.ipi_ifindex);
             }
         }
     }

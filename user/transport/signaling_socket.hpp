@@ -26,6 +26,7 @@ struct Datagram {
     IpAddress src;
     IpAddress dst;
     std::uint16_t src_port = 0;
+    std::uint32_t ifindex = 0;      // the interface it arrived on
     std::vector<std::uint8_t> mh;   // the Mobility Header
 };
 
