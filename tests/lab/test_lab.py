@@ -30,7 +30,8 @@ STATE = "/run/xpmip/lab"
 PINS = "/sys/fs/bpf/xpmip"
 INSTANCES = ("xl-lma", "xl-mag")
 NAMESPACES = ("xl-lma", "xl-mag", "xl-wan", "xl-cna", "xl-cnb", "xl-mn1", "xl-mn2", "xl-mn3", "xl-mn4")
-MAG4, LMA4 = "192.0.2.10", "192.0.2.1"
+MAG4, LMA4 = "192.0.2.10", "192.0.2.1"            # wan0 (RED): TCP to port 80
+MAG4_BLUE, LMA4_BLUE = "203.0.113.10", "203.0.113.1"   # wan1 (BLUE): everything else
 # MN namespace -> (MN-ID, realm, its CN's namespace, CN IPv4, CN IPv6)
 MNS = {
     "xl-mn1": ("mn1@operator-a.example", 1, "xl-cna", "198.51.100.10", "2001:db8:ca::10"),
@@ -171,14 +172,15 @@ class Lab(unittest.TestCase):
         r = lab("demo", timeout=400)
         out = r.stdout
         self.assertEqual(r.returncode, 0, out + r.stderr)
-        self.assertIn("all 4 mobile nodes registered with GRE keys", out)
+        self.assertIn("all 4 mobile nodes registered over both WAN links with GRE keys per path", out)
         for ns, (mn_id, realm, cn_ns, cn4, cn6) in MNS.items():
             mn = ns[3:]
             for cn in (cn4, cn6):
                 self.assertRegex(out, rf"{mn} -> {cn_ns} {re.escape(cn)} +ping  3/3 rtt")
                 self.assertRegex(out, rf"{mn} -> {cn_ns} {re.escape(cn)} +TCP   1024 KiB up \+ 1024 KiB down intact")
+            self.assertRegex(out, rf"{mn} -> {cn_ns} {re.escape(cn4)} +TCP80 256 KiB up \+ 256 KiB down intact")
         # The overlap (RFC 5845 Figure 1): 10.0.0.10 in both realms, in both agents' sessions.
-        for title, peer in (("LMA sessions", MAG4), ("MAG sessions", LMA4)):
+        for title, peer in (("LMA sessions", MAG4), ("MAG sessions", LMA4)):   # (PEER: the first path's)
             rows = table_rows(out, title)
             self.assertEqual(len(rows), 4, f"{title}: {rows}")
             self.assertEqual(sorted(r["REALM"] for r in rows if r["HOA"] == "10.0.0.10/32"), ["1", "2"])
@@ -188,21 +190,23 @@ class Lab(unittest.TestCase):
                 self.assertNotEqual(row["KEY-DOWN"], "-")
                 self.assertGreater(int(row["UP-PKTS"]), 100, row)     # pings and 2 x 1 MiB each way
                 self.assertGreater(int(row["DOWN-PKTS"]), 100, row)
+        # RFC 8278: two paths per session, RED (BID 1, label 1) and BLUE (BID 2, label 2), both used.
         for title in ("LMA paths", "MAG paths"):
             rows = table_rows(out, title)
-            self.assertEqual(len(rows), 4)
+            self.assertEqual(len(rows), 8)
+            self.assertEqual(sorted((r["BID"], r["LABEL"]) for r in rows), [("1", "1")] * 4 + [("2", "2")] * 4)
             self.assertTrue(all(r["STATE"] == "up" and int(r["TX-PKTS"]) > 0 and int(r["RX-PKTS"]) > 0 for r in rows),
                             rows)
-        # tshark on the transit bridge saw every MN's keys (the demo's own check).
-        wire = table_rows(out, "== GRE on the wire")
-        self.assertEqual([(w["MN"], w["RESULT"]) for w in wire], [(f"mn{i}", "ok") for i in range(1, 5)])
+        # tshark on both transit bridges saw every MN's keys of its binding there (the demo's check).
+        for label in ("red", "blue"):
+            wire = table_rows(out, f"== GRE on the wire of {label}")
+            self.assertEqual([(w["MN"], w["RESULT"]) for w in wire], [(f"mn{i}", "ok") for i in range(1, 5)])
         # How to watch it, with the pinned maps' real paths.
         for cmd in ("bpftool map dump pinned /sys/fs/bpf/xpmip/xl-lma/sessions",
                     "bpftool map dump pinned /sys/fs/bpf/xpmip/xl-mag/tunnel_keys",
                     "ip netns exec xl-wan tshark -i br0 -f 'ip proto 47'", "-e gre.key"):
             self.assertIn(cmd, out)
-        self.assertIn("wan1", out)
-        self.assertIn("multipath", out)
+        self.assertIn("MAG Multipath-Binding option", out)
         self.assertIn("the MAG de-registered all 4 binding(s)", out)
         self.assertIn("down: nothing of the lab is left", out)
         self.assert_nothing_left()
@@ -225,18 +229,21 @@ class Lab(unittest.TestCase):
         self.assertEqual(set(lma), set(mag))
         self.assertEqual({mag[m[0]]["hoa"] for m in MNS.values() if m[0].startswith(("mn1", "mn3"))}, {"10.0.0.10"},
                          "mn1 and mn3 share one IPv4 home address in two realms")
-        self.assertEqual(len({b["key_uplink"] for b in mag.values()}), 4, "uplink keys tell the MNs apart")
-        self.assertEqual(len({b["key_downlink"] for b in mag.values()}), 4, "downlink keys tell the MNs apart")
+        # Ping and TCP to port 7000 are steered onto BLUE (wan1, BID 2): its binding's keys.
+        def blue(b):
+            return next(p for p in b["paths"] if p["bid"] == 2)
+        self.assertEqual(len({blue(b)["key_uplink"] for b in mag.values()}), 4, "uplink keys tell the MNs apart")
+        self.assertEqual(len({blue(b)["key_downlink"] for b in mag.values()}), 4, "downlink keys tell the MNs apart")
 
         for ns, (mn_id, realm, cn_ns, cn4, cn6) in MNS.items():
-            m, l = mag[mn_id], lma[mn_id]
+            m, l = blue(mag[mn_id]), blue(lma[mn_id])
             with self.subTest(mn=mn_id):
-                self.assertEqual((m["state"], l["state"]), ("registered", "registered"))
-                self.assertEqual(l["realm"], realm)
+                self.assertEqual((mag[mn_id]["state"], lma[mn_id]["state"]), ("registered", "registered"))
+                self.assertEqual(lma[mn_id]["realm"], realm)
                 self.assertEqual((m["key_uplink"], m["key_downlink"]), (l["key_uplink"], l["key_downlink"]),
                                  "MAG and LMA agree on the keys")
-                hoa, hnp = ipaddress.ip_address(m["hoa"]), ipaddress.ip_network(m["hnp"])
-                cap = Capture()
+                hoa, hnp = ipaddress.ip_address(mag[mn_id]["hoa"]), ipaddress.ip_network(mag[mn_id]["hnp"])
+                cap = Capture("br1")
                 try:
                     for cn in (cn4, cn6):
                         p = sh("ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", cn, check=False)
@@ -245,8 +252,8 @@ class Lab(unittest.TestCase):
                     pkts = cap.packets()
                 finally:
                     cap.close()
-                up = [p for p in pkts if p["ip.src"][0] == MAG4 and p["ip.dst"][0] == LMA4]
-                down = [p for p in pkts if p["ip.src"][0] == LMA4 and p["ip.dst"][0] == MAG4]
+                up = [p for p in pkts if p["ip.src"][0] == MAG4_BLUE and p["ip.dst"][0] == LMA4_BLUE]
+                down = [p for p in pkts if p["ip.src"][0] == LMA4_BLUE and p["ip.dst"][0] == MAG4_BLUE]
                 self.assertEqual(len(up) + len(down), len(pkts), "GRE between MAG and LMA only")
                 self.assertGreater(len(up), 10)
                 self.assertGreater(len(down), 10)

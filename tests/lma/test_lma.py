@@ -248,6 +248,7 @@ mobile_nodes:
             lma.ip(f"neigh replace {a} lladdr {mag_mac} dev tun0 nud permanent")
         lma.ip(f"neigh replace {CN1_4} lladdr {cn1_mac} dev core1 nud permanent")
         lma.ip(f"neigh replace {CN2_4} lladdr {cn2_mac} dev core2 nud permanent")
+        cls.extra_network(lma, mag)
 
         cls.cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="lma-", delete=False)
         cls.cfg_file.write(cls.config_text())
@@ -266,6 +267,10 @@ mobile_nodes:
         cls.peer = mag.popen("/usr/bin/python3", os.path.join(HERE, "mh_peer.py"), stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
         cls.seq = 1000
+
+    @classmethod
+    def extra_network(cls, lma, mag):
+        """More links before the LMA starts (subclasses)."""
 
     @classmethod
     def log_text(cls):

@@ -100,6 +100,7 @@ class MagWorld:
 
     def __init__(self, tag, with_lma=False):
         self.w = World(tag)
+        self.backlog = []   # datagrams the scripted LMA received but a test has not looked at yet
         self.mag_proc = None
         self.lma_proc = None
         self.files = []
@@ -174,10 +175,11 @@ class MagWorld:
         return p, text
 
     def start_mag(self, *, gre="keys", lma=LMA6, tlv=False, force_udp=False, lifetime=400, inactivity=0,
-                  static=(), extra_mag=""):
+                  static=(), extra_mag="", extra_interfaces="", extra_top=""):
         self.stop_mag()
         if hasattr(self, "lma"):
             self.ask(self.lma, op="drain")   # what the previous MAG sent, de-registrations included
+        self.backlog = []
         mns = "\n".join(f"  - {{id: {mn_id(i)}, mac: '{mac_of(i)}', interface: acc0, "
                         f"attach: {'static' if i in static else 'dynamic'}}}" for i in range(N_MN))
         self.mag_instance = f"{self.w.prefix}-mag"
@@ -192,7 +194,7 @@ mag:
 {extra_mag}interfaces:
   - {{name: wan0, kind: tunnel}}
   - {{name: acc0, kind: access}}
-timers:
+{extra_interfaces}{extra_top}timers:
   lifetime: {lifetime}
   inactivity_timeout: {inactivity}
 mobile_nodes:
@@ -249,11 +251,17 @@ class ScriptedLma(unittest.TestCase):
         return MagWorld.ask(self.m.lma, **req)
 
     def next_pbu(self, timeout=3.0, kinds=("mh6", "udp")):
-        got = self.lma_ask(op="recv", kinds=list(kinds), timeout=timeout)["got"]
-        if not got:
+        # One select() may return datagrams of several sockets at once: keep the rest for later.
+        backlog = self.m.backlog
+        if not any(g["kind"] in kinds for g in backlog):
+            backlog += self.lma_ask(op="recv", kinds=list(kinds), timeout=timeout)["got"]
+        g = next((g for g in backlog if g["kind"] in kinds), None)
+        if g is None:
             return None
-        g = got[0]
-        return Pbu(bytes.fromhex(g["data"]), "udp" if g["kind"] == "udp" else "ipv6", g["src"])
+        backlog.remove(g)
+        p = Pbu(bytes.fromhex(g["data"]), "udp" if g["kind"] == "udp" else "ipv6", g["src"])
+        p.to = g.get("to", [g.get("dst")])[0]
+        return p
 
     def expect_pbu(self, timeout=3.0, **kw):
         p = self.next_pbu(timeout, **kw)
@@ -261,7 +269,7 @@ class ScriptedLma(unittest.TestCase):
         return p
 
     def answer(self, pbu, status=0, gre=None, key=None, t=False, hnp="2001:db8:a:1::/64", hoa="10.0.0.2",
-               plen=16, router="10.0.0.1", lifetime=None, seq=None):
+               plen=16, router="10.0.0.1", lifetime=None, seq=None, extra=(), src=LMA4, dst=MAG4):
         options = [MIP6OptMNID(subtype=1, id=pbu.mn.encode())]
         if status < 128:
             if hnp and pbu.has(22):
@@ -275,6 +283,7 @@ class ScriptedLma(unittest.TestCase):
             options.append(opt(33, b"\0\0" + struct.pack("!I", key)))
         elif gre == "nokey":
             options.append(opt(33, b"\0\0"))
+        options += list(extra)
         ba = MIP6MH_BA(status=status, flags="P", res2=BA_T if t else 0, seq=pbu.seq if seq is None else seq,
                        mhtime=(pbu.lifetime if lifetime is None else lifetime) // 4 if status < 128 else 0,
                        options=options)
@@ -282,7 +291,7 @@ class ScriptedLma(unittest.TestCase):
             self.lma_ask(op="send6", packet=bytes(IPv6(src=LMA6, dst=MAG6) / ba).hex())
         else:
             ba.cksum = 0
-            self.lma_ask(op="send_udp", src=LMA4, sport=5436, dst=MAG4, dport=5436, data=bytes(ba).hex())
+            self.lma_ask(op="send_udp", src=src, sport=5436, dst=dst, dport=5436, data=bytes(ba).hex())
 
     def session_of(self, i):
         for s in self.m.sessions():
@@ -661,6 +670,137 @@ mobile_nodes:
             self.assertEqual(r.returncode, 0, r.stdout)
         finally:
             m.close()
+
+
+MAG4_2, LMA4_2 = "192.0.3.10", "192.0.3.1"   # the MAG's second WAN link (wan1 -- tun1)
+
+
+class MultipathScriptedLma(ScriptedLma):
+    """RFC 8278 at the MAG, against a scripted LMA: two WAN links, wan0 (RED, BID 1) and wan1
+    (BLUE, BID 2), PBUs over IPv4/UDP 5436 to the LMA's address on each link."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        m = cls.m
+        m.w.veth(m.lma_ns, "tun1", m.mag_ns, "wan1")
+        m.lma_ns.ip(f"addr add {LMA4_2}/24 dev tun1")
+        m.mag_ns.ip(f"addr add {MAG4_2}/24 dev wan1")
+        m.lma_ns.end_host("tun1")
+        m.lma_ns.ip(f"neigh replace {MAG4_2} lladdr {m.mag_ns.mac('wan1')} dev tun1 nud permanent")
+        m.mag_ns.ip(f"neigh replace {LMA4_2} lladdr {m.lma_ns.mac('tun1')} dev wan1 nud permanent")
+        MagWorld.ask(m.lma, op="open_udp", src=LMA4_2, sport=5436)
+
+    def start(self):
+        self.m.start_mag(lma=LMA4, extra_mag="  identifier: mag-x.example\n",
+                         extra_interfaces="  - {name: wan1, kind: tunnel}\n",
+                         extra_top="labels:\n  - {name: red, id: 1, weight: 3}\n  - {name: blue, id: 2}\n"
+                                   f"wan:\n  - {{interface: wan0, address: {MAG4}, label: red}}\n"
+                                   f"  - {{interface: wan1, address: {MAG4_2}, lma: {LMA4_2}, label: blue}}\n"
+                                   "steering:\n  - {name: web, proto: tcp, remote_ports: 80, labels: [red, blue]}\n")
+
+    @staticmethod
+    def mmb(p):
+        d = p.one(63)
+        return {"att": d[0], "label": d[1], "bid": d[2], "flags": d[3]}
+
+    def echo_63(self, p, with_64=False):
+        return [opt(63, p.one(63))] + ([opt(64, p.one(64))] if with_64 else [])
+
+    def bindings(self):
+        r = dptest.sh(XPMIP, "show", "bindings", "-i", self.m.mag_instance, "--json")
+        return {b["mn"]: b for b in json.loads(r.stdout)}
+
+    def first_path(self, i):
+        self.start()
+        self.m.show_up(i)
+        p = self.expect_pbu(kinds=("udp",))
+        self.assertEqual((p.src, p.to), (MAG4, LMA4), "the first PBU goes over wan0")
+        return p
+
+    def test_4_4_registers_one_path_first_then_the_other_after_the_lmas_63(self):
+        p = self.first_path(1)
+        self.assertEqual(self.mmb(p), {"att": 4, "label": 1, "bid": 1, "flags": 0})
+        d = p.one(64)
+        self.assertEqual((d[0], d[2:].decode()), (1, "mag-x.example"), "MAG Identifier option (NAI)")
+        # §4.4: with the LMA's capability unknown, one path only until it answers (the first
+        # path's retransmission after 1 s is all that may come meanwhile).
+        deadline = time.time() + 1.5
+        while (r := self.next_pbu(max(deadline - time.time(), 0.05), kinds=("udp",))) is not None:
+            self.assertEqual((r.src, r.to, self.mmb(r)["bid"]), (MAG4, LMA4, 1), "nothing over wan1 yet")
+            p = r
+        key1 = p.gre[1]
+        self.answer(p, gre="key", key=501, extra=self.echo_63(p))
+        q = self.expect_pbu(kinds=("udp",))
+        self.assertEqual((q.src, q.to), (MAG4_2, LMA4_2), "then a PBU over wan1 from its own proxy CoA")
+        self.assertEqual(self.mmb(q), {"att": 4, "label": 2, "bid": 2, "flags": 0})
+        self.assertTrue(q.has(64))
+        self.assertEqual(q.one(36)[2:], ipaddress.IPv4Address("10.0.0.2").packed, "the HoA of the session")
+        self.assertEqual(str(ipaddress.IPv6Address(q.one(22)[2:])), "2001:db8:a:1::", "and its HNP")
+        key2 = q.gre[1]
+        self.assertNotIn(key2, (None, key1), "a downlink key per binding (RFC 5845 keys are per binding)")
+        self.answer(q, gre="key", key=502, extra=self.echo_63(q), src=LMA4_2, dst=MAG4_2)
+        s = self.wait_session(1, lambda s: len(s["paths"]) == 2)
+        self.assertEqual([(x["bid"], x["label"], x["local"], x["remote"], x.get("interface"), x["key_downlink"],
+                           x["key_uplink"], x["weight"], x["up"]) for x in s["paths"]],
+                         [(1, 1, MAG4, LMA4, "wan0", key1, 501, 3, True),
+                          (2, 2, MAG4_2, LMA4_2, "wan1", key2, 502, 1, True)])
+        self.assertEqual(s["policy"], 1, "the steering rules apply to the session")
+        b = self.bindings()[mn_id(1)]
+        self.assertTrue(b["multipath"])
+        self.assertEqual([(x["label_name"], x["state"]) for x in b["paths"]], [("red", "registered"),
+                                                                                ("blue", "registered")])
+        # Carrier: wan1 down takes its path down in the data plane at once, and back.
+        self.m.lma_ns.ip("link set tun1 down")
+        try:
+            self.wait_session(1, lambda s: [x["up"] for x in s["paths"]] == [True, False])
+        finally:
+            self.m.lma_ns.ip("link set tun1 up")
+        self.wait_session(1, lambda s: [x["up"] for x in s["paths"]] == [True, True])
+        # Detach: each binding is de-registered by its Binding-Id.
+        dptest.sh(XPMIP, "detach", "-i", self.m.mag_instance, mn_id(1))
+        got = {}
+        deadline = time.time() + 5   # (3 PBUs per second per MN: one may wait for its turn)
+        while len(got) < 2 and (d := self.next_pbu(max(deadline - time.time(), 0.05), kinds=("udp",))):
+            self.assertEqual(d.lifetime, 0)
+            got[self.mmb(d)["bid"]] = (d.src, d.to)
+        self.assertEqual(got, {1: (MAG4, LMA4), 2: (MAG4_2, LMA4_2)}, self.m.mag_log()[-3000:])
+
+    def test_4_4_a_pba_echoing_63_and_64_is_taken_as_multipath_too(self):
+        p = self.first_path(2)
+        self.answer(p, gre="key", key=511, extra=self.echo_63(p, with_64=True))
+        q = self.expect_pbu(kinds=("udp",))
+        self.assertEqual((q.src, self.mmb(q)["bid"]), (MAG4_2, 2))
+
+    def test_4_4_legacy_lma_without_63_disables_multipath_for_the_mn(self):
+        p = self.first_path(3)
+        self.answer(p, gre="key", key=521)   # a legacy LMA: no option 63
+        s = self.wait_session(3)
+        self.assertIsNone(self.next_pbu(1.5, kinds=("udp",)), "no PBU over the second path")
+        self.assertEqual(len(s["paths"]), 1)
+        self.assertFalse(self.bindings()[mn_id(3)]["multipath"])
+        self.assertIn("legacy LMA", self.m.mag_log())
+        dptest.sh(XPMIP, "detach", "-i", self.m.mag_instance, mn_id(3))
+        d = self.expect_pbu(kinds=("udp",))
+        self.assertEqual(d.lifetime, 0)
+        self.assertFalse(d.has(63) or d.has(64), "multipath is off for this MN: no options 63/64 any more")
+
+    def test_4_4_status_180_registers_again_without_the_options(self):
+        p = self.first_path(4)
+        self.answer(p, status=180, extra=self.echo_63(p, with_64=True))
+        q = self.expect_pbu(kinds=("udp",))
+        self.assertEqual((q.src, q.to), (MAG4, LMA4))
+        self.assertFalse(q.has(63) or q.has(64), "after 180 the MN registers without multipath")
+        self.answer(q, gre="key", key=531)
+        s = self.wait_session(4)
+        self.assertEqual(len(s["paths"]), 1)
+        self.assertIsNone(self.next_pbu(1.2, kinds=("udp",)))
+
+
+# The base class's tests run once, in ScriptedLma.
+for _name in dir(ScriptedLma):
+    if _name.startswith("test_"):
+        setattr(MultipathScriptedLma, _name, None)
 
 
 if __name__ == "__main__":
