@@ -115,6 +115,70 @@ class ConfigTest(unittest.TestCase):
         self.refused(MAG_BASE.replace("mac: \"02:00:00:00:01:01\"", "mac: \"02:00:00:00:01\""), 8,
                      r"mobile_nodes\[0\]\.mac: '02:00:00:00:01' is not a MAC address", "mag")
 
+    # --- RFC 8278: labels, steering rules, WAN paths ------------------------------------------
+
+    STEERING = """labels:
+  - {name: red, id: 1, weight: 3}
+  - {name: blue, id: 2}
+steering:
+  - {name: web, proto: tcp, remote_ports: 80, labels: [red, blue]}
+  - {name: spread, proto: udp, remote_ports: 5000-5009, distribute: per-packet, labels: [red, 2]}
+  - {name: cn, remote_prefix: 198.51.100.0/24, dscp: 46, labels: [blue], strict: true}
+"""
+
+    def test_steering_block_and_multipath_switches_are_valid(self):
+        self.assertEqual(check(BASE + self.STEERING)[0], 0, check(BASE + self.STEERING)[1])
+        self.assertIn("multipath on, 3 steering rule(s)", check(BASE + self.STEERING)[1])
+        self.assertEqual(check(MAG_BASE + self.STEERING, "mag")[0], 0, check(MAG_BASE + self.STEERING, "mag")[1])
+        self.assertEqual(check(BASE.replace("  addresses: [2001", "  multipath: false\n  addresses: [2001") +
+                               "  - {id: one@example, realm: 1, multipath: false}\n")[0], 0)
+
+    def test_steering_mistakes_name_the_rule_and_key(self):
+        n = BASE.count("\n")   # the line of `labels:` is n + 1
+        st = self.STEERING
+        self.refused(BASE + st.replace("id: 2}", "id: 1}"), n + 3, r"labels\[1\]\.id: label id 1 is used twice")
+        self.refused(BASE + st.replace("name: blue, id: 2", "name: red, id: 2"), n + 3,
+                     r"labels\[1\]\.name: label 'red' is defined twice")
+        self.refused(BASE + st.replace("id: 2}", "id: 0}"), n + 3, r"labels\[1\]\.id: 0 is out of range")
+        self.refused(BASE + st.replace("labels: [red, blue]", "labels: [red, green]"), n + 5,
+                     r"steering\[0\]\.labels: 'green' is not a label of `labels` nor a number 1\.\.255")
+        self.refused(BASE + st.replace("proto: tcp", "proto: sctpx"), n + 5,
+                     r"steering\[0\]\.proto: 'sctpx' is not tcp, udp, icmp, icmpv6 or a protocol number")
+        self.refused(BASE + st.replace("remote_ports: 80", "remote_ports: 90-80"), n + 5,
+                     r"steering\[0\]\.remote_ports: '90-80' is not a port or a port range")
+        self.refused(BASE + st.replace("proto: tcp, remote_ports", "remote_ports"), n + 5,
+                     r"steering\[0\]\.remote_ports: ports need proto tcp or udp")
+        self.refused(BASE + st.replace("distribute: per-packet", "distribute: round-robin"), n + 6,
+                     r"steering\[1\]\.distribute: 'round-robin' is not one of: per-flow, per-packet")
+        self.refused(BASE + st.replace("198.51.100.0/24", "198.51.100.0/33"), n + 7, r"steering\[2\]\.remote_prefix: ")
+        self.refused(BASE + st.replace("labels: [blue], strict", "labels: [], strict"), n + 7,
+                     r"steering\[2\]\.labels: a per-flow rule needs labels")
+        self.refused(BASE + st.replace("labels: [red, blue]", "labels: [red, blue, 3, 4, 5]"), n + 5,
+                     r"steering\[0\]\.labels: 5 labels: at most 4")
+
+    def test_mag_wan_paths_and_their_mistakes(self):
+        wan = MAG_BASE.replace("  - {name: acc0, kind: access}",
+                               "  - {name: wan1, kind: tunnel}\n  - {name: acc0, kind: access}") + self.STEERING + \
+            "wan:\n  - {interface: wan0, address: 2001:db8:ffff::10, label: red}\n" \
+            "  - {interface: wan1, address: 2001:db8:fffe::10, lma: 2001:db8:fffe::1, label: blue}\n"
+        self.assertEqual(check(wan, "mag")[0], 0, check(wan, "mag")[1])
+        n = wan.count("\n")   # the second path, the last line
+        self.refused(wan.replace("interface: wan1, address", "interface: acc0, address"), n,
+                     r"wan\[1\]\.interface: 'acc0' is not a tunnel interface in interfaces", "mag")
+        self.refused(wan.replace("interface: wan1, address", "interface: wan0, address"), n,
+                     r"wan\[1\]\.interface: 'wan0' is listed twice", "mag")
+        self.refused(wan.replace("2001:db8:fffe::10", "192.0.2.10"), n,
+                     r"wan\[1\]\.address: 192\.0\.2\.10 and the LMA address 2001:db8:fffe::1 differ in family",
+                     "mag")
+        self.refused(wan.replace(", label: blue}", "}"), n,
+                     r"wan\[1\]\.label: is required with several WAN interfaces", "mag")
+        self.refused(wan.replace("label: blue}", "label: blue, bid: 1}"), n, r"wan\[1\]\.bid: Binding-Id 1 is used twice",
+                     "mag")
+        self.refused(wan.replace("label: blue}", "label: blue, bid: 255}"), n, r"wan\[1\]\.bid: 255 is out of range",
+                     "mag")
+        # Without mag.addresses the WAN list gives the proxy CoAs.
+        self.assertEqual(check(wan.replace("  addresses: [2001:db8:ffff::10]\n", ""), "mag")[0], 0)
+
     def test_yaml_syntax_error_names_the_line(self):
         rc, out = check(BASE + "peers: [unclosed\n")
         self.assertEqual(rc, 2)

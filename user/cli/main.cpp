@@ -132,13 +132,17 @@ int main(int argc, char** argv) {
         if (*check && check_role == "mag") {
             auto cfg = xpmip::mag::load_mag_config(check_file);
             std::cout << check_file << ": valid MAG configuration (LMA " << xpmip::to_string(cfg.lma) << ", "
-                      << cfg.mobile_nodes.size() << " mobile node(s))\n";
+                      << cfg.wans.size() << " WAN path(s)" << (cfg.multipath() ? " (multipath)" : "") << ", "
+                      << cfg.steering.policy.rules.size() << " steering rule(s), " << cfg.mobile_nodes.size()
+                      << " mobile node(s))\n";
             return 0;
         }
         if (*check) {
             auto cfg = xpmip::lma::load_lma_config(check_file);
             std::cout << check_file << ": valid LMA configuration (" << cfg.realms.size() << " realm(s), "
-                      << cfg.peers.size() << " peer(s), " << cfg.mobile_nodes.size() << " mobile node(s))\n";
+                      << cfg.peers.size() << " peer(s), " << cfg.mobile_nodes.size() << " mobile node(s), multipath "
+                      << (cfg.multipath ? "on" : "off") << ", " << cfg.steering.policy.rules.size()
+                      << " steering rule(s))\n";
             return 0;
         }
     } catch (const xpmip::config::ConfigError& e) {
