@@ -122,22 +122,27 @@ def table_rows(text, title):
 class Capture:
     """tshark on the transit bridge (GRE only); packets() decodes outer and inner addresses."""
 
-    def __init__(self, iface="br0"):
-        fd, self.path = tempfile.mkstemp(suffix=".pcap")
+    def __init__(self, iface="br0", buffer_mib=2):
+        self.iface = iface
+        fd, self.path = tempfile.mkstemp(suffix=f"-{iface}.pcap")
         os.close(fd)
         self.proc = subprocess.Popen(["ip", "netns", "exec", "xl-wan", "tshark", "-i", iface, "-f", "ip proto 47",
-                                      "-w", self.path, "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
+                                      "-B", str(buffer_mib), "-w", self.path, "-q"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
         line = ""
         while "Capturing on" not in line:
             line = self.proc.stderr.readline()
             if not line and self.proc.poll() is not None:
-                raise RuntimeError("tshark did not start")
+                raise RuntimeError(f"tshark on {iface} did not start")
 
-    def packets(self):
+    def finish(self):
+        """Stop capturing (what is in flight gets 0.3 s to arrive)."""
         time.sleep(0.3)
         self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=10)
+        self.proc.wait(timeout=20)
+
+    def packets(self):
+        self.finish()
         out = sh("tshark", "-r", self.path, "-Y", "gre", "-T", "json", "-e", "ip.src", "-e", "ip.dst", "-e",
                  "ipv6.src", "-e", "ipv6.dst", "-e", "gre.key").stdout
         return [p["_source"]["layers"] for p in json.loads(out or "[]")]

@@ -19,14 +19,13 @@ Runs as root, serially (the lab's names are fixed).
 """
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_lab  # noqa: E402
 from test_lab import STATE, bindings, lab, leftovers, sh  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -100,26 +99,14 @@ elif mode == "udp":
 """
 
 
-class Capture:
+class Capture(test_lab.Capture):
     """tshark on one WAN bridge: GRE packets with their time, outer and inner headers."""
 
     def __init__(self, bridge):
-        self.bridge = bridge
-        fd, self.path = tempfile.mkstemp(suffix=f"-{bridge}.pcap")
-        os.close(fd)
-        self.proc = subprocess.Popen(["ip", "netns", "exec", "xl-wan", "tshark", "-i", bridge, "-f", "ip proto 47",
-                                      "-B", "64", "-w", self.path, "-q"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        line = ""
-        while "Capturing on" not in line:
-            line = self.proc.stderr.readline()
-            if not line and self.proc.poll() is not None:
-                raise RuntimeError(f"tshark on {bridge} did not start")
+        super().__init__(bridge, buffer_mib=64)   # 40000 packets in a few seconds
 
     def stop(self):
-        time.sleep(0.3)
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=20)
+        self.finish()
         out = sh("tshark", "-r", self.path, "-Y", "gre", "-T", "fields", "-E", "separator=;", "-E", "occurrence=a",
                  "-E", "aggregator=,", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "ip.dst", "-e", "ip.proto",
                  "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport",
@@ -131,15 +118,8 @@ class Capture:
             pkts.append({"t": float(t), "outer": (src[0], dst[0]), "inner": (src[-1], dst[-1]),
                          "proto": int(proto[-1]) if proto[-1] else 0,
                          "sport": int(tsp or usp or 0), "dport": int(tdp or udp_ or 0),
-                         "key": int(key, 0) if key else None, "link": self.bridge})
+                         "key": int(key, 0) if key else None, "link": self.iface})
         return pkts
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stderr.close()
-        os.unlink(self.path)
 
 
 def set_red(up):

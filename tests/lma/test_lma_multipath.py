@@ -220,6 +220,16 @@ class MultipathLmaTest(test_lma.LmaTest):
         self.assertEqual([p["bid"] for p in self.session_paths(p1.hoa[1])], [1])
         self.assertEqual(self.binding(mn)["state"], "registered")
 
+    def test_the_session_ends_when_its_last_binding_expires(self):
+        # The long binding is de-registered first: the session's lifetime is the short one's now.
+        mn = self.new_mn()
+        p1 = self.send_on(self.mp(mn, 1, RED, lifetime=400), 1)
+        self.send_on(self.mp(mn, 2, BLUE, lifetime=4, hnp=p1.hnp, v4=p1.hoa[1]), 2)
+        self.send_on(self.mp(mn, 1, RED, lifetime=0, hnp=p1.hnp, v4=p1.hoa[1], gre=None), 1)
+        self.assertEqual([p["bid"] for p in self.session_paths(p1.hoa[1])], [2])
+        self.assertTrue(wait_for(lambda: self.binding(mn) is None, timeout=7), self.binding(mn))
+        self.assertIsNone(self.session_of(hoa=p1.hoa[1]), "no binding left: no session")
+
     # --- 180 and legacy -----------------------------------------------------------------------
 
     def test_4_4_180_for_an_mn_not_authorized_echoes_63_and_64(self):

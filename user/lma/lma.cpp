@@ -284,6 +284,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         } else {
             const MultipathBinding gone = *mb;
             e->bindings.erase(mmb->binding_id);
+            e->expires = bindings_expiry(*e);
             try {
                 const auto s = multipath_session(*e, e->session);
                 sink_.upsert(s);
@@ -657,10 +658,8 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
     ne.mn_ll_id = mn_ll ? mn_ll->identifier : std::vector<std::uint8_t>{};
     ne.link_local = link_local ? std::optional(link_local->address) : std::nullopt;
     ne.lifetime = granted;
-    ne.expires = now + granted;
-    for (const auto& [bid, b] : ne.bindings) {
-        ne.expires = std::max(ne.expires, b.expires);   // the session lasts as long as a binding
-    }
+    // A multipath session lasts as long as its last binding.
+    ne.expires = ne.multipath ? bindings_expiry(ne) : now + granted;
     ne.last_sequence = pbu.sequence;
     if (ts) {
         ne.last_timestamp = ts->value;
@@ -776,9 +775,14 @@ void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_poi
 std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
     std::vector<OutgoingPba> replies;
     std::vector<std::string> expired, deleted;
-    // RFC 8278: a binding of a multipath session expires on its own; the session when the last does.
+    // RFC 8278: a binding of a multipath session expires on its own; the session when the last
+    // does (below, as any session).
     for (auto& [id, e] : cache_.entries()) {
-        if (!e.multipath || e.deregistered || e.expires <= now) {
+        if (!e.multipath || e.deregistered || e.expires <= now || e.bindings.empty()) {
+            continue;
+        }
+        if (std::all_of(e.bindings.begin(), e.bindings.end(), [&](const auto& kv) { return kv.second.expires <= now; })) {
+            e.expires = now;
             continue;
         }
         const auto before = e.bindings.size();
@@ -794,6 +798,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
                 ++it;
             }
         }
+        e.expires = bindings_expiry(e);
         if (e.bindings.size() != before && e.in_dataplane) {
             try {
                 const auto s = multipath_session(e, e.session);
@@ -856,6 +861,14 @@ std::optional<Clock::time_point> LocalMobilityAnchor::next_deadline() const {
         consider(d.deadline);
     }
     return next;
+}
+
+Clock::time_point LocalMobilityAnchor::bindings_expiry(const BindingCacheEntry& e) {
+    Clock::time_point last{};
+    for (const auto& [bid, b] : e.bindings) {
+        last = std::max(last, b.expires);
+    }
+    return last;
 }
 
 dataplane::SessionConfig LocalMobilityAnchor::multipath_session(const BindingCacheEntry& e,

@@ -88,6 +88,8 @@ private:
     void deregister(BindingCacheEntry& e, Clock::time_point now);
     void delete_entry(const std::string& mn_id, Clock::time_point now);
     void release_resources(const BindingCacheEntry& e, Clock::time_point now);
+    // When the last binding of a multipath entry expires.
+    static Clock::time_point bindings_expiry(const BindingCacheEntry& e);
     // The data plane session of a multipath entry: `base` with one path per binding.
     dataplane::SessionConfig multipath_session(const BindingCacheEntry& e, dataplane::SessionConfig base);
     void log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const;
