@@ -40,6 +40,11 @@ MAG6, MAG4 = "2001:db8:ffff::10", "192.0.2.10"
 BU_F, BU_T = 0x100, 0x080
 BA_T = 0x10
 N_MN = 12
+# An agent is up when it has loaded and attached its BPF programs: a second or two on the host, but
+# about 10 s in the VM suite (tests/vmtest), where the 6.1 kernel's verifier runs under TCG emulation,
+# and 20 to 40 s there when the host's cores are busy. A process that exits is reported at once;
+# only one that hangs waits this long.
+START_TIMEOUT = 120
 
 
 def mac_of(i):
@@ -170,8 +175,11 @@ class MagWorld:
         def text():
             with open(log_path) as f:
                 return f.read()
-        if not wait_for(lambda: ready in text() or p.poll() is not None, timeout=30) or p.poll() is not None:
-            raise RuntimeError(f"{role} did not start ({p.poll()}):\n{text()}")
+        wait_for(lambda: ready in text() or p.poll() is not None, timeout=START_TIMEOUT)
+        if p.poll() is not None or ready not in text():
+            rc = p.poll()
+            why = f"exit status {rc}" if rc is not None else f"no {ready!r} in its log after {START_TIMEOUT} s"
+            raise RuntimeError(f"{role} did not start ({why}):\n{text()}")
         return p, text
 
     def start_mag(self, *, gre="keys", lma=LMA6, tlv=False, force_udp=False, lifetime=400, inactivity=0,
