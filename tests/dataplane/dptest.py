@@ -83,6 +83,11 @@ class Netns:
         return self.run("cat", f"/sys/class/net/{ifname}/address").stdout.strip()
 
 
+# Loading verifies every program: 1-2 s on the host, ~15 s in a VM under TCG, more on a busy
+# machine (the VM suite runs these tests too).
+LOAD_TIMEOUT = 300
+
+
 class Instance:
     """A data plane instance (pinned under /sys/fs/bpf/xpmip/<name>) in a namespace."""
 
@@ -94,10 +99,10 @@ class Instance:
         args = ["load", "--role", role, "--sessions", str(sessions)]
         for a in attach:
             args += ["--attach", a]
-        self.dp(*args)
+        self.dp(*args, timeout=LOAD_TIMEOUT)
 
-    def dp(self, *args, input=None, check=True):
-        return self.ns.enter(TOOL, "-i", self.name, *args, input=input, check=check)
+    def dp(self, *args, input=None, check=True, timeout=60):
+        return self.ns.enter(TOOL, "-i", self.name, *args, input=input, check=check, timeout=timeout)
 
     def add_session(self, session):
         self.dp("session", "add", "-", input=json.dumps(session))

@@ -177,7 +177,7 @@ class LoadAndAttach(unittest.TestCase):
         old_links = {lid for lid, l in links.items() if l.get("prog_id") in old["xdp"]}
         self.assertTrue(old_links, "the XDP programs are not attached through bpf links")
         self.lma.dp("load", "--role", "lma", "--sessions", "1024", "--attach", "tun0:tunnel",
-                    "--attach", "core0:core:1", "--attach", "corel2:core-l2:1")
+                    "--attach", "core0:core:1", "--attach", "corel2:core-l2:1", timeout=dptest.LOAD_TIMEOUT)
         new = self.check_attached(self.lma_ns, LMA_IFS)
         new_ids = set().union(*new.values())
         type(self).loaded |= new_ids
