@@ -7,7 +7,7 @@
 //       number of an outstanding PBU of that MAG, the MN-ID echoed, and for status 0 a lifetime
 //       and what was asked for (home network prefix, IPv4 home address, uplink GRE key).
 //       Prints one JSON object: accepted PBAs per second, statuses by code, time-outs, round
-//       trip times, the progress over time.
+//       trip times, the progress over time (with --watch-pid, with the LMA's CPU time).
 //   xpmip-loadgen echo --listen ADDR
 //       A stand-in LMA without registration logic: the same socket (raw MH for IPv6, UDP 5436
 //       for IPv4) and codec, answering every PBU with the PBA an LMA would send (status 0, the
@@ -38,6 +38,8 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <stdexcept>
@@ -169,7 +171,28 @@ struct RegisterOptions {
     bool timestamps = false;
     std::uint32_t key_base = 0x10000000;
     double progress_interval = 1.0;
+    int watch_pid = 0;   // sample this process's CPU time with the progress (0: none)
 };
+
+// CPU time of a process so far, all its threads, user and system: the scheduler's count in
+// /proc/PID/task/TID/schedstat (nanoseconds). The LMA runs in another network namespace, not in
+// another PID namespace.
+double cpu_seconds(int pid) {
+    std::uint64_t ns = 0;
+    const auto tasks = std::filesystem::path("/proc") / std::to_string(pid) / "task";
+    std::error_code ec;
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+        std::ifstream f(t.path() / "schedstat");
+        std::uint64_t v = 0;
+        if (f >> v) {
+            ns += v;
+        }
+    }
+    if (ec) {
+        throw LoadgenError(fmt::format("--watch-pid {}: {}: {}", pid, tasks.string(), ec.message()));
+    }
+    return static_cast<double>(ns) / 1e9;
+}
 
 // One MAG: its socket toward the LMA and the PBUs it has outstanding, by sequence number.
 struct Mag {
@@ -303,6 +326,15 @@ int cmd_register(const RegisterOptions& o) {
         fds.push_back({m.fd.get(), POLLIN, 0});
     }
 
+    // [seconds since the start, accepted so far(, the watched process's CPU seconds)]
+    auto sample = [&](Clock::time_point now) {
+        json point = {std::chrono::duration<double>(now - start).count(), t.accepted};
+        if (o.watch_pid > 0) {
+            point.push_back(cpu_seconds(o.watch_pid));
+        }
+        return point;
+    };
+
     auto handle = [&](std::size_t mi, ByteView data, Clock::time_point now) {
         MobilityMessage msg;
         try {
@@ -378,7 +410,7 @@ int cmd_register(const RegisterOptions& o) {
             outstanding.push_back({mi, seq, mn});
         }
         if (now >= next_progress) {
-            timeline.push_back({std::chrono::duration<double>(now - start).count(), t.accepted});
+            timeline.push_back(sample(now));
             next_progress += std::chrono::duration_cast<Clock::duration>(
                 std::chrono::duration<double>(o.progress_interval));
         }
@@ -407,7 +439,7 @@ int cmd_register(const RegisterOptions& o) {
         }
     }
     const auto end = Clock::now();
-    timeline.push_back({std::chrono::duration<double>(end - start).count(), t.accepted});
+    timeline.push_back(sample(end));
     const double seconds = std::chrono::duration<double>(last_answer - start).count();
     json statuses = json::object();
     for (const auto& [s, n] : t.statuses) {
@@ -537,6 +569,7 @@ int main(int argc, char** argv) {
     reg->add_option("--lifetime", o.lifetime, "requested lifetime in seconds");
     reg->add_option("--key-base", o.key_base, "downlink GRE key of MN i: key-base + i");
     reg->add_option("--progress-interval", o.progress_interval, "seconds between timeline samples");
+    reg->add_option("--watch-pid", o.watch_pid, "add this process's CPU seconds (the LMA's) to each timeline sample");
     reg->add_flag("!--no-hnp", o.hnp, "do not ask for a home network prefix");
     reg->add_flag("!--no-ipv4", o.ipv4, "do not ask for an IPv4 home address");
     reg->add_flag("!--no-gre-keys", o.gre_keys, "no GRE Key option (IP-in-IP tunnels)");
