@@ -217,9 +217,9 @@ mobile_nodes:
   - {{id: same@op1.example, realm: 1, ipv4_home_address: 10.0.100.1, ipv6: false}}
   - {{id: same@op2.example, realm: 2, ipv4_home_address: 10.0.100.1, ipv6: false}}
   - {{id: static@op1.example, realm: 1, ipv4_home_address: 10.0.200.1, home_network_prefix: "2001:db8:a:200::/64"}}
-  - {{id: listed@roam.example, realm: 1}}
+  - {{id: listed@roam.example, realm: 2, ipv4_home_address: 10.0.100.2, ipv6: false}}
 mobile_node_domains:
-  - {{domain: Roam.Example, realm: 2, gre: keys-required, ipv6: false}}
+  - {{domain: Roam.Example, realm: 1, gre: keys-required, ipv6: false}}
 """
 
     @classmethod
@@ -567,7 +567,7 @@ mobile_node_domains:
 
     def test_mobile_node_domains_authorize_every_mn_of_the_nai_realm_with_its_profile(self):
         # Not listed under mobile_nodes: authorized by the NAI realm (RFC 7542, case-insensitive)
-        # or a parent domain, with the domain's profile: realm 2, GRE keys required, IPv4 only.
+        # or a parent domain, with the domain's profile: realm 1, GRE keys required, IPv4 only.
         self.assertStatus(self.send4(self.pbu("anyone@roam.example", hnp=None, v4=True)), S_GRE_REQUIRED)
         self.assertStatus(self.send6(self.pbu("anyone@roam.example", gre="key", key=0x7700)),
                           S_NO_IPV6_SERVICE)
@@ -576,19 +576,20 @@ mobile_node_domains:
             pba = self.send4(self.pbu(mn, hnp=None, v4=True, gre="key", key=0x7701 + i))
             self.assertStatus(pba, S_ACCEPTED)
             hoa = pba.hoa[1]
-            s = [x for x in self.sessions() if x.get("hoa") == f"{hoa}/32" and x["realm"] == 2]
+            s = [x for x in self.sessions() if x.get("hoa") == f"{hoa}/32" and x["realm"] == 1]
             self.assertEqual(len(s), 1, self.sessions())
             self.assertEqual((s[0]["mn_interface"], s[0]["encap"], s[0]["paths"][0]["key_downlink"]),
-                             ("core2", "gre", 0x7701 + i))
+                             ("core1", "gre", 0x7701 + i))
             registered.append((mn, hoa))
         # A realm that merely ends with the domain's name is another domain.
         self.assertStatus(self.send4(self.pbu("mn@notroam.example", hnp=None, v4=True, gre="key", key=1)),
                           S_NOT_LMA)
-        # A listed MN keeps its own entry: realm 1, no GRE requirement.
+        # A listed MN keeps its own entry: realm 2, its static address, no GRE requirement.
         listed = self.send4(self.pbu("listed@roam.example", hnp=None, v4=True))
         self.assertStatus(listed, S_ACCEPTED)
-        s = [x for x in self.sessions() if x.get("hoa") == f"{listed.hoa[1]}/32" and x["realm"] == 1]
-        self.assertEqual((s[0]["mn_interface"], s[0]["encap"]), ("core1", "ipip"))
+        self.assertEqual(listed.hoa, (0, "10.0.100.2"))
+        s = [x for x in self.sessions() if x.get("hoa") == "10.0.100.2/32" and x["realm"] == 2]
+        self.assertEqual((s[0]["mn_interface"], s[0]["encap"]), ("core2", "ipip"))
         registered.append(("listed@roam.example", listed.hoa[1]))
         for mn, hoa in registered:   # leave the data plane as it was
             self.assertStatus(self.send4(self.pbu(mn, hnp=None, v4=hoa, lifetime=0)), S_ACCEPTED)
