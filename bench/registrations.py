@@ -15,7 +15,8 @@ and key asked for).
 - registrations/s: accepted PBAs over the time from the first PBU to the last PBA (wall clock);
   also the LMA's own CPU time (user + system, /proc/PID/task/*/schedstat) per registration, which
   other programs on the machine do not inflate as much; sampled every second with the generator's
-  progress, it shows the cost of a registration against the bindings already held.
+  progress, it shows the cost of a registration against the bindings already held. The time the
+  LMA was runnable but waited for its CPU (other programs on it) is reported beside it.
 - refresh, one at a time: once N are registered, P of them re-register (Timestamp option, no
   change: no data plane write) with a single PBU outstanding: the round trip of one PBU at an
   LMA that holds N bindings.
@@ -84,13 +85,21 @@ def proc_status(pid, field):
     raise RuntimeError(f"/proc/{pid}/status has no {field}")
 
 
-def cpu_seconds(pid):
-    """CPU time of a process so far, user and system, all its threads (the scheduler's count, in ns)."""
-    total = 0
+def sched_seconds(pid):
+    """(on the CPU, runnable but waiting for a CPU) so far, in seconds, all threads of a process:
+    the scheduler's counts in /proc/PID/task/TID/schedstat (ns). The wait is the time other
+    programs took from it."""
+    run = wait = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-            total += int(f.read().split()[0])
-    return total / 1e9
+            fields = f.read().split()
+            run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run / 1e9, wait / 1e9
+
+
+def cpu_seconds(pid):
+    """CPU time of a process so far, user and system, all its threads."""
+    return sched_seconds(pid)[0]
 
 
 class Pins:
@@ -188,12 +197,13 @@ def measure(rig, checks, n, probe):
         if p.poll() is not None:
             logfile.seek(0)
             raise RuntimeError(f"the LMA exited ({p.returncode}): {logfile.read().strip()[-2000:]}")
-        rss0, cpu0, maps0 = proc_status(p.pid, "VmRSS"), cpu_seconds(p.pid), map_memory(pin_dir)
+        rss0, maps0 = proc_status(p.pid, "VmRSS"), map_memory(pin_dir)
+        cpu0, wait0 = sched_seconds(p.pid)
 
         log(f"registrations: registering {n} MNs, {WINDOW} PBUs outstanding")
         r = rig.loadgen("--count", str(n), "--window", str(WINDOW), "--nai", f"mn{{}}@{DOMAIN}",
                         "--watch-pid", str(p.pid))
-        cpu1, rss1, maps1 = cpu_seconds(p.pid), proc_status(p.pid, "VmRSS"), map_memory(pin_dir)
+        (cpu1, wait1), rss1, maps1 = sched_seconds(p.pid), proc_status(p.pid, "VmRSS"), map_memory(pin_dir)
         census = run_json(enter(rig.lma_ns, rig.tools.bench, "census", "-i", name))
 
         log(f"registrations: {probe} refreshes one at a time")
@@ -240,7 +250,8 @@ def measure(rig, checks, n, probe):
         "mns": n, "limit": n, "window": WINDOW, "mags": len(MAGS), "transport": r["transport"],
         "per_second": r["per_second"], "seconds": r["seconds"], "statuses": statuses, "timed_out": r["timed_out"],
         "rtt_us": r["rtt_us"], "timeline": r["timeline"],
-        "lma_cpu_seconds": cpu1 - cpu0, "cpu_us_per_registration": (cpu1 - cpu0) / n * 1e6,
+        "lma_cpu_seconds": cpu1 - cpu0, "lma_wait_seconds": wait1 - wait0,
+        "cpu_us_per_registration": (cpu1 - cpu0) / n * 1e6,
         "rss_before": rss0, "rss_after": rss1, "rss_bytes_per_session": (rss1 - rss0) / n,
         "maps_empty_bytes": total0, "maps_full_bytes": total1, "map_bytes_per_session": total1 / n,
         "census": census, "metrics_seconds": metrics_seconds, "metrics_cpu_seconds": metrics_cpu,

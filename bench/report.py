@@ -116,13 +116,17 @@ def _registrations(rg):
            f"responder (the same socket and codec on CPU {rg['lma_cpu']}, no registration logic, no data plane) "
            f"answered {_count(echo['count'])} PBUs at {echo['per_second']:.0f}/s, "
            f"{echo['cpu_us_per_pba']:.0f} us of its CPU per PBA.", "",
-           f"| MNs (= session limit) | registrations/s | vs {first} | vs echo | LMA CPU per registration | "
-           "PBA round trip, median / p99 | one refresh at a time: round trip, LMA CPU | one /metrics scrape: "
-           "wall, LMA CPU |", "|---|---|---|---|---|---|---|---|"]
+           f"| MNs (= session limit) | registrations/s | vs {first} | vs echo | LMA running / waiting for its CPU | "
+           "LMA CPU per registration | PBA round trip, median / p99 | one refresh at a time: round trip, LMA CPU | "
+           "one /metrics scrape: wall, LMA CPU |", "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         rf = r["refresh"]
+        busy = f"{r['lma_cpu_seconds'] / r['seconds']:.0%}" if r["seconds"] else "-"
+        if "lma_wait_seconds" in r and r["seconds"]:
+            busy += f" / {r['lma_wait_seconds'] / r['seconds']:.0%}"
         out.append(f"| {_count(r['mns'])} | {r['per_second']:.0f} | {r['vs_first']:.2f}x | {r['vs_echo']:.2f}x | "
-                   f"{r['cpu_us_per_registration']:.0f} us | {_ms(r['rtt_us']['p50'])} / {_ms(r['rtt_us']['p99'])} | "
+                   f"{busy} | {r['cpu_us_per_registration']:.0f} us | "
+                   f"{_ms(r['rtt_us']['p50'])} / {_ms(r['rtt_us']['p99'])} | "
                    f"{_ms(rf['rtt_us']['p50'])}, {_ms(rf['lma_cpu_us_each'])} | {r['metrics_seconds']:.1f} s, "
                    f"{r.get('metrics_cpu_seconds', 0):.1f} s |")
     out += ["", "| MNs | agent RSS, before -> after | agent RSS per session | map memory, full (bpftool) | "
