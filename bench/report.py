@@ -95,7 +95,7 @@ def markdown(res):
             out.append("")
     rg = res.get("registrations")
     if rg:
-        out += _registrations(rg)
+        out += ([""] if out[-1] else []) + _registrations(rg)
     checks = res.get("checks", [])
     failed = [c for c in checks if not c["ok"]]
     out.append(f"Checks: {len(checks) - len(failed)} passed, {len(failed)} failed.")
