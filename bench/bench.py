@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""xpmip benchmark suite: per-packet cost, forwarding rate, sessions at scale.
+"""xpmip benchmark suite: per-packet cost, forwarding rate, sessions at scale, registrations.
 
 Prints a markdown table on stdout and writes results.json and plot.png to --out. Not a
 pass/fail test, but every figure comes with checks of what was measured (the right verdict and
@@ -17,7 +17,7 @@ sys.path.insert(0, HERE)
 
 from common import REPO, Checks, Tools, log, machine  # noqa: E402
 
-SUITES = ["per_packet", "forwarding", "sessions"]
+SUITES = ["per_packet", "forwarding", "sessions", "registrations"]
 
 
 def main():
@@ -46,9 +46,12 @@ def main():
             elif suite == "forwarding":
                 import forwarding
                 res[suite] = forwarding.run(tools, checks, args.quick, reps=args.reps)
-            else:
+            elif suite == "sessions":
                 import sessions
                 res[suite] = sessions.run(tools, checks, args.quick)
+            else:
+                import registrations
+                res[suite] = registrations.run(tools, checks, args.quick)
         except Exception as e:  # noqa: BLE001 - a suite that breaks is reported, the others still run
             checks.check(f"{suite}.ran", False, f"{type(e).__name__}: {e}")
             continue

@@ -24,7 +24,10 @@ class Tools:
         self.bench = os.path.join(self.build, "bench", "xpmip-bench")
         self.sink_obj = os.path.join(self.build, "bench", "bench_sink.bpf.o")
         self.xdp_pass_obj = os.path.join(self.build, "bpf", "xdp_pass.bpf.o")
-        missing = [p for p in (self.dp, self.bench, self.sink_obj, self.xdp_pass_obj) if not os.path.exists(p)]
+        self.xpmip = os.path.join(self.build, "user", "xpmip")
+        self.loadgen = os.path.join(self.build, "tools", "xpmip-loadgen")
+        missing = [p for p in (self.dp, self.bench, self.sink_obj, self.xdp_pass_obj, self.xpmip, self.loadgen)
+                   if not os.path.exists(p)]
         if missing:
             raise SystemExit(f"bench: not built: {', '.join(missing)} (build with bench/run, or "
                              f"cmake --build {self.build})")

@@ -1,5 +1,4 @@
 """The markdown table and the PNG plot of a results JSON (bench/results/results.json)."""
-PENDING_REGISTRATION = "pending: needs the LMA agent"
 
 
 def _mpps(pps):
@@ -94,13 +93,50 @@ def markdown(res):
                 out += ["", f"For scale: one cache-missing dependent load (random pointer chase through "
                         f"{sc['memory_latency_mib']} MiB) takes {sc['memory_latency_ns']:.0f} ns on this machine."]
             out.append("")
-    out += ["### Control plane", "", "| benchmark | result |", "|---|---|",
-            f"| registrations/s on one core, 10 k / 100 k / 1 M MNs | {PENDING_REGISTRATION} |",
-            f"| agent RSS per session | {PENDING_REGISTRATION} |", ""]
+    rg = res.get("registrations")
+    if rg:
+        out += ([""] if out[-1] else []) + _registrations(rg)
     checks = res.get("checks", [])
     failed = [c for c in checks if not c["ok"]]
     out.append(f"Checks: {len(checks) - len(failed)} passed, {len(failed)} failed.")
     return "\n".join(out) + "\n"
+
+
+def _ms(us):
+    return f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.0f} us"
+
+
+def _registrations(rg):
+    runs, echo = rg["runs"], rg["echo"]
+    first = _count(runs[0]["mns"])
+    out = ["### Control plane: registrations through the LMA agent", "",
+           f"`xpmip lma` on CPU {rg['lma_cpu']}, `xpmip-loadgen` on CPU {rg['generator_cpu']}: "
+           f"{rg['mags']} MAGs over IPv4/UDP 5436, {rg['window']} PBUs outstanding; each registration gets an IPv6 "
+           "prefix, an IPv4 home address and GRE keys (a full data plane session). Baseline in the same run: an echo "
+           f"responder (the same socket and codec on CPU {rg['lma_cpu']}, no registration logic, no data plane) "
+           f"answered {_count(echo['count'])} PBUs at {echo['per_second']:.0f}/s, "
+           f"{echo['cpu_us_per_pba']:.0f} us of its CPU per PBA.", "",
+           f"| MNs (= session limit) | registrations/s | vs {first} | vs echo | LMA running / waiting for its CPU | "
+           "LMA CPU per registration | PBA round trip, median / p99 | one refresh at a time: round trip, LMA CPU | "
+           "one /metrics scrape: wall, LMA CPU |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        rf = r["refresh"]
+        busy = f"{r['lma_cpu_seconds'] / r['seconds']:.0%}" if r["seconds"] else "-"
+        if "lma_wait_seconds" in r and r["seconds"]:
+            busy += f" / {r['lma_wait_seconds'] / r['seconds']:.0%}"
+        out.append(f"| {_count(r['mns'])} | {r['per_second']:.0f} | {r['vs_first']:.2f}x | {r['vs_echo']:.2f}x | "
+                   f"{busy} | {r['cpu_us_per_registration']:.0f} us | "
+                   f"{_ms(r['rtt_us']['p50'])} / {_ms(r['rtt_us']['p99'])} | "
+                   f"{_ms(rf['rtt_us']['p50'])}, {_ms(rf['lma_cpu_us_each'])} | {r['metrics_seconds']:.1f} s, "
+                   f"{r.get('metrics_cpu_seconds', 0):.1f} s |")
+    out += ["", "| MNs | agent RSS, before -> after | agent RSS per session | map memory, full (bpftool) | "
+            "map memory per session | agent + maps per session |", "|---|---|---|---|---|---|"]
+    for r in runs:
+        out.append(f"| {_count(r['mns'])} | {_bytes(r['rss_before'])} -> {_bytes(r['rss_after'])} | "
+                   f"{r['rss_bytes_per_session']:.0f} B | {_bytes(r['maps_full_bytes'])} | "
+                   f"{r['map_bytes_per_session']:.0f} B | "
+                   f"{_bytes(r['rss_bytes_per_session'] + r['map_bytes_per_session'])} |")
+    return out + [""]
 
 
 def plot(res, path):
@@ -108,8 +144,8 @@ def plot(res, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pp, fw, ss = res.get("per_packet"), res.get("forwarding"), res.get("sessions")
-    rows = [k for k in ("pp", "fw", "ss") if {"pp": pp, "fw": fw, "ss": ss}[k]]
+    pp, fw, ss, rg = res.get("per_packet"), res.get("forwarding"), res.get("sessions"), res.get("registrations")
+    rows = [k for k in ("pp", "fw", "ss", "rg") if {"pp": pp, "fw": fw, "ss": ss, "rg": rg}[k]]
     if not rows:
         return False
     fig = plt.figure(figsize=(11, 4.2 * len(rows)))
@@ -153,6 +189,8 @@ def plot(res, path):
             ax.set_ylabel("Mpps delivered to the sink")
             ax.set_title("Forwarding through veth and namespaces (median of runs)")
             ax.legend(fontsize=8)
+        elif k == "rg":
+            _plot_registrations(fig, grid, i, rg)
         else:
             ax = fig.add_subplot(grid[i, 0])
             ns = [m["sessions"] for m in ss["memory"]]
@@ -184,3 +222,35 @@ def plot(res, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def _plot_registrations(fig, grid, i, rg):
+    runs = rg["runs"]
+    ax = fig.add_subplot(grid[i, 0])
+    ax.bar(range(len(runs)), [r["per_second"] for r in runs], 0.6, label="xpmip lma")
+    ax.axhline(rg["echo"]["per_second"], color="black", linestyle="--", linewidth=1,
+               label=f"echo responder ({rg['echo']['per_second']:.0f}/s)")
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels([f"{_count(r['mns'])} MNs" for r in runs])
+    ax.set_ylabel("registrations/s (accepted PBAs)")
+    ax.set_title(f"Registrations, LMA on one core, {rg['window']} PBUs outstanding")
+    ax.legend(fontsize=8)
+    # The largest run over time: the LMA's CPU per registration in each interval against the
+    # bindings held (samples [seconds, accepted, LMA CPU seconds]).
+    last = runs[-1]
+    tl = [p for p in last["timeline"] if len(p) == 3]
+    xs, ys = [], []
+    for (_, n0, c0), (_, n1, c1) in zip(tl, tl[1:]):
+        if n1 > n0:
+            xs.append(n1)
+            ys.append((c1 - c0) / (n1 - n0) * 1e6)
+    ax = fig.add_subplot(grid[i, 1])
+    ax.plot(xs, ys, marker=".", linewidth=1, label="registrations, 64 outstanding")
+    ax.scatter([r["mns"] for r in runs], [r["refresh"]["lma_cpu_us_each"] for r in runs], color="red", zorder=3,
+               label="refresh, one at a time")
+    ax.set_xlabel("bindings held (log scale)")
+    ax.set_ylabel("LMA CPU per PBU (us, log scale)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(f"LMA CPU per PBU during the {_count(last['mns'])} run")
+    ax.legend(fontsize=8)

@@ -7,6 +7,7 @@
 //                                        XDP live-frame (xdp_frames, no skb) traffic generator
 //   xpmip-bench count IF --warmup S --seconds S    packets/s seen by bench_sink.bpf.c on IF
 //   xpmip-bench memlat --mib 256         ns per cache-missing dependent load (context for scale)
+//   xpmip-bench census -i INST           entries in the instance's session and lookup maps
 //
 // Every subcommand prints one JSON object on stdout; errors go to stderr with exit status 1.
 #include "bench_testrun.skel.h"
@@ -701,6 +702,36 @@ int cmd_memlat(std::uint32_t mib) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// census: how many entries each lookup map of an instance holds (what an agent wrote), counted
+// by walking the keys in the kernel.
+
+int cmd_census(const std::string& instance, const std::string& pin_root) {
+    auto pinned = open_pinned(instance, pin_root);
+    json out = json::object();
+    for (MapId id : {MapId::Sessions, MapId::SessionStats, MapId::TunnelKeys, MapId::TunnelKeyless, MapId::RoutesV4,
+                     MapId::RoutesV6, MapId::Stations}) {
+        const int fd = pinned.maps.fd(id);
+        bpf_map_info info{};
+        std::uint32_t len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+            throw BenchError(fmt::format("{}: map info: {}", map_name(id), errno_text()));
+        }
+        std::vector<std::uint8_t> key(info.key_size), next(info.key_size);
+        std::uint64_t n = 0;
+        for (void* prev = nullptr; bpf_map_get_next_key(fd, prev, next.data()) == 0; prev = key.data()) {
+            key.swap(next);
+            ++n;
+        }
+        if (errno != ENOENT) {
+            throw BenchError(fmt::format("{}: walking the keys: {}", map_name(id), errno_text()));
+        }
+        out[map_name(id)] = n;
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
+}
+
 std::vector<int> parse_cpus(const std::string& s) {
     std::vector<int> out;
     std::stringstream ss(s);
@@ -749,6 +780,10 @@ int main(int argc, char** argv) {
     auto* memlat = app.add_subcommand("memlat", "Latency of a cache-missing dependent load (ns)");
     memlat->add_option("--mib", mib, "working set in MiB");
 
+    auto* census = app.add_subcommand("census", "Entries in an instance's session and lookup maps");
+    census->add_option("-i,--instance", instance, "instance name");
+    census->add_option("--pin-root", pin_root, "bpffs directory of all instances");
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     libbpf_set_print([](enum libbpf_print_level level, const char* f, va_list ap) {
@@ -760,6 +795,7 @@ int main(int argc, char** argv) {
         if (send->parsed()) return cmd_send(ifname, frames, parse_cpus(cpus), seconds, generator);
         if (cnt->parsed()) return cmd_count(ifname, warmup, seconds);
         if (memlat->parsed()) return cmd_memlat(mib);
+        if (census->parsed()) return cmd_census(instance, pin_root);
     } catch (const std::exception& e) {
         std::cerr << "xpmip-bench: " << e.what() << "\n";
         return 1;

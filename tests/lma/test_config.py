@@ -97,6 +97,31 @@ class ConfigTest(unittest.TestCase):
         self.refused(BASE.replace("kind: core, realm: 1}", "kind: core, realm: -1}"), 6,
                      r"interfaces\[1\]\.realm: '-1' is not a whole number")
 
+    def test_mobile_node_domains(self):
+        domains = BASE + "mobile_node_domains:\n  - {domain: Operator.Example, realm: 1, gre: keys-required}\n"
+        rc, out = check(domains)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("1 mobile node domain(s)", out)
+        entry = BASE + "mobile_node_domains:\n  - {domain: op.example, realm: 1, %s}\n"
+        self.refused(entry % "colour: red", 14, r"mobile_node_domains\[0\]\.colour: unknown key \(known here: .*domain")
+        self.refused(BASE + "mobile_node_domains:\n  - {domain: op.example, realm: 7}\n", 14,
+                     r"mobile_node_domains\[0\]\.realm: realm 7 is not defined in realms")
+        self.refused(BASE + "mobile_node_domains:\n  - {realm: 1}\n", 14, r"mobile_node_domains\[0\]\.domain: ")
+        self.refused(domains + "  - {domain: operator.example, realm: 1}\n", 15,
+                     r"mobile_node_domains\[1\]\.domain: domain 'operator.example' is listed twice")
+        for bad in ("mn@op.example", "op..example", ".op.example", "op example"):
+            self.refused(BASE + f"mobile_node_domains:\n  - {{domain: '{bad}', realm: 1}}\n", 14,
+                         rf"mobile_node_domains\[0\]\.domain: '{re.escape(bad)}' is not an NAI realm")
+        self.refused(entry % "ipv4_home_address: 10.0.0.9", 14,
+                     r"mobile_node_domains\[0\]\.ipv4_home_address: a domain's mobile nodes share its profile: "
+                     r"static addresses need a mobile_nodes entry")
+        self.refused(entry % "ipv4: false, ipv6: false", 14,
+                     r"mobile_node_domains\[0\]: is authorized for neither IPv4 nor IPv6")
+        self.refused(entry % "gre: maybe", 14, r"mobile_node_domains\[0\]\.gre: 'maybe' is not one of")
+        no_v4_pool = domains.replace("ipv4_pool: 10.0.0.0/16, ", "").replace("realm: 1}\nmobile_node_domains",
+                                                                              "realm: 1, ipv4: false}\nmobile_node_domains")
+        self.refused(no_v4_pool, 14, r"mobile_node_domains\[0\]\.ipv4: realm 1 has no ipv4_pool")
+
     def test_mag_example_and_mistakes(self):
         r = subprocess.run([XPMIP, "check-config", "--role", "mag", os.path.join(EXAMPLES, "mag.yaml")],
                            capture_output=True, text=True)

@@ -48,7 +48,7 @@ S_PROHIBITED, S_INSUFFICIENT, S_SEQ_OUT_OF_WINDOW = 129, 130, 135
 S_NOT_LMA, S_MAG_NOT_AUTHORIZED, S_HNP_NOT_AUTHORIZED = 153, 154, 155
 S_TS_MISMATCH, S_TS_LOWER, S_MISSING_HNP, S_PREFIX_SET, S_MISSING_MNID = 156, 157, 158, 159, 160
 S_MISSING_HI, S_MISSING_ATT, S_GRE_REQUIRED = 161, 162, 163
-S_NO_IPV4_SERVICE, S_IPV4_HOA_NOT_AUTHORIZED = 170, 171
+S_NO_IPV4_SERVICE, S_IPV4_HOA_NOT_AUTHORIZED, S_NO_IPV6_SERVICE = 170, 171, 172
 
 MIN_DELAY = 2.0      # min_delay_before_bce_delete, shortened for the tests
 MAX_DELAY = 1.5      # max_delay_before_new_bce_assign (RFC 5213 default)
@@ -217,6 +217,9 @@ mobile_nodes:
   - {{id: same@op1.example, realm: 1, ipv4_home_address: 10.0.100.1, ipv6: false}}
   - {{id: same@op2.example, realm: 2, ipv4_home_address: 10.0.100.1, ipv6: false}}
   - {{id: static@op1.example, realm: 1, ipv4_home_address: 10.0.200.1, home_network_prefix: "2001:db8:a:200::/64"}}
+  - {{id: listed@roam.example, realm: 2, ipv4_home_address: 10.0.100.2, ipv6: false}}
+mobile_node_domains:
+  - {{domain: Roam.Example, realm: 1, gre: keys-required, ipv6: false}}
 """
 
     @classmethod
@@ -566,6 +569,35 @@ mobile_nodes:
 
     def test_rfc5844_f_flag_refused_by_policy_is_129(self):
         self.assertStatus(self.send4(self.pbu("noudp@op1.example", hnp=None, v4=True, f=True)), S_PROHIBITED)
+
+    def test_mobile_node_domains_authorize_every_mn_of_the_nai_realm_with_its_profile(self):
+        # Not listed under mobile_nodes: authorized by the NAI realm (RFC 7542, case-insensitive)
+        # or a parent domain, with the domain's profile: realm 1, GRE keys required, IPv4 only.
+        self.assertStatus(self.send4(self.pbu("anyone@roam.example", hnp=None, v4=True)), S_GRE_REQUIRED)
+        self.assertStatus(self.send6(self.pbu("anyone@roam.example", gre="key", key=0x7700)),
+                          S_NO_IPV6_SERVICE)
+        registered = []
+        for i, mn in enumerate(("anyone@roam.example", "Bob@ROAM.Example", "x@cell.roam.example")):
+            pba = self.send4(self.pbu(mn, hnp=None, v4=True, gre="key", key=0x7701 + i))
+            self.assertStatus(pba, S_ACCEPTED)
+            hoa = pba.hoa[1]
+            s = [x for x in self.sessions() if x.get("hoa") == f"{hoa}/32" and x["realm"] == 1]
+            self.assertEqual(len(s), 1, self.sessions())
+            self.assertEqual((s[0]["mn_interface"], s[0]["encap"], s[0]["paths"][0]["key_downlink"]),
+                             ("core1", "gre", 0x7701 + i))
+            registered.append((mn, hoa))
+        # A realm that merely ends with the domain's name is another domain.
+        self.assertStatus(self.send4(self.pbu("mn@notroam.example", hnp=None, v4=True, gre="key", key=1)),
+                          S_NOT_LMA)
+        # A listed MN keeps its own entry: realm 2, its static address, no GRE requirement.
+        listed = self.send4(self.pbu("listed@roam.example", hnp=None, v4=True))
+        self.assertStatus(listed, S_ACCEPTED)
+        self.assertEqual(listed.hoa, (0, "10.0.100.2"))
+        s = [x for x in self.sessions() if x.get("hoa") == "10.0.100.2/32" and x["realm"] == 2]
+        self.assertEqual((s[0]["mn_interface"], s[0]["encap"]), ("core2", "ipip"))
+        registered.append(("listed@roam.example", listed.hoa[1]))
+        for mn, hoa in registered:   # leave the data plane as it was
+            self.assertStatus(self.send4(self.pbu(mn, hnp=None, v4=hoa, lifetime=0)), S_ACCEPTED)
 
     # --- RFC 5845 GRE key negotiation ---------------------------------------------------------
 

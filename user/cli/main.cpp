@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
         if (*check) {
             auto cfg = xpmip::lma::load_lma_config(check_file);
             std::cout << check_file << ": valid LMA configuration (" << cfg.realms.size() << " realm(s), "
-                      << cfg.peers.size() << " peer(s), " << cfg.mobile_nodes.size() << " mobile node(s), multipath "
+                      << cfg.peers.size() << " peer(s), " << cfg.mobile_nodes.size() << " mobile node(s), "
+                      << cfg.mobile_node_domains.size() << " mobile node domain(s), multipath "
                       << (cfg.multipath ? "on" : "off") << ", " << cfg.steering.policy.rules.size()
                       << " steering rule(s))\n";
             return 0;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 namespace xpmip::lma {
@@ -67,9 +68,39 @@ const MagPeer* LmaConfig::peer_by_address(const IpAddress& a) const {
     return nullptr;
 }
 
+namespace {
+std::string ascii_lower(std::string s) {
+    for (char& ch : s) {
+        if (ch >= 'A' && ch <= 'Z') {
+            ch = static_cast<char>(ch - 'A' + 'a');
+        }
+    }
+    return s;
+}
+} // namespace
+
 const MobileNodeProfile* LmaConfig::mobile_node(const std::string& id) const {
-    auto it = mobile_node_index.find(id);   // every PBU looks its MN up: no linear scan
-    return it == mobile_node_index.end() ? nullptr : &mobile_nodes[it->second];
+    // Every PBU looks its MN up: hash lookups only, however many MNs and domains there are.
+    if (auto it = mobile_node_index.find(id); it != mobile_node_index.end()) {
+        return &mobile_nodes[it->second];
+    }
+    const auto at = id.rfind('@');
+    if (mobile_node_domains.empty() || at == std::string::npos) {
+        return nullptr;
+    }
+    // The NAI realm, then each parent domain: a.b.example, b.example, example.
+    const std::string realm = ascii_lower(id.substr(at + 1));
+    for (std::size_t from = 0; from < realm.size();) {
+        if (auto it = mobile_node_domain_index.find(realm.substr(from)); it != mobile_node_domain_index.end()) {
+            return &mobile_node_domains[it->second].profile;
+        }
+        const auto dot = realm.find('.', from);
+        if (dot == std::string::npos) {
+            break;
+        }
+        from = dot + 1;
+    }
+    return nullptr;
 }
 
 bool LmaConfig::is_own_address(const IpAddress& a) const {
@@ -99,6 +130,40 @@ IpAddress parse_ip_in(MapReader& r, const std::string& key, const std::string& t
     } catch (const std::exception&) {
         r.fail(key, fmt::format("'{}' is not an IPv4 or IPv6 address", text));
     }
+}
+
+// What an MN, or every MN of a domain, is authorized for: its realm, IPv4 and IPv6 service
+// (from the realm's pools unless `m` has static addresses already) and its tunnel policy.
+const Realm& read_service(MapReader& r, const LmaConfig& c, MobileNodeProfile& m) {
+    m.realm = static_cast<std::uint32_t>(r.uint("realm", 1, 0xffffffffu));
+    const Realm* realm = c.realm(m.realm);
+    if (!realm) {
+        r.fail("realm", fmt::format("realm {} is not defined in realms", m.realm));
+    }
+    m.ipv4 = r.opt_bool("ipv4").value_or(true);
+    m.ipv6 = r.opt_bool("ipv6").value_or(true);
+    if (m.ipv4 && !m.ipv4_home_address && !realm->ipv4_pool) {
+        r.fail("ipv4", fmt::format("realm {} has no ipv4_pool: give an ipv4_home_address or ipv4: false", m.realm));
+    }
+    if (m.ipv6 && !m.home_network_prefix && !realm->ipv6_pool) {
+        r.fail("ipv6", fmt::format("realm {} has no ipv6_pool: give a home_network_prefix or ipv6: false", m.realm));
+    }
+    if (!m.ipv4 && !m.ipv6) {
+        r.fail("", "is authorized for neither IPv4 nor IPv6");
+    }
+    m.policy = read_policy(r);
+    m.multipath = r.opt_bool("multipath").value_or(true);
+    return *realm;
+}
+
+// An NAI realm as a domain name (RFC 7542 §2.2): labels separated by dots, no '@', no white space.
+bool is_nai_realm(const std::string& d) {
+    if (d.empty() || d.size() > 253 || d.front() == '.' || d.back() == '.' || d.find("..") != std::string::npos) {
+        return false;
+    }
+    return std::none_of(d.begin(), d.end(), [](char ch) {
+        return ch == '@' || static_cast<unsigned char>(ch) <= ' ' || ch == 0x7f;
+    });
 }
 
 } // namespace
@@ -221,27 +286,12 @@ LmaConfig parse_lma_config(MapReader root) {
         if (m.id.empty() || m.id.size() > 255) {
             r.fail("id", "must be 1..255 octets (an NAI, RFC 4283)");
         }
-        if (c.mobile_node(m.id)) {
+        if (c.mobile_node_index.count(m.id)) {
             r.fail("id", fmt::format("mobile node '{}' is listed twice", m.id));
         }
-        m.realm = static_cast<std::uint32_t>(r.uint("realm", 1, 0xffffffffu));
-        const Realm* realm = c.realm(m.realm);
-        if (!realm) {
-            r.fail("realm", fmt::format("realm {} is not defined in realms", m.realm));
-        }
-        m.ipv4 = r.opt_bool("ipv4").value_or(true);
-        m.ipv6 = r.opt_bool("ipv6").value_or(true);
         m.ipv4_home_address = r.opt_ipv4("ipv4_home_address");
         m.home_network_prefix = r.opt_ipv6_prefix("home_network_prefix");
-        if (m.ipv4 && !m.ipv4_home_address && !realm->ipv4_pool) {
-            r.fail("ipv4", fmt::format("realm {} has no ipv4_pool: give an ipv4_home_address or ipv4: false", m.realm));
-        }
-        if (m.ipv6 && !m.home_network_prefix && !realm->ipv6_pool) {
-            r.fail("ipv6", fmt::format("realm {} has no ipv6_pool: give a home_network_prefix or ipv6: false", m.realm));
-        }
-        if (!m.ipv4 && !m.ipv6) {
-            r.fail("", "is authorized for neither IPv4 nor IPv6");
-        }
+        const Realm* realm = &read_service(r, c, m);
         if (m.ipv4_home_address && realm->ipv4_default_router && *m.ipv4_home_address == *realm->ipv4_default_router) {
             r.fail("ipv4_home_address", fmt::format("{} is realm {}'s default router",
                                                     m.ipv4_home_address->to_string(), m.realm));
@@ -261,11 +311,33 @@ LmaConfig parse_lma_config(MapReader root) {
                 r.fail(key, fmt::format("{} is already mobile node '{}''s in realm {}", *val, it->second, m.realm));
             }
         }
-        m.policy = read_policy(r);
-        m.multipath = r.opt_bool("multipath").value_or(true);
         r.finish();
         c.mobile_node_index[m.id] = c.mobile_nodes.size();
         c.mobile_nodes.push_back(m);
+    }
+
+    // Whole NAI domains (operators with more MNs than a list should hold): one profile each.
+    for (auto& r : root.map_list("mobile_node_domains")) {
+        MobileNodeDomain d;
+        const std::string text = r.str("domain");
+        d.domain = ascii_lower(text);
+        if (!is_nai_realm(d.domain)) {
+            r.fail("domain", fmt::format("'{}' is not an NAI realm (a domain name such as operator.example, "
+                                         "without '@')", text));
+        }
+        if (c.mobile_node_domain_index.count(d.domain)) {
+            r.fail("domain", fmt::format("domain '{}' is listed twice", d.domain));
+        }
+        for (const char* key : {"ipv4_home_address", "home_network_prefix"}) {
+            if (r.has(key)) {
+                r.fail(key, "a domain's mobile nodes share its profile: static addresses need a mobile_nodes entry");
+            }
+        }
+        d.profile.id = "*@" + d.domain;
+        read_service(r, c, d.profile);
+        r.finish();
+        c.mobile_node_domain_index[d.domain] = c.mobile_node_domains.size();
+        c.mobile_node_domains.push_back(std::move(d));
     }
     root.finish();
     return c;

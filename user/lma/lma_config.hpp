@@ -65,6 +65,14 @@ struct MobileNodeProfile {
     bool multipath = true;                       // RFC 8278: authorized for several bindings (else 180)
 };
 
+// Every MN whose NAI realm (RFC 7542 §2.2: the part after the last '@') is `domain` or one of
+// its subdomains, and that mobile_nodes does not list, is authorized with `profile` (which has
+// no static addresses: they come from the realm's pools). The most specific domain wins.
+struct MobileNodeDomain {
+    std::string domain;                          // lower case (NAI realms compare case-insensitively)
+    MobileNodeProfile profile;                   // profile.id is "*@<domain>"
+};
+
 struct LmaTimers {
     std::chrono::milliseconds min_delay_before_bce_delete{10000};       // RFC 5213 §9.3
     std::chrono::milliseconds max_delay_before_new_bce_assign{1500};    // RFC 5213 §9.3
@@ -88,10 +96,13 @@ struct LmaConfig {
     std::vector<MagPeer> peers;
     std::vector<MobileNodeProfile> mobile_nodes;
     std::unordered_map<std::string, std::size_t> mobile_node_index;   // MN-ID -> mobile_nodes[i]
+    std::vector<MobileNodeDomain> mobile_node_domains;
+    std::unordered_map<std::string, std::size_t> mobile_node_domain_index;   // domain -> [i]
     LmaTimers timers;
 
     const Realm* realm(std::uint32_t id) const;
     const MagPeer* peer_by_address(const IpAddress& a) const;
+    // The MN's own entry, else the profile of the most specific domain of its NAI realm.
     const MobileNodeProfile* mobile_node(const std::string& id) const;
     bool is_own_address(const IpAddress& a) const;
 };

@@ -149,8 +149,8 @@ int run_lma(const LmaRunOptions& options) {
         return {{"role", "lma"}, {"result", control::show_from_dataplane(what, dp.maps(), dp.sessions())}};
     };
     UniqueFd tfd = transport::timer_fd();
-    spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s)", cfg.instance, cfg.realms.size(),
-                 cfg.peers.size(), cfg.mobile_nodes.size());
+    spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s), {} mobile node domain(s)", cfg.instance,
+                 cfg.realms.size(), cfg.peers.size(), cfg.mobile_nodes.size(), cfg.mobile_node_domains.size());
 
     control::AgentMetrics metrics;
     metrics.role = "lma";

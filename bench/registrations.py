@@ -1,0 +1,280 @@
+"""Control plane: registrations per second through the real LMA agent, and memory per session.
+
+    [MAG namespace: xpmip-loadgen, CPU 1] --veth-- tun0 [LMA namespace: xpmip lma, CPU 0] core0 --veth-- [quiet]
+     192.0.2.10-13 (4 MAGs)                        192.0.2.1
+
+For N = 10 k, 100 k and 1 M, a fresh `xpmip lma` (data plane session limit N, log level warn) is
+pinned to CPU 0 and the load generator (`xpmip-loadgen register`, pinned to CPU 1) registers N
+mobile nodes at it as 4 MAGs over IPv4/UDP 5436 (RFC 5844), 64 PBUs outstanding. Each PBU asks
+for an IPv6 home network prefix, an IPv4 home address and GRE keys, so each accepted
+registration is a full session: HNP, HoA and uplink key in the data plane, as in the sessions
+benchmark. The LMA authorizes the MNs by their NAI domain (`mobile_node_domains`). The generator
+checks every PBA against its PBU (sequence number, MN-ID, and for status 0 the prefix, address
+and key asked for).
+
+- registrations/s: accepted PBAs over the time from the first PBU to the last PBA (wall clock);
+  also the LMA's own CPU time (user + system, /proc/PID/task/*/schedstat) per registration, which
+  other programs on the machine do not inflate as much; sampled every second with the generator's
+  progress, it shows the cost of a registration against the bindings already held. The time the
+  LMA was runnable but waited for its CPU (other programs on it) is reported beside it.
+- refresh, one at a time: once N are registered, P of them re-register (Timestamp option, no
+  change: no data plane write) with a single PBU outstanding: the round trip of one PBU at an
+  LMA that holds N bindings.
+- one Prometheus scrape: the time the LMA takes to answer /metrics with N sessions (its event
+  loop answers no PBU meanwhile), wall clock and its CPU time.
+- memory per session: the instance's map memory as bpftool reports it (bytes_memlock, as in the
+  sessions benchmark) over N, and the agent's RSS (VmRSS) after the registrations less before,
+  over N.
+
+Baselines in the same run: the rate at 10 k for 100 k and 1 M, and an echo responder
+(`xpmip-loadgen echo`: the same socket and codec on the same CPU, answering each PBU with the
+PBA an LMA would send, without registration logic or data plane) driven by the same generator,
+which shows what the generator and the sockets can carry.
+
+Checks of what was measured: every PBA status 0 and complete, none timed out; the data plane
+holds N sessions, N IPv4 routes, N IPv6 routes and N uplink keys (counted by walking the maps);
+the agent reports N bindings (its Prometheus endpoint); every refresh accepted; the LMA exits 0
+on SIGTERM and leaves no pins.
+"""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+from common import Checks, Tools, dptest, enter, log, run_json
+from sessions import map_memory
+
+LMA4, MAGS = "192.0.2.1", ["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13"]
+DOMAIN = "bench.example"
+WINDOW = 64
+LMA_CPU, GENERATOR_CPU = 0, 1
+METRICS_PORT = 9431
+
+
+def config(instance, sessions):
+    mags = "\n".join(f"  - {{name: mag{i}, addresses: [{a}]}}" for i, a in enumerate(MAGS))
+    return f"""# written by bench/registrations.py
+instance: {instance}
+log_level: warn                # info logs a line per PBU
+metrics: 127.0.0.1:{METRICS_PORT}
+lma:
+  addresses: [{LMA4}]
+  gre: allowed
+interfaces:
+  - {{name: tun0, kind: tunnel}}
+  - {{name: core0, kind: core, realm: 1}}
+limits: {{sessions: {sessions}}}
+timers:
+  timestamp_validity_window: 5  # the refresh PBUs carry timestamps; a busy machine delays them
+realms:                         # room for 2 M IPv4 home addresses and 16 M /64 prefixes
+  - {{id: 1, name: bench, interface: core0, ipv4_pool: 10.0.0.0/11, ipv6_pool: "2001:db8::/40"}}
+peers:
+{mags}
+mobile_node_domains:
+  - {{domain: {DOMAIN}, realm: 1}}
+"""
+
+
+def proc_status(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024   # kB
+    raise RuntimeError(f"/proc/{pid}/status has no {field}")
+
+
+def sched_seconds(pid):
+    """(on the CPU, runnable but waiting for a CPU) so far, in seconds, all threads of a process:
+    the scheduler's counts in /proc/PID/task/TID/schedstat (ns). The wait is the time other
+    programs took from it."""
+    run = wait = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            fields = f.read().split()
+            run, wait = run + int(fields[0]), wait + int(fields[1])
+    return run / 1e9, wait / 1e9
+
+
+def cpu_seconds(pid):
+    """CPU time of a process so far, user and system, all its threads."""
+    return sched_seconds(pid)[0]
+
+
+class Pins:
+    """A pinned instance the World unloads when it closes (an LMA killed before its SIGTERM)."""
+
+    def __init__(self, ns, name):
+        self.ns, self.name = ns, name
+
+    def unload(self):
+        self.ns.enter(dptest.TOOL, "-i", self.name, "unload", check=False)
+
+
+class Rig:
+    def __init__(self, world, tools):
+        self.world, self.tools = world, tools
+        self.lma_ns, self.mag_ns = world.netns("lma"), world.netns("mag")
+        core = world.netns("core")
+        core.quiet()
+        world.veth(self.lma_ns, "tun0", self.mag_ns, "wan0")
+        world.veth(self.lma_ns, "core0", core, "p-core0")
+        self.lma_ns.ip(f"addr add {LMA4}/24 dev tun0")
+        self.lma_ns.ip("addr add 198.51.100.1/24 dev core0")
+        for a in MAGS:
+            self.mag_ns.ip(f"addr add {a}/24 dev wan0")
+        mac = self.mag_ns.mac("wan0")
+        for a in MAGS:   # the data plane forwards only to known next hops
+            self.lma_ns.ip(f"neigh replace {a} lladdr {mac} dev tun0 nud permanent")
+
+    def loadgen(self, *args, timeout=3600):
+        return run_json(enter(self.mag_ns, "taskset", "-c", str(GENERATOR_CPU), self.tools.loadgen, "register",
+                              "--lma", LMA4, *[x for a in MAGS for x in ("--mag", a)], *args), timeout=timeout)
+
+    def start(self, argv, output=subprocess.PIPE):
+        """A process in the LMA namespace on LMA_CPU (nsenter and taskset exec it: same pid)."""
+        p = subprocess.Popen(enter(self.lma_ns, "taskset", "-c", str(LMA_CPU), *argv), stdout=output,
+                             stderr=subprocess.STDOUT if output != subprocess.PIPE else subprocess.PIPE, text=True)
+        self.world.processes.append(p)
+        return p
+
+    def metrics(self):
+        code = (f"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:{METRICS_PORT}/metrics',"
+                "timeout=600).read().decode())")
+        out = self.lma_ns.enter("/usr/bin/python3", "-c", code, timeout=900).stdout
+        values = {}
+        for line in out.splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                name, value = line.split()
+                values[name] = float(value)
+        return values
+
+
+def stop(p):
+    """SIGTERM, then (exit status, stdout, stderr)."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    return p.returncode, out, err
+
+
+def echo_baseline(rig, checks, count):
+    log(f"registrations: echo responder baseline, {count} PBUs")
+    p = rig.start([rig.tools.loadgen, "echo", "--listen", LMA4])
+    if "answering" not in p.stderr.readline():   # printed once its socket is bound
+        raise RuntimeError(f"the echo responder did not start: {p.stderr.read().strip()}")
+    cpu0 = cpu_seconds(p.pid)
+    r = rig.loadgen("--count", str(count), "--window", str(WINDOW))
+    cpu = cpu_seconds(p.pid) - cpu0
+    code, out, _ = stop(p)
+    rig.world.processes.remove(p)
+    answered = json.loads(out)["answered"] if code == 0 else None
+    checks.check("registrations.echo", r["accepted"] == count == answered and r["timed_out"] == 0,
+                 f"{r['accepted']} of {count} PBAs accepted, the responder answered {answered}, "
+                 f"{r['timed_out']} timed out, exit {code}")
+    return {"count": count, "per_second": r["per_second"], "seconds": r["seconds"], "responder_cpu_seconds": cpu,
+            "cpu_us_per_pba": cpu / count * 1e6, "rtt_us": r["rtt_us"]}
+
+
+def measure(rig, checks, n, probe):
+    name = f"{rig.world.prefix}-r{n}"
+    sock = f"/run/xpmip/{name}.sock"
+    pin_dir = f"/sys/fs/bpf/xpmip/{name}"
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"{name}-", delete=False) as f:
+        f.write(config(name, n))
+    logfile = tempfile.TemporaryFile("w+")   # the LMA's log (warnings and errors only)
+    pins = Pins(rig.lma_ns, name)
+    rig.world.instances.append(pins)
+    try:
+        log(f"registrations: LMA with a session limit of {n}")
+        p = rig.start([rig.tools.xpmip, "lma", "-c", f.name], output=logfile)
+        if not dptest.wait_for(lambda: p.poll() is not None or os.path.exists(sock), timeout=120):
+            raise RuntimeError(f"the LMA did not start within 120 s: {sock} is missing")
+        if p.poll() is not None:
+            logfile.seek(0)
+            raise RuntimeError(f"the LMA exited ({p.returncode}): {logfile.read().strip()[-2000:]}")
+        rss0, maps0 = proc_status(p.pid, "VmRSS"), map_memory(pin_dir)
+        cpu0, wait0 = sched_seconds(p.pid)
+
+        log(f"registrations: registering {n} MNs, {WINDOW} PBUs outstanding")
+        r = rig.loadgen("--count", str(n), "--window", str(WINDOW), "--nai", f"mn{{}}@{DOMAIN}",
+                        "--watch-pid", str(p.pid))
+        (cpu1, wait1), rss1, maps1 = sched_seconds(p.pid), proc_status(p.pid, "VmRSS"), map_memory(pin_dir)
+        census = run_json(enter(rig.lma_ns, rig.tools.bench, "census", "-i", name))
+
+        log(f"registrations: {probe} refreshes one at a time")
+        cpu2 = cpu_seconds(p.pid)
+        refresh = rig.loadgen("--count", str(probe), "--window", "1", "--timestamps", "--nai", f"mn{{}}@{DOMAIN}")
+        refresh_cpu = cpu_seconds(p.pid) - cpu2
+
+        t0, cpu3 = time.time(), cpu_seconds(p.pid)
+        metrics = rig.metrics()
+        metrics_seconds, metrics_cpu = time.time() - t0, cpu_seconds(p.pid) - cpu3
+        code, _, _ = stop(p)
+        rig.world.processes.remove(p)
+        left = os.path.exists(pin_dir)
+        logfile.seek(0)
+        err = logfile.read()
+    finally:
+        os.unlink(f.name)
+        logfile.close()
+    if not left:
+        rig.world.instances.remove(pins)
+
+    statuses = {k: v["count"] for k, v in r["statuses"].items()}
+    checks.check(f"registrations.{n}.accepted",
+                 r["accepted"] == n and statuses == {"0": n} and r["timed_out"] == 0 and
+                 not any(r[k] for k in ("incomplete", "malformed", "unmatched", "wrong_mn", "send_errors")),
+                 f"{r['accepted']} of {n} accepted with prefix, address and key; statuses {statuses}, "
+                 f"{r['timed_out']} timed out, {r['incomplete']} incomplete, {r['malformed']} malformed, "
+                 f"{r['unmatched']} unmatched, {r['wrong_mn']} with another MN-ID, {r['send_errors']} not sent")
+    want = {"sessions": n, "session_stats": n, "mn_routes_v4": n, "mn_routes_v6": n, "tunnel_keys": n}
+    checks.check(f"registrations.{n}.dataplane", all(census.get(k) == v for k, v in want.items()),
+                 f"maps hold {census} (want {want})")
+    checks.check(f"registrations.{n}.agent",
+                 metrics.get("xpmip_bindings") == n and metrics.get("xpmip_sessions") == n,
+                 f"the agent reports {metrics.get('xpmip_bindings')} bindings, {metrics.get('xpmip_sessions')} "
+                 "sessions")
+    refreshed = refresh["accepted"]
+    checks.check(f"registrations.{n}.refresh", refreshed == probe, f"{refreshed} of {probe} refreshes accepted")
+    total0, total1 = sum(m["bytes"] for m in maps0.values()), sum(m["bytes"] for m in maps1.values())
+    checks.check(f"registrations.{n}.memory", rss1 > rss0 and total1 > total0,
+                 f"RSS {rss0} -> {rss1}, maps {total0} -> {total1} bytes")
+    checks.check(f"registrations.{n}.shutdown", code == 0 and not left,
+                 f"exit {code}, pins {'left behind' if left else 'removed'}; log: {err.strip()[-300:]}")
+    return {
+        "mns": n, "limit": n, "window": WINDOW, "mags": len(MAGS), "transport": r["transport"],
+        "per_second": r["per_second"], "seconds": r["seconds"], "statuses": statuses, "timed_out": r["timed_out"],
+        "rtt_us": r["rtt_us"], "timeline": r["timeline"],
+        "lma_cpu_seconds": cpu1 - cpu0, "lma_wait_seconds": wait1 - wait0,
+        "cpu_us_per_registration": (cpu1 - cpu0) / n * 1e6,
+        "rss_before": rss0, "rss_after": rss1, "rss_bytes_per_session": (rss1 - rss0) / n,
+        "maps_empty_bytes": total0, "maps_full_bytes": total1, "map_bytes_per_session": total1 / n,
+        "census": census, "metrics_seconds": metrics_seconds, "metrics_cpu_seconds": metrics_cpu,
+        "refresh": {"count": probe, "accepted": refreshed, "rtt_us": refresh["rtt_us"],
+                    "lma_cpu_us_each": refresh_cpu / probe * 1e6},
+    }
+
+
+def run(tools: Tools, checks: Checks, quick: bool):
+    sizes = [1000] if quick else [10_000, 100_000, 1_000_000]
+    echo_count = 1000 if quick else 100_000
+    probe = 10 if quick else 50
+    world = dptest.World("brg")
+    try:
+        rig = Rig(world, tools)
+        results = {"echo": echo_baseline(rig, checks, echo_count), "runs": [], "lma_cpu": LMA_CPU,
+                   "generator_cpu": GENERATOR_CPU, "window": WINDOW, "mags": len(MAGS)}
+        for n in sizes:
+            results["runs"].append(measure(rig, checks, n, probe))
+        base = results["runs"][0]
+        for r in results["runs"]:
+            r["vs_first"] = r["per_second"] / base["per_second"] if base["per_second"] else 0.0
+            r["vs_echo"] = r["per_second"] / results["echo"]["per_second"] if results["echo"]["per_second"] else 0.0
+        return results
+    finally:
+        world.close()
