@@ -59,9 +59,9 @@ class MultipathLmaTest(test_lma.LmaTest):
                       "  - {name: tun1, kind: tunnel}\n")
         t = t.replace(f"addresses: [{test_lma.MAG_A6}, {MAG_A4}]}}", f"addresses: [{test_lma.MAG_A6}, {MAG_A4}, "
                       f"{MAG_A4_2}]}}")
-        assert LMA4_2 in t and MAG_A4_2 in t and "tun1" in t
-        return t + ("  - {id: single@op1.example, realm: 1, multipath: false}\n"
-                    "labels:\n  - {name: red, id: 1, weight: 3}\n  - {name: blue, id: 2}\n"
+        t = t.replace("\nmobile_nodes:\n", "\nmobile_nodes:\n  - {id: single@op1.example, realm: 1, multipath: false}\n")
+        assert LMA4_2 in t and MAG_A4_2 in t and "tun1" in t and "single@" in t
+        return t + ("labels:\n  - {name: red, id: 1, weight: 3}\n  - {name: blue, id: 2}\n"
                     "steering:\n  - {name: web, proto: tcp, remote_ports: 80, labels: [red, blue]}\n")
 
     @classmethod

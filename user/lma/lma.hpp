@@ -13,7 +13,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace xpmip::lma {
@@ -88,6 +90,11 @@ private:
     void deregister(BindingCacheEntry& e, Clock::time_point now);
     void delete_entry(const std::string& mn_id, Clock::time_point now);
     void release_resources(const BindingCacheEntry& e, Clock::time_point now);
+    // The deadline index: the next time an entry needs on_timer (its lifetime, a binding's,
+    // or its deletion after de-registration); touch() after anything changes an entry.
+    static Clock::time_point entry_deadline(const BindingCacheEntry& e);
+    void touch(const std::string& mn_id);
+    void touch_for(const IncomingPbu& in);
     // When the last binding of a multipath entry expires.
     static Clock::time_point bindings_expiry(const BindingCacheEntry& e);
     // The data plane session of a multipath entry: `base` with one path per binding.
@@ -103,6 +110,8 @@ private:
     std::map<std::uint32_t, std::unique_ptr<Ipv4Pool>> ipv4_pools_;
     std::map<std::uint32_t, std::unique_ptr<Ipv6PrefixPool>> ipv6_pools_;
     std::map<std::string, Deferred> deferred_;   // by MN-ID
+    std::set<std::pair<Clock::time_point, std::string>> deadlines_;   // (deadline, MN-ID), earliest first
+    std::unordered_map<std::string, Clock::time_point> deadline_of_;  // MN-ID -> its key in deadlines_
 };
 
 } // namespace xpmip::lma
