@@ -98,7 +98,7 @@ int LinkMonitor::fd() const {
 }
 
 std::vector<std::uint32_t> LinkMonitor::dispatch() {
-    // (The constructor's initial reading is not a change.)
+    // (What the constructor read into changed_ is the starting state, not a change.)
     changed_.clear();
     for (;;) {
         int err = nl_recvmsgs_default(sock_.get());
