@@ -178,6 +178,10 @@ class Multipath(unittest.TestCase):
             self.assertEqual((m["key_uplink"], m["key_downlink"]), (l["key_uplink"], l["key_downlink"]))
         self.assertNotEqual(self.path(lma, "red")["key_uplink"], self.path(lma, "blue")["key_uplink"],
                             "RFC 5845 keys belong to one binding: each path has its own")
+        for log in ("lma.log", "mag.log"):   # both agents say which rules they steer by
+            self.assertEqual(self.log_count(log, "steering rule web: proto 6 remote ports 80-80 -> red, blue"), 1)
+            self.assertEqual(self.log_count(log, "steering rule spread: proto 17 remote ports 5001-5001 -> red, "
+                                                 "blue (per packet, by weight)"), 1)
 
     def test_port_80_on_red_the_rest_on_blue_failover_within_1s_and_back_never_split(self):
         hoa = self.mn_binding("mag.yaml")["hoa"]

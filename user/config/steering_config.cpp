@@ -1,6 +1,7 @@
 #include "config/steering_config.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <charconv>
 #include <set>
@@ -67,6 +68,37 @@ std::uint8_t resolve_label(const SteeringConfig& s, MapReader& r, const std::str
         return static_cast<std::uint8_t>(*n);
     }
     r.fail(key, fmt::format("'{}' is not a label of `labels` nor a number 1..255", value));
+}
+
+std::vector<std::string> describe_rules(const SteeringConfig& s) {
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < s.policy.rules.size(); ++i) {
+        const auto& r = s.policy.rules[i];
+        std::string what;
+        if (r.proto) {
+            what += fmt::format(" proto {}", r.proto);
+        }
+        if (r.dscp) {
+            what += fmt::format(" dscp {}", *r.dscp);
+        }
+        if (r.remote_prefix) {
+            what += " remote " + *r.remote_prefix;
+        }
+        if (r.remote_port_lo != 0 || r.remote_port_hi != 65535) {
+            what += fmt::format(" remote ports {}-{}", r.remote_port_lo, r.remote_port_hi);
+        }
+        if (r.local_port_lo != 0 || r.local_port_hi != 65535) {
+            what += fmt::format(" local ports {}-{}", r.local_port_lo, r.local_port_hi);
+        }
+        std::vector<std::string> labels;
+        for (auto l : r.labels) {
+            labels.push_back(s.label_name(l));
+        }
+        out.push_back(fmt::format("{}:{} -> {}{}{}", s.rule_names[i], what.empty() ? " any" : what,
+                                  labels.empty() ? "any" : fmt::format("{}", fmt::join(labels, ", ")),
+                                  r.per_packet ? " (per packet, by weight)" : "", r.strict ? " (strict)" : ""));
+    }
+    return out;
 }
 
 SteeringConfig read_steering(MapReader& root) {

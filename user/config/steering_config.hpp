@@ -46,6 +46,8 @@ inline constexpr std::uint8_t kSteeringPolicyId = 1;
 
 // Reads `labels` and `steering` of the root map (both optional). Errors name the rule and key.
 SteeringConfig read_steering(MapReader& root);
+// One line per rule for the agents' start-up log: "web: proto 6 remote ports 80-80 -> red, blue".
+std::vector<std::string> describe_rules(const SteeringConfig& s);
 // A label given by name (or by number 1..255) in key `key` of `r`.
 std::uint8_t resolve_label(const SteeringConfig& s, MapReader& r, const std::string& key, const std::string& value);
 

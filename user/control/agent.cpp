@@ -48,6 +48,12 @@ std::optional<MetricsServer> open_metrics(const std::optional<std::string>& list
     return m;
 }
 
+void log_steering(const config::SteeringConfig& s) {
+    for (const auto& line : config::describe_rules(s)) {
+        spdlog::info("steering rule {}", line);
+    }
+}
+
 bool carrier_changed(netlink::LinkMonitor& links) {
     try {
         const auto changed = links.dispatch();

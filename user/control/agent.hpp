@@ -4,6 +4,7 @@
 
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
+#include "config/steering_config.hpp"
 #include "netlink/link_monitor.hpp"
 
 #include <memory>
@@ -33,6 +34,9 @@ private:
 
 // The Prometheus endpoint when the configuration asks for one.
 std::optional<MetricsServer> open_metrics(const std::optional<std::string>& listen);
+
+// Log the steering rules (RFC 8278 §3.2) an agent writes into its data plane.
+void log_steering(const config::SteeringConfig& s);
 
 // Read pending link events and log every carrier change; true when one changed (RFC 8278
 // failover then recomputes the paths). Errors are logged, not thrown.

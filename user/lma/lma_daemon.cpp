@@ -122,6 +122,7 @@ int run_lma(const LmaRunOptions& options) {
     // RFC 8278 §3.2 routing rules: one policy for every multipath session.
     auto install_steering = [&](const config::SteeringConfig& st) {
         dp.sessions().set_policy(config::kSteeringPolicyId, st.policy);
+        control::log_steering(st);
     };
     install_steering(cfg.steering);
 

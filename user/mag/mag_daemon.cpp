@@ -223,6 +223,7 @@ int run_mag(const MagRunOptions& options) {
     MobileAccessGateway mag(cfg, sink);
     // RFC 8278 §3.2 routing rules: one policy for every multipath session.
     dp.sessions().set_policy(config::kSteeringPolicyId, cfg.steering.policy);
+    control::log_steering(cfg.steering);
     auto sock = is_ipv4(cfg.lma) ? transport::SignalingSocket::open_ipv4_udp()
                                  : transport::SignalingSocket::open_ipv6();
     control::AgentMetrics metrics;
