@@ -774,6 +774,34 @@ class MultipathScriptedLma(ScriptedLma):
             got[self.mmb(d)["bid"]] = (d.src, d.to)
         self.assertEqual(got, {1: (MAG4, LMA4), 2: (MAG4_2, LMA4_2)}, self.m.mag_log()[-3000:])
 
+    def test_an_mn_arriving_while_wan0_has_no_carrier_registers_over_wan1_first(self):
+        m = self.m
+
+        def wan0(up):
+            m.lma_ns.ip(f"link set tun0 {'up' if up else 'down'}")   # wan0's carrier
+            if up:   # (admin down flushed the permanent neighbours)
+                for a, ns, dev, mac in ((MAG4, m.lma_ns, "tun0", m.mag_ns.mac("wan0")),
+                                        (LMA4, m.mag_ns, "wan0", m.lma_ns.mac("tun0"))):
+                    ns.ip(f"neigh replace {a} lladdr {mac} dev {dev} nud permanent")
+        wan0(False)
+        try:
+            self.start()
+            m.show_up(5)
+            p = self.expect_pbu(kinds=("udp",))
+            self.assertEqual((p.src, p.to, self.mmb(p)["bid"]), (MAG4_2, LMA4_2, 2), "the first path with carrier")
+            self.answer(p, gre="key", key=541, extra=self.echo_63(p), src=LMA4_2, dst=MAG4_2)
+            s = self.wait_session(5)
+            self.assertEqual([(x["bid"], x["up"]) for x in s["paths"]], [(2, True)])
+            self.assertTrue(wait_for(lambda: "bid=1 label=red via wan0" in m.mag_log(), timeout=3),
+                            "then it tries wan0")
+        finally:
+            wan0(True)
+        q = self.expect_pbu(timeout=10, kinds=("udp",))   # a retransmission over wan0, now up
+        self.assertEqual((q.src, self.mmb(q)["bid"]), (MAG4, 1))
+        self.answer(q, gre="key", key=542, extra=self.echo_63(q))
+        s = self.wait_session(5, lambda s: len(s["paths"]) == 2)
+        self.assertEqual([(x["bid"], x["key_uplink"], x["up"]) for x in s["paths"]], [(1, 542, True), (2, 541, True)])
+
     def test_4_4_a_pba_echoing_63_and_64_is_taken_as_multipath_too(self):
         p = self.first_path(2)
         self.answer(p, gre="key", key=511, extra=self.echo_63(p, with_64=True))

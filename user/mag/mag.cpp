@@ -173,13 +173,21 @@ std::vector<OutgoingPbu> MobileAccessGateway::attach(const std::string& mn_id, C
     e.state = State::Registering;
     e.backoff = config_.timers.initial_retransmit;
     e.session_id = next_session_++;
+    // RFC 8278 §4.4: one path first - the first WAN interface that has carrier, so that an MN
+    // arriving while an access network is down registers over another.
+    for (std::size_t i = 0; config_.multipath() && i < config_.wans.size(); ++i) {
+        if (sink_.link_up(sink_.ifindex(config_.wans[i].interface))) {
+            e.path = i;
+            break;
+        }
+    }
     auto& ref = bul_.emplace(mn_id, std::move(e)).first->second;
     spdlog::info("mobile node {} ({}) attached on {}", mn_id, mn->mac.to_string(), mn->interface);
     return send(ref, false, now);
 }
 
 BindingUpdateListEntry& MobileAccessGateway::primary(BindingUpdateListEntry& e) {
-    return e.path == 0 ? e : bul_.at(e.mn_id);
+    return bul_.at(e.mn_id);   // the MN's entry in the list; its other paths live in it
 }
 
 std::vector<BindingUpdateListEntry*> MobileAccessGateway::all_paths(BindingUpdateListEntry& p) {
@@ -328,7 +336,10 @@ std::vector<OutgoingPbu> MobileAccessGateway::start_other_paths(BindingUpdateLis
         return out;
     }
     p.paths.reserve(config_.wans.size() - 1);
-    for (std::size_t i = 1; i < config_.wans.size(); ++i) {
+    for (std::size_t i = 0; i < config_.wans.size(); ++i) {
+        if (i == p.path) {
+            continue;
+        }
         BindingUpdateListEntry x;
         x.mn_id = p.mn_id;
         x.mac = p.mac;
@@ -337,7 +348,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::start_other_paths(BindingUpdateLis
         x.state = State::Registering;
         x.backoff = config_.timers.initial_retransmit;
         x.session_id = p.session_id;
-        // The addresses the LMA gave over path 0: the same mobility session (RFC 8278 §3.1 step 6).
+        // The addresses the LMA gave over the first path: the same mobility session (RFC 8278 §3.1 step 6).
         x.hnp = p.hnp;
         x.ipv4_hoa = p.ipv4_hoa;
         x.ipv4_prefix_length = p.ipv4_prefix_length;
@@ -365,7 +376,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::fall_back_to_one_path(BindingUpdat
         }
     }
     p.paths.clear();
-    // Path 0 registers again without options 63/64 (its binding at the LMA, if any, becomes
+    // The first path registers again without options 63/64 (its binding at the LMA, if any, becomes
     // an ordinary one).
     p.state = p.state == State::Registered ? State::Registered : State::Registering;
     p.refreshing = p.state == State::Registered;
@@ -389,7 +400,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::detach(const std::string& mn_id, C
         bul_.erase(it);
         return {};
     }
-    // Every path that may be registered is de-registered (RFC 8278: per Binding-Id); path 0's
+    // Every path that may be registered is de-registered (RFC 8278: per Binding-Id); the first path's
     // answer ends the entry.
     std::vector<OutgoingPbu> out;
     for (auto* x : all_paths(e)) {
@@ -459,7 +470,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
     e->last_status = pba.status;
 
     if (e->state == State::Deregistering) {
-        if (e->path != 0) {
+        if (e != &primary(*e)) {
             BindingUpdateListEntry& p = primary(*e);
             keys_in_use_.erase(e->key_downlink.value_or(0));
             std::erase_if(p.paths, [&](const auto& x) { return &x == e; });
@@ -481,8 +492,8 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
         spdlog::warn("{}: LMA {} accepted without the MAG Multipath-Binding option (legacy LMA, RFC 8278 §4.4): "
                      "multipath disabled for it", e->mn_id, to_string(in.src));
         multipath_off_.insert(e->mn_id);
-        if (e->path != 0) {
-            // This path's binding replaced the MN's one at a legacy LMA: back to path 0.
+        if (e != &primary(*e)) {
+            // This path's binding replaced the MN's one at a legacy LMA: back to the first path.
             uninstall(*e);
             return fall_back_to_one_path(primary(*e), now);
         }
@@ -589,7 +600,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
     if (e->multipath_sent && mmb) {
         lma_multipath_known_ = true;
     }
-    if (first && e->path == 0) {
+    if (first && e == &primary(*e)) {
         sink_.registered(*e);
         // RFC 8278 §4.4: the LMA has shown multipath support over this first path; now the others.
         if (e->multipath_sent && mmb) {
@@ -634,7 +645,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::reload(MagConfig config, Clock::ti
 
 std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
     std::vector<OutgoingPbu> out;
-    std::vector<std::string> gone;                            // MNs whose path 0 gave up
+    std::vector<std::string> gone;                            // MNs whose first path gave up
     std::vector<std::pair<std::string, std::size_t>> gone_paths;   // other paths that did
     for (auto& [id, p] : bul_) {
         for (auto* x : all_paths(p)) {
@@ -670,7 +681,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
                     if (e.attempts >= config_.timers.deregistration_attempts) {
                         spdlog::warn("de-registration of {} (path {}) unanswered after {} attempts: dropped", id, e.path,
                                      e.attempts);
-                        if (e.path == 0) {
+                        if (&e == &p) {
                             gone.push_back(id);
                         } else {
                             gone_paths.emplace_back(id, e.path);

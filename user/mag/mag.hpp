@@ -73,11 +73,12 @@ struct BindingUpdateListEntry {
     dataplane::SessionConfig session;
 
     // RFC 8278. `path`: the WAN path (MagConfig::wans index) this entry registers over; the
-    // MN's entry in the list is path 0's and holds the other paths' entries in `paths`.
+    // MN's entry in the list is the path it registered over first and holds the other paths'
+    // entries in `paths`.
     std::size_t path = 0;
     bool multipath_sent = false;              // its last PBU carried options 63 and 64
     std::vector<BindingUpdateListEntry> paths;
-    bool session_installed = false;           // (path 0's entry) the MN's session is in the data plane
+    bool session_installed = false;           // (the MN's entry) its session is in the data plane
 };
 
 // The data plane and the access link, as the MAG's logic sees them.
@@ -131,13 +132,13 @@ private:
     bool include_gre_option(const BindingUpdateListEntry& e) const;
     void install(BindingUpdateListEntry& e);
     void uninstall(BindingUpdateListEntry& e);
-    // The MN's entry (path 0) of any of its entries.
+    // The MN's entry in the list (its first path) of any of its entries.
     BindingUpdateListEntry& primary(BindingUpdateListEntry& e);
-    // Its entries over every path, path 0 first.
+    // Its entries over every path, the first path first.
     std::vector<BindingUpdateListEntry*> all_paths(BindingUpdateListEntry& primary);
     // RFC 8278 §4.4: register the MN's other paths once the LMA has shown multipath support.
     std::vector<OutgoingPbu> start_other_paths(BindingUpdateListEntry& primary, Clock::time_point now);
-    // Multipath off for the MN: its other paths' entries go, path 0 registers without 63/64.
+    // Multipath off for the MN: its other paths' entries go, the first registers without 63/64.
     std::vector<OutgoingPbu> fall_back_to_one_path(BindingUpdateListEntry& primary, Clock::time_point now);
     bool multipath_for(const BindingUpdateListEntry& e) const;
     // The data plane session of the MN from its paths in the data plane (none: nullopt).

@@ -159,7 +159,7 @@ nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point n
         b["ipv4_router"] = control::json_or_null(e.ipv4_router);
         b["multipath"] = mag.config().multipath() && !mag.multipath_disabled(id);
         if (mag.config().multipath()) {
-            // RFC 8278: every path's registration (path 0's is also the row above).
+            // RFC 8278: every path's registration (the first path's is also the row above).
             nlohmann::json paths = nlohmann::json::array();
             std::vector<const BindingUpdateListEntry*> all{&e};
             for (const auto& x : e.paths) {
