@@ -155,12 +155,17 @@ class Capture:
         os.unlink(self.path)
 
 
+def refuse_if_a_lab_is_up():
+    """The lab's names are fixed: one already up here is an error, not something to remove."""
+    left = leftovers()
+    if left:
+        raise RuntimeError(f"a lab is already up on this host ({left}): `xpmip lab down` first")
+
+
 class Lab(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        left = leftovers()
-        if left:
-            raise RuntimeError(f"a lab is already up on this host ({left}): `xpmip lab down` first")
+        refuse_if_a_lab_is_up()
 
     def tearDown(self):
         # Whatever a test did, the next one starts from nothing.

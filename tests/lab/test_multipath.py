@@ -135,9 +135,7 @@ def set_red(up):
 class Multipath(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        left = leftovers()
-        if left:
-            raise RuntimeError(f"a lab is already up on this host ({left}): `xpmip lab down` first")
+        test_lab.refuse_if_a_lab_is_up()
         r = lab("up")
         if r.returncode != 0:
             lab("down")

@@ -65,7 +65,8 @@ def receive(kinds, timeout, count):
         if left <= 0:
             break
         ready, _, _ = select.select(watch, [], [], left)
-        for s in ready:
+        # No more than asked for: what else is ready stays queued for the next request.
+        for s in ready[:count - len(got)]:
             got.append(read_one(s))
     return got
 

@@ -105,7 +105,6 @@ class MagWorld:
 
     def __init__(self, tag, with_lma=False):
         self.w = World(tag)
-        self.backlog = []   # datagrams the scripted LMA received but a test has not looked at yet
         self.mag_proc = None
         self.lma_proc = None
         self.files = []
@@ -187,7 +186,6 @@ class MagWorld:
         self.stop_mag()
         if hasattr(self, "lma"):
             self.ask(self.lma, op="drain")   # what the previous MAG sent, de-registrations included
-        self.backlog = []
         mns = "\n".join(f"  - {{id: {mn_id(i)}, mac: '{mac_of(i)}', interface: acc0, "
                         f"attach: {'static' if i in static else 'dynamic'}}}" for i in range(N_MN))
         self.mag_instance = f"{self.w.prefix}-mag"
@@ -259,14 +257,10 @@ class ScriptedLma(unittest.TestCase):
         return MagWorld.ask(self.m.lma, **req)
 
     def next_pbu(self, timeout=3.0, kinds=("mh6", "udp")):
-        # One select() may return datagrams of several sockets at once: keep the rest for later.
-        backlog = self.m.backlog
-        if not any(g["kind"] in kinds for g in backlog):
-            backlog += self.lma_ask(op="recv", kinds=list(kinds), timeout=timeout)["got"]
-        g = next((g for g in backlog if g["kind"] in kinds), None)
-        if g is None:
+        got = self.lma_ask(op="recv", kinds=list(kinds), timeout=timeout)["got"]
+        if not got:
             return None
-        backlog.remove(g)
+        g = got[0]
         p = Pbu(bytes.fromhex(g["data"]), "udp" if g["kind"] == "udp" else "ipv6", g["src"])
         p.to = g.get("to", [g.get("dst")])[0]
         return p

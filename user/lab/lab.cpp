@@ -149,7 +149,7 @@ json path_of(const json& b, unsigned bid) {
     return json();
 }
 
-// The WAN link whose label is on a path.
+// A WAN link's Binding-Id: its position in the MAG's `wan` list (the default BIDs).
 unsigned bid_of(const WanLink& l) {
     return static_cast<unsigned>(&l - wan_links().data()) + 1;   // the MAG config's default Binding-Ids
 }

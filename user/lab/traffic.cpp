@@ -156,6 +156,35 @@ TcpResult tcp_transfer(const std::string& client_ns, const std::string& server_n
         res.downlink = down_got;
         return res;
     };
+    // One direction's sender: the next piece of the pattern, a half-close after the last. Returns
+    // an error text, empty when all is well (a full socket buffer included).
+    auto send_more = [&](int fd, std::size_t& sent, const char* dir) -> std::string {
+        ssize_t n = send(fd, pat.data() + sent, std::min<std::size_t>(bytes - sent, 1 << 16), MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += static_cast<std::size_t>(n);
+            if (sent == bytes) {
+                shutdown(fd, SHUT_WR);
+            }
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            return fmt::format("{} send: {}", dir, std::strerror(errno));
+        }
+        return {};
+    };
+    // One direction's receiver: what arrives must continue the pattern.
+    auto receive_more = [&](int fd, std::size_t& got, bool& eof, const char* dir) -> std::string {
+        ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+        if (n > 0) {
+            if (!matches(pat, got, buf.data(), static_cast<std::size_t>(n))) {
+                return fmt::format("{} data corrupted or too long at octet {}", dir, got);
+            }
+            got += static_cast<std::size_t>(n);
+        } else if (n == 0) {
+            eof = true;
+        } else if (errno != EAGAIN && errno != EINTR) {
+            return fmt::format("{} receive: {}", dir, std::strerror(errno));
+        }
+        return {};
+    };
     while (!down_eof) {
         if (interrupted()) {
             return fail("interrupted");
@@ -200,54 +229,24 @@ TcpResult tcp_transfer(const std::string& client_ns, const std::string& server_n
             connected = (p[0].revents & POLLOUT) != 0;
         }
         if (connected && up_sent < bytes && (p[0].revents & POLLOUT)) {
-            ssize_t n = send(client.get(), pat.data() + up_sent, std::min<std::size_t>(bytes - up_sent, 1 << 16),
-                             MSG_NOSIGNAL);
-            if (n > 0) {
-                up_sent += static_cast<std::size_t>(n);
-                if (up_sent == bytes) {
-                    shutdown(client.get(), SHUT_WR);
-                }
-            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                return fail(fmt::format("uplink send: {}", std::strerror(errno)));
+            if (auto err = send_more(client.get(), up_sent, "uplink"); !err.empty()) {
+                return fail(err);
             }
         }
         if (p[0].revents & (POLLIN | POLLHUP)) {
-            ssize_t n = recv(client.get(), buf.data(), buf.size(), 0);
-            if (n > 0) {
-                if (!matches(pat, down_got, buf.data(), static_cast<std::size_t>(n))) {
-                    return fail(fmt::format("downlink data corrupted or too long at octet {}", down_got));
-                }
-                down_got += static_cast<std::size_t>(n);
-            } else if (n == 0) {
-                down_eof = true;
-            } else if (errno != EAGAIN && errno != EINTR) {
-                return fail(fmt::format("downlink receive: {}", std::strerror(errno)));
+            if (auto err = receive_more(client.get(), down_got, down_eof, "downlink"); !err.empty()) {
+                return fail(err);
             }
         }
         // The server: uplink data until the client's FIN, then the downlink.
         if (server && !up_eof && (p[2].revents & (POLLIN | POLLHUP))) {
-            ssize_t n = recv(server.get(), buf.data(), buf.size(), 0);
-            if (n > 0) {
-                if (!matches(pat, up_got, buf.data(), static_cast<std::size_t>(n))) {
-                    return fail(fmt::format("uplink data corrupted or too long at octet {}", up_got));
-                }
-                up_got += static_cast<std::size_t>(n);
-            } else if (n == 0) {
-                up_eof = true;
-            } else if (errno != EAGAIN && errno != EINTR) {
-                return fail(fmt::format("uplink receive: {}", std::strerror(errno)));
+            if (auto err = receive_more(server.get(), up_got, up_eof, "uplink"); !err.empty()) {
+                return fail(err);
             }
         }
         if (server && up_eof && down_sent < bytes && (p[2].revents & POLLOUT)) {
-            ssize_t n = send(server.get(), pat.data() + down_sent, std::min<std::size_t>(bytes - down_sent, 1 << 16),
-                             MSG_NOSIGNAL);
-            if (n > 0) {
-                down_sent += static_cast<std::size_t>(n);
-                if (down_sent == bytes) {
-                    shutdown(server.get(), SHUT_WR);
-                }
-            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                return fail(fmt::format("downlink send: {}", std::strerror(errno)));
+            if (auto err = send_more(server.get(), down_sent, "downlink"); !err.empty()) {
+                return fail(err);
             }
         }
     }

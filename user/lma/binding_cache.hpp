@@ -24,10 +24,7 @@ struct MultipathBinding {
     std::uint8_t if_att = 0;               // If-ATT
     IpAddress proxy_coa;
     IpAddress lma_address;
-    wire::Transport transport = wire::Transport::Ipv6;
-    std::uint16_t mag_port = 0;
     std::uint32_t ifindex = 0;             // the interface its PBUs arrive on: its link's carrier
-    std::chrono::seconds lifetime{0};
     Clock::time_point expires{};
     std::uint16_t last_sequence = 0;
     std::optional<std::uint64_t> last_timestamp;
@@ -35,8 +32,7 @@ struct MultipathBinding {
     std::optional<std::uint32_t> key_downlink;
     std::optional<std::uint32_t> key_uplink;
     bool tlv_header = false;
-    bool force_udp = false;
-    dataplane::Encapsulation encap = dataplane::Encapsulation::IpInIp;
+    dataplane::Encapsulation encap = dataplane::Encapsulation::IpInIp;   // (UDP when F was accepted)
 };
 
 struct BindingCacheEntry {

@@ -287,14 +287,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
             const MultipathBinding gone = *mb;
             e->bindings.erase(mmb->binding_id);
             e->expires = bindings_expiry(*e);
-            try {
-                const auto s = multipath_session(*e, e->session);
-                sink_.upsert(s);
-                e->session = s;
-            } catch (const std::exception& ex) {
-                spdlog::error("session {} for {}: removing binding {} from the data plane failed: {}", e->session_id,
-                              id, gone.bid, ex.what());
-            }
+            rewrite_paths(*e);
             if (gone.key_uplink) {
                 uplink_keys_.release(*gone.key_uplink, now);
             }
@@ -494,6 +487,19 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
     // registration holds.
     MultipathBinding nb = mb && !handoff ? *mb : MultipathBinding{};
     std::vector<std::uint32_t> drop_keys;
+    // Every binding but `keep` goes, its uplink key with it.
+    auto drop_bindings = [&](std::optional<std::uint8_t> keep) {
+        for (auto it = ne.bindings.begin(); it != ne.bindings.end();) {
+            if (it->first == keep) {
+                ++it;
+                continue;
+            }
+            if (it->second.key_uplink) {
+                drop_keys.push_back(*it->second.key_uplink);
+            }
+            it = ne.bindings.erase(it);
+        }
+    };
     if (mmb) {
         if (!ne.multipath || handoff || ne.deregistered) {
             // A session starting over: nothing of the old bindings but this one's own keys
@@ -502,27 +508,12 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
                 drop_keys.push_back(*ne.key_uplink);
                 ne.key_uplink.reset();
             }
-            for (const auto& [bid, b] : ne.bindings) {
-                if (b.key_uplink && !(mb && !handoff && bid == mb->bid)) {
-                    drop_keys.push_back(*b.key_uplink);
-                }
-            }
-            ne.bindings.clear();
+            drop_bindings(mb && !handoff ? std::optional(mb->bid) : std::nullopt);
         } else if (mmb->overwrite) {
-            for (const auto& [bid, b] : ne.bindings) {
-                if (bid != mmb->binding_id && b.key_uplink) {
-                    drop_keys.push_back(*b.key_uplink);
-                }
-            }
-            std::erase_if(ne.bindings, [&](const auto& kv) { return kv.first != mmb->binding_id; });
+            drop_bindings(mmb->binding_id);
         }
     } else if (ne.multipath) {
-        for (const auto& [bid, b] : ne.bindings) {
-            if (b.key_uplink) {
-                drop_keys.push_back(*b.key_uplink);
-            }
-        }
-        ne.bindings.clear();
+        drop_bindings(std::nullopt);
         ne.multipath = false;
     }
     // §3.3: the uplink key stays the same for the life of the mobility session (of the binding,
@@ -582,10 +573,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         nb.if_att = mmb->if_att;
         nb.proxy_coa = in.src;
         nb.lma_address = in.dst;
-        nb.transport = in.transport;
-        nb.mag_port = in.src_port;
         nb.ifindex = in.ifindex;
-        nb.lifetime = granted;
         nb.expires = now + granted;
         nb.last_sequence = pbu.sequence;
         if (ts) {
@@ -594,7 +582,6 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         nb.gre = d.gre;
         nb.key_downlink = d.keyed ? gre_opt->key : std::nullopt;
         nb.tlv_header = d.tlv;
-        nb.force_udp = force_udp;
         nb.encap = s.encap;
         // One data plane session carries one encapsulation: a binding that would need another
         // than the MN's other bindings cannot join them (unless it replaces them).
@@ -611,7 +598,6 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
         if (mmb->bulk_reregistration) {
             // §4.1 B: "update the binding lifetime of all the mobile node's bindings".
             for (auto& [bid, b] : ne.bindings) {
-                b.lifetime = granted;
                 b.expires = now + granted;
             }
         }
@@ -793,7 +779,6 @@ std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
             e.expires = now;
             continue;
         }
-        const auto before = e.bindings.size();
         for (auto it = e.bindings.begin(); it != e.bindings.end();) {
             if (it->second.expires <= now) {
                 spdlog::info("binding {} of {} ({} label {}) expired", it->first, id, to_string(it->second.proxy_coa),
@@ -807,15 +792,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
             }
         }
         e.expires = bindings_expiry(e);
-        if (e.bindings.size() != before && e.in_dataplane) {
-            try {
-                const auto s = multipath_session(e, e.session);
-                sink_.upsert(s);
-                e.session = s;
-            } catch (const std::exception& ex) {
-                spdlog::error("session {} for {}: removing expired bindings failed: {}", e.session_id, id, ex.what());
-            }
-        }
+        rewrite_paths(e);
     }
     for (const auto& id : due_ids) {
         const BindingCacheEntry& e = *cache_.find(id);
@@ -928,20 +905,24 @@ dataplane::SessionConfig LocalMobilityAnchor::multipath_session(const BindingCac
     return base;
 }
 
+void LocalMobilityAnchor::rewrite_paths(BindingCacheEntry& e) {
+    if (!e.multipath || !e.in_dataplane) {
+        return;
+    }
+    try {
+        auto s = multipath_session(e, e.session);
+        if (s != e.session) {
+            sink_.upsert(s);
+            e.session = s;
+        }
+    } catch (const std::exception& ex) {
+        spdlog::error("session {} for {}: updating its paths failed: {}", e.session_id, e.mn_id, ex.what());
+    }
+}
+
 void LocalMobilityAnchor::on_link_change() {
     for (auto& [id, e] : cache_.entries()) {
-        if (!e.multipath || !e.in_dataplane) {
-            continue;
-        }
-        try {
-            auto s = multipath_session(e, e.session);
-            if (s != e.session) {
-                sink_.upsert(s);
-                e.session = s;
-            }
-        } catch (const std::exception& ex) {
-            spdlog::error("session {} for {}: updating its paths failed: {}", e.session_id, id, ex.what());
-        }
+        rewrite_paths(e);
     }
 }
 

@@ -99,6 +99,8 @@ private:
     static Clock::time_point bindings_expiry(const BindingCacheEntry& e);
     // The data plane session of a multipath entry: `base` with one path per binding.
     dataplane::SessionConfig multipath_session(const BindingCacheEntry& e, dataplane::SessionConfig base);
+    // Write a multipath entry's paths as its bindings and their links now are (errors logged).
+    void rewrite_paths(BindingCacheEntry& e);
     void log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const;
 
     LmaConfig config_;

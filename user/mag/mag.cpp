@@ -302,7 +302,6 @@ void MobileAccessGateway::install(BindingUpdateListEntry& e) {
         e.in_dataplane = was;
         throw;
     }
-    e.session = primary(e).session;
 }
 
 void MobileAccessGateway::uninstall(BindingUpdateListEntry& e) {
