@@ -9,19 +9,12 @@ XPMIP_BUILD=${XPMIP_BUILD:-$XPMIP_ROOT/build}
 
 xpmip_log() { printf '\033[1m[xpmip]\033[0m %s\n' "$*" >&2; }
 
+source "$XPMIP_ROOT/tools/packages.sh"
+
 xpmip_install_packages() {
-    local missing=()
-    while read -r pkg; do
-        [[ -z "$pkg" || "$pkg" == \#* ]] && continue
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done < "$XPMIP_ROOT/tools/packages.txt"
-    if ((${#missing[@]})); then
-        [[ $EUID -eq 0 ]] || { xpmip_log "missing packages (${missing[*]}): run as root"; exit 1; }
-        xpmip_log "installing: ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    local all=()
+    mapfile -t all < <(xpmip_package_list "$XPMIP_ROOT/tools/packages.txt")
+    xpmip_need "${all[@]}" || { xpmip_log "could not install the packages of tools/packages.txt"; exit 1; }
 }
 
 xpmip_mount_bpffs() {
