@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
 """RFC 8278 multipath in the lab (`xpmip lab up`): the MAG's two WAN links, wan0 labelled RED and
 wan1 BLUE, each with its own binding at the LMA; both agents steer by the same rules (TCP to port
-80 on RED, UDP to port 5001 spread 3:1 packet by packet, the rest on BLUE). Everything is measured
-with tshark on the transit bridges br0 (RED) and br1 (BLUE) in xl-wan, decoding the GRE packets'
-inner headers, in both directions:
+80 on RED, UDP to port 5001 spread 3:1 packet by packet, the rest on BLUE). Every GRE packet that
+crosses the transit bridges br0 (RED) and br1 (BLUE) in xl-wan is recorded by a counting BPF
+program on their ports (wan_counter.bpf.c: in crossing order, with the inner headers, TCP
+sequence numbers and GRE keys), so nothing depends on what a packet capture happened to keep:
 
 - steering and failover: TCP flows to port 80 and to port 8080 from one MN, each sending every
   20 ms for 10 s. Port 80 flows are on RED, the others on BLUE. RED's link goes down (both ends
   lose carrier) after 3 s: within one second every port 80 flow is on BLUE, with no
   re-registration (the LMA's RED binding stays, shown down); when RED returns they come back.
-  No flow is ever split: each direction of a flow uses one link at any time (one switch per
-  change, none elsewhere), the other flows never touch RED, and no data is lost (every octet
-  echoed).
+  No flow is ever split: in TCP sequence order each direction of a flow takes RED, then BLUE,
+  then RED (one switch per change, none elsewhere), the other flows never touch RED, and no
+  data is lost (every octet echoed).
 - per-packet: 40000 UDP packets to port 5001 divide 3:1 between RED and BLUE within ±5 %, while
-  a UDP flow to port 5002 sent at the same time stays on BLUE whole.
+  a UDP flow to port 5002 sent at the same time stays on BLUE whole; every packet the MN sent
+  crossed a bridge once.
 
 Runs as root, serially (the lab's names are fixed).
 """
@@ -27,10 +29,14 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_lab  # noqa: E402
 from test_lab import STATE, bindings, lab, leftovers, sh  # noqa: E402
+from wan_counter import WanCounter  # noqa: E402
 
 PY = "/usr/bin/python3"
 RED, BLUE = "br0", "br1"
-LINK = {RED: ("192.0.2.10", "192.0.2.1"), BLUE: ("203.0.113.10", "203.0.113.1")}   # MAG, LMA
+# The bridge ports in xl-wan: m* face the MAG (uplink packets enter there), l* the LMA (downlink).
+PORTS = {"m0": RED, "l0": RED, "m1": BLUE, "l1": BLUE}
+UPLINK_PORT, DOWNLINK_PORT = {RED: "m0", BLUE: "m1"}, {RED: "l0", BLUE: "l1"}
+COUNTER_OBJ = os.environ.get("XPMIP_WAN_COUNTER", "")
 MN_NS, MN_ID, CN_NS, CN = "xl-mn1", "mn1@operator-a.example", "xl-cna", "198.51.100.10"
 
 # Echo servers (CN) and flow clients (MN). `serve PORT...`: echo every connection on each port.
@@ -99,27 +105,23 @@ elif mode == "udp":
 """
 
 
-class Capture(test_lab.Capture):
-    """tshark on one WAN bridge: GRE packets with their time, outer and inner headers."""
-
-    def __init__(self, bridge):
-        super().__init__(bridge, buffer_mib=64)   # 40000 packets in a few seconds
-
-    def stop(self):
-        self.finish()
-        out = sh("tshark", "-r", self.path, "-Y", "gre", "-T", "fields", "-E", "separator=;", "-E", "occurrence=a",
-                 "-E", "aggregator=,", "-e", "frame.time_epoch", "-e", "ip.src", "-e", "ip.dst", "-e", "ip.proto",
-                 "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport",
-                 "-e", "gre.key", timeout=120).stdout
-        pkts = []
-        for line in out.splitlines():
-            t, src, dst, proto, tsp, tdp, usp, udp_, key = line.split(";")
-            src, dst, proto = src.split(","), dst.split(","), proto.split(",")
-            pkts.append({"t": float(t), "outer": (src[0], dst[0]), "inner": (src[-1], dst[-1]),
-                         "proto": int(proto[-1]) if proto[-1] else 0,
-                         "sport": int(tsp or usp or 0), "dport": int(tdp or udp_ or 0),
-                         "key": int(key, 0) if key else None, "link": self.iface})
-        return pkts
+def seq_runs(segments):
+    """The links a TCP direction took, in the sender's order (sequence numbers from the first
+    segment seen, each sequence number counted once: where it first crossed), runs merged."""
+    if not segments:
+        return [], []
+    base = segments[0]["seq"]
+    first = {}
+    for p in segments:
+        first.setdefault((p["seq"] - base) % (1 << 32), p)
+    ordered = [first[k] for k in sorted(first)]
+    runs, groups = [], []
+    for p in ordered:
+        if not runs or runs[-1] != p["link"]:
+            runs.append(p["link"])
+            groups.append([])
+        groups[-1].append(p)
+    return runs, groups
 
 
 def set_red(up):
@@ -141,6 +143,12 @@ class Multipath(unittest.TestCase):
             lab("down")
             raise RuntimeError(f"xpmip lab up failed:\n{r.stdout}{r.stderr}")
         cls.up_output = r.stdout
+        cls.counter = None
+        try:
+            cls.counter = WanCounter(COUNTER_OBJ, PORTS)
+        except BaseException:
+            cls.tearDownClass()
+            raise
         cls.server = subprocess.Popen(["ip", "netns", "exec", CN_NS, PY, "-c", FLOWS, "serve", "80", "8080"],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if cls.server.stdout.readline().strip() != "ready":
@@ -154,6 +162,8 @@ class Multipath(unittest.TestCase):
             cls.server.wait()
             cls.server.stdout.close()
             cls.server.stderr.close()
+        if getattr(cls, "counter", None):
+            cls.counter.close()
         set_red(True) if os.path.exists("/run/netns/xl-wan") else None
         r = lab("down")
         assert r.returncode == 0, r.stdout + r.stderr
@@ -181,30 +191,38 @@ class Multipath(unittest.TestCase):
             self.assertEqual(self.log_count(log, "steering rule spread: proto 17 remote ports 5001-5001 -> red, "
                                                  "blue (per packet, by weight)"), 1)
 
+    def keys(self):
+        """The GRE key each link's packets carry, per direction, from the MAG's binding."""
+        mag = self.mn_binding("mag.yaml")
+        return {(link, d): self.path(mag, label)[f"key_{d}"] for link, label in ((RED, "red"), (BLUE, "blue"))
+                for d in ("uplink", "downlink")}
+
+    def check_link_and_key(self, p, direction, keys):
+        port = (UPLINK_PORT if direction == "uplink" else DOWNLINK_PORT)[p["link"]]
+        self.assertEqual(p["port"], port, f"{direction} packet entered {p['link']} from the wrong side: {p}")
+        self.assertEqual(p["key"], keys[(p["link"], direction)], f"{direction} GRE key on {p['link']}: {p}")
+
     def test_port_80_on_red_the_rest_on_blue_failover_within_1s_and_back_never_split(self):
         hoa = self.mn_binding("mag.yaml")["hoa"]
+        keys = self.keys()
         pbus_before = self.log_count("mag.log", "PBU mn=")
-        caps = {b: Capture(b) for b in (RED, BLUE)}
-        try:
-            client = subprocess.Popen(["ip", "netns", "exec", MN_NS, PY, "-c", FLOWS, "flows", CN, "10", "80:4",
-                                       "8080:4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(3)
-            t_down = time.time()
-            set_red(False)
-            t_down_done = time.time()   # both ends without carrier from here on
-            time.sleep(1.5)
-            lma_during = self.path(self.mn_binding("lma.yaml"), "red")
-            mag_during = self.path(self.mn_binding("mag.yaml"), "red")
-            time.sleep(1.5)
-            t_up = time.time()
-            set_red(True)
-            t_up_done = time.time()
-            out, err = client.communicate(timeout=30)
-            self.assertEqual(client.returncode, 0, err)
-            pkts = [p for c in caps.values() for p in c.stop()]
-        finally:
-            for c in caps.values():
-                c.close()
+        self.counter.reset()
+        client = subprocess.Popen(["ip", "netns", "exec", MN_NS, PY, "-c", FLOWS, "flows", CN, "10", "80:4",
+                                   "8080:4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        t_down = time.monotonic()
+        set_red(False)
+        t_down_done = time.monotonic()   # both ends without carrier from here on
+        time.sleep(1.5)
+        lma_during = self.path(self.mn_binding("lma.yaml"), "red")
+        mag_during = self.path(self.mn_binding("mag.yaml"), "red")
+        time.sleep(1.5)
+        t_up = time.monotonic()
+        set_red(True)
+        t_up_done = time.monotonic()
+        out, err = client.communicate(timeout=60)
+        self.assertEqual(client.returncode, 0, err)
+        pkts = self.counter.records()
         flows = json.loads(out)["flows"]
         self.assertEqual(len(flows), 8)
         for f in flows:
@@ -214,30 +232,43 @@ class Multipath(unittest.TestCase):
         self.assertEqual((lma_during["up"], mag_during["up"], mag_during["state"]), (False, False, "registered"))
         self.assertEqual(self.log_count("mag.log", "PBU mn="), pbus_before, "no PBU was sent for the failover")
         self.assertTrue(self.path(self.mn_binding("lma.yaml"), "red")["up"])
+        self.assertLess(t_down_done - t_down, 5, "ip link set took too long")
 
         for f in flows:
             port = f["local_port"]
             for direction in ("uplink", "downlink"):
                 with self.subTest(flow=f"{f['port']}/{port}", direction=direction):
+                    # The whole 5-tuple: the MN may use one local port for a port 80 and a port 8080
+                    # connection at once (a 4-tuple is unique, a local port need not be).
                     if direction == "uplink":
-                        mine = [p for p in pkts if p["inner"][0] == hoa and p["sport"] == port]
+                        mine = [p for p in pkts if (p["proto"], p["src"], p["dst"], p["sport"], p["dport"]) ==
+                                (6, hoa, CN, port, f["port"])]
                     else:
-                        mine = [p for p in pkts if p["inner"][1] == hoa and p["dport"] == port]
-                    mine.sort(key=lambda p: p["t"])
-                    self.assertGreater(len(mine), 100)
+                        mine = [p for p in pkts if (p["proto"], p["src"], p["dst"], p["sport"], p["dport"]) ==
+                                (6, CN, hoa, f["port"], port)]
                     for p in mine:
-                        mag_addr, lma_addr = LINK[p["link"]]
-                        self.assertEqual(p["outer"], (mag_addr, lma_addr) if direction == "uplink" else (lma_addr, mag_addr))
-                    links = [p["link"] for p in mine]
-                    runs = [links[0]] + [b for a, b in zip(links, links[1:]) if a != b]
+                        self.check_link_and_key(p, direction, keys)
+                    data = [p for p in mine if p["payload"] > 0]
+                    # Every send of the flow crossed a bridge (retransmissions may add some).
+                    self.assertGreaterEqual(sum(p["payload"] for p in data), f["sent"])
+                    runs, groups = seq_runs(data)
+                    crossing = [p["link"] for p in data]
+                    switches = sum(1 for a, b in zip(crossing, crossing[1:]) if a != b)
+                    # A segment on both links: only a retransmission of what was in flight when RED
+                    # went down (one send outstanding per flow); a flow copied onto both would show here.
+                    on = {b: {(p["seq"], p["payload"]) for p in data if p["link"] == b} for b in (RED, BLUE)}
+                    both = len(on[RED] & on[BLUE])
+                    why = (f"links in sequence order {runs}; {switches} switches in crossing order; "
+                           f"{both} segments on both links")
+                    self.assertLessEqual(both, 2, why)
                     if f["port"] != 80:
-                        self.assertEqual(runs, [BLUE], "the rest stays on BLUE, RED down or not")
+                        self.assertEqual(runs, [BLUE], f"the rest stays on BLUE, RED down or not: {why}")
                         continue
                     # Never split: RED, then BLUE once RED is down, then RED once it is back.
-                    self.assertEqual(runs, [RED, BLUE, RED], "one link at a time")
-                    first_blue = next(p["t"] for p in mine if p["link"] == BLUE)
-                    last_red_before = max(p["t"] for p in mine if p["link"] == RED and p["t"] < first_blue)
-                    back_on_red = next(p["t"] for p in mine if p["link"] == RED and p["t"] > first_blue)
+                    self.assertEqual(runs, [RED, BLUE, RED], f"one link at a time: {why}")
+                    last_red_before = max(p["t"] for p in groups[0])
+                    first_blue = min(p["t"] for p in groups[1])
+                    back_on_red = min(p["t"] for p in groups[2])
                     self.assertLess(last_red_before, t_down_done + 0.05, "nothing on RED after its link went down")
                     self.assertLess(first_blue - t_down_done, 1.0, "on BLUE within one second of RED's carrier loss")
                     self.assertGreater(back_on_red, t_up - 0.05)
@@ -245,24 +276,21 @@ class Multipath(unittest.TestCase):
 
     def test_per_packet_rule_spreads_3_to_1_and_a_per_flow_one_stays_whole(self):
         hoa = self.mn_binding("mag.yaml")["hoa"]
-        caps = {b: Capture(b) for b in (RED, BLUE)}
-        try:
-            r = sh("ip", "netns", "exec", MN_NS, PY, "-c", FLOWS, "udp", CN, "5000", "5001:40000", "5002:2000",
-                   timeout=120)
-            self.assertEqual(json.loads(r.stdout)["sent"], 42000)
-            pkts = [p for c in caps.values() for p in c.stop()]
-        finally:
-            for c in caps.values():
-                c.close()
-        up = [p for p in pkts if p["inner"][0] == hoa and p["proto"] == 17]
+        keys = self.keys()
+        self.counter.reset()
+        r = sh("ip", "netns", "exec", MN_NS, PY, "-c", FLOWS, "udp", CN, "5000", "5001:40000", "5002:2000",
+               timeout=120)
+        self.assertEqual(json.loads(r.stdout)["sent"], 42000)
+        up = [p for p in self.counter.records() if p["src"] == hoa and p["proto"] == 17]
+        for p in up:
+            self.check_link_and_key(p, "uplink", keys)
         spread = {b: sum(1 for p in up if p["dport"] == 5001 and p["link"] == b) for b in (RED, BLUE)}
         whole = {b: sum(1 for p in up if p["dport"] == 5002 and p["link"] == b) for b in (RED, BLUE)}
-        # (tshark may miss a few on a busy machine: what it saw is a sample, enough for the ratio.)
-        self.assertGreater(spread[RED] + spread[BLUE], 40000 * 0.9, f"captured {spread}")
+        # Counted where they cross, not captured: each packet the MN sent crossed one bridge once.
+        self.assertEqual(spread[RED] + spread[BLUE], 40000, f"port 5001 packets per link: {spread}")
+        self.assertEqual(whole, {RED: 0, BLUE: 2000}, "a per-flow flow is never split, and all of it arrives")
         ratio = spread[RED] / spread[BLUE]
         self.assertLess(abs(ratio - 3.0), 3.0 * 0.05, f"RED:BLUE = {ratio:.3f} ({spread}), weights 3:1")
-        self.assertEqual(whole[RED], 0, f"a per-flow flow is never split: {whole}")
-        self.assertGreater(whole[BLUE], 2000 * 0.9)
 
     def log_count(self, log, needle):
         with open(f"{STATE}/{log}") as f:
