@@ -46,16 +46,28 @@ MN4_V4 = {"ipv4": "10.0.200.9", "plen": 20, "router": "10.0.192.1", "lifetime": 
 
 UDHCPC_SCRIPT = """#!/bin/sh
 # udhcpc event script: configure the interface like a real client, and log what we were told.
-case "$1" in
+# Option 121 (RFC 3442, busybox's $staticroutes: "dest/len gateway ..."), when given, replaces the
+# router option; gateway 0.0.0.0 is a route on the link.
+event=$1
+case "$event" in
   deconfig) ip -4 addr flush dev "$interface" ;;
   bound|renew)
     ip -4 addr flush dev "$interface"
     ip addr add "$ip/$mask" dev "$interface"
-    [ -n "$router" ] && ip route replace default via "$router" dev "$interface"
+    if [ -n "$staticroutes" ]; then
+      set -- $staticroutes
+      while [ $# -ge 2 ]; do
+        if [ "$2" = 0.0.0.0 ]; then ip route replace "$1" dev "$interface"; else
+          ip route replace "$1" via "$2" dev "$interface"; fi
+        shift 2
+      done
+    elif [ -n "$router" ]; then
+      ip route replace default via "$router" dev "$interface"
+    fi
     ;;
 esac
-printf '{"event":"%s","ip":"%s","subnet":"%s","mask":"%s","router":"%s","lease":"%s","serverid":"%s","dns":"%s"}\\n' \\
-  "$1" "$ip" "$subnet" "$mask" "$router" "$lease" "$serverid" "$dns" >> "{out}"
+printf '{"event":"%s","ip":"%s","subnet":"%s","mask":"%s","router":"%s","lease":"%s","serverid":"%s","dns":"%s","staticroutes":"%s"}\\n' \\
+  "$event" "$ip" "$subnet" "$mask" "$router" "$lease" "$serverid" "$dns" "$staticroutes" >> "{out}"
 """
 
 
@@ -393,9 +405,10 @@ class AccessLinkTest(unittest.TestCase):
         self.assertEqual(len(ev4), 1, self.udhcpc_events(out4))
         self.assertEqual(ev3[0], {"event": "bound", "ip": "10.0.0.5", "subnet": "255.255.0.0", "mask": "16",
                                   "router": "10.0.0.1", "lease": "600", "serverid": "10.0.0.1",
-                                  "dns": "192.0.2.53"})
+                                  "dns": "192.0.2.53", "staticroutes": ""})
         self.assertEqual(ev4[0], {"event": "bound", "ip": "10.0.200.9", "subnet": "255.255.240.0", "mask": "20",
-                                  "router": "10.0.192.1", "lease": "300", "serverid": "10.0.192.1", "dns": ""})
+                                  "router": "10.0.192.1", "lease": "300", "serverid": "10.0.192.1", "dns": "",
+                                  "staticroutes": ""})
         # The clients configured themselves with it.
         for ns, addr, plen, router in ((self.mn3, "10.0.0.5", 16, "10.0.0.1"), (self.mn4, "10.0.200.9", 20, "10.0.192.1")):
             addrs = [(a["local"], a["prefixlen"]) for link in ip_json(ns, "-4", "addr", "show", "dev", "mn0")
@@ -501,6 +514,25 @@ class AccessLinkTest(unittest.TestCase):
         r = mn_tool(self.mn3, "dhcp", "mn0", "--mac", MN3, "--wait", "1.0")["replies"]
         self.assertEqual([(x["type"], x["yiaddr"]) for x in r], [("offer", "10.0.0.5")])
 
+    def test_ipv4_f_a_32_lease_reaches_its_router_by_option_121(self):
+        # RFC 5844 §3.3: the LMA may assign a /32. The router is then off the MN's subnet: DHCP
+        # gives it as a route on the link and the default route through it (RFC 3442).
+        self.driver.set(MN5, ipv4="10.0.0.77", plen=32, router="10.0.0.1", lifetime=600)
+        p, out = self.udhcpc(self.mn5, "-O", "staticroutes")
+        self.assertEqual(p.wait(timeout=30), 0, p.stdout.read())
+        ev = [e for e in self.udhcpc_events(out) if e["event"] == "bound"]
+        self.assertEqual(len(ev), 1, self.udhcpc_events(out))
+        self.assertEqual((ev[0]["ip"], ev[0]["mask"], ev[0]["router"], ev[0]["staticroutes"]),
+                         ("10.0.0.77", "32", "10.0.0.1", "10.0.0.1/32 0.0.0.0 0.0.0.0/0 10.0.0.1"))
+        addrs = [(a["local"], a["prefixlen"]) for link in ip_json(self.mn5, "-4", "addr", "show", "dev", "mn0")
+                 for a in link.get("addr_info", [])]
+        self.assertEqual(addrs, [("10.0.0.77", 32)])
+        self.assertEqual([r["gateway"] for r in ip_json(self.mn5, "-4", "route", "show", "default")], ["10.0.0.1"])
+        # The MN's ARP for its router (now a route on its link) is answered by the MAG.
+        self.mn5.run("ping", "-c", "1", "-W", "1", "10.0.0.1", check=False)
+        neigh = ip_json(self.mn5, "-4", "neigh", "show", "10.0.0.1", "dev", "mn0")
+        self.assertEqual([n.get("lladdr") for n in neigh], [self.mag_mac], neigh)
+
     def test_ipv4_e_not_served(self):
         self.driver.set(MN1, hnp="2001:db8:a:4::/64", lifetime=900)   # IPv6 only
         before = self.driver.counters()
@@ -523,6 +555,8 @@ class AccessLinkTest(unittest.TestCase):
                  ({"ipv4": "10.0.0.5", "plen": 16, "router": "10.1.0.1"}, "ipv4_router 10.1.0.1 is outside"),
                  ({"ipv4": "10.0.0.0", "plen": 16, "router": "10.0.0.1"}, "network address"),
                  ({"ipv4": "10.0.0.5", "plen": 0, "router": "10.0.0.1"}, "ipv4_prefix_length 0"),
+                 ({"ipv4": "10.0.0.5", "plen": 33, "router": "10.0.0.1"}, "ipv4_prefix_length 33 is not 1..32"),
+                 ({"ipv4": "10.0.0.5", "plen": 32, "router": "10.0.0.5"}, "ipv4_router 10.0.0.5 equals"),
                  ({"hnp": "2001:db8::/64", "lifetime": 100, "preferred": 200}, "preferred_lifetime_seconds 200"),
                  ({"hnp": "2001:db8::/64", "lifetime": 0}, "lifetime_seconds 0")]
         for cfg, needle in cases:

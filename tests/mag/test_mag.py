@@ -469,6 +469,52 @@ class ScriptedLma(unittest.TestCase):
         self.answer(p, status=2, t=True)
         self.assertEqual(self.wait_session(3)["encap"], "udp", "no GRE: UDP encapsulation (F)")
 
+    # --- LMAs that are not xpmip ---------------------------------------------------------------
+
+    def test_7_2_a_stray_t_flag_over_ipv6_changes_nothing_and_the_mn_stays(self):
+        # RFC 5845 §7.2: the LMA MUST NOT set T unless the PBU did. Seen from another LMA: the MAG
+        # then wrote a udp-tlv-gre session (refused over IPv6) and de-registered the MN for good.
+        self.m.start_mag(lifetime=8)
+        self.m.show_up(10)
+        p = self.expect_pbu()
+        self.assertFalse(p.t_flag)
+        self.answer(p, gre="key", key=0x5151, t=True, lifetime=4)
+        s = self.wait_session(10)
+        self.assertEqual((s["encap"], s["paths"][0]["key_uplink"]), ("gre", 0x5151))
+        refresh = self.expect_pbu(timeout=6)
+        self.assertEqual((refresh.mn, refresh.hi, refresh.lifetime), (mn_id(10), 5, 8),
+                         "a refresh, not a de-registration")
+        self.answer(refresh, gre="key", key=0x5151, t=True, lifetime=4)
+        self.assertEqual(self.wait_session(10)["encap"], "gre")
+        self.assertEqual(self.m.mag_log().count("set the T flag in a PBA"), 1, "logged once")
+
+    def test_an_all_zero_hnp_is_no_prefix_and_the_mag_keeps_reaching_its_lma(self):
+        # RFC 5213 §6.9.1.2: ::/0 in a PBA assigns nothing (an LMA that echoes the request). A ::/0
+        # session route captured the MAG's own traffic to the LMA: refreshes never left.
+        self.m.start_mag(lifetime=8)
+        self.m.show_up(11)
+        self.answer(self.expect_pbu(), gre="key", key=0x6161, hnp="::/0", lifetime=4)
+        s = self.wait_session(11)
+        self.assertEqual((s.get("hnp"), s.get("hoa")), (None, "10.0.0.2/32"))
+        refresh = self.expect_pbu(timeout=6)
+        self.assertEqual((refresh.mn, refresh.hi), (mn_id(11), 5), "the refresh reached the LMA")
+        self.assertIn("no prefix assigned", self.m.mag_log())
+
+    def test_4_2_gre_on_request_offers_gre_after_163_only(self):
+        self.m.start_mag(gre="on-request")
+        self.m.show_up(0)
+        p = self.expect_pbu()
+        self.assertFalse(p.gre[0], "on-request: no GRE Key option at first")
+        self.answer(p, status=163)
+        again = self.expect_pbu(timeout=1.0)
+        present, key = again.gre
+        self.assertTrue(present, "resent with the GRE Key option (RFC 5845 §4.2)")
+        self.assertNotIn(key, (None, 0))
+        self.answer(again, gre="key", key=0x7171)
+        s = self.wait_session(0)
+        self.assertEqual((s["encap"], s["gre_keys"]), ("gre", True))
+        self.assertNotIn("ALARM", self.m.mag_log())
+
     def test_changed_uplink_key_on_reregistration_is_taken(self):
         self.m.start_mag(lifetime=8)
         self.m.show_up(9)

@@ -89,8 +89,8 @@ void validate(const MacAddress& mac, const StationConfig& c) {
         return;
     }
     const auto addr = *c.ipv4_address;
-    if (c.ipv4_prefix_length == 0 || c.ipv4_prefix_length > 31) {
-        bad(fmt::format("ipv4_prefix_length {} is not 1..31", c.ipv4_prefix_length));
+    if (c.ipv4_prefix_length == 0 || c.ipv4_prefix_length > 32) {
+        bad(fmt::format("ipv4_prefix_length {} is not 1..32", c.ipv4_prefix_length));
     }
     // RFC 5844 §3.3.3: the MN's default router is on its link; it is also our DHCP server id.
     if (!c.ipv4_router) {
@@ -98,7 +98,9 @@ void validate(const MacAddress& mac, const StationConfig& c) {
                         addr.to_string()));
     }
     Ipv4Prefix subnet{addr, c.ipv4_prefix_length};
-    if (!subnet.contains(*c.ipv4_router)) {
+    // RFC 5844 §3.3 allows a /32 home address: the router is then off the MN's subnet, and DHCP
+    // tells the MN how to reach it (option 121, as point-to-point access networks do).
+    if (c.ipv4_prefix_length < 32 && !subnet.contains(*c.ipv4_router)) {
         bad(fmt::format("ipv4_router {} is outside {}/{}", c.ipv4_router->to_string(), addr.to_string(),
                         c.ipv4_prefix_length));
     }
@@ -113,6 +115,17 @@ void validate(const MacAddress& mac, const StationConfig& c) {
                             host == 0 ? "network" : "broadcast", c.ipv4_prefix_length));
         }
     }
+}
+
+// RFC 3442 Classless Static Route option for a /32 lease: the router itself on the link (router
+// 0.0.0.0), then the default route through it. A client that knows option 121 ignores option 3
+// (RFC 3442 §3), so the default route must be in it.
+std::vector<std::uint8_t> routes_to_off_subnet_router(const Ipv4Address& router) {
+    std::vector<std::uint8_t> v{32};
+    v.insert(v.end(), router.bytes.begin(), router.bytes.end());
+    v.insert(v.end(), {0, 0, 0, 0, 0});
+    v.insert(v.end(), router.bytes.begin(), router.bytes.end());
+    return v;
 }
 
 std::vector<std::uint8_t> be32(std::uint32_t v) {
@@ -580,6 +593,9 @@ void AccessLink::handle_dhcp(const std::uint8_t* data, std::size_t len, bool ski
             }
             m.options.emplace_back(dhcp_option::kSubnetMask, bytes_of(netmask(cfg.ipv4_prefix_length)));
             m.options.emplace_back(dhcp_option::kRouter, bytes_of(server_id));
+            if (cfg.ipv4_prefix_length == 32) {
+                m.options.emplace_back(dhcp_option::kClasslessStaticRoute, routes_to_off_subnet_router(server_id));
+            }
             if (!cfg.dns_servers.empty()) {
                 std::vector<std::uint8_t> dns;
                 for (const auto& d : cfg.dns_servers) {

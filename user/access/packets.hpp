@@ -86,7 +86,7 @@ namespace dhcp_option {
 inline constexpr std::uint8_t kPad = 0, kSubnetMask = 1, kRouter = 3, kDns = 6, kRequestedAddress = 50,
                               kLeaseTime = 51, kOverload = 52, kMessageType = 53, kServerId = 54,
                               kMessage = 56, kRenewalTime = 58, kRebindingTime = 59, kClientId = 61,
-                              kEnd = 255;
+                              kClasslessStaticRoute = 121, kEnd = 255;
 }
 
 inline constexpr std::uint16_t kDhcpBroadcastFlag = 0x8000;

@@ -54,6 +54,29 @@ Encapsulation parse_encapsulation(const std::string& s) {
     throw DataplaneError(fmt::format("encapsulation '{}' is not ipip, udp, gre or udp-tlv-gre", s));
 }
 
+namespace {
+
+// Defensive: a mobile node's route that covers one of its own tunnel's endpoints would take the
+// gateway's traffic to its peer (PBUs, neighbour discovery, the tunnel itself) into the session.
+template <class Fail>
+void refuse_routes_over_tunnel_endpoints(const SessionConfig& s, const Fail& fail) {
+    for (std::size_t i = 0; i < s.paths.size(); ++i) {
+        for (const auto& [end, a] : {std::pair{"local", s.paths[i].local}, std::pair{"remote", s.paths[i].remote}}) {
+            const bool v6 = std::holds_alternative<Ipv6Address>(a);
+            if (v6 && s.hnp && s.hnp->contains(std::get<Ipv6Address>(a))) {
+                fail(fmt::format("hnp {} covers paths[{}].{} {}, a tunnel endpoint: refused (it would capture the "
+                                 "gateway's own traffic)", s.hnp->to_string(), i, end, to_string(a)));
+            }
+            if (!v6 && s.hoa && s.hoa->contains(std::get<Ipv4Address>(a))) {
+                fail(fmt::format("hoa {} covers paths[{}].{} {}, a tunnel endpoint: refused (it would capture the "
+                                 "gateway's own traffic)", s.hoa->to_string(), i, end, to_string(a)));
+            }
+        }
+    }
+}
+
+} // namespace
+
 void validate(const SessionConfig& s) {
     const auto fail = [&](const std::string& what) {
         throw DataplaneError(fmt::format("session {}: {}", s.id, what));
@@ -104,12 +127,15 @@ void validate(const SessionConfig& s) {
                              p.key_uplink));
         }
     }
-    if (s.hnp && s.hnp->length > 128) {
-        fail(fmt::format("hnp prefix length {} exceeds 128", s.hnp->length));
+    // A zero-length home network prefix is "nothing assigned" (RFC 5213 §6.9.1.2, §8.3), and as a
+    // route it would capture every packet of the realm, the gateway's own signaling included.
+    if (s.hnp && (s.hnp->length == 0 || s.hnp->length > 128)) {
+        fail(fmt::format("hnp prefix length {} is not 1..128", s.hnp->length));
     }
     if (s.hoa && (s.hoa->length == 0 || s.hoa->length > 32)) {
         fail(fmt::format("hoa prefix length {} is not 1..32", s.hoa->length));
     }
+    refuse_routes_over_tunnel_endpoints(s, fail);
 }
 
 xpmip_session to_map_value(const SessionConfig& s) {

@@ -57,7 +57,8 @@ std::uint32_t MobileAccessGateway::allocate_downlink_key() {
 bool MobileAccessGateway::include_gre_option(const BindingUpdateListEntry& e) const {
     // RFC 5845 §4.2: not toward an LMA that showed it does not support the option, not again
     // for a session the LMA answered with GRE KEY OPTION NOT REQUIRED.
-    return (config_.gre != GreMode::Off || e.gre_forced) && lma_supports_gre_ && e.gre_for_session;
+    const bool offered = config_.gre != GreMode::Off && config_.gre != GreMode::OnRequest;
+    return (offered || e.gre_forced) && lma_supports_gre_ && e.gre_for_session;
 }
 
 bool MobileAccessGateway::rate_limited(BindingUpdateListEntry& e, Clock::time_point now) {
@@ -87,6 +88,7 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
     if (udp && gre_option && config_.tlv_header) {
         pbu.flags |= bu_flag::kTlvHeader;   // RFC 5845 §7.3: GRE in UDP needs the TLV header
     }
+    e.tlv_requested = pbu.has(bu_flag::kTlvHeader);
     pbu.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, e.mn_id});
     if (mn && mn->ipv6) {
         // RFC 5213 §6.9.1.1: all zeroes asks for a prefix; later PBUs name the one we hold.
@@ -557,13 +559,17 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
                          "not asking again", to_string(config_.lma), e->mn_id);
         }
     }
-    // §7.3: T with the option -> UDP/TLV/GRE; status 3 -> GRE without UDP.
-    e->tlv_header = e->gre && gre && pba.has(ba_flag::kTlvHeader) &&
+    // §7.3: T with the option -> UDP/TLV/GRE; status 3 -> GRE without UDP. §7.2: the LMA "MUST
+    // NOT" set T when our PBU did not: a T we did not ask for changes nothing (over IPv6 there is
+    // no UDP to put a TLV header in), and is logged once per LMA.
+    if (pba.has(ba_flag::kTlvHeader) && !e->tlv_requested) {
+        log_deviation(in.src, "stray-t", fmt::format("set the T flag in a PBA for {} whose PBU did not (RFC 5845 §7.2: MUST "
+                                          "NOT); ignored, the encapsulation stays as negotiated", e->mn_id));
+    }
+    e->tlv_header = e->gre && gre && e->tlv_requested && pba.has(ba_flag::kTlvHeader) &&
                     static_cast<Status>(pba.status) != Status::GreTunnelingButTlvHeaderNotSupported;
     e->udp = !e->gre && config_.force_udp && is_ipv4(config_.lma);
-    if (const auto* h = pba.options.find<HomeNetworkPrefixOption>()) {
-        e->hnp = Ipv6Prefix{h->prefix, h->prefix_length};
-    }
+    take_home_network_prefix(*e, pba, in.src);
     if (const auto* r = pba.options.find<Ipv4HomeAddressReplyOption>()) {
         if (r->status == ipv4_hoa_status::kSuccess) {
             e->ipv4_hoa = r->address;
@@ -607,6 +613,30 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
         }
     }
     return {};
+}
+
+void MobileAccessGateway::log_deviation(const IpAddress& lma, const char* kind, const std::string& what) {
+    if (deviations_logged_.insert(fmt::format("{} {}", to_string(lma), kind)).second) {
+        spdlog::warn("LMA {} {} (logged once)", to_string(lma), what);
+    }
+}
+
+void MobileAccessGateway::take_home_network_prefix(BindingUpdateListEntry& e, const ProxyBindingAcknowledgement& pba,
+                                                   const IpAddress& lma) {
+    const auto* h = pba.options.find<HomeNetworkPrefixOption>();
+    if (!h) {
+        return;
+    }
+    // RFC 5213 §6.9.1.2, §8.3: a prefix of all zeroes (or of length 0) is what a MAG sends to ask
+    // for one; in a PBA it assigns nothing. Some LMAs echo it: the MN then has no IPv6 service
+    // (and a ::/0 route would capture the MAG's own traffic).
+    if (h->prefix_length == 0 || h->prefix.is_unspecified()) {
+        log_deviation(lma, "empty-hnp", fmt::format("accepted {} with Home Network Prefix {}/{}: no prefix assigned (RFC 5213 "
+                                       "§6.9.1.2), no IPv6 service for it", e.mn_id, h->prefix.to_string(),
+                                       h->prefix_length));
+        return;
+    }
+    e.hnp = Ipv6Prefix{h->prefix, h->prefix_length};
 }
 
 std::vector<OutgoingPbu> MobileAccessGateway::reload(MagConfig config, Clock::time_point now) {

@@ -61,6 +61,7 @@ struct BindingUpdateListEntry {
     std::optional<std::uint32_t> key_downlink;
     std::optional<std::uint32_t> key_uplink;
     bool tlv_header = false;
+    bool tlv_requested = false;               // its last PBU set T (RFC 5845 §7.3)
     bool udp = false;                         // UDP encapsulation (F flag accepted)
 
     // Retransmission (RFC 6275 §11.8): the next send and its back-off.
@@ -146,6 +147,11 @@ private:
     // Write (or remove) the MN's session as its paths now are. Throws when the data plane refuses.
     void refresh_session(BindingUpdateListEntry& primary);
     void release_key(BindingUpdateListEntry& e);
+    // A PBA's Home Network Prefix into the entry, unless it assigns nothing (RFC 5213 §6.9.1.2).
+    void take_home_network_prefix(BindingUpdateListEntry& e, const wire::ProxyBindingAcknowledgement& pba,
+                                  const IpAddress& lma);
+    // An LMA deviating from the RFCs in a way we survive: a warning, once per LMA and kind.
+    void log_deviation(const IpAddress& lma, const char* kind, const std::string& what);
     std::uint32_t allocate_downlink_key();
 
     MagConfig config_;
@@ -163,6 +169,8 @@ private:
     bool lma_multipath_known_ = false;   // a PBA carried option 63 (RFC 8278 §4.4)
     std::set<std::string> multipath_off_;
     unsigned gre_alarms_ = 0;
+    // LMAs already logged for a deviation (a T flag we did not ask for, a prefix of nothing): once each.
+    std::set<std::string> deviations_logged_;
 };
 
 } // namespace xpmip::mag

@@ -13,6 +13,7 @@ std::string to_string(GreMode m) {
     case GreMode::Off: return "off";
     case GreMode::GreOnly: return "gre-only";
     case GreMode::Keys: return "keys";
+    case GreMode::OnRequest: return "on-request";
     }
     return "?";
 }
@@ -82,8 +83,11 @@ MagConfig parse_mag_config(MapReader root) {
     if (!family_ok && !c.addresses.empty()) {
         m->fail("lma", fmt::format("{} has no proxy care-of address of its family in addresses", to_string(c.lma)));
     }
-    auto gre = m->opt_choice("gre", {"off", "gre-only", "keys"}).value_or("keys");
-    c.gre = gre == "off" ? GreMode::Off : gre == "gre-only" ? GreMode::GreOnly : GreMode::Keys;
+    auto gre = m->opt_choice("gre", {"off", "gre-only", "keys", "on-request"}).value_or("keys");
+    c.gre = gre == "off"          ? GreMode::Off
+            : gre == "gre-only"   ? GreMode::GreOnly
+            : gre == "on-request" ? GreMode::OnRequest
+                                  : GreMode::Keys;
     c.tlv_header = m->opt_bool("tlv_header").value_or(false);
     c.force_udp = m->opt_bool("force_udp").value_or(false);
     c.timestamps = m->opt_bool("timestamps").value_or(true);

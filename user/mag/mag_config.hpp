@@ -23,6 +23,7 @@ enum class GreMode {
     Off,      // no GRE Key option: IP-in-IP (or UDP with F)
     GreOnly,  // the option without a key: "GRE encapsulation mode only"
     Keys,     // the option with a downlink key
+    OnRequest,   // no option until the LMA answers 163, then the option with a key (RFC 5845 §4.2)
 };
 std::string to_string(GreMode m);
 

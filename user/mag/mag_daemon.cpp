@@ -120,6 +120,9 @@ unsigned tunnel_overhead(const MagConfig& cfg) {
     if (cfg.gre == GreMode::Off) {
         return outer + (cfg.force_udp ? 8 : 0);
     }
+    if (cfg.gre == GreMode::OnRequest) {
+        return outer + 8;   // GRE with a key after a 163, else IP-in-IP (or UDP with F): the larger
+    }
     return outer + 8 + (cfg.tlv_header ? 8 + 4 : 0);
 }
 
