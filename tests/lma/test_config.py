@@ -204,6 +204,38 @@ steering:
         # Without mag.addresses the WAN list gives the proxy CoAs.
         self.assertEqual(check(wan.replace("  addresses: [2001:db8:ffff::10]\n", ""), "mag")[0], 0)
 
+    def test_the_role_comes_from_the_file_and_role_overrides_it(self):
+        def run(*args):
+            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+                f.write(args[-1])
+            try:
+                r = subprocess.run([XPMIP, "check-config", *args[:-1], f.name], capture_output=True, text=True)
+                return r.returncode, (r.stdout + r.stderr).replace(f.name, "FILE")
+            finally:
+                os.unlink(f.name)
+        self.assertEqual(run(MAG_BASE), (0, run(MAG_BASE)[1]))
+        self.assertIn("valid MAG configuration", run(MAG_BASE)[1])
+        self.assertIn("valid LMA configuration", run(BASE)[1])
+        rc, out = run("--role", "lma", MAG_BASE)   # --role still decides
+        self.assertEqual(rc, 2, out)
+        self.assertIn("lma: is required", out)
+        rc, out = run("instance: x\n")
+        self.assertEqual(rc, 2, out)
+        self.assertIn("FILE: has neither an `lma:` nor a `mag:` section: cannot tell its role (use --role lma|mag)",
+                      out)
+        rc, out = run(BASE + MAG_BASE)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("has both an `lma:` and a `mag:` section", out)
+
+    def test_version_names_the_release_and_the_git_commit(self):
+        r = subprocess.run([XPMIP, "--version"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout.strip(), r"^xpmip \d+\.\d+\.\d+ \(git ([0-9a-f]{7,40}(-dirty)?|unknown .*)\)$")
+        top = os.path.join(EXAMPLES, "..")
+        head = subprocess.run(["git", "-C", top, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+        if head.returncode == 0:
+            self.assertIn(head.stdout.strip(), r.stdout, "the commit the binary was built from")
+
     def test_yaml_syntax_error_names_the_line(self):
         rc, out = check(BASE + "peers: [unclosed\n")
         self.assertEqual(rc, 2)

@@ -258,9 +258,11 @@ mobile_node_domains:
         cls.cfg_file.close()
         cls.log_path = cls.cfg_file.name.replace(".yaml", ".log")
         cls.log = open(cls.log_path, "w+")
-        # nsenter --net keeps bpffs visible (ip netns exec would remount /sys).
-        cls.lma_proc = subprocess.Popen(["nsenter", f"--net=/run/netns/{lma.name}", XPMIP, "lma", "-c",
-                                         cls.cfg_file.name], stdout=cls.log, stderr=subprocess.STDOUT)
+        # nsenter --net keeps bpffs visible; under ip netns exec (a fresh /sys) the agent finds the host's.
+        enter = (["ip", "netns", "exec", lma.name] if getattr(cls, "launch", "nsenter") == "ip-netns-exec"
+                 else ["nsenter", f"--net=/run/netns/{lma.name}"])
+        cls.lma_proc = subprocess.Popen([*enter, XPMIP, "lma", "-c", cls.cfg_file.name], stdout=cls.log,
+                                        stderr=subprocess.STDOUT)
         w.processes.append(cls.lma_proc)
         cls.instance = f"{w.prefix}-lma"
         if not wait_for(lambda: "up:" in cls.log_text() or cls.lma_proc.poll() is not None, timeout=30):
@@ -900,6 +902,27 @@ class LmaShutdownTest(unittest.TestCase):
             self.assertFalse(os.path.exists(f"/sys/fs/bpf/xpmip/{inst}"), "pins left behind")
             self.assertIn("shutting down", LmaTest.log_text())
         finally:
+            LmaTest.tearDownClass()
+
+
+class LmaUnderIpNetnsExecTest(unittest.TestCase):
+    def test_ip_netns_exec_pins_on_the_hosts_bpffs(self):
+        # `ip netns exec` gives the agent a /sys without bpffs: it joins its caller's mount namespace, so the
+        # pins are where bpftool and a restarted agent look for them.
+        LmaTest.launch = "ip-netns-exec"
+        try:
+            LmaTest.setUpClass()
+            inst = LmaTest.instance
+            self.assertIn("joined the caller's mount namespace", LmaTest.log_text())
+            self.assertTrue(os.path.exists(f"/sys/fs/bpf/xpmip/{inst}/sessions"), "pins on the host's bpffs")
+            r = subprocess.run(["bpftool", "map", "show", "pinned", f"/sys/fs/bpf/xpmip/{inst}/sessions"],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            LmaTest.lma_proc.send_signal(signal.SIGTERM)
+            self.assertEqual(LmaTest.lma_proc.wait(timeout=10), 0)
+            self.assertFalse(os.path.exists(f"/sys/fs/bpf/xpmip/{inst}"), "pins left behind")
+        finally:
+            LmaTest.launch = "nsenter"
             LmaTest.tearDownClass()
 
 

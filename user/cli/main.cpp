@@ -10,14 +10,33 @@
 #include "mag/mag_config.hpp"
 #include "mag/mag_daemon.hpp"
 
+#include "xpmip_version.hpp"
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
 
+namespace {
+
+// A configuration file's role: its top-level `lma:` or `mag:` section.
+std::string role_of_config(const std::string& file) {
+    auto root = xpmip::config::load_file(file);
+    const bool lma = root.has("lma"), mag = root.has("mag");
+    if (lma == mag) {
+        throw xpmip::config::ConfigError(
+            file + (lma ? ": has both an `lma:` and a `mag:` section" : ": has neither an `lma:` nor a `mag:` section") +
+            ": cannot tell its role (use --role lma|mag)");
+    }
+    return lma ? "lma" : "mag";
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
     CLI::App app{"xpmip - Proxy Mobile IPv6 gateway (LMA and MAG) with an eBPF/XDP data plane"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("xpmip ") + XPMIP_VERSION + " (git " + XPMIP_GIT_COMMIT + ")");
 
     xpmip::lma::LmaRunOptions lma_opts;
     auto* lma = app.add_subcommand(
@@ -44,10 +63,12 @@ int main(int argc, char** argv) {
                   "leave the maps and programs pinned under /sys/fs/bpf/xpmip/<instance> at exit");
 
     std::string check_file;
-    std::string check_role = "lma";
+    std::string check_role;
     auto* check = app.add_subcommand("check-config", "Validate a configuration file and exit (0: valid, 2: not)");
     check->add_option("file", check_file, "YAML configuration file")->required();
-    check->add_option("--role", check_role, "lma or mag")->check(CLI::IsMember({"lma", "mag"}))->capture_default_str();
+    check->add_option("--role", check_role,
+                      "lma or mag (default: the file's own, from its top-level `lma:` or `mag:` section)")
+        ->check(CLI::IsMember({"lma", "mag"}));
 
     // Inspection and control of a running agent (over its control socket), or of the pinned maps
     // when no agent runs.
@@ -128,6 +149,9 @@ int main(int argc, char** argv) {
             }
             std::cout << (as_json ? view.dump(2) + "\n" : xpmip::control::format_table(show_what, view));
             return 0;
+        }
+        if (*check && check_role.empty()) {
+            check_role = role_of_config(check_file);
         }
         if (*check && check_role == "mag") {
             auto cfg = xpmip::mag::load_mag_config(check_file);

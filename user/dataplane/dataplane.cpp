@@ -1,4 +1,5 @@
 #include "dataplane/dataplane.hpp"
+#include "dataplane/bpffs.hpp"
 
 #include "netlink/interfaces.hpp"
 
@@ -196,6 +197,7 @@ Dataplane::Dataplane(const DataplaneOptions& options)
     if (options_.instance.empty() || options_.instance.find('/') != std::string::npos) {
         throw DataplaneError(fmt::format("instance name '{}' must be a non-empty name without '/'", options_.instance));
     }
+    ensure_bpffs(options_.pin_root);
     std::error_code ec;
     fs::create_directories(pin_dir_ / "links", ec);
     if (ec) {
@@ -345,6 +347,7 @@ void Dataplane::unload() {
 }
 
 PinnedInstance open_pinned(const std::string& instance, const fs::path& pin_root) {
+    ensure_bpffs(pin_root);
     auto maps = MapSet::open_pinned(pin_root / instance);
     const auto cfg = read_config(maps);
     if (cfg.role != XPMIP_ROLE_LMA && cfg.role != XPMIP_ROLE_MAG) {
@@ -354,6 +357,7 @@ PinnedInstance open_pinned(const std::string& instance, const fs::path& pin_root
 }
 
 void unload_pinned(const std::string& instance, const fs::path& pin_root) {
+    ensure_bpffs(pin_root);
     const auto dir = pin_root / instance;
     if (MapSet::pinned(dir)) {
         const auto maps = MapSet::open_pinned(dir);
