@@ -1,6 +1,19 @@
 #include "lma/binding_cache.hpp"
 
+#include <fmt/format.h>
+
 namespace xpmip::lma {
+
+std::string mn_key(const wire::MobileNodeIdentifierOption& o) {
+    if (o.subtype == wire::kMnIdSubtypeNai) {
+        return o.identifier;
+    }
+    std::string out = fmt::format("subtype{}:", o.subtype);
+    for (unsigned char c : o.identifier) {
+        out += fmt::format("{:02x}", c);
+    }
+    return out;
+}
 
 BindingCacheEntry* BindingCache::find(const std::string& mn_id) {
     auto it = entries_.find(mn_id);

@@ -8,6 +8,7 @@
 #include "dataplane/types.hpp"
 #include "lma/resources.hpp"
 #include "wire/framing.hpp"
+#include "wire/options.hpp"
 
 #include <map>
 #include <optional>
@@ -80,6 +81,9 @@ struct BindingCacheEntry {
     std::string mag_id;                              // MAG Identifier option (64)
     std::map<std::uint8_t, MultipathBinding> bindings;
 };
+
+// The Binding Cache key of an MN-ID: an NAI as it is, other subtypes (RFC 7330) as hex.
+std::string mn_key(const wire::MobileNodeIdentifierOption& o);
 
 class BindingCache {
 public:

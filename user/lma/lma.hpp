@@ -1,11 +1,13 @@
 // The local mobility anchor's registration logic (RFC 5213 §5.3, RFC 5844 §3.2, RFC 5845 §3-§5
 // and §7.2-§7.4): a PBU in, a PBA out, the Binding Cache and the data plane kept in step.
 // No sockets and no clocks of its own: the daemon passes packets and the time in, which is what
-// lets the tests drive every rule directly.
+// lets the tests drive every rule directly (tests/unit/test_lma_registration.cpp).
 #pragma once
 
 #include "lma/binding_cache.hpp"
 #include "lma/lma_config.hpp"
+#include "lma/registration.hpp"
+#include "lma/reservation.hpp"
 #include "lma/resources.hpp"
 #include "wire/messages.hpp"
 
@@ -76,20 +78,52 @@ public:
 
     const BindingCache& cache() const { return cache_; }
     const LmaConfig& config() const { return config_; }
-    // Uplink keys currently allocated or resting in quarantine.
-    bool uplink_key_taken(std::uint32_t key) const { return uplink_keys_.in_use(key); }
 
 private:
     struct Deferred {
         IncomingPbu in;
         Clock::time_point deadline;
     };
-    struct Decision;
 
+    // The registration pipeline (lma.cpp), in RFC order; each step says its section.
     std::vector<OutgoingPba> process(const IncomingPbu& in, Clock::time_point now, bool replay);
+    std::vector<OutgoingPba> register_binding(Registration& r);
+    Rejection authorize(Registration& r) const;
+    Rejection check_multipath_request(const Registration& r) const;
+    void find_binding(Registration& r);
+    Rejection check_freshness(Registration& r) const;
+    bool is_handoff(const Registration& r) const;
+    bool wait_for_previous_mag(const Registration& r);
+    Rejection check_addresses(Registration& r) const;
+    Rejection check_udp_encapsulation(Registration& r) const;
+    Rejection negotiate_gre(Registration& r) const;
+    Rejection assign_addresses(Registration& r, Reservation& res);
+    void replace_bindings(Registration& r);
+    Rejection assign_uplink_key(Registration& r, Reservation& res);
+    Rejection assign_session_id(Registration& r, Reservation& res);
+    void build_session(Registration& r);
+    Rejection add_multipath_binding(Registration& r);
+    Rejection write_session(Registration& r);
+    BindingCacheEntry& commit_entry(Registration& r);
+    // De-registration (RFC 5213 §5.3.5; RFC 8278: one Binding-Id of several).
+    std::vector<OutgoingPba> deregistration(Registration& r);
+    void deregister_one_binding(Registration& r);
+    void deregister_session(Registration& r);
+    std::vector<OutgoingPba> resume_deferred_handoff(const std::string& mn_id, Clock::time_point now);
+
+    // The PBAs (pba.cpp): RFC 5213 §5.3.6, RFC 5844 §3.2.3, RFC 5845 §5.1, RFC 8278 §4.4.
+    OutgoingPba reply_to(const Registration& r) const;
+    void echo_options(const Registration& r, wire::ProxyBindingAcknowledgement& pba, bool our_timestamp) const;
+    OutgoingPba reject(const Registration& r, wire::Status status) const;
+    OutgoingPba accept_deregistration(const Registration& r) const;
+    OutgoingPba accept(const Registration& r, const BindingCacheEntry& entry) const;
+    void log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const;
+
+    // Lifetimes and deletion (lma_timers.cpp).
     void deregister(BindingCacheEntry& e, Clock::time_point now);
     void delete_entry(const std::string& mn_id, Clock::time_point now);
     void release_resources(const BindingCacheEntry& e, Clock::time_point now);
+    void expire_multipath_bindings(const std::vector<std::string>& due, Clock::time_point now);
     // The deadline index: the next time an entry needs on_timer (its lifetime, a binding's,
     // or its deletion after de-registration); touch() after anything changes an entry.
     static Clock::time_point entry_deadline(const BindingCacheEntry& e);
@@ -101,7 +135,12 @@ private:
     dataplane::SessionConfig multipath_session(const BindingCacheEntry& e, dataplane::SessionConfig base);
     // Write a multipath entry's paths as its bindings and their links now are (errors logged).
     void rewrite_paths(BindingCacheEntry& e);
-    void log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const;
+    void reserve_static_addresses(const LmaConfig& config);
+    template <class Pool>
+    static Pool* pool_of(std::map<std::uint32_t, std::unique_ptr<Pool>>& pools, std::uint32_t realm) {
+        auto it = pools.find(realm);
+        return it == pools.end() ? nullptr : it->second.get();
+    }
 
     LmaConfig config_;
     SessionSink& sink_;

@@ -12,13 +12,6 @@ using State = BindingUpdateListEntry::State;
 
 namespace {
 
-std::string gre_text(const GreKeyOption* o) {
-    if (!o) {
-        return "none";
-    }
-    return o->key ? fmt::format("key:{}", *o->key) : "no-key";
-}
-
 // Rejections a retransmission can cure: the LMA was short of something, or our clock or
 // sequence numbers were off. The rest (authorization, missing options...) need an operator.
 bool worth_retrying(std::uint8_t status) {
@@ -132,7 +125,7 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
     }
     spdlog::info("PBU mn={} lma={} seq={} lifetime={}s hi={} gre={} T={} F={}{}{}", e.mn_id, to_string(out.dst),
                  pbu.sequence, pbu.lifetime_seconds().count(), known ? 5 : 1,
-                 gre_text(pbu.options.find<GreKeyOption>()), pbu.has(bu_flag::kTlvHeader) ? 1 : 0,
+                 gre_key_text(pbu.options.find<GreKeyOption>()), pbu.has(bu_flag::kTlvHeader) ? 1 : 0,
                  pbu.has(bu_flag::kForceUdp) ? 1 : 0,
                  e.multipath_sent ? fmt::format(" bid={} label={} via {}", wan.bid,
                                                 config_.steering.label_name(wan.label), wan.interface)
@@ -466,7 +459,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
     const auto* gre = pba.options.find<GreKeyOption>();
     spdlog::log(pba.accepted() ? spdlog::level::info : spdlog::level::warn,
                 "PBA mn={} lma={} seq={} status={}({}) lifetime={}s gre={} T={}", e->mn_id, to_string(in.src),
-                pba.sequence, status_name(pba.status), pba.status, pba.lifetime_seconds().count(), gre_text(gre),
+                pba.sequence, status_name(pba.status), pba.status, pba.lifetime_seconds().count(), gre_key_text(gre),
                 pba.has(ba_flag::kTlvHeader) ? 1 : 0);
     e->last_status = pba.status;
 

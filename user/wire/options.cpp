@@ -418,6 +418,13 @@ void pad_to(Bytes& out, std::size_t factor, std::size_t offset) {
 
 } // namespace
 
+std::string gre_key_text(const GreKeyOption* o) {
+    if (!o) {
+        return "none";
+    }
+    return o->key ? fmt::format("key:{}", *o->key) : "no-key";
+}
+
 std::uint8_t option_type(const MobilityOption& option) {
     return std::visit(
         [](const auto& o) -> std::uint8_t {

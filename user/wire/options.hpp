@@ -115,6 +115,9 @@ struct GreKeyOption {
     bool operator==(const GreKeyOption&) const = default;
 };
 
+// How logs show it: "none" (absent), "no-key" (GRE encapsulation mode only), "key:N".
+std::string gre_key_text(const GreKeyOption* o);
+
 // RFC 5648 §6.1 (+ RFC 6089 BID-PRI): BID(2, 0 reserved), Status(1), H flag + 7-bit priority,
 // optional IPv4 or IPv6 care-of address (Length 4, 8 or 20). We emit it at 2n (the BID 16-bit
 // aligned). May appear several times (one per binding).

@@ -1,0 +1,237 @@
+// The LMA's timers (RFC 5213 §5.3.3 lifetime expiry, §5.3.5 MinDelayBeforeBCEDelete, §5.4.1.3
+// MaxDelayBeforeNewBCEAssign) and the deadline index that tells the daemon when to call on_timer;
+// and the multipath sessions' paths as their bindings and links change (RFC 8278).
+#include "lma/lma.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace xpmip::lma {
+
+using namespace xpmip::wire;
+
+void LocalMobilityAnchor::deregister(BindingCacheEntry& e, Clock::time_point now) {
+    // RFC 5213 §5.3.5: keep the entry MinDelayBeforeBCEDelete (a new MAG may take it over with
+    // the same prefixes and keys), but forwarding to the MAG the MN has left stops now.
+    if (e.in_dataplane) {
+        try {
+            sink_.remove(e.session_id);
+        } catch (const std::exception& ex) {
+            spdlog::error("session {} for {}: removing it from the data plane failed: {}", e.session_id, e.mn_id,
+                          ex.what());
+        }
+        e.in_dataplane = false;
+    }
+    e.deregistered = true;
+    e.delete_at = now + config_.timers.min_delay_before_bce_delete;
+}
+
+void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::time_point now) {
+    const MobileNodeProfile* profile = config_.mobile_node(e.mn_id);
+    if (auto* v6 = pool_of(ipv6_pools_, e.realm); v6 && e.hnp && !(profile && profile->home_network_prefix == e.hnp)) {
+        v6->release(*e.hnp, now);
+    }
+    if (auto* v4 = pool_of(ipv4_pools_, e.realm); v4 && e.ipv4_hoa && !(profile && profile->ipv4_home_address == e.ipv4_hoa)) {
+        v4->release(*e.ipv4_hoa, now);
+    }
+    if (e.key_uplink) {
+        uplink_keys_.release(*e.key_uplink, now);
+    }
+    for (const auto& [bid, b] : e.bindings) {
+        if (b.key_uplink) {
+            uplink_keys_.release(*b.key_uplink, now);
+        }
+    }
+    session_ids_.release_now(e.session_id);
+}
+
+void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_point now) {
+    BindingCacheEntry* e = cache_.find(mn_id);
+    if (!e) {
+        return;
+    }
+    if (e->in_dataplane) {
+        try {
+            sink_.remove(e->session_id);
+        } catch (const std::exception& ex) {
+            spdlog::error("session {} for {}: removing it from the data plane failed: {}", e->session_id, mn_id,
+                          ex.what());
+        }
+    }
+    release_resources(*e, now);
+    cache_.erase(mn_id);
+}
+
+// RFC 8278: a binding of a multipath session expires on its own; the session when the last does
+// (in on_timer, as any session).
+void LocalMobilityAnchor::expire_multipath_bindings(const std::vector<std::string>& due, Clock::time_point now) {
+    for (const auto& id : due) {
+        BindingCacheEntry& e = *cache_.find(id);
+        if (!e.multipath || e.deregistered || e.expires <= now || e.bindings.empty()) {
+            continue;
+        }
+        if (std::all_of(e.bindings.begin(), e.bindings.end(), [&](const auto& kv) { return kv.second.expires <= now; })) {
+            e.expires = now;
+            continue;
+        }
+        for (auto it = e.bindings.begin(); it != e.bindings.end();) {
+            if (it->second.expires <= now) {
+                spdlog::info("binding {} of {} ({} label {}) expired", it->first, id, to_string(it->second.proxy_coa),
+                             config_.steering.label_name(it->second.label));
+                if (it->second.key_uplink) {
+                    uplink_keys_.release(*it->second.key_uplink, now);
+                }
+                it = e.bindings.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        e.expires = bindings_expiry(e);
+        rewrite_paths(e);
+    }
+}
+
+std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
+    std::vector<OutgoingPba> replies;
+    std::vector<std::string> expired, deleted;
+    // Only the entries whose deadline has come (the index, not a walk of the whole cache).
+    std::vector<std::string> due_ids;
+    for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it) {
+        due_ids.push_back(it->second);
+    }
+    expire_multipath_bindings(due_ids, now);
+    for (const auto& id : due_ids) {
+        const BindingCacheEntry& e = *cache_.find(id);
+        if (!e.deregistered && e.expires <= now) {
+            expired.push_back(id);
+        } else if (e.deregistered && e.delete_at <= now) {
+            deleted.push_back(id);
+        }
+    }
+    for (const auto& id : expired) {
+        spdlog::info("binding of {} expired (lifetime {} s): session {} removed", id,
+                     cache_.find(id)->lifetime.count(), cache_.find(id)->session_id);
+        delete_entry(id, now);
+    }
+    for (const auto& id : deleted) {
+        spdlog::info("binding of {} deleted {} ms after its de-registration", id,
+                     config_.timers.min_delay_before_bce_delete.count());
+        delete_entry(id, now);
+    }
+    for (const auto& id : due_ids) {
+        touch(id);
+    }
+    std::vector<IncomingPbu> due;
+    for (auto it = deferred_.begin(); it != deferred_.end();) {
+        if (it->second.deadline <= now) {
+            due.push_back(std::move(it->second.in));
+            it = deferred_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (const auto& in : due) {
+        auto more = process(in, now, true);
+        replies.insert(replies.end(), more.begin(), more.end());
+        touch_for(in);
+    }
+    return replies;
+}
+
+Clock::time_point LocalMobilityAnchor::entry_deadline(const BindingCacheEntry& e) {
+    if (e.deregistered) {
+        return e.delete_at;
+    }
+    Clock::time_point t = e.expires;
+    for (const auto& [bid, b] : e.bindings) {
+        t = std::min(t, b.expires);
+    }
+    return t;
+}
+
+void LocalMobilityAnchor::touch(const std::string& mn_id) {
+    if (auto it = deadline_of_.find(mn_id); it != deadline_of_.end()) {
+        deadlines_.erase({it->second, mn_id});
+        deadline_of_.erase(it);
+    }
+    if (const BindingCacheEntry* e = cache_.find(mn_id)) {
+        const auto t = entry_deadline(*e);
+        deadlines_.emplace(t, mn_id);
+        deadline_of_.emplace(mn_id, t);
+    }
+}
+
+void LocalMobilityAnchor::touch_for(const IncomingPbu& in) {
+    if (const auto* id = in.pbu.options.find<MobileNodeIdentifierOption>()) {
+        touch(mn_key(*id));
+    }
+}
+
+std::optional<Clock::time_point> LocalMobilityAnchor::next_deadline() const {
+    // Asked before every poll(): the earliest of the index, not a walk of every binding
+    // (at a million bindings that walk cost 80 ms per wake-up, bench/README.md).
+    std::optional<Clock::time_point> next;
+    if (!deadlines_.empty()) {
+        next = deadlines_.begin()->first;
+    }
+    for (const auto& [id, d] : deferred_) {   // handoffs waiting for HI 4: few, and short-lived
+        if (!next || d.deadline < *next) {
+            next = d.deadline;
+        }
+    }
+    return next;
+}
+
+Clock::time_point LocalMobilityAnchor::bindings_expiry(const BindingCacheEntry& e) {
+    Clock::time_point last{};
+    for (const auto& [bid, b] : e.bindings) {
+        last = std::max(last, b.expires);
+    }
+    return last;
+}
+
+dataplane::SessionConfig LocalMobilityAnchor::multipath_session(const BindingCacheEntry& e,
+                                                               dataplane::SessionConfig base) {
+    base.paths.clear();
+    for (const auto& [bid, b] : e.bindings) {   // by Binding-Id: the same order at both ends
+        dataplane::PathConfig p;
+        p.local = b.lma_address;
+        p.remote = b.proxy_coa;
+        if (b.key_uplink && b.key_downlink) {
+            p.key_downlink = *b.key_downlink;
+            p.key_uplink = *b.key_uplink;
+        }
+        p.label = b.label;
+        p.bid = b.bid;
+        p.weight = config_.steering.weight(b.label);
+        p.up = b.ifindex == 0 || sink_.link_up(b.ifindex);
+        base.paths.push_back(p);
+    }
+    base.policy = config_.steering.policy.rules.empty() ? 0 : config::kSteeringPolicyId;
+    return base;
+}
+
+void LocalMobilityAnchor::rewrite_paths(BindingCacheEntry& e) {
+    if (!e.multipath || !e.in_dataplane) {
+        return;
+    }
+    try {
+        auto s = multipath_session(e, e.session);
+        if (s != e.session) {
+            sink_.upsert(s);
+            e.session = s;
+        }
+    } catch (const std::exception& ex) {
+        spdlog::error("session {} for {}: updating its paths failed: {}", e.session_id, e.mn_id, ex.what());
+    }
+}
+
+void LocalMobilityAnchor::on_link_change() {
+    for (auto& [id, e] : cache_.entries()) {
+        rewrite_paths(e);
+    }
+}
+
+
+} // namespace xpmip::lma
