@@ -1,0 +1,921 @@
+// The LMA's registration rules, in-process (no root, no sockets): a LocalMobilityAnchor with a
+// recording SessionSink (which refuses what the data plane refuses, and can be told to fail) and
+// time the test moves. One case per status code the LMA sends, per RFC 5845 rule, per RFC 8278
+// rule, per handoff indicator, and for lifetime expiry and the de-registration hold.
+#include "dataplane/session_table.hpp"
+#include "lma/lma.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+#include <set>
+
+using namespace xpmip;
+using namespace xpmip::lma;
+using namespace xpmip::wire;
+using namespace std::chrono_literals;
+
+namespace {
+
+const IpAddress kLma6 = Ipv6Address::parse("2001:db8:ffff::1");
+const IpAddress kLma4 = Ipv4Address::parse("192.0.2.1");
+const IpAddress kMagA6 = Ipv6Address::parse("2001:db8:ffff::10");
+const IpAddress kMagA4 = Ipv4Address::parse("192.0.2.10");
+const IpAddress kMagB6 = Ipv6Address::parse("2001:db8:ffff::20");
+const IpAddress kMagA4b = Ipv4Address::parse("203.0.113.10");   // MAG A's second WAN link
+const IpAddress kRogue6 = Ipv6Address::parse("2001:db8:ffff::99");
+
+struct RecordingSink : SessionSink {
+    std::map<std::uint32_t, dataplane::SessionConfig> sessions;
+    unsigned upserts = 0;
+    std::function<void(const dataplane::SessionConfig&)> fail_next;   // throws, once
+    void upsert(const dataplane::SessionConfig& s) override {
+        if (auto f = std::exchange(fail_next, nullptr)) {
+            f(s);
+        }
+        dataplane::validate(s);
+        sessions[s.id] = s;
+        ++upserts;
+    }
+    void remove(std::uint32_t id) override { sessions.erase(id); }
+    std::uint32_t realm_ifindex(std::uint32_t realm) override { return 10 + realm; }
+};
+
+std::string lma_yaml(const std::string& extra_mns = "", const std::string& lma_extra = "",
+                     const std::string& realm_extra = "") {
+    return "instance: unit-lma\n"
+           "lma:\n"
+           "  addresses: [2001:db8:ffff::1, 192.0.2.1]\n" + lma_extra +
+           "interfaces:\n"
+           "  - {name: tun0, kind: tunnel}\n"
+           "  - {name: core1, kind: core, realm: 1}\n"
+           "  - {name: core2, kind: core, realm: 2}\n"
+           "timers: {min_delay_before_bce_delete: 10, max_delay_before_new_bce_assign: 1.5, "
+           "timestamp_validity_window: 2}\n"
+           "labels:\n  - {name: red, id: 1}\n  - {name: blue, id: 2}\n"
+           "realms:\n"
+           "  - {id: 1, interface: core1, ipv4_pool: 10.0.0.0/16, ipv6_pool: '2001:db8:a::/48'" + realm_extra + "}\n"
+           "  - {id: 2, interface: core2, ipv4_pool: 10.0.0.0/30, ipv6_pool: '2001:db8:b::/63', hnp_length: 64}\n"
+           "peers:\n"
+           "  - {name: mag-a, addresses: [2001:db8:ffff::10, 192.0.2.10, 203.0.113.10]}\n"
+           "  - {name: mag-b, addresses: [2001:db8:ffff::20]}\n"
+           "mobile_nodes:\n"
+           "  - {id: mn1@op.example, realm: 1}\n"
+           "  - {id: mn2@op.example, realm: 1}\n"
+           "  - {id: v6only@op.example, realm: 1, ipv4: false}\n"
+           "  - {id: v4only@op.example, realm: 1, ipv6: false}\n"
+           "  - {id: static@op.example, realm: 1, ipv4_home_address: 10.0.200.1, "
+           "home_network_prefix: '2001:db8:a:200::/64'}\n"
+           "  - {id: keys@op.example, realm: 1, gre: keys-required}\n"
+           "  - {id: grereq@op.example, realm: 1, gre: gre-required}\n"
+           "  - {id: notreq@op.example, realm: 1, gre: not-required}\n"
+           "  - {id: unsup@op.example, realm: 1, gre: unsupported}\n"
+           "  - {id: notlv@op.example, realm: 1, tlv_header: false}\n"
+           "  - {id: noudp@op.example, realm: 1, udp_encapsulation: false}\n"
+           "  - {id: single@op.example, realm: 1, multipath: false}\n"
+           "  - {id: small1@op.example, realm: 2}\n"
+           "  - {id: small2@op.example, realm: 2}\n"
+           "  - {id: small3@op.example, realm: 2}\n" + extra_mns;
+}
+
+// A PBU as a MAG sends it, with the options a test leaves or changes.
+struct PbuSpec {
+    std::string mn = "mn1@op.example";
+    IpAddress from = kMagA6;
+    IpAddress to = kLma6;
+    std::uint16_t seq = 1;
+    std::uint16_t lifetime_s = 400;
+    std::optional<std::uint8_t> hi = 1;
+    std::optional<std::uint8_t> att = 4;
+    bool hnp = true;                               // an HNP option (::/0 unless `prefix`)
+    std::optional<Ipv6Prefix> prefix;
+    bool ipv4 = false;                             // an IPv4 HoA Request (0.0.0.0 unless `hoa`)
+    std::optional<Ipv4Address> hoa;
+    std::optional<std::uint64_t> timestamp;        // nullopt: the LMA's clock (see Lma::pbu)
+    bool no_timestamp = false;
+    enum class Gre { None, NoKey, Key } gre = Gre::None;
+    std::uint32_t key = 0x1000;
+    bool t = false, f = false;
+    std::optional<MagMultipathBindingOption> mmb;
+    bool mag_id = true;                            // with mmb: the MAG Identifier option
+    std::string mag_name = "mag-a.example";
+    bool mn_id = true;
+};
+
+struct Lma {
+    RecordingSink sink;
+    std::uint64_t wall = std::uint64_t{1'700'000'000} << 16;   // 48.16 "now"
+    LocalMobilityAnchor lma;
+    Clock::time_point now = Clock::time_point{} + 1000s;
+
+    explicit Lma(const std::string& yaml = lma_yaml())
+        : lma(parse_lma_config(config::load_string(yaml, "lma.yaml")), sink, [this] { return wall; }) {}
+
+    IncomingPbu pbu(const PbuSpec& p) const {
+        IncomingPbu in;
+        in.transport = is_ipv4(p.from) ? Transport::Ipv4Udp : Transport::Ipv6;
+        in.src = p.from;
+        in.dst = p.to;
+        in.src_port = 5436;
+        in.ifindex = is_ipv4(p.from) && std::get<Ipv4Address>(p.from) == std::get<Ipv4Address>(kMagA4b) ? 3 : 2;
+        ProxyBindingUpdate& u = in.pbu;
+        u.sequence = p.seq;
+        u.lifetime = static_cast<std::uint16_t>(p.lifetime_s / kLifetimeUnitSeconds);
+        if (p.t) {
+            u.flags |= bu_flag::kTlvHeader;
+        }
+        if (p.f) {
+            u.flags |= bu_flag::kForceUdp;
+        }
+        if (p.mn_id) {
+            u.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, p.mn});
+        }
+        if (p.hnp) {
+            u.options.add(p.prefix ? HomeNetworkPrefixOption{p.prefix->length, p.prefix->address}
+                                   : HomeNetworkPrefixOption{});
+        }
+        if (p.hi) {
+            u.options.add(HandoffIndicatorOption{*p.hi});
+        }
+        if (p.att) {
+            u.options.add(AccessTechnologyTypeOption{*p.att});
+        }
+        if (!p.no_timestamp) {
+            u.options.add(TimestampOption{p.timestamp.value_or(wall)});
+        }
+        if (p.ipv4) {
+            u.options.add(Ipv4HomeAddressRequestOption{p.hoa ? std::uint8_t{32} : std::uint8_t{0},
+                                                       p.hoa.value_or(Ipv4Address{})});
+        }
+        if (p.gre != PbuSpec::Gre::None) {
+            u.options.add(GreKeyOption{p.gre == PbuSpec::Gre::Key ? std::optional(p.key) : std::nullopt});
+        }
+        if (p.mmb) {
+            u.options.add(*p.mmb);
+            if (p.mag_id) {
+                u.options.add(MagIdentifierOption{kMnIdSubtypeNai, p.mag_name});
+            }
+        }
+        return in;
+    }
+    // Send and expect exactly one PBA back.
+    ProxyBindingAcknowledgement send(const PbuSpec& p) {
+        auto out = lma.on_pbu(pbu(p), now);
+        BOOST_REQUIRE_EQUAL(out.size(), 1u);
+        return out[0].pba;
+    }
+    void pass(std::chrono::milliseconds d) {
+        now += d;
+        wall += static_cast<std::uint64_t>(d.count()) * 65536 / 1000;
+    }
+    std::vector<OutgoingPba> tick() { return lma.on_timer(now); }
+    const BindingCacheEntry* entry(const std::string& mn) const { return lma.cache().find(mn); }
+};
+
+std::uint8_t code(Status s) {
+    return static_cast<std::uint8_t>(s);
+}
+
+MagMultipathBindingOption mmb(std::uint8_t bid, std::uint8_t label, bool o = false, bool b = false) {
+    MagMultipathBindingOption m;
+    m.if_att = 4;
+    m.if_label = label;
+    m.binding_id = bid;
+    m.overwrite = o;
+    m.bulk_reregistration = b;
+    return m;
+}
+
+#define REQUIRE_STATUS(answer, expected) BOOST_REQUIRE_EQUAL(unsigned((answer).status), unsigned(code(Status::expected)))
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(lma_registration)
+
+// ---- RFC 5213 §5.3.1: acceptance and each rejection -----------------------------------------
+
+BOOST_AUTO_TEST_CASE(accepted_over_ipv6_assigns_a_prefix_and_an_address_and_writes_the_session_first) {
+    Lma l;
+    PbuSpec p;
+    p.ipv4 = true;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.lifetime_seconds().count() == 400);
+    BOOST_TEST(pba.has(ba_flag::kProxy));
+    const auto* h = pba.options.find<HomeNetworkPrefixOption>();
+    BOOST_REQUIRE(h);
+    BOOST_TEST(unsigned(h->prefix_length) == 64u);
+    BOOST_TEST(Ipv6Prefix::parse("2001:db8:a::/48").contains(h->prefix));
+    const auto* r = pba.options.find<Ipv4HomeAddressReplyOption>();
+    BOOST_REQUIRE(r);
+    BOOST_TEST(unsigned(r->status) == 0u);
+    BOOST_TEST(unsigned(r->prefix_length) == 16u);
+    BOOST_TEST(pba.options.find<MobileNodeIdentifierOption>()->identifier == "mn1@op.example");
+    BOOST_TEST(pba.options.find<TimestampOption>()->value == l.wall, "timestamp echoed");
+    BOOST_REQUIRE_EQUAL(l.sink.sessions.size(), 1u);
+    const auto& s = l.sink.sessions.begin()->second;
+    BOOST_TEST(s.realm == 1u);
+    BOOST_TEST(s.mn_ifindex == 11u);
+    BOOST_TEST((s.encap == dataplane::Encapsulation::IpInIp));
+    BOOST_TEST(l.entry("mn1@op.example")->peer == "mag-a");
+}
+
+BOOST_AUTO_TEST_CASE(s154_a_mag_not_in_the_peer_list) {
+    Lma l;
+    PbuSpec p;
+    p.from = kRogue6;
+    REQUIRE_STATUS(l.send(p), MagNotAuthorizedForProxyReg);
+    BOOST_TEST(l.sink.sessions.empty());
+}
+
+BOOST_AUTO_TEST_CASE(s160_no_mn_identifier) {
+    Lma l;
+    PbuSpec p;
+    p.mn_id = false;
+    REQUIRE_STATUS(l.send(p), MissingMnIdentifierOption);
+}
+
+BOOST_AUTO_TEST_CASE(s153_an_unknown_mobile_node) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "nobody@op.example";
+    REQUIRE_STATUS(l.send(p), NotLmaForThisMobileNode);
+}
+
+BOOST_AUTO_TEST_CASE(s158_neither_hnp_nor_ipv4_request) {
+    Lma l;
+    PbuSpec p;
+    p.hnp = false;
+    REQUIRE_STATUS(l.send(p), MissingHomeNetworkPrefixOption);
+}
+
+BOOST_AUTO_TEST_CASE(s161_no_handoff_indicator) {
+    Lma l;
+    PbuSpec p;
+    p.hi.reset();
+    REQUIRE_STATUS(l.send(p), MissingHandoffIndicatorOption);
+}
+
+BOOST_AUTO_TEST_CASE(s162_no_access_technology_type) {
+    Lma l;
+    PbuSpec p;
+    p.att.reset();
+    REQUIRE_STATUS(l.send(p), MissingAccessTechTypeOption);
+}
+
+BOOST_AUTO_TEST_CASE(s155_a_requested_prefix_the_mn_does_not_own) {
+    Lma l;
+    PbuSpec p;
+    p.prefix = Ipv6Prefix::parse("2001:db8:a:77::/64");
+    REQUIRE_STATUS(l.send(p), NotAuthorizedForHomeNetworkPrefix);
+}
+
+BOOST_AUTO_TEST_CASE(static_prefix_and_address_are_granted_when_asked_for_by_name) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "static@op.example";
+    p.prefix = Ipv6Prefix::parse("2001:db8:a:200::/64");
+    p.ipv4 = true;
+    p.hoa = Ipv4Address::parse("10.0.200.1");
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.options.find<Ipv4HomeAddressReplyOption>()->address.to_string() == "10.0.200.1");
+    BOOST_TEST(l.entry("static@op.example")->hnp->to_string() == "2001:db8:a:200::/64");
+}
+
+BOOST_AUTO_TEST_CASE(s159_a_re_registration_naming_another_prefix) {
+    Lma l;
+    PbuSpec p;
+    auto first = l.send(p);
+    const auto* h = first.options.find<HomeNetworkPrefixOption>();
+    p.seq = 2;
+    p.hi = 5;
+    p.prefix = Ipv6Prefix{h->prefix, h->prefix_length};
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), Accepted);
+    p.seq = 3;
+    p.prefix = Ipv6Prefix::parse("2001:db8:a:ff::/64");
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), BcePbuPrefixSetDoNotMatch);
+}
+
+BOOST_AUTO_TEST_CASE(s172_ipv6_service_not_authorized) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "v4only@op.example";
+    REQUIRE_STATUS(l.send(p), NotAuthorizedForIpv6MobilityService);
+}
+
+BOOST_AUTO_TEST_CASE(s170_ipv4_service_not_authorized) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "v6only@op.example";
+    p.hnp = false;
+    p.ipv4 = true;
+    REQUIRE_STATUS(l.send(p), NotAuthorizedForIpv4MobilityService);
+}
+
+BOOST_AUTO_TEST_CASE(ipv6_goes_ahead_with_an_ipv4_reply_saying_prohibited) {
+    // RFC 5844 §3.3.2: the IPv4 HoA Reply carries 129 and IPv6 service is granted.
+    Lma l;
+    PbuSpec p;
+    p.mn = "v6only@op.example";
+    p.ipv4 = true;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(unsigned(pba.options.find<Ipv4HomeAddressReplyOption>()->status) == 129u);
+    BOOST_TEST(!l.sink.sessions.begin()->second.hoa.has_value());
+}
+
+BOOST_AUTO_TEST_CASE(s171_a_requested_ipv4_address_the_mn_does_not_own) {
+    Lma l;
+    PbuSpec p;
+    p.ipv4 = true;
+    p.hoa = Ipv4Address::parse("10.0.9.9");
+    REQUIRE_STATUS(l.send(p), NotAuthorizedForIpv4HomeAddress);
+}
+
+BOOST_AUTO_TEST_CASE(s129_the_f_flag_against_policy) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "noudp@op.example";
+    p.from = kMagA4;
+    p.to = kLma4;
+    p.ipv4 = true;
+    p.f = true;
+    REQUIRE_STATUS(l.send(p), AdministrativelyProhibited);
+}
+
+BOOST_AUTO_TEST_CASE(f_flag_accepted_is_udp_encapsulation_with_nat_detection) {
+    Lma l;
+    PbuSpec p;
+    p.from = kMagA4;
+    p.to = kLma4;
+    p.ipv4 = true;
+    p.f = true;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.options.find<NatDetectionOption>() != nullptr);
+    BOOST_TEST((l.sink.sessions.begin()->second.encap == dataplane::Encapsulation::Udp));
+}
+
+BOOST_AUTO_TEST_CASE(s130_an_exhausted_pool_takes_nothing) {
+    Lma l;   // realm 2: 2 prefixes (a /63 of /64s), 1 IPv4 address (a /30 less the router)
+    for (const char* mn : {"small1@op.example", "small2@op.example"}) {
+        PbuSpec p;
+        p.mn = mn;
+        REQUIRE_STATUS(l.send(p), Accepted);
+    }
+    PbuSpec p;
+    p.mn = "small3@op.example";
+    REQUIRE_STATUS(l.send(p), InsufficientResources);
+    BOOST_TEST(l.sink.sessions.size() == 2u);
+    BOOST_TEST(l.entry("small3@op.example") == nullptr);
+    p.hnp = false;
+    p.ipv4 = true;
+    REQUIRE_STATUS(l.send(p), Accepted);   // the one IPv4 address
+    p.mn = "small2@op.example";
+    p.seq = 2;
+    p.hi = 5;
+    p.hnp = true;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), InsufficientResources);   // none left for small2
+}
+
+BOOST_AUTO_TEST_CASE(s130_a_refusing_data_plane_leaves_nothing_taken) {
+    Lma l;
+    l.sink.fail_next = [](const auto&) { throw dataplane::DataplaneError("map full"); };
+    PbuSpec p;
+    p.mn = "small1@op.example";
+    p.hnp = false;
+    p.ipv4 = true;
+    REQUIRE_STATUS(l.send(p), InsufficientResources);
+    BOOST_TEST(l.entry("small1@op.example") == nullptr);
+    BOOST_TEST(l.sink.sessions.empty());
+    // What it took came back at once (not into quarantine): realm 2's only address goes to the next MN.
+    p.mn = "small2@op.example";
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.options.find<Ipv4HomeAddressReplyOption>()->address.to_string() == "10.0.0.2");
+}
+
+// ---- RFC 5213 §5.5: timestamps and sequence numbers -----------------------------------------
+
+BOOST_AUTO_TEST_CASE(s156_a_timestamp_outside_the_window_is_answered_with_ours) {
+    Lma l;
+    PbuSpec p;
+    p.timestamp = l.wall - (std::uint64_t{3} << 16);   // 3 s behind, the window is 2 s
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, TimestampMismatch);
+    BOOST_TEST(pba.options.find<TimestampOption>()->value == l.wall);
+}
+
+BOOST_AUTO_TEST_CASE(s157_a_timestamp_not_newer_than_the_last_accepted) {
+    Lma l;
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    p.seq = 2;
+    p.hi = 5;
+    auto pba = l.send(p);   // the same timestamp again
+    REQUIRE_STATUS(pba, TimestampLowerThanPrevAccepted);
+    BOOST_TEST(pba.options.find<TimestampOption>()->value == l.wall, "ours");
+}
+
+BOOST_AUTO_TEST_CASE(s135_sequence_number_mode_refuses_an_old_number_with_the_last_accepted) {
+    Lma l;
+    PbuSpec p;
+    p.no_timestamp = true;
+    p.seq = 100;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    p.seq = 99;
+    p.hi = 5;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, SequenceNumberOutOfWindow);
+    BOOST_TEST(pba.sequence == 100u, "RFC 6275 §6.1.8: the last accepted sequence number");
+    p.seq = 101;
+    REQUIRE_STATUS(l.send(p), Accepted);
+}
+
+BOOST_AUTO_TEST_CASE(sequence_numbers_of_another_mag_are_not_compared) {
+    Lma l;
+    PbuSpec p;
+    p.no_timestamp = true;
+    p.seq = 100;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    PbuSpec q = p;
+    q.from = kMagB6;
+    q.seq = 5;
+    q.hi = 3;
+    REQUIRE_STATUS(l.send(q), Accepted);
+    BOOST_TEST(to_string(l.entry("mn1@op.example")->proxy_coa) == "2001:db8:ffff::20");
+}
+
+// ---- RFC 5845: GRE ------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(rfc5845_3_1_option_with_a_key_gets_an_uplink_key_and_a_keyed_session) {
+    Lma l;
+    PbuSpec p;
+    p.gre = PbuSpec::Gre::Key;
+    p.key = 0xd0d0;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    const auto* g = pba.options.find<GreKeyOption>();
+    BOOST_REQUIRE(g && g->key);
+    BOOST_TEST(*g->key != 0u);
+    const auto& s = l.sink.sessions.begin()->second;
+    BOOST_TEST((s.encap == dataplane::Encapsulation::Gre));
+    BOOST_TEST(s.gre_keys);
+    BOOST_TEST(s.paths[0].key_downlink == 0xd0d0u);
+    BOOST_TEST(s.paths[0].key_uplink == *g->key);
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_3_2_option_without_key_is_gre_without_keys) {
+    Lma l;
+    PbuSpec p;
+    p.gre = PbuSpec::Gre::NoKey;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_REQUIRE(pba.options.find<GreKeyOption>());
+    BOOST_TEST(!pba.options.find<GreKeyOption>()->key.has_value());
+    BOOST_TEST(!l.sink.sessions.begin()->second.gre_keys);
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_3_3_the_uplink_key_stays_for_re_registration_and_handoff) {
+    Lma l;
+    PbuSpec p;
+    p.gre = PbuSpec::Gre::Key;
+    const auto key = *l.send(p).options.find<GreKeyOption>()->key;
+    p.seq = 2;
+    p.hi = 5;
+    l.pass(10ms);
+    BOOST_TEST(*l.send(p).options.find<GreKeyOption>()->key == key, "re-registration");
+    PbuSpec q = p;
+    q.from = kMagB6;
+    q.hi = 3;
+    q.key = 0x2222;
+    l.pass(10ms);
+    BOOST_TEST(*l.send(q).options.find<GreKeyOption>()->key == key, "handoff to another MAG");
+    BOOST_TEST(l.sink.sessions.begin()->second.paths[0].key_downlink == 0x2222u, "the new MAG's downlink key");
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_3_3_uplink_keys_are_unique_and_never_0) {
+    Lma l;
+    std::set<std::uint32_t> keys;
+    for (const char* mn : {"mn1@op.example", "mn2@op.example", "v6only@op.example", "keys@op.example"}) {
+        PbuSpec p;
+        p.mn = mn;
+        p.gre = PbuSpec::Gre::Key;
+        keys.insert(*l.send(p).options.find<GreKeyOption>()->key);
+    }
+    BOOST_TEST(keys.size() == 4u);
+    BOOST_TEST(!keys.count(0));
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_5_1_163_keys_required_without_option_or_without_key) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "keys@op.example";
+    REQUIRE_STATUS(l.send(p), GreKeyOptionRequired);
+    p.gre = PbuSpec::Gre::NoKey;
+    p.seq = 2;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), GreKeyOptionRequired);
+    p.gre = PbuSpec::Gre::Key;
+    p.seq = 3;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), Accepted);
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_5_1_gre_required_takes_either_form_but_not_none) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "grereq@op.example";
+    REQUIRE_STATUS(l.send(p), GreKeyOptionRequired);
+    p.gre = PbuSpec::Gre::NoKey;
+    p.seq = 2;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), Accepted);
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_5_1_163_overlapping_addresses_behind_one_mag_need_keys) {
+    Lma l;
+    l.sink.fail_next = [](const auto&) {
+        throw dataplane::KeyConflictError("key-less tunnel entry taken", dataplane::MapId::TunnelKeyless);
+    };
+    PbuSpec p;
+    p.ipv4 = true;
+    REQUIRE_STATUS(l.send(p), GreKeyOptionRequired);
+    BOOST_TEST(l.entry("mn1@op.example") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_5_1_status_2_when_policy_does_not_require_gre) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "notreq@op.example";
+    p.gre = PbuSpec::Gre::Key;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, GreKeyOptionNotRequired);
+    BOOST_TEST(pba.options.find<GreKeyOption>() == nullptr, "no option with status 2");
+    BOOST_TEST((l.sink.sessions.begin()->second.encap == dataplane::Encapsulation::IpInIp));
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_unsupported_policy_answers_like_an_lma_without_rfc5845) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "unsup@op.example";
+    p.from = kMagA4;
+    p.to = kLma4;
+    p.gre = PbuSpec::Gre::Key;
+    p.t = true;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.options.find<GreKeyOption>() == nullptr);
+    BOOST_TEST(!pba.has(ba_flag::kTlvHeader));
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_3_3_handoff_without_option_on_a_gre_entry) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "keys@op.example";
+    p.gre = PbuSpec::Gre::Key;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    PbuSpec q = p;
+    q.from = kMagB6;
+    q.hi = 3;
+    q.gre = PbuSpec::Gre::None;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(q), GreKeyOptionRequired);   // policy needs keys
+    Lma m;
+    PbuSpec a;
+    a.gre = PbuSpec::Gre::Key;
+    REQUIRE_STATUS(m.send(a), Accepted);
+    PbuSpec b = a;
+    b.from = kMagB6;
+    b.hi = 3;
+    b.gre = PbuSpec::Gre::None;
+    m.pass(10ms);
+    auto pba = m.send(b);                              // policy allows: no GRE from now on
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.options.find<GreKeyOption>() == nullptr);
+    BOOST_TEST((m.sink.sessions.begin()->second.encap == dataplane::Encapsulation::IpInIp));
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_7_3_t_echoed_over_udp_when_the_tlv_format_is_supported) {
+    Lma l;
+    PbuSpec p;
+    p.from = kMagA4;
+    p.to = kLma4;
+    p.ipv4 = true;
+    p.gre = PbuSpec::Gre::Key;
+    p.t = true;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.has(ba_flag::kTlvHeader));
+    BOOST_TEST((l.sink.sessions.begin()->second.encap == dataplane::Encapsulation::UdpTlvGre));
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_7_2_no_t_in_the_pba_unless_in_the_pbu) {
+    Lma l;
+    PbuSpec p;
+    p.from = kMagA4;
+    p.to = kLma4;
+    p.ipv4 = true;
+    p.gre = PbuSpec::Gre::Key;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(!pba.has(ba_flag::kTlvHeader));
+    BOOST_TEST((l.sink.sessions.begin()->second.encap == dataplane::Encapsulation::Gre));
+}
+
+BOOST_AUTO_TEST_CASE(rfc5845_7_4_status_3_is_gre_without_udp_when_tlv_is_not_supported) {
+    Lma l;
+    PbuSpec p;
+    p.mn = "notlv@op.example";
+    p.from = kMagA4;
+    p.to = kLma4;
+    p.ipv4 = true;
+    p.gre = PbuSpec::Gre::Key;
+    p.t = true;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, GreTunnelingButTlvHeaderNotSupported);
+    BOOST_TEST(!pba.has(ba_flag::kTlvHeader));
+    BOOST_TEST((l.sink.sessions.begin()->second.encap == dataplane::Encapsulation::Gre));
+}
+
+// ---- RFC 5213 §5.4.1: the handoff indicator -------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(hi_1_then_hi_5_refreshes_the_same_session) {
+    Lma l;
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    const auto sid = l.entry("mn1@op.example")->session_id;
+    p.seq = 2;
+    p.hi = 5;
+    l.pass(1s);
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.entry("mn1@op.example")->session_id == sid);
+    BOOST_TEST(l.sink.sessions.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(hi_2_and_3_another_mag_takes_the_session_in_place) {
+    for (std::uint8_t hi : {std::uint8_t{2}, std::uint8_t{3}}) {
+        Lma l;
+        PbuSpec p;
+        const auto hnp = l.send(p).options.find<HomeNetworkPrefixOption>()->prefix;
+        PbuSpec q = p;
+        q.from = kMagB6;
+        q.hi = hi;
+        l.pass(10ms);
+        auto pba = l.send(q);
+        REQUIRE_STATUS(pba, Accepted);
+        BOOST_TEST((pba.options.find<HomeNetworkPrefixOption>()->prefix == hnp), "the same prefix");
+        BOOST_TEST(to_string(l.sink.sessions.begin()->second.paths[0].remote) == "2001:db8:ffff::20");
+    }
+}
+
+BOOST_AUTO_TEST_CASE(hi_4_waits_for_the_previous_mags_deregistration) {
+    Lma l;
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    PbuSpec q = p;
+    q.from = kMagB6;
+    q.hi = 4;
+    l.pass(10ms);
+    BOOST_TEST(l.lma.on_pbu(l.pbu(q), l.now).empty(), "answer deferred");
+    PbuSpec dereg = p;
+    dereg.seq = 2;
+    dereg.lifetime_s = 0;
+    l.pass(10ms);
+    auto out = l.lma.on_pbu(l.pbu(dereg), l.now);
+    BOOST_REQUIRE_EQUAL(out.size(), 2u);   // the de-registration's PBA and the waiting one's
+    BOOST_TEST(to_string(out[1].dst) == "2001:db8:ffff::20");
+    REQUIRE_STATUS(out[1].pba, Accepted);
+    BOOST_TEST(!l.entry("mn1@op.example")->deregistered);
+}
+
+BOOST_AUTO_TEST_CASE(hi_4_without_deregistration_is_answered_after_max_delay) {
+    Lma l;
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    PbuSpec q = p;
+    q.from = kMagB6;
+    q.hi = 4;
+    l.pass(10ms);
+    q.timestamp = l.wall;
+    BOOST_TEST(l.lma.on_pbu(l.pbu(q), l.now).empty());
+    l.pass(1400ms);
+    BOOST_TEST(l.tick().empty(), "not before MaxDelayBeforeNewBCEAssign (1.5 s)");
+    l.pass(200ms);
+    auto out = l.tick();
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    REQUIRE_STATUS(out[0].pba, Accepted);
+    BOOST_TEST(to_string(l.entry("mn1@op.example")->proxy_coa) == "2001:db8:ffff::20");
+}
+
+// ---- RFC 5213 §5.3.3 and §5.3.5: expiry, de-registration hold -------------------------------
+
+BOOST_AUTO_TEST_CASE(lifetime_expiry_removes_the_session_and_frees_its_prefix_after_the_rest) {
+    Lma l;
+    PbuSpec p;
+    p.lifetime_s = 8;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    l.pass(7s);
+    l.tick();
+    BOOST_TEST(l.sink.sessions.size() == 1u);
+    l.pass(1s);
+    l.tick();
+    BOOST_TEST(l.sink.sessions.empty());
+    BOOST_TEST(l.entry("mn1@op.example") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(deregistration_stops_forwarding_at_once_and_holds_the_entry_min_delay) {
+    Lma l;
+    PbuSpec p;
+    p.gre = PbuSpec::Gre::Key;
+    const auto key = *l.send(p).options.find<GreKeyOption>()->key;
+    PbuSpec d = p;
+    d.seq = 2;
+    d.lifetime_s = 0;
+    d.gre = PbuSpec::Gre::None;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(d), Accepted);
+    BOOST_TEST(l.sink.sessions.empty(), "forwarding stops now");
+    BOOST_REQUIRE(l.entry("mn1@op.example"));
+    BOOST_TEST(l.entry("mn1@op.example")->deregistered);
+    // A new MAG within MinDelayBeforeBCEDelete gets the same key (RFC 5845 §3.3).
+    PbuSpec q = p;
+    q.from = kMagB6;
+    q.seq = 1;
+    q.hi = 2;
+    l.pass(5s);
+    BOOST_TEST(*l.send(q).options.find<GreKeyOption>()->key == key);
+}
+
+BOOST_AUTO_TEST_CASE(a_deregistered_entry_is_deleted_after_min_delay) {
+    Lma l;
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    PbuSpec d = p;
+    d.seq = 2;
+    d.lifetime_s = 0;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(d), Accepted);
+    l.pass(9s);
+    l.tick();
+    BOOST_TEST(l.entry("mn1@op.example") != nullptr);
+    l.pass(1s);
+    l.tick();
+    BOOST_TEST(l.entry("mn1@op.example") == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(a_deregistration_from_a_mag_the_mn_left_keeps_the_binding) {
+    Lma l;
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    PbuSpec q = p;
+    q.from = kMagB6;
+    q.hi = 3;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(q), Accepted);
+    PbuSpec d = p;
+    d.seq = 2;
+    d.lifetime_s = 0;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(d), Accepted);
+    BOOST_TEST(!l.entry("mn1@op.example")->deregistered);
+    BOOST_TEST(l.sink.sessions.size() == 1u);
+}
+
+// ---- RFC 8278 ------------------------------------------------------------------------------
+
+struct Multipath : Lma {
+    Multipath() : Lma(lma_yaml("", "  multipath: true\n")) {}
+    PbuSpec path(std::uint8_t bid, std::uint16_t seq = 1) {
+        PbuSpec p;
+        p.from = bid == 1 ? kMagA4 : kMagA4b;
+        p.to = kLma4;
+        p.ipv4 = true;
+        p.gre = PbuSpec::Gre::Key;
+        p.key = 0x100u + bid;
+        p.seq = seq;
+        p.mmb = mmb(bid, bid);
+        return p;
+    }
+};
+
+BOOST_AUTO_TEST_CASE(rfc8278_two_bindings_one_session_with_a_path_and_key_each) {
+    Multipath l;
+    auto a = l.send(l.path(1));
+    REQUIRE_STATUS(a, Accepted);
+    BOOST_TEST(a.options.find<MagMultipathBindingOption>() != nullptr, "option 63 echoed");
+    BOOST_TEST(a.options.find<MagIdentifierOption>() == nullptr, "without option 64 (§4.4 MUST)");
+    l.pass(10ms);
+    auto b = l.send(l.path(2));
+    REQUIRE_STATUS(b, Accepted);
+    BOOST_TEST(*a.options.find<GreKeyOption>()->key != *b.options.find<GreKeyOption>()->key);
+    const auto& s = l.sink.sessions.begin()->second;
+    BOOST_REQUIRE_EQUAL(s.paths.size(), 2u);
+    BOOST_TEST(s.paths[0].bid == 1u);
+    BOOST_TEST(s.paths[1].bid == 2u);
+    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_180_without_the_mag_identifier) {
+    Multipath l;
+    auto p = l.path(1);
+    p.mag_id = false;
+    auto pba = l.send(p);
+    REQUIRE_STATUS(pba, CannotSupportMultipathBinding);
+    BOOST_TEST(pba.options.find<MagMultipathBindingOption>() != nullptr, "63 echoed with 180");
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_180_for_an_mn_not_authorized_for_multipath) {
+    Multipath l;
+    auto p = l.path(1);
+    p.mn = "single@op.example";
+    REQUIRE_STATUS(l.send(p), CannotSupportMultipathBinding);
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_180_for_a_binding_of_another_encapsulation) {
+    Multipath l;
+    REQUIRE_STATUS(l.send(l.path(1)), Accepted);
+    auto p = l.path(2);
+    p.gre = PbuSpec::Gre::None;   // IP-in-IP beside a keyed GRE binding
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), CannotSupportMultipathBinding);
+    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_o_flag_replaces_the_other_bindings) {
+    Multipath l;
+    REQUIRE_STATUS(l.send(l.path(1)), Accepted);
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(l.path(2)), Accepted);
+    auto p = l.path(2, 2);
+    p.mmb = mmb(2, 2, true);
+    p.hi = 5;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 1u);
+    BOOST_TEST(l.sink.sessions.begin()->second.paths.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_b_flag_refreshes_every_binding) {
+    Multipath l;
+    auto a = l.path(1);
+    a.lifetime_s = 40;
+    auto b = l.path(2);
+    b.lifetime_s = 40;
+    REQUIRE_STATUS(l.send(a), Accepted);
+    REQUIRE_STATUS(l.send(b), Accepted);
+    l.pass(30s);
+    auto bulk = l.path(2, 2);
+    bulk.lifetime_s = 40;
+    bulk.hi = 5;
+    bulk.mmb = mmb(2, 2, false, true);
+    REQUIRE_STATUS(l.send(bulk), Accepted);
+    l.pass(20s);   // 50 s after binding 1 was registered: alive through the bulk refresh
+    l.tick();
+    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_deregistering_one_bid_keeps_the_others) {
+    Multipath l;
+    REQUIRE_STATUS(l.send(l.path(1)), Accepted);
+    REQUIRE_STATUS(l.send(l.path(2)), Accepted);
+    auto d = l.path(2, 2);
+    d.lifetime_s = 0;
+    d.gre = PbuSpec::Gre::None;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(d), Accepted);
+    const auto* e = l.entry("mn1@op.example");
+    BOOST_TEST(!e->deregistered);
+    BOOST_TEST(e->bindings.size() == 1u);
+    BOOST_TEST(l.sink.sessions.begin()->second.paths.size() == 1u);
+    BOOST_TEST(l.sink.sessions.begin()->second.paths[0].bid == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_a_binding_expires_alone) {
+    Multipath l;
+    auto a = l.path(1);
+    a.lifetime_s = 100;
+    auto b = l.path(2);
+    b.lifetime_s = 8;
+    REQUIRE_STATUS(l.send(a), Accepted);
+    REQUIRE_STATUS(l.send(b), Accepted);
+    l.pass(9s);
+    l.tick();
+    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 1u);
+    BOOST_TEST(l.sink.sessions.begin()->second.paths.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_a_legacy_lma_ignores_options_63_and_64) {
+    Lma l(lma_yaml("", "  multipath: false\n"));
+    Multipath spec;
+    auto pba = l.send(spec.path(1));
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.options.find<MagMultipathBindingOption>() == nullptr);
+    BOOST_TEST(!l.entry("mn1@op.example")->multipath);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
