@@ -192,6 +192,244 @@ BOOST_AUTO_TEST_CASE(gre_off_stops_at_163_with_an_alarm) {
     BOOST_TEST((m.entry("mn1@op.example").state == BindingUpdateListEntry::State::Failed));
 }
 
+// ---- The Binding Update List (RFC 5213 §6.9, RFC 6275 §11.8) -----------------------------------
+
+// RFC 6275 §11.8: retransmissions from INITIAL_BINDACK_TIMEOUT (1 s) doubling to 32 s, each with a
+// new sequence number.
+BOOST_AUTO_TEST_CASE(retransmission_doubles_from_1s_to_32s_with_new_sequence_numbers) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    auto first = m.attach("mn1@op.example");
+    std::vector<std::chrono::seconds> gaps;
+    std::uint16_t seq = first.pbu.sequence;
+    auto last = m.now;
+    for (int i = 0; i < 8; ++i) {
+        for (int s = 0; s < 40; ++s) {   // step 1 s at a time until a PBU goes out
+            m.now += 1s;
+            auto out = m.mag.on_timer(m.now);
+            if (!out.empty()) {
+                BOOST_TEST(out[0].pbu.sequence != seq);
+                seq = out[0].pbu.sequence;
+                gaps.push_back(std::chrono::duration_cast<std::chrono::seconds>(m.now - last));
+                last = m.now;
+                break;
+            }
+        }
+    }
+    const std::vector<std::chrono::seconds> want{1s, 2s, 4s, 8s, 16s, 32s, 32s, 32s};
+    BOOST_TEST(gaps == want, "gaps between PBUs");
+}
+
+BOOST_AUTO_TEST_CASE(at_most_3_pbus_per_second_per_mn) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    unsigned sent = 0;
+    for (int i = 0; i < 5; ++i) {   // attach / detach as fast as it comes
+        sent += static_cast<unsigned>(m.mag.attach("mn1@op.example", m.now).size());
+        sent += static_cast<unsigned>(m.mag.detach("mn1@op.example", m.now).size());
+    }
+    BOOST_TEST(sent == 3u, "RFC 6275 §11.8 MAX_UPDATE_RATE within one second");
+    m.now += 1s;
+    BOOST_TEST(!m.mag.attach("mn1@op.example", m.now).empty(), "and again a second later");
+}
+
+BOOST_AUTO_TEST_CASE(refresh_at_80_percent_of_the_granted_lifetime_with_hi_5_and_the_prefix) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    auto pbu = m.attach("mn1@op.example");
+    m.answer(pbu, [](auto& pba) {
+        with_addresses(pba);
+        pba.options.add(GreKeyOption{0x1234});
+        pba.lifetime = 100 / kLifetimeUnitSeconds;
+    });
+    m.now += 79s;
+    BOOST_TEST(m.mag.on_timer(m.now).empty());
+    m.now += 1s;
+    auto out = m.mag.on_timer(m.now);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST(unsigned(out[0].pbu.options.find<HandoffIndicatorOption>()->value) == 5u);
+    const auto* h = out[0].pbu.options.find<HomeNetworkPrefixOption>();
+    BOOST_TEST((h->prefix == kHnp));
+    BOOST_TEST(*out[0].pbu.options.find<GreKeyOption>()->key == *pbu.pbu.options.find<GreKeyOption>()->key,
+               "the same downlink key");
+}
+
+BOOST_AUTO_TEST_CASE(a_binding_that_expires_unrefreshed_stops_forwarding_and_registers_again) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    auto pbu = m.attach("mn1@op.example");
+    m.answer(pbu, [](auto& pba) {
+        with_addresses(pba);
+        pba.lifetime = 20 / kLifetimeUnitSeconds;
+    });
+    BOOST_TEST(m.sink.sessions.size() == 1u);
+    for (int i = 0; i < 20; ++i) {   // refreshes unanswered
+        m.now += 1s;
+        m.mag.on_timer(m.now);
+    }
+    BOOST_TEST(m.sink.sessions.empty(), "forwarding stops at expiry");
+    BOOST_TEST((m.entry("mn1@op.example").state == BindingUpdateListEntry::State::Registering));
+}
+
+BOOST_AUTO_TEST_CASE(status_2_no_gre_for_the_session_and_never_the_option_again_for_it) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    auto pbu = m.attach("mn1@op.example");
+    m.answer(pbu, [](auto& pba) {
+        with_addresses(pba);
+        pba.status = static_cast<std::uint8_t>(Status::GreKeyOptionNotRequired);
+        pba.lifetime = 100 / kLifetimeUnitSeconds;
+    });
+    BOOST_TEST((m.sink.sessions.begin()->second.encap == dataplane::Encapsulation::IpInIp));
+    m.now += 80s;
+    auto out = m.mag.on_timer(m.now);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST(out[0].pbu.options.find<GreKeyOption>() == nullptr, "RFC 5845 §4.2: MUST NOT include it again");
+    BOOST_TEST(m.attach("mn2@op.example").pbu.options.find<GreKeyOption>() != nullptr, "other sessions still ask");
+}
+
+BOOST_AUTO_TEST_CASE(status_3_is_gre_without_udp) {
+    Mag m(mag_yaml("192.0.2.1", "  tlv_header: true\n"));
+    auto pbu = m.attach("mn1@op.example");
+    m.answer(pbu, [](auto& pba) {
+        with_addresses(pba);
+        pba.status = static_cast<std::uint8_t>(Status::GreTunnelingButTlvHeaderNotSupported);
+        pba.options.add(GreKeyOption{0x77});
+    });
+    BOOST_TEST((m.sink.sessions.begin()->second.encap == dataplane::Encapsulation::Gre));
+}
+
+BOOST_AUTO_TEST_CASE(success_without_the_option_stops_asking_that_lma) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    m.answer(m.attach("mn1@op.example"), with_addresses);
+    BOOST_TEST(!m.mag.lma_supports_gre());
+    BOOST_TEST(m.attach("mn2@op.example").pbu.options.find<GreKeyOption>() == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(rejections_a_retransmission_can_cure_are_retried_the_others_stop) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    auto pbu = m.attach("mn1@op.example");
+    auto out = m.answer(pbu, [](auto& pba) { pba.status = static_cast<std::uint8_t>(Status::InsufficientResources); });
+    BOOST_TEST(out.empty());
+    BOOST_TEST((m.entry("mn1@op.example").state == BindingUpdateListEntry::State::Registering), "130: retried");
+    m.now += 1s;
+    BOOST_TEST(m.mag.on_timer(m.now).size() == 1u);
+    auto p2 = m.attach("mn2@op.example");
+    m.answer(p2, [](auto& pba) { pba.status = static_cast<std::uint8_t>(Status::NotLmaForThisMobileNode); });
+    BOOST_TEST((m.entry("mn2@op.example").state == BindingUpdateListEntry::State::Failed), "153: stops");
+}
+
+BOOST_AUTO_TEST_CASE(status_135_takes_the_lmas_sequence_number_and_resends_at_once) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    auto pbu = m.attach("mn1@op.example");
+    ProxyBindingAcknowledgement pba;
+    pba.status = static_cast<std::uint8_t>(Status::SequenceNumberOutOfWindow);
+    pba.sequence = 5000;   // the LMA's last accepted, not ours
+    pba.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, "mn1@op.example"});
+    auto out = m.mag.on_pba(IncomingPba{pbu.transport, pbu.dst, pba}, m.now);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST(out[0].pbu.sequence == 5001u);
+}
+
+BOOST_AUTO_TEST_CASE(a_deregistration_is_retransmitted_then_dropped_after_its_attempts) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    m.answer(m.attach("mn1@op.example"), with_addresses);
+    m.now += 2s;
+    auto d = m.mag.detach("mn1@op.example", m.now);
+    BOOST_REQUIRE_EQUAL(d.size(), 1u);
+    BOOST_TEST(d[0].pbu.lifetime == 0u);
+    BOOST_TEST(d[0].pbu.options.find<GreKeyOption>() == nullptr, "RFC 5845 §4.2: none in a de-registration");
+    BOOST_TEST(m.sink.sessions.empty());
+    unsigned resent = 0;
+    for (int i = 0; i < 60; ++i) {
+        m.now += 1s;
+        resent += static_cast<unsigned>(m.mag.on_timer(m.now).size());
+    }
+    BOOST_TEST(resent == 2u, "3 attempts in all");
+    BOOST_TEST(m.mag.entries().count("mn1@op.example") == 0u);
+}
+
+// ---- RFC 8278 at the MAG ------------------------------------------------------------------------
+
+std::string multipath_yaml() {
+    return "instance: unit-mag\n"
+           "mag:\n"
+           "  lma: 192.0.2.1\n"
+           "  identifier: mag-x.example\n"
+           "interfaces:\n"
+           "  - {name: wan0, kind: tunnel}\n"
+           "  - {name: wan1, kind: tunnel}\n"
+           "  - {name: acc0, kind: access}\n"
+           "labels:\n  - {name: red, id: 1}\n  - {name: blue, id: 2}\n"
+           "wan:\n"
+           "  - {interface: wan0, address: 192.0.2.10, label: red}\n"
+           "  - {interface: wan1, address: 203.0.113.10, lma: 203.0.113.1, label: blue}\n"
+           "mobile_nodes:\n"
+           "  - {id: mn1@op.example, mac: '02:00:00:00:01:01', interface: acc0, attach: dynamic}\n";
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_one_path_first_then_the_other_once_the_lma_echoes_63) {
+    Mag m(multipath_yaml());
+    auto first = m.attach("mn1@op.example");
+    BOOST_TEST(to_string(first.dst) == "192.0.2.1");
+    const auto* mmb = first.pbu.options.find<MagMultipathBindingOption>();
+    BOOST_REQUIRE(mmb);
+    BOOST_TEST(first.pbu.options.find<MagIdentifierOption>()->identifier == "mag-x.example");
+    auto out = m.answer(first, [&](auto& pba) {
+        with_addresses(pba);
+        pba.options.add(GreKeyOption{0x11});
+        pba.options.add(*mmb);
+    });
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST(to_string(out[0].dst) == "203.0.113.1", "the second path to its own LMA address");
+    BOOST_TEST(unsigned(out[0].pbu.options.find<MagMultipathBindingOption>()->binding_id) == 2u);
+    m.answer(out[0], [&](auto& pba) {
+        with_addresses(pba);
+        pba.options.add(GreKeyOption{0x22});
+        pba.options.add(*out[0].pbu.options.find<MagMultipathBindingOption>());
+    });
+    BOOST_TEST(m.sink.sessions.begin()->second.paths.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_180_registers_one_path_without_the_options) {
+    Mag m(multipath_yaml());
+    auto first = m.attach("mn1@op.example");
+    auto out = m.answer(first, [](auto& pba) {
+        pba.status = static_cast<std::uint8_t>(Status::CannotSupportMultipathBinding);
+        pba.lifetime = 0;
+    });
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST(out[0].pbu.options.find<MagMultipathBindingOption>() == nullptr);
+    BOOST_TEST(m.mag.multipath_disabled("mn1@op.example"));
+}
+
+BOOST_AUTO_TEST_CASE(rfc8278_a_legacy_lma_without_63_disables_multipath_for_the_mn) {
+    Mag m(multipath_yaml());
+    auto out = m.answer(m.attach("mn1@op.example"), [](auto& pba) {
+        with_addresses(pba);
+        pba.options.add(GreKeyOption{0x11});
+    });
+    BOOST_TEST(out.empty(), "no second path");
+    BOOST_TEST(m.mag.multipath_disabled("mn1@op.example"));
+    BOOST_TEST(m.sink.sessions.size() == 1u);
+}
+
+// One LMA on several WAN links (RFC 8278 §3): what it showed about GRE holds for every path, so
+// the MN's paths negotiate alike and share one session's encapsulation.
+BOOST_AUTO_TEST_CASE(rfc8278_paths_to_one_lmas_addresses_negotiate_gre_alike) {
+    Mag m(multipath_yaml());
+    auto first = m.attach("mn1@op.example");
+    const auto mmb = *first.pbu.options.find<MagMultipathBindingOption>();
+    auto out = m.answer(first, [&](auto& pba) {
+        with_addresses(pba);   // accepted without the GRE Key option
+        pba.options.add(mmb);
+    });
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST(out[0].pbu.options.find<GreKeyOption>() == nullptr, "the second path does not ask either");
+    m.answer(out[0], [&](auto& pba) {
+        with_addresses(pba);
+        pba.options.add(*out[0].pbu.options.find<MagMultipathBindingOption>());
+    });
+    const auto& s = m.sink.sessions.begin()->second;
+    BOOST_TEST(s.paths.size() == 2u);
+    BOOST_TEST((s.encap == dataplane::Encapsulation::IpInIp));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // The data plane's own guard: no session route over the gateway's tunnel endpoints.

@@ -411,167 +411,47 @@ std::vector<OutgoingPbu> MobileAccessGateway::detach(const std::string& mn_id, C
     return out;
 }
 
+// RFC 5213 §6.9.1.2 (the MAG's PBA processing), with RFC 5845 §4.2 and §7.3 and RFC 8278 §4.4, as
+// named steps.
 std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Clock::time_point now) {
     const ProxyBindingAcknowledgement& pba = in.pba;
     if (!config_.is_lma_address(in.src)) {
         spdlog::warn("PBA from {}, which is not our LMA {}: dropped", to_string(in.src), to_string(config_.lma));
         return {};
     }
-    // The PBA names the MN (RFC 5213 §5.3.6); 135 carries the LMA's last accepted sequence
-    // number instead of ours, every other status our PBU's. Of the MN's paths, the one whose
-    // PBU it answers (RFC 8278: or whose Binding-Id it echoes).
-    const auto* mmb = pba.options.find<MagMultipathBindingOption>();
-    BindingUpdateListEntry* e = nullptr;
-    auto pick = [&](BindingUpdateListEntry& p) {
-        for (auto* x : all_paths(p)) {
-            if (x->sequence == pba.sequence) {
-                return x;
-            }
-        }
-        if (mmb) {
-            for (auto* x : all_paths(p)) {
-                if (config_.wans[x->path].bid == mmb->binding_id) {
-                    return x;
-                }
-            }
-        }
-        return &p;
-    };
-    if (const auto* id = pba.options.find<MobileNodeIdentifierOption>()) {
-        auto it = bul_.find(id->identifier);
-        if (it != bul_.end()) {
-            e = pick(it->second);
-        }
-    } else {
-        for (auto& [k, v] : bul_) {
-            for (auto* x : all_paths(v)) {
-                if (x->sequence == pba.sequence) {
-                    e = x;
-                }
-            }
-        }
-    }
-    if (!e || (pba.status != static_cast<std::uint8_t>(Status::SequenceNumberOutOfWindow) && pba.sequence != e->sequence)) {
+    BindingUpdateListEntry* e = outstanding_entry(pba);
+    if (!e) {
         spdlog::warn("PBA seq={} status={}({}) matches no outstanding PBU: dropped", pba.sequence,
                      status_name(pba.status), pba.status);
         return {};
     }
-    const auto* gre = pba.options.find<GreKeyOption>();
     spdlog::log(pba.accepted() ? spdlog::level::info : spdlog::level::warn,
                 "PBA mn={} lma={} seq={} status={}({}) lifetime={}s gre={} T={}", e->mn_id, to_string(in.src),
-                pba.sequence, status_name(pba.status), pba.status, pba.lifetime_seconds().count(), gre_key_text(gre),
-                pba.has(ba_flag::kTlvHeader) ? 1 : 0);
+                pba.sequence, status_name(pba.status), pba.status, pba.lifetime_seconds().count(),
+                gre_key_text(pba.options.find<GreKeyOption>()), pba.has(ba_flag::kTlvHeader) ? 1 : 0);
     e->last_status = pba.status;
-
     if (e->state == State::Deregistering) {
-        if (e != &primary(*e)) {
-            BindingUpdateListEntry& p = primary(*e);
-            keys_in_use_.erase(e->key_downlink.value_or(0));
-            std::erase_if(p.paths, [&](const auto& x) { return &x == e; });
-            return {};
-        }
-        release_key(*e);
-        bul_.erase(e->mn_id);
+        finish_deregistration(*e);
         return {};
     }
-
     if (static_cast<Status>(pba.status) == Status::CannotSupportMultipathBinding) {
-        // RFC 8278 §4.4: "The MAG on receiving this message SHOULD disable Multipath support
-        // for the mobile node": one path, registered without the options.
+        // RFC 8278 §4.4: "The MAG on receiving this message SHOULD disable Multipath support for
+        // the mobile node": one path, registered without the options.
         spdlog::warn("{}: the LMA cannot support a multipath binding for it (180): one path only", e->mn_id);
         return fall_back_to_one_path(primary(*e), now);
     }
-    if (pba.accepted() && e->multipath_sent && !mmb) {
-        // §4.4: a legacy LMA answers without option 63: multipath off for this MN.
-        spdlog::warn("{}: LMA {} accepted without the MAG Multipath-Binding option (legacy LMA, RFC 8278 §4.4): "
-                     "multipath disabled for it", e->mn_id, to_string(in.src));
-        multipath_off_.insert(e->mn_id);
-        if (e != &primary(*e)) {
-            // This path's binding replaced the MN's one at a legacy LMA: back to the first path.
-            uninstall(*e);
-            return fall_back_to_one_path(primary(*e), now);
+    if (pba.accepted() && e->multipath_sent && !pba.options.find<MagMultipathBindingOption>()) {
+        if (auto out = on_legacy_lma(*e, in, now)) {
+            return *out;
         }
     }
-
     if (!pba.accepted()) {
-        const auto status = static_cast<Status>(pba.status);
-        if (status == Status::GreKeyOptionRequired) {
-            if (config_.gre == GreMode::Off) {
-                // RFC 5845 §4.2: GRE is off here - log it and raise an alarm.
-                ++gre_alarms_;
-                spdlog::error("ALARM: the LMA requires GRE keys for {} but GRE is disabled on this MAG "
-                              "(mag.gre: off): registration stopped", e->mn_id);
-                uninstall(*e);
-                e->state = State::Failed;
-                return {};
-            }
-            // §4.2: resend with the option (with a key: 163 also answers a key-less option).
-            lma_supports_gre_ = true;
-            e->gre_for_session = true;
-            e->gre_forced = true;
-            return send(*e, false, now);
-        }
-        if (status == Status::SequenceNumberOutOfWindow) {
-            next_sequence_ = static_cast<std::uint16_t>(pba.sequence + 1);   // RFC 6275 §11.7.1
-            return send(*e, false, now);
-        }
-        if (worth_retrying(pba.status)) {
-            return {};   // the retransmission timer sends again with back-off
-        }
-        spdlog::error("registration of {} rejected with {}({}): not retried", e->mn_id, status_name(pba.status),
-                      pba.status);
-        uninstall(*e);
-        e->state = State::Failed;
-        return {};
+        return on_rejection(*e, pba, now);
     }
-
-    // Accepted. RFC 5845 §4.2: what the GRE Key option (or its absence) says.
-    const bool asked_gre = include_gre_option(*e);
-    if (static_cast<Status>(pba.status) == Status::GreKeyOptionNotRequired) {
-        e->gre = false;
-        e->gre_for_session = false;   // MUST NOT include it again for this session
-        e->key_uplink.reset();
-    } else if (gre) {
-        e->gre = true;
-        if (gre->key) {
-            if (e->key_uplink && *e->key_uplink != *gre->key) {
-                spdlog::warn("{}: the LMA changed the uplink key {} -> {} (LMA restart?): using the new one", e->mn_id,
-                             *e->key_uplink, *gre->key);
-            }
-            e->key_uplink = gre->key;
-        } else {
-            e->key_uplink.reset();   // GRE encapsulation mode only
-        }
-    } else {
-        e->gre = false;
-        e->key_uplink.reset();
-        if (asked_gre) {
-            // A success without the option: the LMA does not support RFC 5845; stop asking it.
-            lma_supports_gre_ = false;
-            spdlog::warn("LMA {} accepted {} without the GRE Key option: it does not support GRE keys; "
-                         "not asking again", to_string(config_.lma), e->mn_id);
-        }
-    }
-    // §7.3: T with the option -> UDP/TLV/GRE; status 3 -> GRE without UDP. §7.2: the LMA "MUST
-    // NOT" set T when our PBU did not: a T we did not ask for changes nothing (over IPv6 there is
-    // no UDP to put a TLV header in), and is logged once per LMA.
-    if (pba.has(ba_flag::kTlvHeader) && !e->tlv_requested) {
-        log_deviation(in.src, "stray-t", fmt::format("set the T flag in a PBA for {} whose PBU did not (RFC 5845 §7.2: MUST "
-                                          "NOT); ignored, the encapsulation stays as negotiated", e->mn_id));
-    }
-    e->tlv_header = e->gre && gre && e->tlv_requested && pba.has(ba_flag::kTlvHeader) &&
-                    static_cast<Status>(pba.status) != Status::GreTunnelingButTlvHeaderNotSupported;
-    e->udp = !e->gre && config_.force_udp && is_ipv4(config_.lma);
+    take_gre_answer(*e, pba);
+    take_encapsulation(*e, in);
     take_home_network_prefix(*e, pba, in.src);
-    if (const auto* r = pba.options.find<Ipv4HomeAddressReplyOption>()) {
-        if (r->status == ipv4_hoa_status::kSuccess) {
-            e->ipv4_hoa = r->address;
-            e->ipv4_prefix_length = r->prefix_length;
-        }
-    }
-    if (const auto* r = pba.options.find<Ipv4DefaultRouterAddressOption>()) {
-        e->ipv4_router = r->address;
-    }
+    take_ipv4_addresses(*e, pba);
     e->lifetime = pba.lifetime_seconds();
     if (e->lifetime.count() == 0 || (!e->hnp && !e->ipv4_hoa)) {
         spdlog::error("{}: accepted without a lifetime or an address: registration stopped", e->mn_id);
@@ -579,30 +459,182 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
         e->state = State::Failed;
         return {};
     }
-    e->expires = now + e->lifetime;
+    return complete_registration(*e, pba, now);
+}
+
+// The entry whose PBU the PBA answers: the PBA names the MN (RFC 5213 §5.3.6); 135 carries the
+// LMA's last accepted sequence number instead of ours, every other status our PBU's. Of the MN's
+// paths, the one whose PBU it answers (RFC 8278: or whose Binding-Id it echoes).
+BindingUpdateListEntry* MobileAccessGateway::outstanding_entry(const ProxyBindingAcknowledgement& pba) {
+    const auto* mmb = pba.options.find<MagMultipathBindingOption>();
+    BindingUpdateListEntry* e = nullptr;
+    if (const auto* id = pba.options.find<MobileNodeIdentifierOption>()) {
+        auto it = bul_.find(id->identifier);
+        if (it == bul_.end()) {
+            return nullptr;
+        }
+        const auto paths = all_paths(it->second);
+        e = &it->second;
+        if (auto x = std::find_if(paths.begin(), paths.end(), [&](auto* p) { return p->sequence == pba.sequence; });
+            x != paths.end()) {
+            e = *x;
+        } else if (mmb) {
+            auto y = std::find_if(paths.begin(), paths.end(),
+                                  [&](auto* p) { return config_.wans[p->path].bid == mmb->binding_id; });
+            e = y != paths.end() ? *y : e;
+        }
+    } else {
+        for (auto& [k, v] : bul_) {
+            for (auto* x : all_paths(v)) {
+                e = x->sequence == pba.sequence ? x : e;
+            }
+        }
+    }
+    const bool out_of_window = pba.status == static_cast<std::uint8_t>(Status::SequenceNumberOutOfWindow);
+    return e && (out_of_window || pba.sequence == e->sequence) ? e : nullptr;
+}
+
+// RFC 5213 §6.9.1.2: a de-registration acknowledged ends the entry (RFC 8278: the path's).
+void MobileAccessGateway::finish_deregistration(BindingUpdateListEntry& e) {
+    if (&e != &primary(e)) {
+        BindingUpdateListEntry& p = primary(e);
+        keys_in_use_.erase(e.key_downlink.value_or(0));
+        std::erase_if(p.paths, [&](const auto& x) { return &x == &e; });
+        return;
+    }
+    release_key(e);
+    bul_.erase(std::string(e.mn_id));
+}
+
+// RFC 8278 §4.4: a legacy LMA answers without option 63: multipath off for this MN. A path other
+// than the first then replaced the MN's binding at that LMA: back to the first path.
+std::optional<std::vector<OutgoingPbu>> MobileAccessGateway::on_legacy_lma(BindingUpdateListEntry& e,
+                                                                            const IncomingPba& in, Clock::time_point now) {
+    spdlog::warn("{}: LMA {} accepted without the MAG Multipath-Binding option (legacy LMA, RFC 8278 §4.4): "
+                 "multipath disabled for it", e.mn_id, to_string(in.src));
+    multipath_off_.insert(e.mn_id);
+    if (&e == &primary(e)) {
+        return std::nullopt;
+    }
+    uninstall(e);
+    return fall_back_to_one_path(primary(e), now);
+}
+
+// Rejections (RFC 5213 §6.9.1.2): 163 resends with the GRE Key option (RFC 5845 §4.2), 135 takes
+// the LMA's sequence number (RFC 6275 §11.7.1), what a retransmission can cure waits for it, the
+// rest stop the registration.
+std::vector<OutgoingPbu> MobileAccessGateway::on_rejection(BindingUpdateListEntry& e,
+                                                           const ProxyBindingAcknowledgement& pba,
+                                                           Clock::time_point now) {
+    const auto status = static_cast<Status>(pba.status);
+    if (status == Status::GreKeyOptionRequired) {
+        if (config_.gre == GreMode::Off) {
+            // RFC 5845 §4.2: GRE is off here - log it and raise an alarm.
+            ++gre_alarms_;
+            spdlog::error("ALARM: the LMA requires GRE keys for {} but GRE is disabled on this MAG (mag.gre: off): "
+                          "registration stopped", e.mn_id);
+            uninstall(e);
+            e.state = State::Failed;
+            return {};
+        }
+        // §4.2: resend with the option (with a key: 163 also answers a key-less option).
+        lma_supports_gre_ = true;
+        e.gre_for_session = true;
+        e.gre_forced = true;
+        return send(e, false, now);
+    }
+    if (status == Status::SequenceNumberOutOfWindow) {
+        next_sequence_ = static_cast<std::uint16_t>(pba.sequence + 1);
+        return send(e, false, now);
+    }
+    if (worth_retrying(pba.status)) {
+        return {};   // the retransmission timer sends again with back-off
+    }
+    spdlog::error("registration of {} rejected with {}({}): not retried", e.mn_id, status_name(pba.status), pba.status);
+    uninstall(e);
+    e.state = State::Failed;
+    return {};
+}
+
+// RFC 5845 §4.2: what the GRE Key option (or its absence) in an accepting PBA says.
+void MobileAccessGateway::take_gre_answer(BindingUpdateListEntry& e, const ProxyBindingAcknowledgement& pba) {
+    const auto* gre = pba.options.find<GreKeyOption>();
+    const bool asked_gre = include_gre_option(e);
+    if (static_cast<Status>(pba.status) == Status::GreKeyOptionNotRequired) {
+        e.gre = false;
+        e.gre_for_session = false;   // MUST NOT include it again for this session
+        e.key_uplink.reset();
+        return;
+    }
+    e.gre = gre != nullptr;
+    if (gre && gre->key && e.key_uplink && *e.key_uplink != *gre->key) {
+        spdlog::warn("{}: the LMA changed the uplink key {} -> {} (LMA restart?): using the new one", e.mn_id,
+                     *e.key_uplink, *gre->key);
+    }
+    e.key_uplink = gre ? gre->key : std::nullopt;   // an option without key: GRE encapsulation mode only
+    if (!gre && asked_gre) {
+        // A success without the option: the LMA does not support RFC 5845; stop asking it. (One
+        // LMA: its addresses on the WAN links are one node's, RFC 8278 §3.)
+        lma_supports_gre_ = false;
+        spdlog::warn("LMA {} accepted {} without the GRE Key option: it does not support GRE keys; not asking again",
+                     to_string(config_.wans[e.path].lma), e.mn_id);
+    }
+}
+
+// RFC 5845 §7.3: T with the option -> UDP/TLV/GRE; status 3 -> GRE without UDP. §7.2: the LMA
+// "MUST NOT" set T when our PBU did not: a T we did not ask for changes nothing (over IPv6 there is
+// no UDP to put a TLV header in), and is logged once per LMA. RFC 5844 §3.1.3: UDP when F was
+// sent and GRE is not used.
+void MobileAccessGateway::take_encapsulation(BindingUpdateListEntry& e, const IncomingPba& in) {
+    const ProxyBindingAcknowledgement& pba = in.pba;
+    if (pba.has(ba_flag::kTlvHeader) && !e.tlv_requested) {
+        log_deviation(in.src, "stray-t", fmt::format("set the T flag in a PBA for {} whose PBU did not (RFC 5845 §7.2: "
+                                                     "MUST NOT); ignored, the encapsulation stays as negotiated",
+                                                     e.mn_id));
+    }
+    e.tlv_header = e.gre && pba.options.find<GreKeyOption>() && e.tlv_requested && pba.has(ba_flag::kTlvHeader) &&
+                   static_cast<Status>(pba.status) != Status::GreTunnelingButTlvHeaderNotSupported;
+    e.udp = !e.gre && config_.force_udp && is_ipv4(config_.wans[e.path].lma);
+}
+
+// RFC 5844 §3.1.2: the IPv4 home address and default router the LMA assigned.
+void MobileAccessGateway::take_ipv4_addresses(BindingUpdateListEntry& e, const ProxyBindingAcknowledgement& pba) {
+    if (const auto* r = pba.options.find<Ipv4HomeAddressReplyOption>(); r && r->status == ipv4_hoa_status::kSuccess) {
+        e.ipv4_hoa = r->address;
+        e.ipv4_prefix_length = r->prefix_length;
+    }
+    if (const auto* r = pba.options.find<Ipv4DefaultRouterAddressOption>()) {
+        e.ipv4_router = r->address;
+    }
+}
+
+// The binding holds: its session goes into the data plane (or, refused, the binding is given back),
+// the refresh is scheduled (RFC 5213 §6.9.1.4), and the MN's other paths follow (RFC 8278 §4.4).
+std::vector<OutgoingPbu> MobileAccessGateway::complete_registration(BindingUpdateListEntry& e,
+                                                                    const ProxyBindingAcknowledgement& pba,
+                                                                    Clock::time_point now) {
+    e.expires = now + e.lifetime;
     try {
-        install(*e);
+        install(e);
     } catch (const std::exception& ex) {
-        spdlog::error("{}: the data plane refused the session: {}: de-registering", e->mn_id, ex.what());
-        e->state = State::Deregistering;
-        e->attempts = 0;
-        e->backoff = config_.timers.initial_retransmit;
-        return send(*e, true, now);
+        spdlog::error("{}: the data plane refused the session: {}: de-registering", e.mn_id, ex.what());
+        e.state = State::Deregistering;
+        e.attempts = 0;
+        e.backoff = config_.timers.initial_retransmit;
+        return send(e, true, now);
     }
-    const bool first = e->state != State::Registered;
-    e->state = State::Registered;
-    e->refreshing = false;
-    e->attempts = 0;
-    e->backoff = config_.timers.initial_retransmit;
-    e->next_send = now + std::chrono::duration_cast<Clock::duration>(e->lifetime * config_.timers.refresh_at);
-    if (e->multipath_sent && mmb) {
-        lma_multipath_known_ = true;
-    }
-    if (first && e == &primary(*e)) {
-        sink_.registered(*e);
-        // RFC 8278 §4.4: the LMA has shown multipath support over this first path; now the others.
-        if (e->multipath_sent && mmb) {
-            return start_other_paths(*e, now);
+    const bool first = e.state != State::Registered;
+    e.state = State::Registered;
+    e.refreshing = false;
+    e.attempts = 0;
+    e.backoff = config_.timers.initial_retransmit;
+    e.next_send = now + std::chrono::duration_cast<Clock::duration>(e.lifetime * config_.timers.refresh_at);
+    const bool lma_multipath = e.multipath_sent && pba.options.find<MagMultipathBindingOption>();
+    lma_multipath_known_ = lma_multipath_known_ || lma_multipath;
+    if (first && &e == &primary(e)) {
+        sink_.registered(e);
+        if (lma_multipath) {
+            return start_other_paths(e, now);   // the LMA has shown multipath support over this path
         }
     }
     return {};

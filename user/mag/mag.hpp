@@ -147,6 +147,18 @@ private:
     // Write (or remove) the MN's session as its paths now are. Throws when the data plane refuses.
     void refresh_session(BindingUpdateListEntry& primary);
     void release_key(BindingUpdateListEntry& e);
+    // PBA handling (RFC 5213 §6.9.1.2), step by step.
+    BindingUpdateListEntry* outstanding_entry(const wire::ProxyBindingAcknowledgement& pba);
+    void finish_deregistration(BindingUpdateListEntry& e);
+    std::optional<std::vector<OutgoingPbu>> on_legacy_lma(BindingUpdateListEntry& e, const IncomingPba& in,
+                                                          Clock::time_point now);
+    std::vector<OutgoingPbu> on_rejection(BindingUpdateListEntry& e, const wire::ProxyBindingAcknowledgement& pba,
+                                          Clock::time_point now);
+    void take_gre_answer(BindingUpdateListEntry& e, const wire::ProxyBindingAcknowledgement& pba);
+    void take_encapsulation(BindingUpdateListEntry& e, const IncomingPba& in);
+    void take_ipv4_addresses(BindingUpdateListEntry& e, const wire::ProxyBindingAcknowledgement& pba);
+    std::vector<OutgoingPbu> complete_registration(BindingUpdateListEntry& e, const wire::ProxyBindingAcknowledgement& pba,
+                                                   Clock::time_point now);
     // A PBA's Home Network Prefix into the entry, unless it assigns nothing (RFC 5213 §6.9.1.2).
     void take_home_network_prefix(BindingUpdateListEntry& e, const wire::ProxyBindingAcknowledgement& pba,
                                   const IpAddress& lma);
