@@ -1,26 +1,21 @@
 #include "lma/lma_daemon.hpp"
 
 #include "common/fd.hpp"
-#include "control/agent.hpp"
+#include "agent/agent.hpp"
+#include "agent/signals.hpp"
 #include "control/control.hpp"
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
 #include "lma/lma.hpp"
 #include "netlink/interfaces.hpp"
 #include "netlink/link_monitor.hpp"
-#include "transport/daemon_util.hpp"
 #include "transport/signaling_socket.hpp"
 #include "wire/error.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <poll.h>
-#include <csignal>
-#include <sys/signalfd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
 #include <map>
 
 namespace xpmip::lma {
@@ -105,69 +100,112 @@ nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point n
     return out;
 }
 
-int run_lma(const LmaRunOptions& options) {
-    // Signals blocked from the start: a SIGTERM while the data plane loads is handled by the
-    // loop (clean unload), not by the default action (pins left behind).
-    UniqueFd sfd = transport::signal_fd();
-    LmaConfig cfg = load_lma_config(options.config_file);
-    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+namespace {
 
-    control::AgentDataplane agent_dp(cfg.instance, dataplane::Role::Lma, cfg.limits, cfg.interfaces,
-                                     options.keep_dataplane);
-    dataplane::Dataplane& dp = *agent_dp;
-
-    netlink::LinkMonitor links;
-    DataplaneSink sink(dp, cfg, links);
-    LocalMobilityAnchor lma(cfg, sink);
-    // RFC 8278 §3.2 routing rules: one policy for every multipath session.
-    auto install_steering = [&](const config::SteeringConfig& st) {
-        dp.sessions().set_policy(config::kSteeringPolicyId, st.policy);
-        control::log_steering(st);
-    };
-    install_steering(cfg.steering);
-
+// The signaling sockets of the LMA's address families (RFC 5213 over IPv6, RFC 5844 UDP 5436).
+std::vector<transport::SignalingSocket> open_sockets(const LmaConfig& cfg) {
     std::vector<transport::SignalingSocket> sockets;
-    bool v6 = false, v4 = false;
-    for (const auto& a : cfg.addresses) {
-        (is_ipv4(a) ? v4 : v6) = true;
-    }
+    const bool v6 = std::any_of(cfg.addresses.begin(), cfg.addresses.end(), [](const auto& a) { return !is_ipv4(a); });
+    const bool v4 = std::any_of(cfg.addresses.begin(), cfg.addresses.end(), [](const auto& a) { return is_ipv4(a); });
     if (v6) {
         sockets.push_back(transport::SignalingSocket::open_ipv6());
     }
     if (v4) {
         sockets.push_back(transport::SignalingSocket::open_ipv4_udp());
     }
-    control::ControlServer ctl(control::socket_path(cfg.instance));
-    auto handle = [&](const nlohmann::json& req) -> nlohmann::json {
+    return sockets;
+}
+
+// The running LMA: its logic, data plane, sockets and the handlers the event loop calls.
+class LmaDaemon {
+public:
+    explicit LmaDaemon(const LmaRunOptions& options, UniqueFd signals)
+        : options_(options), signals_(std::move(signals)), cfg_(agent::with_log_level(load_lma_config(options.config_file))),
+          agent_dp_(cfg_.instance, dataplane::Role::Lma, cfg_.limits, cfg_.interfaces, options.keep_dataplane),
+          sink_(*agent_dp_, cfg_, links_), lma_(cfg_, sink_), sockets_(open_sockets(cfg_)),
+          ctl_(control::socket_path(cfg_.instance)), metrics_server_(agent::open_metrics(cfg_.metrics)) {
+        metrics_.role = "lma";
+        install_steering(cfg_.steering);
+    }
+
+    int run() {
+        agent::EventLoop loop;
+        agent::watch_agent(loop, signals_.get(), ctl_, metrics_server_, links_,
+                           {.reload = [this] { reload(); },
+                            .shutdown = [this](int signo) {
+                                spdlog::info("signal {}: shutting down ({} binding(s))", signo, lma_.cache().size());
+                            },
+                            .control = [this](const nlohmann::json& req) { return control(req); },
+                            .metrics = [this] { return render_metrics(); },
+                            .link_changed = [this] { lma_.on_link_change(); }});
+        loop.deadline("binding timers", [this] { return lma_.next_deadline(); },
+                      [this] { send(lma_.on_timer(Clock::now())); });
+        for (auto& sock : sockets_) {
+            loop.watch(sock.transport() == wire::Transport::Ipv6 ? "MH socket" : "UDP 5436 socket", sock.fd(),
+                       [this, &sock] { receive(sock); });
+        }
+        spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s), {} mobile node domain(s)",
+                     cfg_.instance, cfg_.realms.size(), cfg_.peers.size(), cfg_.mobile_nodes.size(),
+                     cfg_.mobile_node_domains.size());
+        loop.run();
+        return 0;
+    }
+
+private:
+    // RFC 8278 §3.2 routing rules: one policy for every multipath session.
+    void install_steering(const config::SteeringConfig& st) {
+        agent_dp_->sessions().set_policy(config::kSteeringPolicyId, st.policy);
+        agent::log_steering(st);
+    }
+
+    void reload() {
+        try {
+            auto fresh = load_lma_config(options_.config_file);
+            install_steering(fresh.steering);
+            lma_.reload(std::move(fresh));
+            spdlog::set_level(spdlog::level::from_str(lma_.config().log_level));
+            spdlog::info("configuration reloaded from {}", options_.config_file);
+        } catch (const std::exception& e) {
+            spdlog::error("reload refused, the running configuration stays: {}", e.what());
+        }
+    }
+
+    nlohmann::json control(const nlohmann::json& req) {
         const auto cmd = req.value("command", "");
         if (cmd != "show") {
             throw control::ControlError(fmt::format("an LMA does not do '{}' (show only)", cmd));
         }
         const auto what = req.value("what", "");
         if (what == "bindings") {
-            return {{"role", "lma"}, {"result", bindings_view(lma, Clock::now())}};
+            return {{"role", "lma"}, {"result", bindings_view(lma_, Clock::now())}};
         }
-        return {{"role", "lma"}, {"result", control::show_from_dataplane(what, dp.maps(), dp.sessions())}};
-    };
-    UniqueFd tfd = transport::timer_fd();
-    spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s), {} mobile node domain(s)", cfg.instance,
-                 cfg.realms.size(), cfg.peers.size(), cfg.mobile_nodes.size(), cfg.mobile_node_domains.size());
+        return {{"role", "lma"}, {"result", control::show_from_dataplane(what, agent_dp_->maps(), agent_dp_->sessions())}};
+    }
 
-    control::AgentMetrics metrics;
-    metrics.role = "lma";
-    auto metrics_server = control::open_metrics(cfg.metrics);
-    auto render_metrics = [&]() {
-        metrics.bindings = lma.cache().size();
-        metrics.session_mn.clear();
-        for (const auto& [id, e] : lma.cache().entries()) {
-            metrics.session_mn[e.session_id] = id;
+    std::string render_metrics() {
+        metrics_.bindings = lma_.cache().size();
+        metrics_.session_mn.clear();
+        for (const auto& [id, e] : lma_.cache().entries()) {
+            metrics_.session_mn[e.session_id] = id;
         }
-        return control::render_metrics(metrics, dp.maps(), dp.sessions());
-    };
-    auto send_all = [&](const std::vector<OutgoingPba>& replies) {
+        return control::render_metrics(metrics_, agent_dp_->maps(), agent_dp_->sessions());
+    }
+
+    void receive(transport::SignalingSocket& sock) {
+        agent::receive_messages(sock, metrics_.malformed, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
+            if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&m)) {
+                ++metrics_.pbu_received;
+                send(lma_.on_pbu(IncomingPbu{d.transport, d.src, d.dst, d.src_port, *pbu, d.ifindex}, Clock::now()));
+            } else {
+                spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d.src));
+            }
+        });
+    }
+
+    void send(const std::vector<OutgoingPba>& replies) {
         for (const auto& r : replies) {
-            ++metrics.pba[std::string(wire::status_name(r.pba.status))];
-            for (auto& s : sockets) {
+            ++metrics_.pba[std::string(wire::status_name(r.pba.status))];
+            for (auto& s : sockets_) {
                 if (s.transport() != r.transport) {
                     continue;
                 }
@@ -178,83 +216,28 @@ int run_lma(const LmaRunOptions& options) {
                 }
             }
         }
-    };
-
-    for (;;) {
-        transport::arm_timer(tfd.get(), lma.next_deadline());
-        std::vector<pollfd> fds;
-        fds.push_back({sfd.get(), POLLIN, 0});
-        fds.push_back({tfd.get(), POLLIN, 0});
-        fds.push_back({ctl.fd(), POLLIN, 0});
-        fds.push_back({metrics_server ? metrics_server->fd() : -1, POLLIN, 0});
-        fds.push_back({links.fd(), POLLIN, 0});
-        for (auto& s : sockets) {
-            fds.push_back({s.fd(), POLLIN, 0});
-        }
-        if (poll(fds.data(), fds.size(), -1) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            throw std::runtime_error(fmt::format("poll: {}", std::strerror(errno)));
-        }
-        if (fds[0].revents & POLLIN) {
-            signalfd_siginfo si{};
-            while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
-                if (si.ssi_signo == SIGHUP) {
-                    try {
-                        auto fresh = load_lma_config(options.config_file);
-                        install_steering(fresh.steering);
-                        lma.reload(std::move(fresh));
-                        spdlog::set_level(spdlog::level::from_str(lma.config().log_level));
-                        spdlog::info("configuration reloaded from {}", options.config_file);
-                    } catch (const std::exception& e) {
-                        spdlog::error("reload refused, the running configuration stays: {}", e.what());
-                    }
-                } else {
-                    spdlog::info("signal {}: shutting down ({} binding(s))", si.ssi_signo, lma.cache().size());
-                    return 0;
-                }
-            }
-        }
-        if (fds[1].revents & POLLIN) {
-            std::uint64_t ticks = 0;
-            [[maybe_unused]] auto n = read(tfd.get(), &ticks, sizeof(ticks));
-            send_all(lma.on_timer(Clock::now()));
-        }
-        if (fds[2].revents & POLLIN) {
-            ctl.serve_one(handle);
-        }
-        if (metrics_server && (fds[3].revents & POLLIN)) {
-            metrics_server->serve_one(render_metrics);
-        }
-        if (fds[4].revents & POLLIN) {
-            if (control::carrier_changed(links)) {
-                lma.on_link_change();
-            }
-        }
-        for (std::size_t i = 0; i < sockets.size(); ++i) {
-            if (!(fds[5 + i].revents & POLLIN)) {
-                continue;
-            }
-            while (auto d = sockets[i].receive()) {
-                try {
-                    auto msg = wire::decode(d->mh);
-                    if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&msg)) {
-                        ++metrics.pbu_received;
-                        send_all(lma.on_pbu(IncomingPbu{d->transport, d->src, d->dst, d->src_port, *pbu, d->ifindex}, Clock::now()));
-                    } else {
-                        spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d->src));
-                    }
-                } catch (const wire::WireError& e) {
-                    ++metrics.malformed;
-                    spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(),
-                                 e.what());
-                } catch (const std::exception& e) {
-                    spdlog::error("message from {}: {}", to_string(d->src), e.what());
-                }
-            }
-        }
     }
+
+    const LmaRunOptions& options_;
+    UniqueFd signals_;
+    LmaConfig cfg_;
+    agent::AgentDataplane agent_dp_;
+    netlink::LinkMonitor links_;
+    DataplaneSink sink_;
+    LocalMobilityAnchor lma_;
+    std::vector<transport::SignalingSocket> sockets_;
+    control::ControlServer ctl_;
+    std::optional<control::MetricsServer> metrics_server_;
+    control::AgentMetrics metrics_;
+};
+
+} // namespace
+
+int run_lma(const LmaRunOptions& options) {
+    // Signals blocked from the start: a SIGTERM while the data plane loads is handled by the loop
+    // (clean unload), not by the default action (pins left behind).
+    UniqueFd signals = agent::signal_fd();
+    return LmaDaemon(options, std::move(signals)).run();
 }
 
 } // namespace xpmip::lma

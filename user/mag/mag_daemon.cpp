@@ -1,7 +1,8 @@
 #include "mag/mag_daemon.hpp"
 
 #include "access/access_link.hpp"
-#include "control/agent.hpp"
+#include "agent/agent.hpp"
+#include "agent/signals.hpp"
 #include "control/control.hpp"
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
@@ -9,18 +10,12 @@
 #include "mag/mag.hpp"
 #include "netlink/interfaces.hpp"
 #include "netlink/link_monitor.hpp"
-#include "transport/daemon_util.hpp"
 #include "transport/signaling_socket.hpp"
 #include "wire/error.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
-#include <poll.h>
-#include <sys/signalfd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <map>
 #include <set>
@@ -193,18 +188,11 @@ nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point n
     return out;
 }
 
-int run_mag(const MagRunOptions& options) {
-    // Signals are blocked from the start: a SIGTERM while the data plane loads is then handled
-    // by the loop (clean unload), not by the default action (pins left behind).
-    UniqueFd sfd = transport::signal_fd();
-    MagConfig cfg = load_mag_config(options.config_file);
-    spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+namespace {
 
-    control::AgentDataplane agent_dp(cfg.instance, dataplane::Role::Mag, cfg.limits, cfg.interfaces,
-                                     options.keep_dataplane);
-    dataplane::Dataplane& dp = *agent_dp;
-
-    AccessLinks links;
+// The access links of the configuration, each advertising the WAN MTU less the tunnel's overhead
+// (RFC 4861 §4.6.4 MTU option) so that the MN's packets fit without fragmentation.
+AccessLinks open_access_links(const MagConfig& cfg) {
     unsigned wan_mtu = 0;
     for (const auto& iface : cfg.interfaces) {
         if (iface.kind == dataplane::InterfaceKind::Tunnel) {
@@ -212,223 +200,232 @@ int run_mag(const MagRunOptions& options) {
             wan_mtu = wan_mtu ? std::min(wan_mtu, m) : m;
         }
     }
+    AccessLinks links;
     for (const auto& iface : cfg.interfaces) {
         if (iface.kind == dataplane::InterfaceKind::Access) {
             access::AccessLinkOptions lo;
             if (wan_mtu > tunnel_overhead(cfg) + 1280) {
-                lo.advertised_mtu = wan_mtu - tunnel_overhead(cfg);   // RFC 4861 §4.6.4 MTU option
+                lo.advertised_mtu = wan_mtu - tunnel_overhead(cfg);
             }
             links[iface.name] = std::make_unique<access::AccessLink>(iface.name, lo);
         }
     }
-    netlink::LinkMonitor carrier;
-    DataplaneSink sink(dp, links, carrier);
-    MobileAccessGateway mag(cfg, sink);
-    // RFC 8278 §3.2 routing rules: one policy for every multipath session.
-    dp.sessions().set_policy(config::kSteeringPolicyId, cfg.steering.policy);
-    control::log_steering(cfg.steering);
-    auto sock = is_ipv4(cfg.lma) ? transport::SignalingSocket::open_ipv4_udp()
-                                 : transport::SignalingSocket::open_ipv6();
-    control::AgentMetrics metrics;
-    metrics.role = "mag";
-    auto metrics_server = control::open_metrics(cfg.metrics);
-    auto render_metrics = [&]() {
-        metrics.bindings = mag.entries().size();
-        metrics.session_mn.clear();
-        for (const auto& [id, e] : mag.entries()) {
-            metrics.session_mn[e.session_id] = id;
+    return links;
+}
+
+// The running MAG: its logic, data plane, access links, socket and the event loop's handlers.
+class MagDaemon {
+public:
+    MagDaemon(const MagRunOptions& options, UniqueFd signals)
+        : options_(options), signals_(std::move(signals)), cfg_(agent::with_log_level(load_mag_config(options.config_file))),
+          agent_dp_(cfg_.instance, dataplane::Role::Mag, cfg_.limits, cfg_.interfaces, options.keep_dataplane),
+          links_(open_access_links(cfg_)), sink_(*agent_dp_, links_, carrier_), mag_(cfg_, sink_),
+          sock_(is_ipv4(cfg_.lma) ? transport::SignalingSocket::open_ipv4_udp() : transport::SignalingSocket::open_ipv6()),
+          metrics_server_(agent::open_metrics(cfg_.metrics)),
+          events_(agent_dp_->maps(), [this](const xpmip_event& ev) { on_event(ev); }),
+          ctl_(control::socket_path(cfg_.instance)) {
+        metrics_.role = "mag";
+        // RFC 8278 §3.2 routing rules: one policy for every multipath session.
+        agent_dp_->sessions().set_policy(config::kSteeringPolicyId, cfg_.steering.policy);
+        agent::log_steering(cfg_.steering);
+        for (auto& [name, link] : links_) {
+            link->on_unknown_station = [this, ifname = name](const MacAddress& mac) { station_seen(mac, ifname); };
         }
-        return control::render_metrics(metrics, dp.maps(), dp.sessions());
-    };
-    auto send_all = [&](const std::vector<OutgoingPbu>& pbus) {
+        for (const auto& mn : cfg_.mobile_nodes) {
+            if (!mn.dynamic) {
+                send(mag_.attach(mn.id, Clock::now()));
+            }
+        }
+    }
+
+    int run() {
+        agent::EventLoop loop;
+        agent::watch_agent(loop, signals_.get(), ctl_, metrics_server_, carrier_,
+                           {.reload = [this] { reload(); },
+                            .shutdown = [this](int signo) { shutdown(signo); },
+                            .control = [this](const nlohmann::json& req) { return control(req); },
+                            .metrics = [this] { return render_metrics(); },
+                            .link_changed = [this] { mag_.on_link_change(); }});
+        loop.deadline("binding update list timers", [this] { return mag_.next_deadline(); },
+                      [this] { send(mag_.on_timer(Clock::now())); });
+        loop.watch("signaling socket", sock_.fd(), [this] { receive(); });
+        loop.watch("station events", events_.fd(), [this] { events_.consume(); });
+        for (auto& [name, link] : links_) {
+            loop.watch("access link " + name, link->fd(), [&l = *link] { l.handle_readable(); });
+        }
+        loop.after_wakeup("access link timers", [this] { return access_link_ticks(); });
+        loop.after_wakeup("inactivity", [this] { return detach_idle(Clock::now()); });
+        spdlog::info("MAG '{}' up: LMA {}, {} mobile node(s)", cfg_.instance, to_string(cfg_.lma),
+                     cfg_.mobile_nodes.size());
+        loop.run();
+        return 0;
+    }
+
+private:
+    void reload() {
+        try {
+            auto fresh = load_mag_config(options_.config_file);
+            agent_dp_->sessions().set_policy(config::kSteeringPolicyId, fresh.steering.policy);
+            send(mag_.reload(std::move(fresh), Clock::now()));
+            spdlog::set_level(spdlog::level::from_str(mag_.config().log_level));
+            spdlog::info("configuration reloaded from {}", options_.config_file);
+        } catch (const std::exception& e) {
+            spdlog::error("reload refused, the running configuration stays: {}", e.what());
+        }
+    }
+
+    void shutdown(int signo) {
+        spdlog::info("signal {}: de-registering {} mobile node(s) and shutting down", signo, mag_.entries().size());
+        std::vector<std::string> ids;
+        for (const auto& [id, e] : mag_.entries()) {
+            ids.push_back(id);
+        }
+        for (const auto& id : ids) {
+            send(mag_.detach(id, Clock::now()));
+        }
+    }
+
+    nlohmann::json control(const nlohmann::json& req) {
+        const auto cmd = req.value("command", "");
+        if (cmd == "show") {
+            const auto what = req.value("what", "");
+            if (what == "bindings") {
+                return {{"role", "mag"}, {"result", bindings_view(mag_, Clock::now())}};
+            }
+            return {{"role", "mag"},
+                    {"result", control::show_from_dataplane(what, agent_dp_->maps(), agent_dp_->sessions())}};
+        }
+        if (cmd == "attach" || cmd == "detach") {
+            const auto mn = req.value("mn", "");
+            if (!mag_.config().mobile_node(mn)) {
+                throw control::ControlError(fmt::format("mobile node '{}' is not in {}", mn, options_.config_file));
+            }
+            send(cmd == "attach" ? mag_.attach(mn, Clock::now()) : mag_.detach(mn, Clock::now()));
+            return {{"result", fmt::format("{} {}", cmd == "attach" ? "attaching" : "detached", mn)}};
+        }
+        throw control::ControlError(fmt::format("unknown command '{}' (show, attach, detach)", cmd));
+    }
+
+    std::string render_metrics() {
+        metrics_.bindings = mag_.entries().size();
+        metrics_.session_mn.clear();
+        for (const auto& [id, e] : mag_.entries()) {
+            metrics_.session_mn[e.session_id] = id;
+        }
+        return control::render_metrics(metrics_, agent_dp_->maps(), agent_dp_->sessions());
+    }
+
+    void receive() {
+        agent::receive_messages(sock_, metrics_.malformed, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
+            if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&m)) {
+                ++metrics_.pba[std::string(wire::status_name(pba->status))];
+                send(mag_.on_pba(IncomingPba{d.transport, d.src, *pba}, Clock::now()));
+            } else {
+                spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d.src));
+            }
+        });
+    }
+
+    void send(const std::vector<OutgoingPbu>& pbus) {
         for (const auto& p : pbus) {
-            ++metrics.pbu_sent;
+            ++metrics_.pbu_sent;
             try {
-                sock.send(wire::encode(p.pbu), p.src, p.dst);
+                sock_.send(wire::encode(p.pbu), p.src, p.dst);
             } catch (const std::exception& e) {
                 spdlog::error("PBU to {}: {}", to_string(p.dst), e.what());
             }
         }
-    };
+    }
 
-    // Dynamic attach: the access XDP program reports frames from MACs without a session, the
-    // access link their DHCP DISCOVERs and Router Solicitations (each at most once per MAC per
-    // second); configured dynamic MNs are registered, other MACs logged (once a minute) and ignored.
-    std::map<std::string, Clock::time_point> ignored;
-    auto station_seen = [&](const MacAddress& mac, const std::string& where) {
-        const MobileNodeConfig* mn = mag.config().mobile_node_by_mac(mac);
+    // Dynamic attach: the access XDP program reports frames from MACs without a session, the access
+    // link their DHCP DISCOVERs and Router Solicitations (each at most once per MAC per second);
+    // configured dynamic MNs are registered, other MACs logged (once a minute) and ignored.
+    void on_event(const xpmip_event& ev) {
+        MacAddress mac;
+        std::memcpy(mac.bytes.data(), ev.mac, 6);
+        station_seen(mac, netlink::interface_name(static_cast<int>(ev.ifindex)));
+    }
+
+    void station_seen(const MacAddress& mac, const std::string& where) {
+        const MobileNodeConfig* mn = mag_.config().mobile_node_by_mac(mac);
         if (!mn || !mn->dynamic) {
-            auto& last = ignored[mac.to_string()];
+            auto& last = ignored_[mac.to_string()];
             if (last == Clock::time_point{} || Clock::now() - last > std::chrono::seconds(60)) {
                 spdlog::info("unknown station {} on {}: ignored", mac.to_string(), where);
                 last = Clock::now();
             }
             return;
         }
-        send_all(mag.attach(mn->id, Clock::now()));
-    };
-    dataplane::EventReader events(dp.maps(), [&](const xpmip_event& ev) {
-        MacAddress mac;
-        std::memcpy(mac.bytes.data(), ev.mac, 6);
-        station_seen(mac, netlink::interface_name(static_cast<int>(ev.ifindex)));
-    });
-    for (auto& [name, link] : links) {
-        link->on_unknown_station = [&station_seen, ifname = name](const MacAddress& mac) { station_seen(mac, ifname); };
+        send(mag_.attach(mn->id, Clock::now()));
     }
 
-    for (const auto& mn : cfg.mobile_nodes) {
-        if (!mn.dynamic) {
-            send_all(mag.attach(mn.id, Clock::now()));
+    std::chrono::milliseconds access_link_ticks() {
+        std::chrono::milliseconds wait{1000};
+        for (auto& [name, link] : links_) {
+            wait = std::min(wait, std::max(link->tick(), std::chrono::milliseconds(1)));
         }
+        return wait;
     }
-
-    control::ControlServer ctl(control::socket_path(cfg.instance));
-    auto handle = [&](const nlohmann::json& req) -> nlohmann::json {
-        const auto cmd = req.value("command", "");
-        if (cmd == "show") {
-            const auto what = req.value("what", "");
-            if (what == "bindings") {
-                return {{"role", "mag"}, {"result", bindings_view(mag, Clock::now())}};
-            }
-            return {{"role", "mag"}, {"result", control::show_from_dataplane(what, dp.maps(), dp.sessions())}};
-        }
-        if (cmd == "attach" || cmd == "detach") {
-            const auto mn = req.value("mn", "");
-            if (!mag.config().mobile_node(mn)) {
-                throw control::ControlError(fmt::format("mobile node '{}' is not in {}", mn, options.config_file));
-            }
-            send_all(cmd == "attach" ? mag.attach(mn, Clock::now()) : mag.detach(mn, Clock::now()));
-            return {{"result", fmt::format("{} {}", cmd == "attach" ? "attaching" : "detached", mn)}};
-        }
-        throw control::ControlError(fmt::format("unknown command '{}' (show, attach, detach)", cmd));
-    };
-    UniqueFd tfd = transport::timer_fd();
-    spdlog::info("MAG '{}' up: LMA {}, {} mobile node(s)", cfg.instance, to_string(cfg.lma), cfg.mobile_nodes.size());
 
     // Inactivity: an MN whose uplink counter has not moved for inactivity_timeout is detached.
+    std::chrono::milliseconds detach_idle(Clock::time_point now) {
+        const auto idle = mag_.config().timers.inactivity_timeout;
+        if (idle.count() == 0 || now - last_sweep_ < std::chrono::seconds(1)) {
+            return std::chrono::milliseconds(1000);
+        }
+        last_sweep_ = now;
+        std::vector<std::string> idle_mns;
+        for (const auto& [id, e] : mag_.entries()) {
+            if (!e.in_dataplane) {
+                activity_.erase(id);
+                continue;
+            }
+            auto c = agent_dp_->sessions().counters(e.session_id);
+            auto [it, fresh] = activity_.try_emplace(id, Activity{c.uplink.packets, now});
+            if (fresh || c.uplink.packets != it->second.packets) {
+                it->second = Activity{c.uplink.packets, now};
+            } else if (now - it->second.since >= idle) {
+                idle_mns.push_back(id);
+            }
+        }
+        for (const auto& id : idle_mns) {
+            spdlog::info("{}: no uplink traffic for {} s: detaching", id, idle.count());
+            activity_.erase(id);
+            send(mag_.detach(id, now));
+        }
+        return std::chrono::milliseconds(1000);
+    }
+
     struct Activity {
         std::uint64_t packets = 0;
         Clock::time_point since;
     };
-    std::map<std::string, Activity> activity;
-    auto last_sweep = Clock::now();
 
-    for (;;) {
-        transport::arm_timer(tfd.get(), mag.next_deadline());
-        std::vector<pollfd> fds{{sfd.get(), POLLIN, 0}, {tfd.get(), POLLIN, 0}, {sock.fd(), POLLIN, 0},
-                                {events.fd(), POLLIN, 0}, {ctl.fd(), POLLIN, 0},
-                                {metrics_server ? metrics_server->fd() : -1, POLLIN, 0}, {carrier.fd(), POLLIN, 0}};
-        int timeout_ms = 1000;
-        for (auto& [name, link] : links) {
-            fds.push_back({link->fd(), POLLIN, 0});
-            timeout_ms = std::min<int>(timeout_ms, static_cast<int>(std::max<long long>(link->tick().count(), 1)));
-        }
-        if (poll(fds.data(), fds.size(), timeout_ms) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            throw std::runtime_error(fmt::format("poll: {}", std::strerror(errno)));
-        }
-        if (fds[0].revents & POLLIN) {
-            signalfd_siginfo si{};
-            while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
-                if (si.ssi_signo == SIGHUP) {
-                    try {
-                        auto fresh = load_mag_config(options.config_file);
-                        dp.sessions().set_policy(config::kSteeringPolicyId, fresh.steering.policy);
-                        send_all(mag.reload(std::move(fresh), Clock::now()));
-                        spdlog::set_level(spdlog::level::from_str(mag.config().log_level));
-                        spdlog::info("configuration reloaded from {}", options.config_file);
-                    } catch (const std::exception& e) {
-                        spdlog::error("reload refused, the running configuration stays: {}", e.what());
-                    }
-                    continue;
-                }
-                spdlog::info("signal {}: de-registering {} mobile node(s) and shutting down", si.ssi_signo,
-                             mag.entries().size());
-                std::vector<std::string> ids;
-                for (const auto& [id, e] : mag.entries()) {
-                    ids.push_back(id);
-                }
-                for (const auto& id : ids) {
-                    send_all(mag.detach(id, Clock::now()));
-                }
-                return 0;
-            }
-        }
-        if (fds[1].revents & POLLIN) {
-            std::uint64_t ticks = 0;
-            [[maybe_unused]] auto n = read(tfd.get(), &ticks, sizeof(ticks));
-            send_all(mag.on_timer(Clock::now()));
-        }
-        if (fds[2].revents & POLLIN) {
-            while (auto d = sock.receive()) {
-                try {
-                    auto msg = wire::decode(d->mh);
-                    if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&msg)) {
-                        ++metrics.pba[std::string(wire::status_name(pba->status))];
-                        send_all(mag.on_pba(IncomingPba{d->transport, d->src, *pba}, Clock::now()));
-                    } else {
-                        spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d->src));
-                    }
-                } catch (const wire::WireError& e) {
-                    ++metrics.malformed;
-                    spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(),
-                                 e.what());
-                }
-            }
-        }
-        if (fds[3].revents & POLLIN) {
-            events.consume();
-        }
-        if (fds[4].revents & POLLIN) {
-            ctl.serve_one(handle);
-        }
-        if (metrics_server && (fds[5].revents & POLLIN)) {
-            metrics_server->serve_one(render_metrics);
-        }
-        if (fds[6].revents & POLLIN) {
-            if (control::carrier_changed(carrier)) {
-                mag.on_link_change();
-            }
-        }
-        {
-            std::size_t i = 7;
-            for (auto& [name, link] : links) {
-                if (fds[i++].revents & POLLIN) {
-                    try {
-                        link->handle_readable();
-                    } catch (const std::exception& e) {
-                        spdlog::error("access link {}: {}", name, e.what());
-                    }
-                }
-            }
-        }
-        const auto now = Clock::now();
-        const auto idle = mag.config().timers.inactivity_timeout;
-        if (idle.count() > 0 && now - last_sweep >= std::chrono::seconds(1)) {
-            last_sweep = now;
-            std::vector<std::string> idle_mns;
-            for (const auto& [id, e] : mag.entries()) {
-                if (!e.in_dataplane) {
-                    activity.erase(id);
-                    continue;
-                }
-                auto c = dp.sessions().counters(e.session_id);
-                auto [it, fresh] = activity.try_emplace(id, Activity{c.uplink.packets, now});
-                if (fresh || c.uplink.packets != it->second.packets) {
-                    it->second = Activity{c.uplink.packets, now};
-                } else if (now - it->second.since >= idle) {
-                    idle_mns.push_back(id);
-                }
-            }
-            for (const auto& id : idle_mns) {
-                spdlog::info("{}: no uplink traffic for {} s: detaching", id, idle.count());
-                activity.erase(id);
-                send_all(mag.detach(id, now));
-            }
-        }
-    }
+    const MagRunOptions& options_;
+    UniqueFd signals_;
+    MagConfig cfg_;
+    agent::AgentDataplane agent_dp_;
+    AccessLinks links_;
+    netlink::LinkMonitor carrier_;
+    DataplaneSink sink_;
+    MobileAccessGateway mag_;
+    transport::SignalingSocket sock_;
+    control::AgentMetrics metrics_;
+    std::optional<control::MetricsServer> metrics_server_;
+    dataplane::EventReader events_;
+    control::ControlServer ctl_;
+    std::map<std::string, Clock::time_point> ignored_;
+    std::map<std::string, Activity> activity_;
+    Clock::time_point last_sweep_ = Clock::now();
+};
+
+} // namespace
+
+int run_mag(const MagRunOptions& options) {
+    // Signals are blocked from the start: a SIGTERM while the data plane loads is then handled by
+    // the loop (clean unload), not by the default action (pins left behind).
+    UniqueFd signals = agent::signal_fd();
+    return MagDaemon(options, std::move(signals)).run();
 }
 
 } // namespace xpmip::mag

@@ -1,5 +1,7 @@
 #include "wire/json.hpp"
 
+#include "common/overloaded.hpp"
+
 #include <fmt/format.h>
 
 #include <cstdint>
@@ -12,12 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-template <class... Ts>
-struct Overloaded : Ts... {
-    using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 struct FlagName {
     char letter;

@@ -1,5 +1,7 @@
 #include "wire/options.hpp"
 
+#include "common/overloaded.hpp"
+
 #include <fmt/format.h>
 
 #include <array>
@@ -10,36 +12,9 @@ namespace xpmip::wire {
 
 namespace {
 
-template <class... Ts>
-struct Overloaded : Ts... {
-    using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::string field_name(std::uint8_t type, std::string_view field) {
     return fmt::format("{} option {}", option_name(type), field);
-}
-
-// Reject a Length that is not one of `allowed`; `at` is the offset of the option's Type octet.
-void expect_length(std::uint8_t type, std::size_t at, std::size_t len, std::initializer_list<std::size_t> allowed) {
-    for (auto a : allowed) {
-        if (len == a) {
-            return;
-        }
-    }
-    std::string list;
-    for (auto a : allowed) {
-        list += (list.empty() ? "" : " or ") + std::to_string(a);
-    }
-    throw WireError(field_name(type, "Length"), at + 1, fmt::format("{} is invalid (must be {})", len, list));
-}
-
-void expect_min_length(std::uint8_t type, std::size_t at, std::size_t len, std::size_t min) {
-    if (len < min) {
-        throw WireError(field_name(type, "Length"), at + 1,
-                        fmt::format("{} is invalid (must be at least {})", len, min));
-    }
 }
 
 constexpr std::size_t kValidUtf8 = static_cast<std::size_t>(-1);
@@ -128,279 +103,359 @@ Ipv6Address read_ipv6(ByteReader& r, std::string_view field) {
     return a;
 }
 
-// Decode one option body. `at` is the MH offset of the option's Type octet; the body starts
-// at at+2. Every check on lengths and field values lives here, and the encoder re-runs it on
-// what it produced, so the codec cannot emit a message it would itself reject.
-MobilityOption decode_option(std::uint8_t type, ByteView body, std::size_t at) {
-    ByteReader r(body, at + 2);
-    const std::size_t len = body.size();
-    const auto name = [type](std::string_view f) { return field_name(type, f); };
-
-    switch (static_cast<OptionType>(type)) {
-    case OptionType::MobileNodeIdentifier: {
-        expect_min_length(type, at, len, 1);
-        MobileNodeIdentifierOption o;
-        const auto subtype_at = r.offset();
-        o.subtype = r.u8(name("Subtype"));
-        const auto id_at = r.offset();
-        auto id = r.rest();
-        check_identifier(type, o.subtype, subtype_at, id, id_at);
-        o.identifier.assign(id.begin(), id.end());
-        return o;
-    }
-    case OptionType::HomeNetworkPrefix: {
-        expect_length(type, at, len, {18});
-        HomeNetworkPrefixOption o;
-        r.skip(1, name("Reserved"));
-        const auto plen_at = r.offset();
-        o.prefix_length = r.u8(name("Prefix Length"));
-        if (o.prefix_length > 128) {
-            throw WireError(name("Prefix Length"), plen_at, fmt::format("{} exceeds 128", o.prefix_length));
-        }
-        o.prefix = read_ipv6(r, name("Prefix"));
-        return o;
-    }
-    case OptionType::HandoffIndicator: {
-        expect_length(type, at, len, {2});
-        r.skip(1, name("Reserved"));
-        return HandoffIndicatorOption{r.u8(name("HI"))};
-    }
-    case OptionType::AccessTechnologyType: {
-        expect_length(type, at, len, {2});
-        r.skip(1, name("Reserved"));
-        return AccessTechnologyTypeOption{r.u8(name("ATT"))};
-    }
-    case OptionType::MobileNodeLinkLayerId: {
-        expect_min_length(type, at, len, 3);
-        r.skip(2, name("Reserved"));
-        auto id = r.rest();
-        return MobileNodeLinkLayerIdOption{{id.begin(), id.end()}};
-    }
-    case OptionType::LinkLocalAddress: {
-        expect_length(type, at, len, {16});
-        return LinkLocalAddressOption{read_ipv6(r, name("Address"))};
-    }
-    case OptionType::Timestamp: {
-        expect_length(type, at, len, {8});
-        return TimestampOption{r.u64(name("Timestamp"))};
-    }
-    case OptionType::NatDetection: {
-        expect_length(type, at, len, {6});
-        NatDetectionOption o;
-        o.udp_encapsulation_required = (r.u16(name("Flags")) & 0x8000) != 0;
-        o.refresh_time = r.u32(name("Refresh Time"));
-        return o;
-    }
-    case OptionType::Ipv4CareOfAddress: {
-        expect_length(type, at, len, {6});
-        r.skip(2, name("Reserved"));
-        return Ipv4CareOfAddressOption{read_ipv4(r, name("Address"))};
-    }
-    case OptionType::GreKey: {
-        // RFC 5845 §6.1: Length 2 = no GRE Key Identifier, 6 = key present.
-        expect_length(type, at, len, {2, 6});
-        r.skip(2, name("Reserved"));
-        GreKeyOption o;
-        if (len == 6) {
-            o.key = r.u32(name("GRE Key Identifier"));
-        }
-        return o;
-    }
-    case OptionType::BindingIdentifier: {
-        expect_length(type, at, len, {4, 8, 20});
-        BindingIdentifierOption o;
-        const auto bid_at = r.offset();
-        o.binding_id = r.u16(name("Binding ID"));
-        // RFC 5648 §6.1: BID value 0 is reserved.
-        if (o.binding_id == 0) {
-            throw WireError(name("Binding ID"), bid_at, "0 is reserved (RFC 5648 §6.1)");
-        }
-        o.status = r.u8(name("Status"));
-        const auto flags = r.u8(name("Flags"));
-        o.simultaneous_home = (flags & 0x80) != 0;
-        o.priority = flags & 0x7f;
-        if (len == 8) {
-            o.ipv4_care_of = read_ipv4(r, name("Care-of Address"));
-        } else if (len == 20) {
-            o.ipv6_care_of = read_ipv6(r, name("Care-of Address"));
-        }
-        return o;
-    }
-    case OptionType::Ipv4HomeAddressRequest: {
-        expect_length(type, at, len, {6});
-        Ipv4HomeAddressRequestOption o;
-        const auto plen_at = r.offset();
-        o.prefix_length = static_cast<std::uint8_t>(r.u16(name("Prefix-len")) >> 10);
-        if (o.prefix_length > 32) {
-            throw WireError(name("Prefix-len"), plen_at, fmt::format("{} exceeds 32", o.prefix_length));
-        }
-        o.address = read_ipv4(r, name("IPv4 Home Address"));
-        return o;
-    }
-    case OptionType::Ipv4HomeAddressReply: {
-        expect_length(type, at, len, {6});
-        Ipv4HomeAddressReplyOption o;
-        o.status = r.u8(name("Status"));
-        const auto plen_at = r.offset();
-        o.prefix_length = static_cast<std::uint8_t>(r.u8(name("Pref-len")) >> 2);
-        if (o.prefix_length > 32) {
-            throw WireError(name("Pref-len"), plen_at, fmt::format("{} exceeds 32", o.prefix_length));
-        }
-        o.address = read_ipv4(r, name("IPv4 Home Address"));
-        return o;
-    }
-    case OptionType::Ipv4DefaultRouterAddress: {
-        expect_length(type, at, len, {6});
-        r.skip(2, name("Reserved"));
-        return Ipv4DefaultRouterAddressOption{read_ipv4(r, name("Address"))};
-    }
-    case OptionType::Ipv4DhcpSupportMode: {
-        expect_length(type, at, len, {2});
-        return Ipv4DhcpSupportModeOption{(r.u16(name("Flags")) & 0x0001) != 0};
-    }
-    case OptionType::MagMultipathBinding: {
-        expect_length(type, at, len, {6});
-        MagMultipathBindingOption o;
-        o.if_att = r.u8(name("If-ATT"));
-        o.if_label = r.u8(name("If-Label"));
-        const auto bid_at = r.offset();
-        o.binding_id = r.u8(name("Binding-Id"));
-        // RFC 8278 §4.1: permitted values are 1 through 254; 0 and 255 are reserved.
-        if (o.binding_id == 0 || o.binding_id == 255) {
-            throw WireError(name("Binding-Id"), bid_at,
-                            fmt::format("{} is reserved (must be 1..254, RFC 8278 §4.1)", o.binding_id));
-        }
-        const auto flags_at = r.offset();
-        const auto flags = r.u8(name("Flags"));
-        o.bulk_reregistration = (flags & 0x80) != 0;
-        o.overwrite = (flags & 0x40) != 0;
-        // RFC 8278 §4.1: B MUST NOT be set together with O.
-        if (o.bulk_reregistration && o.overwrite) {
-            throw WireError(name("Flags"), flags_at, "B and O are both set (RFC 8278 §4.1 forbids it)");
-        }
-        r.skip(2, name("Reserved"));
-        return o;
-    }
-    case OptionType::MagIdentifier: {
-        expect_min_length(type, at, len, 2);
-        MagIdentifierOption o;
-        const auto subtype_at = r.offset();
-        o.subtype = r.u8(name("Subtype"));
-        r.skip(1, name("Reserved"));
-        const auto id_at = r.offset();
-        auto id = r.rest();
-        check_identifier(type, o.subtype, subtype_at, id, id_at);
-        o.identifier.assign(id.begin(), id.end());
-        return o;
-    }
-    case OptionType::Pad1:
-    case OptionType::PadN:
-        break;  // handled by decode_options
-    }
-    return UnknownOption{type, {body.begin(), body.end()}};
-}
-
 void write_ipv4(ByteWriter& w, const Ipv4Address& a) { w.bytes(a.bytes); }
 void write_ipv6(ByteWriter& w, const Ipv6Address& a) { w.bytes(a.bytes); }
 
-// Fields whose C++ type is wider than their wire field are checked here; everything else is
-// checked by decoding the produced body (see encode_options).
+void write_identifier(ByteWriter& w, const std::string& id) {
+    w.bytes({reinterpret_cast<const std::uint8_t*>(id.data()), id.size()});
+}
+
+} // namespace
+
+// ---- OptionReader ------------------------------------------------------------------------------
+
+std::string OptionReader::field(std::string_view name) const {
+    return field_name(type_, name);
+}
+
+void OptionReader::expect_length(std::initializer_list<std::size_t> allowed) const {
+    for (auto a : allowed) {
+        if (length_ == a) {
+            return;
+        }
+    }
+    std::string list;
+    for (auto a : allowed) {
+        list += (list.empty() ? "" : " or ") + std::to_string(a);
+    }
+    throw WireError(field("Length"), at_ + 1, fmt::format("{} is invalid (must be {})", length_, list));
+}
+
+void OptionReader::expect_min_length(std::size_t min) const {
+    if (length_ < min) {
+        throw WireError(field("Length"), at_ + 1, fmt::format("{} is invalid (must be at least {})", length_, min));
+    }
+}
+
+// ---- One block per option: decode (every check) and encode ------------------------------------
+
+// RFC 4283 §3: Subtype(1), Identifier.
+MobileNodeIdentifierOption MobileNodeIdentifierOption::decode(OptionReader& r) {
+    r.expect_min_length(1);
+    MobileNodeIdentifierOption o;
+    const auto subtype_at = r.offset();
+    o.subtype = r.u8(r.field("Subtype"));
+    const auto id_at = r.offset();
+    auto id = r.rest();
+    check_identifier(r.type(), o.subtype, subtype_at, id, id_at);
+    o.identifier.assign(id.begin(), id.end());
+    return o;
+}
+void MobileNodeIdentifierOption::encode(ByteWriter& w) const {
+    w.u8(subtype);
+    write_identifier(w, identifier);
+}
+
+// RFC 5213 §8.3: Reserved(1), Prefix Length(1), Prefix(16).
+HomeNetworkPrefixOption HomeNetworkPrefixOption::decode(OptionReader& r) {
+    r.expect_length({18});
+    HomeNetworkPrefixOption o;
+    r.skip(1, r.field("Reserved"));
+    const auto plen_at = r.offset();
+    o.prefix_length = r.u8(r.field("Prefix Length"));
+    if (o.prefix_length > 128) {
+        throw WireError(r.field("Prefix Length"), plen_at, fmt::format("{} exceeds 128", o.prefix_length));
+    }
+    o.prefix = read_ipv6(r, r.field("Prefix"));
+    return o;
+}
+void HomeNetworkPrefixOption::encode(ByteWriter& w) const {
+    w.u8(0);
+    w.u8(prefix_length);
+    write_ipv6(w, prefix);
+}
+
+// RFC 5213 §8.4: Reserved(1), HI(1).
+HandoffIndicatorOption HandoffIndicatorOption::decode(OptionReader& r) {
+    r.expect_length({2});
+    r.skip(1, r.field("Reserved"));
+    return HandoffIndicatorOption{r.u8(r.field("HI"))};
+}
+void HandoffIndicatorOption::encode(ByteWriter& w) const {
+    w.u8(0);
+    w.u8(value);
+}
+
+// RFC 5213 §8.5: Reserved(1), ATT(1).
+AccessTechnologyTypeOption AccessTechnologyTypeOption::decode(OptionReader& r) {
+    r.expect_length({2});
+    r.skip(1, r.field("Reserved"));
+    return AccessTechnologyTypeOption{r.u8(r.field("ATT"))};
+}
+void AccessTechnologyTypeOption::encode(ByteWriter& w) const {
+    w.u8(0);
+    w.u8(value);
+}
+
+// RFC 5213 §8.6: Reserved(2), Link-layer Identifier (at least 1 octet).
+MobileNodeLinkLayerIdOption MobileNodeLinkLayerIdOption::decode(OptionReader& r) {
+    r.expect_min_length(3);
+    r.skip(2, r.field("Reserved"));
+    auto id = r.rest();
+    return MobileNodeLinkLayerIdOption{{id.begin(), id.end()}};
+}
+void MobileNodeLinkLayerIdOption::encode(ByteWriter& w) const {
+    w.u16(0);
+    w.bytes(identifier);
+}
+
+// RFC 5213 §8.7: Link-local Address(16).
+LinkLocalAddressOption LinkLocalAddressOption::decode(OptionReader& r) {
+    r.expect_length({16});
+    return LinkLocalAddressOption{read_ipv6(r, r.field("Address"))};
+}
+void LinkLocalAddressOption::encode(ByteWriter& w) const { write_ipv6(w, address); }
+
+// RFC 5213 §8.8: Timestamp(8), 48.16 fixed point.
+TimestampOption TimestampOption::decode(OptionReader& r) {
+    r.expect_length({8});
+    return TimestampOption{r.u64(r.field("Timestamp"))};
+}
+void TimestampOption::encode(ByteWriter& w) const { w.u64(value); }
+
+// RFC 5555 §3.2: F flag(1 bit) + Reserved(15 bits), Refresh Time(4).
+NatDetectionOption NatDetectionOption::decode(OptionReader& r) {
+    r.expect_length({6});
+    NatDetectionOption o;
+    o.udp_encapsulation_required = (r.u16(r.field("Flags")) & 0x8000) != 0;
+    o.refresh_time = r.u32(r.field("Refresh Time"));
+    return o;
+}
+void NatDetectionOption::encode(ByteWriter& w) const {
+    w.u16(udp_encapsulation_required ? 0x8000 : 0);
+    w.u32(refresh_time);
+}
+
+// RFC 5555 §3.1.1: Reserved(2), IPv4 address(4).
+Ipv4CareOfAddressOption Ipv4CareOfAddressOption::decode(OptionReader& r) {
+    r.expect_length({6});
+    r.skip(2, r.field("Reserved"));
+    return Ipv4CareOfAddressOption{read_ipv4(r, r.field("Address"))};
+}
+void Ipv4CareOfAddressOption::encode(ByteWriter& w) const {
+    w.u16(0);
+    write_ipv4(w, address);
+}
+
+// RFC 5845 §6.1: Reserved(2) [+ GRE Key Identifier(4)]; Length 2 = no key, 6 = key present.
+GreKeyOption GreKeyOption::decode(OptionReader& r) {
+    r.expect_length({2, 6});
+    r.skip(2, r.field("Reserved"));
+    GreKeyOption o;
+    if (r.length() == 6) {
+        o.key = r.u32(r.field("GRE Key Identifier"));
+    }
+    return o;
+}
+void GreKeyOption::encode(ByteWriter& w) const {
+    w.u16(0);
+    if (key) {
+        w.u32(*key);
+    }
+}
+
+// RFC 5648 §6.1 (+ RFC 6089 BID-PRI): BID(2, 0 reserved), Status(1), H + 7-bit priority(1),
+// optional IPv4 or IPv6 care-of address (Length 4, 8 or 20).
+BindingIdentifierOption BindingIdentifierOption::decode(OptionReader& r) {
+    r.expect_length({4, 8, 20});
+    BindingIdentifierOption o;
+    const auto bid_at = r.offset();
+    o.binding_id = r.u16(r.field("Binding ID"));
+    if (o.binding_id == 0) {
+        throw WireError(r.field("Binding ID"), bid_at, "0 is reserved (RFC 5648 §6.1)");
+    }
+    o.status = r.u8(r.field("Status"));
+    const auto flags = r.u8(r.field("Flags"));
+    o.simultaneous_home = (flags & 0x80) != 0;
+    o.priority = flags & 0x7f;
+    if (r.length() == 8) {
+        o.ipv4_care_of = read_ipv4(r, r.field("Care-of Address"));
+    } else if (r.length() == 20) {
+        o.ipv6_care_of = read_ipv6(r, r.field("Care-of Address"));
+    }
+    return o;
+}
+void BindingIdentifierOption::encode(ByteWriter& w) const {
+    if (priority > 0x7f) {
+        throw WireError("Binding Identifier option BID-PRI", WireError::kNoOffset,
+                        fmt::format("{} does not fit in 7 bits", priority));
+    }
+    if (ipv4_care_of && ipv6_care_of) {
+        throw WireError("Binding Identifier option Care-of Address", WireError::kNoOffset,
+                        "both an IPv4 and an IPv6 care-of address given");
+    }
+    w.u16(binding_id);
+    w.u8(status);
+    w.u8(static_cast<std::uint8_t>((simultaneous_home ? 0x80 : 0) | priority));
+    if (ipv4_care_of) {
+        write_ipv4(w, *ipv4_care_of);
+    }
+    if (ipv6_care_of) {
+        write_ipv6(w, *ipv6_care_of);
+    }
+}
+
+// RFC 5844 §3.3.1: Prefix-len(6 bits) + Reserved(10 bits), IPv4 Home Address(4).
+Ipv4HomeAddressRequestOption Ipv4HomeAddressRequestOption::decode(OptionReader& r) {
+    r.expect_length({6});
+    Ipv4HomeAddressRequestOption o;
+    const auto plen_at = r.offset();
+    o.prefix_length = static_cast<std::uint8_t>(r.u16(r.field("Prefix-len")) >> 10);
+    if (o.prefix_length > 32) {
+        throw WireError(r.field("Prefix-len"), plen_at, fmt::format("{} exceeds 32", o.prefix_length));
+    }
+    o.address = read_ipv4(r, r.field("IPv4 Home Address"));
+    return o;
+}
+void Ipv4HomeAddressRequestOption::encode(ByteWriter& w) const {
+    if (prefix_length > 32) {
+        throw WireError("IPv4 Home Address Request option Prefix-len", WireError::kNoOffset,
+                        fmt::format("{} exceeds 32", prefix_length));
+    }
+    w.u16(static_cast<std::uint16_t>(prefix_length << 10));
+    write_ipv4(w, address);
+}
+
+// RFC 5844 §3.3.2: Status(1), Pref-len(6 bits) + Reserved(2 bits), IPv4 Home Address(4).
+Ipv4HomeAddressReplyOption Ipv4HomeAddressReplyOption::decode(OptionReader& r) {
+    r.expect_length({6});
+    Ipv4HomeAddressReplyOption o;
+    o.status = r.u8(r.field("Status"));
+    const auto plen_at = r.offset();
+    o.prefix_length = static_cast<std::uint8_t>(r.u8(r.field("Pref-len")) >> 2);
+    if (o.prefix_length > 32) {
+        throw WireError(r.field("Pref-len"), plen_at, fmt::format("{} exceeds 32", o.prefix_length));
+    }
+    o.address = read_ipv4(r, r.field("IPv4 Home Address"));
+    return o;
+}
+void Ipv4HomeAddressReplyOption::encode(ByteWriter& w) const {
+    if (prefix_length > 32) {
+        throw WireError("IPv4 Home Address Reply option Pref-len", WireError::kNoOffset,
+                        fmt::format("{} exceeds 32", prefix_length));
+    }
+    w.u8(status);
+    w.u8(static_cast<std::uint8_t>(prefix_length << 2));
+    write_ipv4(w, address);
+}
+
+// RFC 5844 §3.4: Reserved(2), IPv4 Default-Router Address(4).
+Ipv4DefaultRouterAddressOption Ipv4DefaultRouterAddressOption::decode(OptionReader& r) {
+    r.expect_length({6});
+    r.skip(2, r.field("Reserved"));
+    return Ipv4DefaultRouterAddressOption{read_ipv4(r, r.field("Address"))};
+}
+void Ipv4DefaultRouterAddressOption::encode(ByteWriter& w) const {
+    w.u16(0);
+    write_ipv4(w, address);
+}
+
+// RFC 5844 §3.5: Reserved(15 bits) + S flag(1 bit).
+Ipv4DhcpSupportModeOption Ipv4DhcpSupportModeOption::decode(OptionReader& r) {
+    r.expect_length({2});
+    return Ipv4DhcpSupportModeOption{(r.u16(r.field("Flags")) & 0x0001) != 0};
+}
+void Ipv4DhcpSupportModeOption::encode(ByteWriter& w) const { w.u16(server ? 0x0001 : 0); }
+
+// RFC 8278 §4.1: If-ATT(1), If-Label(1), Binding-Id(1, 1..254), B/O flags(1), Reserved(2).
+MagMultipathBindingOption MagMultipathBindingOption::decode(OptionReader& r) {
+    r.expect_length({6});
+    MagMultipathBindingOption o;
+    o.if_att = r.u8(r.field("If-ATT"));
+    o.if_label = r.u8(r.field("If-Label"));
+    const auto bid_at = r.offset();
+    o.binding_id = r.u8(r.field("Binding-Id"));
+    if (o.binding_id == 0 || o.binding_id == 255) {
+        throw WireError(r.field("Binding-Id"), bid_at,
+                        fmt::format("{} is reserved (must be 1..254, RFC 8278 §4.1)", o.binding_id));
+    }
+    const auto flags_at = r.offset();
+    const auto flags = r.u8(r.field("Flags"));
+    o.bulk_reregistration = (flags & 0x80) != 0;
+    o.overwrite = (flags & 0x40) != 0;
+    if (o.bulk_reregistration && o.overwrite) {   // §4.1: B MUST NOT be set together with O
+        throw WireError(r.field("Flags"), flags_at, "B and O are both set (RFC 8278 §4.1 forbids it)");
+    }
+    r.skip(2, r.field("Reserved"));
+    return o;
+}
+void MagMultipathBindingOption::encode(ByteWriter& w) const {
+    w.u8(if_att);
+    w.u8(if_label);
+    w.u8(binding_id);
+    w.u8(static_cast<std::uint8_t>((bulk_reregistration ? 0x80 : 0) | (overwrite ? 0x40 : 0)));
+    w.u16(0);
+}
+
+// RFC 8278 §4.2: Subtype(1, MN-ID subtypes), Reserved(1), Identifier.
+MagIdentifierOption MagIdentifierOption::decode(OptionReader& r) {
+    r.expect_min_length(2);
+    MagIdentifierOption o;
+    const auto subtype_at = r.offset();
+    o.subtype = r.u8(r.field("Subtype"));
+    r.skip(1, r.field("Reserved"));
+    const auto id_at = r.offset();
+    auto id = r.rest();
+    check_identifier(r.type(), o.subtype, subtype_at, id, id_at);
+    o.identifier.assign(id.begin(), id.end());
+    return o;
+}
+void MagIdentifierOption::encode(ByteWriter& w) const {
+    w.u8(subtype);
+    w.u8(0);
+    write_identifier(w, identifier);
+}
+
+// ---- Dispatch over the MobilityOption registry ---------------------------------------------------
+
+namespace {
+
+constexpr std::size_t kKnownOptions = std::variant_size_v<MobilityOption> - 1;   // the last is UnknownOption
+
+template <std::size_t I = 0>
+MobilityOption decode_known(std::uint8_t type, OptionReader& r, ByteView body) {
+    if constexpr (I < kKnownOptions) {
+        using T = std::variant_alternative_t<I, MobilityOption>;
+        if (type == static_cast<std::uint8_t>(T::kType)) {
+            return T::decode(r);
+        }
+        return decode_known<I + 1>(type, r, body);
+    } else {
+        return UnknownOption{type, {body.begin(), body.end()}};
+    }
+}
+
+template <std::size_t I = 0>
+bool known_option_may_repeat(std::uint8_t type) {
+    if constexpr (I < kKnownOptions) {
+        using T = std::variant_alternative_t<I, MobilityOption>;
+        return type == static_cast<std::uint8_t>(T::kType) ? T::kMayRepeat : known_option_may_repeat<I + 1>(type);
+    } else {
+        return true;   // unknown options are kept raw, however many there are
+    }
+}
+
+// Decode one option body. `at` is the MH offset of the option's Type octet; the body starts at
+// at+2. The encoder re-runs it on what it produced, so the codec cannot emit a message it would
+// itself reject.
+MobilityOption decode_option(std::uint8_t type, ByteView body, std::size_t at) {
+    OptionReader r(type, body, at);
+    return decode_known(type, r, body);
+}
+
 void encode_body(const MobilityOption& option, ByteWriter& w) {
-    std::visit(
-        Overloaded{
-            [&](const MobileNodeIdentifierOption& o) {
-                w.u8(o.subtype);
-                w.bytes({reinterpret_cast<const std::uint8_t*>(o.identifier.data()), o.identifier.size()});
-            },
-            [&](const HomeNetworkPrefixOption& o) {
-                w.u8(0);
-                w.u8(o.prefix_length);
-                write_ipv6(w, o.prefix);
-            },
-            [&](const HandoffIndicatorOption& o) {
-                w.u8(0);
-                w.u8(o.value);
-            },
-            [&](const AccessTechnologyTypeOption& o) {
-                w.u8(0);
-                w.u8(o.value);
-            },
-            [&](const MobileNodeLinkLayerIdOption& o) {
-                w.u16(0);
-                w.bytes(o.identifier);
-            },
-            [&](const LinkLocalAddressOption& o) { write_ipv6(w, o.address); },
-            [&](const TimestampOption& o) { w.u64(o.value); },
-            [&](const NatDetectionOption& o) {
-                w.u16(o.udp_encapsulation_required ? 0x8000 : 0);
-                w.u32(o.refresh_time);
-            },
-            [&](const Ipv4CareOfAddressOption& o) {
-                w.u16(0);
-                write_ipv4(w, o.address);
-            },
-            [&](const GreKeyOption& o) {
-                w.u16(0);
-                if (o.key) {
-                    w.u32(*o.key);
-                }
-            },
-            [&](const BindingIdentifierOption& o) {
-                if (o.priority > 0x7f) {
-                    throw WireError("Binding Identifier option BID-PRI", WireError::kNoOffset,
-                                    fmt::format("{} does not fit in 7 bits", o.priority));
-                }
-                if (o.ipv4_care_of && o.ipv6_care_of) {
-                    throw WireError("Binding Identifier option Care-of Address", WireError::kNoOffset,
-                                    "both an IPv4 and an IPv6 care-of address given");
-                }
-                w.u16(o.binding_id);
-                w.u8(o.status);
-                w.u8(static_cast<std::uint8_t>((o.simultaneous_home ? 0x80 : 0) | o.priority));
-                if (o.ipv4_care_of) {
-                    write_ipv4(w, *o.ipv4_care_of);
-                }
-                if (o.ipv6_care_of) {
-                    write_ipv6(w, *o.ipv6_care_of);
-                }
-            },
-            [&](const Ipv4HomeAddressRequestOption& o) {
-                if (o.prefix_length > 32) {
-                    throw WireError("IPv4 Home Address Request option Prefix-len", WireError::kNoOffset,
-                                    fmt::format("{} exceeds 32", o.prefix_length));
-                }
-                w.u16(static_cast<std::uint16_t>(o.prefix_length << 10));
-                write_ipv4(w, o.address);
-            },
-            [&](const Ipv4HomeAddressReplyOption& o) {
-                if (o.prefix_length > 32) {
-                    throw WireError("IPv4 Home Address Reply option Pref-len", WireError::kNoOffset,
-                                    fmt::format("{} exceeds 32", o.prefix_length));
-                }
-                w.u8(o.status);
-                w.u8(static_cast<std::uint8_t>(o.prefix_length << 2));
-                write_ipv4(w, o.address);
-            },
-            [&](const Ipv4DefaultRouterAddressOption& o) {
-                w.u16(0);
-                write_ipv4(w, o.address);
-            },
-            [&](const Ipv4DhcpSupportModeOption& o) { w.u16(o.server ? 0x0001 : 0); },
-            [&](const MagMultipathBindingOption& o) {
-                w.u8(o.if_att);
-                w.u8(o.if_label);
-                w.u8(o.binding_id);
-                w.u8(static_cast<std::uint8_t>((o.bulk_reregistration ? 0x80 : 0) | (o.overwrite ? 0x40 : 0)));
-                w.u16(0);
-            },
-            [&](const MagIdentifierOption& o) {
-                w.u8(o.subtype);
-                w.u8(0);
-                w.bytes({reinterpret_cast<const std::uint8_t*>(o.identifier.data()), o.identifier.size()});
-            },
-            [&](const UnknownOption& o) { w.bytes(o.data); },
-        },
-        option);
+    std::visit(Overloaded{[&](const UnknownOption& o) { w.bytes(o.data); }, [&](const auto& o) { o.encode(w); }},
+               option);
 }
 
 // Pad `out` so that its next octet lands on factor*n + offset (RFC 6275 §6.2.1): one Pad1
@@ -444,30 +499,10 @@ Alignment option_alignment(const MobilityOption& option) {
 bool is_valid_utf8(ByteView text) { return first_invalid_utf8(text) == kValidUtf8; }
 
 bool option_may_repeat(std::uint8_t type) {
-    switch (static_cast<OptionType>(type)) {
-    case OptionType::HomeNetworkPrefix:  // RFC 5213 §8.3: one option per home network prefix
-    case OptionType::BindingIdentifier:  // RFC 5648 §6.1: one per binding
-        return true;
-    case OptionType::Pad1:
-    case OptionType::PadN:
-    case OptionType::MobileNodeIdentifier:
-    case OptionType::HandoffIndicator:
-    case OptionType::AccessTechnologyType:
-    case OptionType::MobileNodeLinkLayerId:
-    case OptionType::LinkLocalAddress:
-    case OptionType::Timestamp:
-    case OptionType::NatDetection:
-    case OptionType::Ipv4CareOfAddress:
-    case OptionType::GreKey:
-    case OptionType::Ipv4HomeAddressRequest:
-    case OptionType::Ipv4HomeAddressReply:
-    case OptionType::Ipv4DefaultRouterAddress:
-    case OptionType::Ipv4DhcpSupportMode:
-    case OptionType::MagMultipathBinding:
-    case OptionType::MagIdentifier:
+    if (type == static_cast<std::uint8_t>(OptionType::Pad1) || type == static_cast<std::uint8_t>(OptionType::PadN)) {
         return false;
     }
-    return true;  // unknown options are kept raw, however many there are
+    return known_option_may_repeat(type);
 }
 
 namespace {

@@ -1,9 +1,14 @@
 // Mobility options (RFC 6275 §6.2 TLV format) as value types, and their codec.
 //
-// Each option type carries:
-//   kType  - the IANA option type (wire-numbers.md)
-//   kAlign - the alignment requirement xn+y of its Type octet, honoured on output with
-//            Pad1/PadN (RFC 6275 §6.2.1). Input accepts any legal padding.
+// Each option is one struct here and one block in options.cpp, like one dissector per option in
+// Wireshark's packet-mip6.c: adding an option is that struct and block, and its place in the
+// MobilityOption variant below (the registry the codec dispatches on). Each struct carries:
+//   kType       - the IANA option type (wire-numbers.md)
+//   kAlign      - the alignment requirement xn+y of its Type octet, honoured on output with
+//                 Pad1/PadN (RFC 6275 §6.2.1). Input accepts any legal padding.
+//   kMayRepeat  - whether a message may carry it more than once (else "appears more than once")
+//   decode()    - every check of its Length and fields, errors naming field and MH offset
+//   encode()    - its body; what encode() writes is decoded again before it goes out
 // Unknown option types are kept as raw bytes (UnknownOption) and re-emitted unchanged.
 #pragma once
 
@@ -12,7 +17,9 @@
 #include "wire/numbers.hpp"
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
+#include <string_view>
 #include <string>
 #include <variant>
 #include <vector>
@@ -22,6 +29,26 @@ namespace xpmip::wire {
 struct Alignment {
     std::uint8_t factor = 1;  // x in xn+y; 1 = no requirement
     std::uint8_t offset = 0;  // y
+};
+
+// What one option's decoder reads: its body (after Type and Length), with the MH offsets errors
+// name, and the Length checks every option makes.
+class OptionReader : public ByteReader {
+public:
+    OptionReader(std::uint8_t type, ByteView body, std::size_t type_offset)
+        : ByteReader(body, type_offset + 2), type_(type), at_(type_offset), length_(body.size()) {}
+    std::uint8_t type() const { return type_; }
+    std::size_t length() const { return length_; }
+    // "<option name> option <field>", as errors name a field.
+    std::string field(std::string_view name) const;
+    // The Length is one of `allowed` / at least `min` (else a WireError at the Length octet).
+    void expect_length(std::initializer_list<std::size_t> allowed) const;
+    void expect_min_length(std::size_t min) const;
+
+private:
+    std::uint8_t type_;
+    std::size_t at_;
+    std::size_t length_;
 };
 
 // RFC 7542 §2.3: an NAI (MN-ID subtype 1) is at most 253 octets. Other subtypes are limited
@@ -34,8 +61,11 @@ inline constexpr std::size_t kMaxNaiLength = 253;
 struct MobileNodeIdentifierOption {
     static constexpr OptionType kType = OptionType::MobileNodeIdentifier;
     static constexpr Alignment kAlign{1, 0};
+    static constexpr bool kMayRepeat = false;
     std::uint8_t subtype = kMnIdSubtypeNai;
     std::string identifier;
+    static MobileNodeIdentifierOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const MobileNodeIdentifierOption&) const = default;
 };
 
@@ -43,8 +73,11 @@ struct MobileNodeIdentifierOption {
 struct HomeNetworkPrefixOption {
     static constexpr OptionType kType = OptionType::HomeNetworkPrefix;
     static constexpr Alignment kAlign{8, 4};
+    static constexpr bool kMayRepeat = true;   // RFC 5213 §8.3: one per home network prefix
     std::uint8_t prefix_length = 0;
     Ipv6Address prefix;   // all zero with length 0: "allocate one for me" (RFC 5213 §6.9.1.1)
+    static HomeNetworkPrefixOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const HomeNetworkPrefixOption&) const = default;
 };
 
@@ -52,7 +85,10 @@ struct HomeNetworkPrefixOption {
 struct HandoffIndicatorOption {
     static constexpr OptionType kType = OptionType::HandoffIndicator;
     static constexpr Alignment kAlign{1, 0};
+    static constexpr bool kMayRepeat = false;
     std::uint8_t value = static_cast<std::uint8_t>(HandoffIndicator::NewInterface);
+    static HandoffIndicatorOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const HandoffIndicatorOption&) const = default;
 };
 
@@ -60,7 +96,10 @@ struct HandoffIndicatorOption {
 struct AccessTechnologyTypeOption {
     static constexpr OptionType kType = OptionType::AccessTechnologyType;
     static constexpr Alignment kAlign{1, 0};
+    static constexpr bool kMayRepeat = false;
     std::uint8_t value = 0;
+    static AccessTechnologyTypeOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const AccessTechnologyTypeOption&) const = default;
 };
 
@@ -68,7 +107,10 @@ struct AccessTechnologyTypeOption {
 struct MobileNodeLinkLayerIdOption {
     static constexpr OptionType kType = OptionType::MobileNodeLinkLayerId;
     static constexpr Alignment kAlign{8, 2};
+    static constexpr bool kMayRepeat = false;
     std::vector<std::uint8_t> identifier;
+    static MobileNodeLinkLayerIdOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const MobileNodeLinkLayerIdOption&) const = default;
 };
 
@@ -76,7 +118,10 @@ struct MobileNodeLinkLayerIdOption {
 struct LinkLocalAddressOption {
     static constexpr OptionType kType = OptionType::LinkLocalAddress;
     static constexpr Alignment kAlign{8, 6};
+    static constexpr bool kMayRepeat = false;
     Ipv6Address address;
+    static LinkLocalAddressOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const LinkLocalAddressOption&) const = default;
 };
 
@@ -85,7 +130,10 @@ struct LinkLocalAddressOption {
 struct TimestampOption {
     static constexpr OptionType kType = OptionType::Timestamp;
     static constexpr Alignment kAlign{8, 2};
+    static constexpr bool kMayRepeat = false;
     std::uint64_t value = 0;
+    static TimestampOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const TimestampOption&) const = default;
 };
 
@@ -93,8 +141,11 @@ struct TimestampOption {
 struct NatDetectionOption {
     static constexpr OptionType kType = OptionType::NatDetection;
     static constexpr Alignment kAlign{4, 0};
+    static constexpr bool kMayRepeat = false;
     bool udp_encapsulation_required = false;
     std::uint32_t refresh_time = 0;
+    static NatDetectionOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const NatDetectionOption&) const = default;
 };
 
@@ -102,7 +153,10 @@ struct NatDetectionOption {
 struct Ipv4CareOfAddressOption {
     static constexpr OptionType kType = OptionType::Ipv4CareOfAddress;
     static constexpr Alignment kAlign{4, 0};
+    static constexpr bool kMayRepeat = false;
     Ipv4Address address;
+    static Ipv4CareOfAddressOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const Ipv4CareOfAddressOption&) const = default;
 };
 
@@ -111,7 +165,10 @@ struct Ipv4CareOfAddressOption {
 struct GreKeyOption {
     static constexpr OptionType kType = OptionType::GreKey;
     static constexpr Alignment kAlign{4, 0};
+    static constexpr bool kMayRepeat = false;
     std::optional<std::uint32_t> key;
+    static GreKeyOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const GreKeyOption&) const = default;
 };
 
@@ -124,12 +181,15 @@ std::string gre_key_text(const GreKeyOption* o);
 struct BindingIdentifierOption {
     static constexpr OptionType kType = OptionType::BindingIdentifier;
     static constexpr Alignment kAlign{2, 0};
+    static constexpr bool kMayRepeat = true;   // RFC 5648 §6.1: one per binding
     std::uint16_t binding_id = 0;
     std::uint8_t status = 0;
     bool simultaneous_home = false;      // H
     std::uint8_t priority = 0;           // 7 bits
     std::optional<Ipv4Address> ipv4_care_of;
     std::optional<Ipv6Address> ipv6_care_of;
+    static BindingIdentifierOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const BindingIdentifierOption&) const = default;
 };
 
@@ -137,8 +197,11 @@ struct BindingIdentifierOption {
 struct Ipv4HomeAddressRequestOption {
     static constexpr OptionType kType = OptionType::Ipv4HomeAddressRequest;
     static constexpr Alignment kAlign{4, 0};
+    static constexpr bool kMayRepeat = false;
     std::uint8_t prefix_length = 0;
     Ipv4Address address;
+    static Ipv4HomeAddressRequestOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const Ipv4HomeAddressRequestOption&) const = default;
 };
 
@@ -146,9 +209,12 @@ struct Ipv4HomeAddressRequestOption {
 struct Ipv4HomeAddressReplyOption {
     static constexpr OptionType kType = OptionType::Ipv4HomeAddressReply;
     static constexpr Alignment kAlign{4, 0};
+    static constexpr bool kMayRepeat = false;
     std::uint8_t status = ipv4_hoa_status::kSuccess;
     std::uint8_t prefix_length = 0;
     Ipv4Address address;
+    static Ipv4HomeAddressReplyOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const Ipv4HomeAddressReplyOption&) const = default;
 };
 
@@ -156,7 +222,10 @@ struct Ipv4HomeAddressReplyOption {
 struct Ipv4DefaultRouterAddressOption {
     static constexpr OptionType kType = OptionType::Ipv4DefaultRouterAddress;
     static constexpr Alignment kAlign{4, 0};
+    static constexpr bool kMayRepeat = false;
     Ipv4Address address;
+    static Ipv4DefaultRouterAddressOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const Ipv4DefaultRouterAddressOption&) const = default;
 };
 
@@ -164,7 +233,10 @@ struct Ipv4DefaultRouterAddressOption {
 struct Ipv4DhcpSupportModeOption {
     static constexpr OptionType kType = OptionType::Ipv4DhcpSupportMode;
     static constexpr Alignment kAlign{4, 0};
+    static constexpr bool kMayRepeat = false;
     bool server = false;
+    static Ipv4DhcpSupportModeOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const Ipv4DhcpSupportModeOption&) const = default;
 };
 
@@ -173,11 +245,14 @@ struct Ipv4DhcpSupportModeOption {
 struct MagMultipathBindingOption {
     static constexpr OptionType kType = OptionType::MagMultipathBinding;
     static constexpr Alignment kAlign{8, 2};
+    static constexpr bool kMayRepeat = false;
     std::uint8_t if_att = 0;
     std::uint8_t if_label = 0;
     std::uint8_t binding_id = 1;
     bool bulk_reregistration = false;  // B
     bool overwrite = false;            // O
+    static MagMultipathBindingOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const MagMultipathBindingOption&) const = default;
 };
 
@@ -186,8 +261,11 @@ struct MagMultipathBindingOption {
 struct MagIdentifierOption {
     static constexpr OptionType kType = OptionType::MagIdentifier;
     static constexpr Alignment kAlign{1, 0};
+    static constexpr bool kMayRepeat = false;
     std::uint8_t subtype = kMnIdSubtypeNai;
     std::string identifier;
+    static MagIdentifierOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
     bool operator==(const MagIdentifierOption&) const = default;
 };
 

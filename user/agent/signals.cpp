@@ -1,4 +1,4 @@
-#include "transport/daemon_util.hpp"
+#include "agent/signals.hpp"
 
 #include <fmt/format.h>
 
@@ -9,8 +9,11 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
-namespace xpmip::transport {
+#include <unistd.h>
+
+namespace xpmip::agent {
 
 UniqueFd signal_fd() {
     sigset_t set;
@@ -26,6 +29,20 @@ UniqueFd signal_fd() {
         throw std::runtime_error(fmt::format("signalfd: {}", std::strerror(errno)));
     }
     return fd;
+}
+
+std::vector<int> read_signals(int sfd) {
+    std::vector<int> out;
+    signalfd_siginfo si{};
+    while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+        out.push_back(static_cast<int>(si.ssi_signo));
+    }
+    return out;
+}
+
+void clear_timer(int tfd) {
+    std::uint64_t ticks = 0;
+    [[maybe_unused]] auto n = read(tfd, &ticks, sizeof(ticks));
 }
 
 UniqueFd timer_fd() {
@@ -50,4 +67,4 @@ void arm_timer(int tfd, std::optional<std::chrono::steady_clock::time_point> whe
     timerfd_settime(tfd, 0, &its, nullptr);
 }
 
-} // namespace xpmip::transport
+} // namespace xpmip::agent

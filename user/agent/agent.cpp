@@ -1,0 +1,116 @@
+#include "agent/agent.hpp"
+
+#include "agent/signals.hpp"
+
+#include "netlink/interfaces.hpp"
+
+#include "wire/error.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+
+namespace xpmip::agent {
+
+AgentDataplane::AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
+                               const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep)
+    : keep_(keep) {
+    dataplane::DataplaneOptions o;
+    o.instance = instance;
+    o.role = role;
+    o.limits = limits;
+    dp_ = std::make_unique<dataplane::Dataplane>(o);
+    try {
+        for (const auto& iface : interfaces) {
+            dp_->attach(iface);
+            spdlog::info("interface {} attached as {} (realm {})", iface.name, dataplane::to_string(iface.kind),
+                         iface.realm);
+        }
+    } catch (...) {
+        if (!keep_) {
+            dp_->unload();   // a failed start leaves nothing pinned
+        }
+        throw;
+    }
+}
+
+AgentDataplane::~AgentDataplane() {
+    if (keep_) {
+        return;
+    }
+    try {
+        dp_->unload();
+    } catch (const std::exception& e) {
+        spdlog::error("unloading the data plane: {}", e.what());
+    }
+}
+
+std::optional<control::MetricsServer> open_metrics(const std::optional<std::string>& listen) {
+    std::optional<control::MetricsServer> m;
+    if (listen) {
+        m.emplace(*listen);
+        spdlog::info("metrics on http://{}/metrics", *listen);
+    }
+    return m;
+}
+
+void log_steering(const config::SteeringConfig& s) {
+    for (const auto& line : config::describe_rules(s)) {
+        spdlog::info("steering rule {}", line);
+    }
+}
+
+bool carrier_changed(netlink::LinkMonitor& links) {
+    try {
+        const auto changed = links.dispatch();
+        for (auto ifindex : changed) {
+            spdlog::info("link {} ({}): carrier {}", netlink::interface_name(static_cast<int>(ifindex)), ifindex,
+                         links.carrier(ifindex) ? "up" : "down");
+        }
+        return !changed.empty();
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return false;
+    }
+}
+
+void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl,
+                 std::optional<control::MetricsServer>& metrics, netlink::LinkMonitor& links, AgentHooks hooks) {
+    loop.watch("signals", signal_fd, [&loop, signal_fd, reload = hooks.reload, shutdown = hooks.shutdown] {
+        for (int signo : read_signals(signal_fd)) {
+            if (signo == SIGHUP) {
+                reload();
+                continue;
+            }
+            shutdown(signo);
+            loop.stop();
+            return;
+        }
+    });
+    loop.watch("control socket", ctl.fd(), [&ctl, handler = hooks.control] { ctl.serve_one(handler); });
+    if (metrics) {
+        loop.watch("metrics", metrics->fd(), [&metrics, render = hooks.metrics] { metrics->serve_one(render); });
+    }
+    loop.watch("link events", links.fd(), [&links, changed = hooks.link_changed] {
+        if (carrier_changed(links)) {
+            changed();
+        }
+    });
+}
+
+void receive_messages(transport::SignalingSocket& sock, std::uint64_t& malformed,
+                      const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message) {
+    while (auto d = sock.receive()) {
+        try {
+            auto msg = wire::decode(d->mh);
+            on_message(*d, msg);
+        } catch (const wire::WireError& e) {
+            ++malformed;
+            spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(), e.what());
+        } catch (const std::exception& e) {
+            spdlog::error("message from {}: {}", to_string(d->src), e.what());
+        }
+    }
+}
+
+} // namespace xpmip::agent

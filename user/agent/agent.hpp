@@ -1,0 +1,79 @@
+// What both agents (LMA and MAG) do the same way around their registration logic: own the data
+// plane for the process's lifetime, and serve signals, the control socket, the metrics endpoint
+// and carrier changes from the one event loop.
+#pragma once
+
+#include "agent/event_loop.hpp"
+#include "control/control.hpp"
+#include "control/metrics.hpp"
+#include "transport/signaling_socket.hpp"
+#include "wire/messages.hpp"
+#include "dataplane/dataplane.hpp"
+#include "config/steering_config.hpp"
+#include "netlink/link_monitor.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xpmip::agent {
+
+// Loads the instance's data plane and attaches it to every configured interface; unloads it
+// (detach, unpin) when destroyed unless `keep` (--keep-dataplane).
+class AgentDataplane {
+public:
+    AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
+                   const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep);
+    ~AgentDataplane();
+    AgentDataplane(const AgentDataplane&) = delete;
+    AgentDataplane& operator=(const AgentDataplane&) = delete;
+
+    dataplane::Dataplane& operator*() { return *dp_; }
+    dataplane::Dataplane* operator->() { return dp_.get(); }
+
+private:
+    std::unique_ptr<dataplane::Dataplane> dp_;
+    bool keep_;
+};
+
+// The Prometheus endpoint when the configuration asks for one.
+std::optional<control::MetricsServer> open_metrics(const std::optional<std::string>& listen);
+
+// Log the steering rules (RFC 8278 §3.2) an agent writes into its data plane.
+void log_steering(const config::SteeringConfig& s);
+
+// Read pending link events and log every carrier change; true when one changed (RFC 8278
+// failover then recomputes the paths). Errors are logged, not thrown.
+bool carrier_changed(netlink::LinkMonitor& links);
+
+// A configuration just loaded, after its log_level took effect (before anything else logs).
+template <class Config>
+Config with_log_level(Config c) {
+    spdlog::set_level(spdlog::level::from_str(c.log_level));
+    return c;
+}
+
+// What the common part of an agent asks of its role.
+struct AgentHooks {
+    std::function<void()> reload;                     // SIGHUP: re-read the configuration
+    std::function<void(int signo)> shutdown;          // SIGTERM / SIGINT, before the loop stops
+    control::ControlServer::Handler control;          // a control socket request
+    std::function<std::string()> metrics;             // a /metrics scrape
+    std::function<void()> link_changed;               // a carrier changed (RFC 8278 failover)
+};
+
+// Signals, control socket, metrics endpoint and link events as named handlers of `loop`. The fds
+// stay the caller's (they must outlive the loop's run()).
+void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl,
+                 std::optional<control::MetricsServer>& metrics, netlink::LinkMonitor& links, AgentHooks hooks);
+
+// Every datagram waiting on `sock`, decoded: on_message gets it; malformed ones are counted, logged
+// with their source and dropped (RFC 6275 §9.2: silently, for the peer).
+void receive_messages(transport::SignalingSocket& sock, std::uint64_t& malformed,
+                      const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message);
+
+} // namespace xpmip::agent
