@@ -104,6 +104,9 @@ void receive_messages(transport::SignalingSocket& sock, std::uint64_t& malformed
         try {
             auto msg = wire::decode(d->mh);
             on_message(*d, msg);
+        } catch (const wire::UnsupportedMessageError& e) {
+            // RFC 6275 §9.2 would answer with a Binding Error (Status 2); not sent yet (README).
+            spdlog::warn("MH type {} from {}: not handled here, dropped", e.mh_type(), to_string(d->src));
         } catch (const wire::WireError& e) {
             ++malformed;
             spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(), e.what());

@@ -275,13 +275,4 @@ void SessionTable::set_policy(std::uint8_t id, const PolicyConfig& policy) {
     maps_.update(MapId::Policies, &key, &v);
 }
 
-PolicyConfig SessionTable::policy(std::uint8_t id) const {
-    const std::uint32_t key = id;
-    xpmip_policy v{};
-    if (!maps_.lookup(MapId::Policies, &key, &v)) {
-        throw DataplaneError(fmt::format("policy id {} is beyond the policy table", id));
-    }
-    return from_map_value(v);
-}
-
 } // namespace xpmip::dataplane

@@ -50,7 +50,6 @@ public:
     SessionCounters counters(std::uint32_t id) const;
 
     void set_policy(std::uint8_t id, const PolicyConfig& policy);
-    PolicyConfig policy(std::uint8_t id) const;
 
 private:
     struct Entry {

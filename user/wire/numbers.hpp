@@ -1,5 +1,7 @@
-// Protocol numbers of the Mobility Header and its options. Every value here comes from
-// shared/spec/wire-numbers.md (IANA registries, RFC 6275/5213/5844/5845/8278); none is invented.
+// Protocol numbers of the Mobility Header and its options. Every value here is IANA's ("Mobile
+// IPv6 parameters", https://www.iana.org/assignments/mobility-parameters: MH types, mobility
+// options, status codes, handoff indicators, access technology types) as RFC 6275, 5213, 5844,
+// 5845 and 8278 assign them; none is invented.
 #pragma once
 
 #include <cstdint>

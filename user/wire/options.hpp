@@ -3,7 +3,7 @@
 // Each option is one struct here and one block in options.cpp, like one dissector per option in
 // Wireshark's packet-mip6.c: adding an option is that struct and block, and its place in the
 // MobilityOption variant below (the registry the codec dispatches on). Each struct carries:
-//   kType       - the IANA option type (wire-numbers.md)
+//   kType       - the IANA mobility option type (wire/numbers.hpp)
 //   kAlign      - the alignment requirement xn+y of its Type octet, honoured on output with
 //                 Pad1/PadN (RFC 6275 §6.2.1). Input accepts any legal padding.
 //   kMayRepeat  - whether a message may carry it more than once (else "appears more than once")
