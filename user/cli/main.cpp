@@ -31,145 +31,167 @@ std::string role_of_config(const std::string& file) {
     return lma ? "lma" : "mag";
 }
 
+// What the command line asked for: one subcommand and its options.
+struct Command {
+    xpmip::lma::LmaRunOptions lma;
+    xpmip::mag::MagRunOptions mag;
+    xpmip::lab::LabOptions lab;
+    std::string check_file, check_role;
+    std::string show_what, instance, instance_config, mn;
+    bool as_json = false;
+    CLI::App* lma_cmd = nullptr;
+    CLI::App* mag_cmd = nullptr;
+    CLI::App* check_cmd = nullptr;
+    CLI::App* show_cmd = nullptr;
+    CLI::App* attach_cmd = nullptr;
+    CLI::App* detach_cmd = nullptr;
+    CLI::App* lab_cmd = nullptr;
+};
+
+void add_agent_commands(CLI::App& app, Command& c) {
+    c.lma_cmd = app.add_subcommand(
+        "lma", "Run a local mobility anchor in the foreground: load and attach the data plane, answer PBUs "
+               "over IPv6 (Mobility Header) and IPv4/UDP 5436, keep the binding cache. SIGTERM/SIGINT stop it "
+               "(the data plane is unloaded unless --keep-dataplane), SIGHUP re-reads peers, mobile nodes, "
+               "policies and timers from the file.");
+    c.lma_cmd->add_option("-c,--config", c.lma.config_file, "YAML configuration file (see examples/lma.yaml)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    c.lma_cmd->add_flag("--keep-dataplane", c.lma.keep_dataplane,
+                        "leave the maps and programs pinned under /sys/fs/bpf/xpmip/<instance> at exit");
+    c.mag_cmd = app.add_subcommand(
+        "mag", "Run a mobile access gateway in the foreground: load and attach the data plane, register its "
+               "mobile nodes with the LMA (PBUs over IPv6, or IPv4/UDP 5436 when the LMA address is IPv4), "
+               "refresh and retransmit, attach dynamic MNs when their MAC shows up on an access link, detach "
+               "idle ones. SIGTERM/SIGINT de-register every MN and stop.");
+    c.mag_cmd->add_option("-c,--config", c.mag.config_file, "YAML configuration file (see examples/mag.yaml)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    c.mag_cmd->add_flag("--keep-dataplane", c.mag.keep_dataplane,
+                        "leave the maps and programs pinned under /sys/fs/bpf/xpmip/<instance> at exit");
+    c.check_cmd = app.add_subcommand("check-config", "Validate a configuration file and exit (0: valid, 2: not)");
+    c.check_cmd->add_option("file", c.check_file, "YAML configuration file")->required();
+    c.check_cmd
+        ->add_option("--role", c.check_role,
+                     "lma or mag (default: the file's own, from its top-level `lma:` or `mag:` section)")
+        ->check(CLI::IsMember({"lma", "mag"}));
+}
+
+// Inspection and control of a running agent (over its control socket), or of the pinned maps when
+// no agent runs; and the lab.
+void add_tool_commands(CLI::App& app, Command& c) {
+    c.show_cmd = app.add_subcommand(
+        "show", "Show an agent's state: sessions (data plane sessions with counters), bindings (the LMA's "
+                "binding cache or the MAG's binding update list), paths (per path, with counters) or stats "
+                "(drops and events by reason). Asks the running agent; sessions, paths and stats are read from "
+                "the pinned maps when it is not running.");
+    c.show_cmd->add_option("what", c.show_what, "sessions, bindings, paths or stats")
+        ->required()
+        ->check(CLI::IsMember({"sessions", "bindings", "paths", "stats"}));
+    c.show_cmd->add_flag("--json", c.as_json, "JSON instead of a table");
+    c.attach_cmd = app.add_subcommand("attach", "Ask a running MAG to register a configured mobile node now");
+    c.detach_cmd = app.add_subcommand("detach", "Ask a running MAG to de-register a mobile node and stop serving it");
+    for (auto* sub : {c.show_cmd, c.attach_cmd, c.detach_cmd}) {
+        sub->add_option("-i,--instance", c.instance, "the agent's instance name (its 'instance' setting)");
+        sub->add_option("-c,--config", c.instance_config, "or the agent's configuration file, to take the instance from")
+            ->check(CLI::ExistingFile);
+    }
+    c.attach_cmd->add_option("mn", c.mn, "MN-ID as configured")->required();
+    c.detach_cmd->add_option("mn", c.mn, "MN-ID as configured")->required();
+    c.lab_cmd = app.add_subcommand(
+        "lab", "The RFC 5845 Figure 1 lab in network namespaces on this host: two operators whose mobile nodes' "
+               "IPv4 addresses overlap, one MAG with two WAN links, one LMA, one correspondent network per "
+               "operator. up: build it and start the agents; status: what is up and the session table; down: "
+               "remove everything; demo: up, register, traffic from every MN to its operator's CN, tables, down.");
+    c.lab_cmd->add_option("action", c.lab.action, "up, down, status or demo")
+        ->required()
+        ->check(CLI::IsMember({"up", "down", "status", "demo"}));
+    c.lab_cmd->add_option("extra", c.lab.extra, "options of the action (see xpmip lab ACTION --help)");
+}
+
+int show_or_control(Command& c) {
+    if (c.instance.empty() && !c.instance_config.empty()) {
+        c.instance = xpmip::config::load_file(c.instance_config).opt_str("instance").value_or("");
+    }
+    if (c.instance.empty()) {
+        std::cerr << "xpmip: name the agent with -i INSTANCE or -c CONFIG\n";
+        return 2;
+    }
+    const auto sock = xpmip::control::socket_path(c.instance);
+    if (*c.attach_cmd || *c.detach_cmd) {
+        auto answer = xpmip::control::request(sock, {{"command", *c.attach_cmd ? "attach" : "detach"}, {"mn", c.mn}});
+        std::cout << answer["result"].get<std::string>() << "\n";
+        return 0;
+    }
+    nlohmann::json view;
+    try {
+        view = xpmip::control::request(sock, {{"command", "show"}, {"what", c.show_what}})["result"];
+    } catch (const xpmip::control::ControlError& e) {
+        if (std::string(e.what()).rfind("no agent", 0) != 0) {
+            throw;
+        }
+        if (c.show_what == "bindings") {
+            std::cerr << "xpmip: " << e.what() << ": bindings live in the agent (sessions, paths and stats "
+                      << "can be read from the pinned maps without it)\n";
+            return 1;
+        }
+        auto pinned = xpmip::dataplane::open_pinned(c.instance);
+        view = xpmip::control::show_from_dataplane(c.show_what, pinned.maps, pinned.sessions());
+    }
+    std::cout << (c.as_json ? view.dump(2) + "\n" : xpmip::control::format_table(c.show_what, view));
+    return 0;
+}
+
+int check_config(Command& c) {
+    if (c.check_role.empty()) {
+        c.check_role = role_of_config(c.check_file);
+    }
+    if (c.check_role == "mag") {
+        auto cfg = xpmip::mag::load_mag_config(c.check_file);
+        std::cout << c.check_file << ": valid MAG configuration (LMA " << xpmip::to_string(cfg.lma) << ", "
+                  << cfg.wans.size() << " WAN path(s)" << (cfg.multipath() ? " (multipath)" : "") << ", "
+                  << cfg.steering.policy.rules.size() << " steering rule(s), " << cfg.mobile_nodes.size()
+                  << " mobile node(s))\n";
+        return 0;
+    }
+    auto cfg = xpmip::lma::load_lma_config(c.check_file);
+    std::cout << c.check_file << ": valid LMA configuration (" << cfg.realms.size() << " realm(s), " << cfg.peers.size()
+              << " peer(s), " << cfg.mobile_nodes.size() << " mobile node(s), " << cfg.mobile_node_domains.size()
+              << " mobile node domain(s), multipath " << (cfg.multipath ? "on" : "off") << ", "
+              << cfg.steering.policy.rules.size() << " steering rule(s))\n";
+    return 0;
+}
+
+int dispatch(Command& c) {
+    if (*c.lma_cmd) {
+        return xpmip::lma::run_lma(c.lma);
+    }
+    if (*c.mag_cmd) {
+        return xpmip::mag::run_mag(c.mag);
+    }
+    if (*c.lab_cmd) {
+        c.lab.xpmip_binary = "/proc/self/exe";
+        return xpmip::lab::lab_main(c.lab);
+    }
+    if (*c.show_cmd || *c.attach_cmd || *c.detach_cmd) {
+        return show_or_control(c);
+    }
+    return check_config(c);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"xpmip - Proxy Mobile IPv6 gateway (LMA and MAG) with an eBPF/XDP data plane"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string("xpmip ") + XPMIP_VERSION + " (git " + XPMIP_GIT_COMMIT + ")");
-
-    xpmip::lma::LmaRunOptions lma_opts;
-    auto* lma = app.add_subcommand(
-        "lma", "Run a local mobility anchor in the foreground: load and attach the data plane, answer PBUs "
-               "over IPv6 (Mobility Header) and IPv4/UDP 5436, keep the binding cache. SIGTERM/SIGINT stop it "
-               "(the data plane is unloaded unless --keep-dataplane), SIGHUP re-reads peers, mobile nodes, "
-               "policies and timers from the file.");
-    lma->add_option("-c,--config", lma_opts.config_file, "YAML configuration file (see examples/lma.yaml)")
-        ->required()
-        ->check(CLI::ExistingFile);
-    lma->add_flag("--keep-dataplane", lma_opts.keep_dataplane,
-                  "leave the maps and programs pinned under /sys/fs/bpf/xpmip/<instance> at exit");
-
-    xpmip::mag::MagRunOptions mag_opts;
-    auto* mag = app.add_subcommand(
-        "mag", "Run a mobile access gateway in the foreground: load and attach the data plane, register its "
-               "mobile nodes with the LMA (PBUs over IPv6, or IPv4/UDP 5436 when the LMA address is IPv4), "
-               "refresh and retransmit, attach dynamic MNs when their MAC shows up on an access link, detach "
-               "idle ones. SIGTERM/SIGINT de-register every MN and stop.");
-    mag->add_option("-c,--config", mag_opts.config_file, "YAML configuration file (see examples/mag.yaml)")
-        ->required()
-        ->check(CLI::ExistingFile);
-    mag->add_flag("--keep-dataplane", mag_opts.keep_dataplane,
-                  "leave the maps and programs pinned under /sys/fs/bpf/xpmip/<instance> at exit");
-
-    std::string check_file;
-    std::string check_role;
-    auto* check = app.add_subcommand("check-config", "Validate a configuration file and exit (0: valid, 2: not)");
-    check->add_option("file", check_file, "YAML configuration file")->required();
-    check->add_option("--role", check_role,
-                      "lma or mag (default: the file's own, from its top-level `lma:` or `mag:` section)")
-        ->check(CLI::IsMember({"lma", "mag"}));
-
-    // Inspection and control of a running agent (over its control socket), or of the pinned maps
-    // when no agent runs.
-    std::string show_what, instance, instance_config;
-    bool as_json = false;
-    auto* show = app.add_subcommand(
-        "show", "Show an agent's state: sessions (data plane sessions with counters), bindings (the LMA's "
-                "binding cache or the MAG's binding update list), paths (per path, with counters) or stats "
-                "(drops and events by reason). Asks the running agent; sessions, paths and stats are read from "
-                "the pinned maps when it is not running.");
-    show->add_option("what", show_what, "sessions, bindings, paths or stats")
-        ->required()
-        ->check(CLI::IsMember({"sessions", "bindings", "paths", "stats"}));
-    show->add_flag("--json", as_json, "JSON instead of a table");
-    std::string mn_name;
-    auto* attach = app.add_subcommand("attach", "Ask a running MAG to register a configured mobile node now");
-    auto* detach = app.add_subcommand("detach", "Ask a running MAG to de-register a mobile node and stop serving it");
-    for (auto* sub : {show, attach, detach}) {
-        sub->add_option("-i,--instance", instance, "the agent's instance name (its 'instance' setting)");
-        sub->add_option("-c,--config", instance_config, "or the agent's configuration file, to take the instance from")
-            ->check(CLI::ExistingFile);
-    }
-    attach->add_option("mn", mn_name, "MN-ID as configured")->required();
-    detach->add_option("mn", mn_name, "MN-ID as configured")->required();
-
-    xpmip::lab::LabOptions lab_opts;
-    auto* lab = app.add_subcommand(
-        "lab", "The RFC 5845 Figure 1 lab in network namespaces on this host: two operators whose mobile nodes' "
-               "IPv4 addresses overlap, one MAG with two WAN links, one LMA, one correspondent network per "
-               "operator. up: build it and start the agents; status: what is up and the session table; down: "
-               "remove everything; demo: up, register, traffic from every MN to its operator's CN, tables, down.");
-    lab->add_option("action", lab_opts.action, "up, down, status or demo")
-        ->required()
-        ->check(CLI::IsMember({"up", "down", "status", "demo"}));
-    lab->add_option("extra", lab_opts.extra, "options of the action (see xpmip lab ACTION --help)");
-
+    Command c;
+    add_agent_commands(app, c);
+    add_tool_commands(app, c);
     CLI11_PARSE(app, argc, argv);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     try {
-        if (*lma) {
-            return xpmip::lma::run_lma(lma_opts);
-        }
-        if (*mag) {
-            return xpmip::mag::run_mag(mag_opts);
-        }
-        if (*lab) {
-            lab_opts.xpmip_binary = "/proc/self/exe";
-            return xpmip::lab::lab_main(lab_opts);
-        }
-        if (*show || *attach || *detach) {
-            if (instance.empty() && !instance_config.empty()) {
-                instance = xpmip::config::load_file(instance_config).opt_str("instance").value_or("");
-            }
-            if (instance.empty()) {
-                std::cerr << "xpmip: name the agent with -i INSTANCE or -c CONFIG\n";
-                return 2;
-            }
-            const auto sock = xpmip::control::socket_path(instance);
-            if (*attach || *detach) {
-                auto answer = xpmip::control::request(sock, {{"command", *attach ? "attach" : "detach"}, {"mn", mn_name}});
-                std::cout << answer["result"].get<std::string>() << "\n";
-                return 0;
-            }
-            nlohmann::json view;
-            try {
-                view = xpmip::control::request(sock, {{"command", "show"}, {"what", show_what}})["result"];
-            } catch (const xpmip::control::ControlError& e) {
-                if (std::string(e.what()).rfind("no agent", 0) != 0) {
-                    throw;
-                }
-                if (show_what == "bindings") {
-                    std::cerr << "xpmip: " << e.what() << ": bindings live in the agent (sessions, paths and stats "
-                              << "can be read from the pinned maps without it)\n";
-                    return 1;
-                }
-                auto pinned = xpmip::dataplane::open_pinned(instance);
-                view = xpmip::control::show_from_dataplane(show_what, pinned.maps, pinned.sessions());
-            }
-            std::cout << (as_json ? view.dump(2) + "\n" : xpmip::control::format_table(show_what, view));
-            return 0;
-        }
-        if (*check && check_role.empty()) {
-            check_role = role_of_config(check_file);
-        }
-        if (*check && check_role == "mag") {
-            auto cfg = xpmip::mag::load_mag_config(check_file);
-            std::cout << check_file << ": valid MAG configuration (LMA " << xpmip::to_string(cfg.lma) << ", "
-                      << cfg.wans.size() << " WAN path(s)" << (cfg.multipath() ? " (multipath)" : "") << ", "
-                      << cfg.steering.policy.rules.size() << " steering rule(s), " << cfg.mobile_nodes.size()
-                      << " mobile node(s))\n";
-            return 0;
-        }
-        if (*check) {
-            auto cfg = xpmip::lma::load_lma_config(check_file);
-            std::cout << check_file << ": valid LMA configuration (" << cfg.realms.size() << " realm(s), "
-                      << cfg.peers.size() << " peer(s), " << cfg.mobile_nodes.size() << " mobile node(s), "
-                      << cfg.mobile_node_domains.size() << " mobile node domain(s), multipath "
-                      << (cfg.multipath ? "on" : "off") << ", " << cfg.steering.policy.rules.size()
-                      << " steering rule(s))\n";
-            return 0;
-        }
+        return dispatch(c);
     } catch (const xpmip::config::ConfigError& e) {
         std::cerr << "xpmip: configuration error: " << e.what() << "\n";
         return 2;
@@ -177,5 +199,4 @@ int main(int argc, char** argv) {
         std::cerr << "xpmip: " << e.what() << "\n";
         return 1;
     }
-    return 0;
 }

@@ -65,6 +65,34 @@ std::vector<std::string> ancestors() {
     return out;
 }
 
+// A mount cannot be bound from another mount namespace; joining the caller's is what works. The
+// agent needs nothing of the fresh /sys ip netns exec made (it asks netlink, of its own network
+// namespace); the working directory is kept.
+void join_mount_namespace(const std::string& pid, const fs::path& dir) {
+    const int ns = open(("/proc/" + pid + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC);
+    const int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const bool joined = ns >= 0 && setns(ns, CLONE_NEWNS) == 0;
+    const int err = errno;
+    if (cwd >= 0) {
+        if (fchdir(cwd) != 0) {
+            spdlog::warn("keeping the working directory after joining the host's mount namespace failed: {}",
+                         std::strerror(errno));
+        }
+        close(cwd);
+    }
+    if (ns >= 0) {
+        close(ns);
+    }
+    if (!joined || !is_bpffs(dir)) {
+        throw DataplaneError(fmt::format("{} is not bpffs in this mount namespace (ip netns exec remounts /sys) and "
+                                         "joining the caller's failed ({}): run as `nsenter --net=/run/netns/NAME "
+                                         "xpmip ...` instead", dir.string(),
+                                         joined ? "no bpffs there either" : std::strerror(err)));
+    }
+    spdlog::info("{} was not bpffs in this mount namespace (ip netns exec remounts /sys): joined the caller's mount "
+                 "namespace, so the pins are the host's", dir.string());
+}
+
 } // namespace
 
 void ensure_bpffs(const fs::path& pin_root) {
@@ -86,36 +114,10 @@ void ensure_bpffs(const fs::path& pin_root) {
             continue;
         }
         other_namespace = true;
-        const fs::path host = fs::path("/proc") / pid / "root" / dir.relative_path();
-        if (!is_bpffs(host)) {
-            continue;
+        if (is_bpffs(fs::path("/proc") / pid / "root" / dir.relative_path())) {
+            join_mount_namespace(pid, dir);
+            return;
         }
-        // A mount cannot be bound from another mount namespace; joining the caller's is what
-        // works. The agent needs nothing of the fresh /sys ip netns exec made (it asks netlink,
-        // of its own network namespace); the working directory is kept.
-        const int ns = open(("/proc/" + pid + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC);
-        const int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        const bool joined = ns >= 0 && setns(ns, CLONE_NEWNS) == 0;
-        const int err = errno;
-        if (cwd >= 0) {
-            if (fchdir(cwd) != 0) {
-                spdlog::warn("keeping the working directory after joining the host's mount namespace failed: {}",
-                             std::strerror(errno));
-            }
-            close(cwd);
-        }
-        if (ns >= 0) {
-            close(ns);
-        }
-        if (!joined || !is_bpffs(dir)) {
-            throw DataplaneError(fmt::format("{} is not bpffs in this mount namespace (ip netns exec remounts /sys) "
-                                             "and joining the caller's failed ({}): run as `nsenter "
-                                             "--net=/run/netns/NAME xpmip ...` instead", dir.string(),
-                                             joined ? "no bpffs there either" : std::strerror(err)));
-        }
-        spdlog::info("{} was not bpffs in this mount namespace (ip netns exec remounts /sys): joined the caller's "
-                     "mount namespace, so the pins are the host's", dir.string());
-        return;
     }
     if (!other_namespace) {
         // The host's own mount namespace without bpffs (as on a fresh machine): mount it.

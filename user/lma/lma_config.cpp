@@ -166,6 +166,167 @@ bool is_nai_realm(const std::string& d) {
     });
 }
 
+// `lma:`: its addresses (LMAA, IPv4-LMAA) and LMA-wide defaults.
+void read_lma_section(MapReader& root, LmaConfig& c) {
+    auto lma = root.opt_map("lma");
+    if (!lma) {
+        root.fail("lma", "is required (the LMA's addresses and defaults)");
+    }
+    for (const auto& a : lma->str_list("addresses")) {
+        c.addresses.push_back(parse_ip_in(*lma, "addresses", a));
+    }
+    c.policy = read_policy(*lma);
+    c.multipath = lma->opt_bool("multipath").value_or(true);
+    lma->finish();
+    if (c.addresses.empty()) {
+        root.fail("lma", "addresses: at least one LMA address (IPv6 LMAA and/or IPv4-LMAA) is required");
+    }
+}
+
+// `limits:` and `timers:` (RFC 5213 §9.3).
+void read_timers_and_limits(MapReader& root, LmaConfig& c) {
+    if (auto lim = root.opt_map("limits")) {
+        c.limits.sessions = static_cast<std::uint32_t>(lim->opt_uint("sessions", 1, 1u << 24).value_or(c.limits.sessions));
+        c.limits.policies = static_cast<std::uint32_t>(lim->opt_uint("policies", 1, 256).value_or(c.limits.policies));
+        lim->finish();
+    }
+    auto t = root.opt_map("timers");
+    if (!t) {
+        return;
+    }
+    LmaTimers& m = c.timers;
+    m.min_delay_before_bce_delete =
+        t->opt_seconds("min_delay_before_bce_delete", 0, 3600).value_or(m.min_delay_before_bce_delete);
+    m.max_delay_before_new_bce_assign =
+        t->opt_seconds("max_delay_before_new_bce_assign", 0, 60).value_or(m.max_delay_before_new_bce_assign);
+    m.timestamp_validity_window =
+        t->opt_seconds("timestamp_validity_window", 0.001, 3600).value_or(m.timestamp_validity_window);
+    // The Lifetime field counts 4-second units in 16 bits (RFC 6275 §6.1.7).
+    m.max_lifetime = std::chrono::seconds(t->opt_uint("max_lifetime", 4, 65535u * 4).value_or(3600));
+    t->finish();
+}
+
+// One `realms:` entry: its core interface, pools (RFC 5213 §5.3 HNPs, RFC 5844 §3.3 home
+// addresses), default router and policy.
+Realm read_realm(MapReader& r, const LmaConfig& c, std::set<std::uint32_t>& ids) {
+    Realm realm;
+    realm.id = static_cast<std::uint32_t>(r.uint("id", 1, 0xffffffffu));
+    if (!ids.insert(realm.id).second) {
+        r.fail("id", fmt::format("realm {} is defined twice", realm.id));
+    }
+    realm.name = r.opt_str("name").value_or(fmt::format("realm-{}", realm.id));
+    realm.interface = r.str("interface");
+    auto ic = std::find_if(c.interfaces.begin(), c.interfaces.end(), [&](const auto& i) { return i.name == realm.interface; });
+    if (ic == c.interfaces.end()) {
+        r.fail("interface", fmt::format("'{}' is not in interfaces", realm.interface));
+    }
+    if (ic->kind != dataplane::InterfaceKind::Core || ic->realm != realm.id) {
+        r.fail("interface", fmt::format("'{}' must be listed in interfaces with kind core and realm {}",
+                                        realm.interface, realm.id));
+    }
+    realm.ipv4_pool = r.opt_ipv4_prefix("ipv4_pool");
+    realm.ipv6_pool = r.opt_ipv6_prefix("ipv6_pool");
+    realm.hnp_length = static_cast<std::uint8_t>(r.opt_uint("hnp_length", 1, 128).value_or(64));
+    if (realm.ipv6_pool && realm.hnp_length < realm.ipv6_pool->length) {
+        r.fail("hnp_length", fmt::format("/{} is shorter than ipv6_pool {}", realm.hnp_length,
+                                         realm.ipv6_pool->to_string()));
+    }
+    if (realm.ipv4_pool && realm.ipv4_pool->length > 30) {
+        r.fail("ipv4_pool", fmt::format("{} has no room for a router and hosts (at most /30)",
+                                        realm.ipv4_pool->to_string()));
+    }
+    realm.ipv4_default_router = r.opt_ipv4("ipv4_default_router");
+    if (realm.ipv4_pool && !realm.ipv4_default_router) {
+        realm.ipv4_default_router = Ipv4Address::from_host_order(realm.ipv4_pool->address.to_host_order() + 1);
+    }
+    realm.policy = read_policy(r);
+    r.finish();
+    return realm;
+}
+
+// One `peers:` entry: a MAG allowed to register (RFC 5213 §5.3.1 step 2) and its policy.
+MagPeer read_peer(MapReader& r, const LmaConfig& c) {
+    MagPeer p;
+    p.name = r.str("name");
+    for (const auto& a : r.str_list("addresses")) {
+        IpAddress ip = parse_ip_in(r, "addresses", a);
+        if (const auto* other = c.peer_by_address(ip)) {
+            r.fail("addresses", fmt::format("{} is already the address of peer '{}'", a, other->name));
+        }
+        p.addresses.push_back(ip);
+    }
+    if (p.addresses.empty()) {
+        r.fail("addresses", "is required (the MAG's proxy care-of addresses)");
+    }
+    p.policy = read_policy(r);
+    r.finish();
+    return p;
+}
+
+// Static addresses: inside one realm no two MNs may share one. `taken`: (realm, address) -> MN-ID.
+using TakenAddresses = std::map<std::pair<std::uint32_t, std::string>, std::string>;
+
+void claim_static_address(MapReader& r, const MobileNodeProfile& m, const char* key, std::optional<std::string> value,
+                          TakenAddresses& taken) {
+    if (!value) {
+        return;
+    }
+    auto [it, fresh] = taken.emplace(std::pair{m.realm, *value}, m.id);
+    if (!fresh) {
+        r.fail(key, fmt::format("{} is already mobile node '{}''s in realm {}", *value, it->second, m.realm));
+    }
+}
+
+// One `mobile_nodes:` entry: MN-ID, realm, services, static addresses, policy.
+MobileNodeProfile read_mobile_node(MapReader& r, LmaConfig& c, TakenAddresses& taken) {
+    MobileNodeProfile m;
+    m.id = r.str("id");
+    if (m.id.empty() || m.id.size() > 255) {
+        r.fail("id", "must be 1..255 octets (an NAI, RFC 4283)");
+    }
+    if (c.mobile_node_index.count(m.id)) {
+        r.fail("id", fmt::format("mobile node '{}' is listed twice", m.id));
+    }
+    m.ipv4_home_address = r.opt_ipv4("ipv4_home_address");
+    m.home_network_prefix = r.opt_ipv6_prefix("home_network_prefix");
+    const Realm* realm = &read_service(r, c, m);
+    if (m.ipv4_home_address && realm->ipv4_default_router && *m.ipv4_home_address == *realm->ipv4_default_router) {
+        r.fail("ipv4_home_address", fmt::format("{} is realm {}'s default router", m.ipv4_home_address->to_string(),
+                                                m.realm));
+    }
+    claim_static_address(r, m, "ipv4_home_address",
+                         m.ipv4_home_address ? std::optional(m.ipv4_home_address->to_string()) : std::nullopt, taken);
+    claim_static_address(r, m, "home_network_prefix",
+                         m.home_network_prefix ? std::optional(m.home_network_prefix->to_string()) : std::nullopt,
+                         taken);
+    r.finish();
+    return m;
+}
+
+// One `mobile_node_domains:` entry: every MN of an NAI domain (operators with more MNs than a list
+// should hold) with one profile.
+MobileNodeDomain read_mobile_node_domain(MapReader& r, LmaConfig& c) {
+    MobileNodeDomain d;
+    const std::string text = r.str("domain");
+    d.domain = ascii_lower(text);
+    if (!is_nai_realm(d.domain)) {
+        r.fail("domain", fmt::format("'{}' is not an NAI realm (a domain name such as operator.example, without '@')",
+                                     text));
+    }
+    if (c.mobile_node_domain_index.count(d.domain)) {
+        r.fail("domain", fmt::format("domain '{}' is listed twice", d.domain));
+    }
+    for (const char* key : {"ipv4_home_address", "home_network_prefix"}) {
+        if (r.has(key)) {
+            r.fail(key, "a domain's mobile nodes share its profile: static addresses need a mobile_nodes entry");
+        }
+    }
+    d.profile.id = "*@" + d.domain;
+    read_service(r, c, d.profile);
+    r.finish();
+    return d;
+}
+
 } // namespace
 
 LmaConfig parse_lma_config(MapReader root) {
@@ -173,169 +334,31 @@ LmaConfig parse_lma_config(MapReader root) {
     c.instance = root.opt_str("instance").value_or("lma");
     c.log_level = root.opt_choice("log_level", {"trace", "debug", "info", "warn", "error"}).value_or("info");
     c.metrics = root.opt_endpoint("metrics");
-
-    if (auto lma = root.opt_map("lma")) {
-        for (const auto& a : lma->str_list("addresses")) {
-            c.addresses.push_back(parse_ip_in(*lma, "addresses", a));
-        }
-        c.policy = read_policy(*lma);
-        c.multipath = lma->opt_bool("multipath").value_or(true);
-        lma->finish();
-    } else {
-        root.fail("lma", "is required (the LMA's addresses and defaults)");
-    }
-    if (c.addresses.empty()) {
-        root.fail("lma", "addresses: at least one LMA address (IPv6 LMAA and/or IPv4-LMAA) is required");
-    }
-
+    read_lma_section(root, c);
     c.interfaces = config::read_interfaces(root);
     if (c.interfaces.empty()) {
         root.fail("interfaces", "at least one interface is required");
     }
-
     c.steering = config::read_steering(root);
-
-    if (auto lim = root.opt_map("limits")) {
-        c.limits.sessions = static_cast<std::uint32_t>(lim->opt_uint("sessions", 1, 1u << 24).value_or(c.limits.sessions));
-        c.limits.policies = static_cast<std::uint32_t>(lim->opt_uint("policies", 1, 256).value_or(c.limits.policies));
-        lim->finish();
-    }
-
-    if (auto t = root.opt_map("timers")) {
-        c.timers.min_delay_before_bce_delete =
-            t->opt_seconds("min_delay_before_bce_delete", 0, 3600).value_or(c.timers.min_delay_before_bce_delete);
-        c.timers.max_delay_before_new_bce_assign =
-            t->opt_seconds("max_delay_before_new_bce_assign", 0, 60).value_or(c.timers.max_delay_before_new_bce_assign);
-        c.timers.timestamp_validity_window =
-            t->opt_seconds("timestamp_validity_window", 0.001, 3600).value_or(c.timers.timestamp_validity_window);
-        // The Lifetime field counts 4-second units in 16 bits (RFC 6275 §6.1.7).
-        c.timers.max_lifetime = std::chrono::seconds(t->opt_uint("max_lifetime", 4, 65535u * 4).value_or(3600));
-        t->finish();
-    }
-
+    read_timers_and_limits(root, c);
     std::set<std::uint32_t> realm_ids;
     for (auto& r : root.map_list("realms")) {
-        Realm realm;
-        realm.id = static_cast<std::uint32_t>(r.uint("id", 1, 0xffffffffu));
-        if (!realm_ids.insert(realm.id).second) {
-            r.fail("id", fmt::format("realm {} is defined twice", realm.id));
-        }
-        realm.name = r.opt_str("name").value_or(fmt::format("realm-{}", realm.id));
-        realm.interface = r.str("interface");
-        const auto* ic = [&]() -> const dataplane::InterfaceConfig* {
-            for (const auto& i : c.interfaces) {
-                if (i.name == realm.interface) {
-                    return &i;
-                }
-            }
-            return nullptr;
-        }();
-        if (!ic) {
-            r.fail("interface", fmt::format("'{}' is not in interfaces", realm.interface));
-        }
-        if (ic->kind != dataplane::InterfaceKind::Core || ic->realm != realm.id) {
-            r.fail("interface", fmt::format("'{}' must be listed in interfaces with kind core and realm {}",
-                                            realm.interface, realm.id));
-        }
-        realm.ipv4_pool = r.opt_ipv4_prefix("ipv4_pool");
-        realm.ipv6_pool = r.opt_ipv6_prefix("ipv6_pool");
-        realm.hnp_length = static_cast<std::uint8_t>(r.opt_uint("hnp_length", 1, 128).value_or(64));
-        if (realm.ipv6_pool && realm.hnp_length < realm.ipv6_pool->length) {
-            r.fail("hnp_length", fmt::format("/{} is shorter than ipv6_pool {}", realm.hnp_length,
-                                             realm.ipv6_pool->to_string()));
-        }
-        if (realm.ipv4_pool && realm.ipv4_pool->length > 30) {
-            r.fail("ipv4_pool", fmt::format("{} has no room for a router and hosts (at most /30)",
-                                            realm.ipv4_pool->to_string()));
-        }
-        realm.ipv4_default_router = r.opt_ipv4("ipv4_default_router");
-        if (realm.ipv4_pool && !realm.ipv4_default_router) {
-            realm.ipv4_default_router = Ipv4Address::from_host_order(realm.ipv4_pool->address.to_host_order() + 1);
-        }
-        realm.policy = read_policy(r);
-        r.finish();
-        c.realms.push_back(realm);
+        c.realms.push_back(read_realm(r, c, realm_ids));
     }
     if (c.realms.empty()) {
         root.fail("realms", "at least one realm is required");
     }
-
     for (auto& r : root.map_list("peers")) {
-        MagPeer p;
-        p.name = r.str("name");
-        for (const auto& a : r.str_list("addresses")) {
-            IpAddress ip = parse_ip_in(r, "addresses", a);
-            if (const auto* other = c.peer_by_address(ip)) {
-                r.fail("addresses", fmt::format("{} is already the address of peer '{}'", a, other->name));
-            }
-            p.addresses.push_back(ip);
-        }
-        if (p.addresses.empty()) {
-            r.fail("addresses", "is required (the MAG's proxy care-of addresses)");
-        }
-        p.policy = read_policy(r);
-        r.finish();
-        c.peers.push_back(p);
+        c.peers.push_back(read_peer(r, c));
     }
-
-    // Static addresses: inside one realm no two MNs may share one.
-    std::map<std::pair<std::uint32_t, std::string>, std::string> taken;
+    TakenAddresses taken;
     for (auto& r : root.map_list("mobile_nodes")) {
-        MobileNodeProfile m;
-        m.id = r.str("id");
-        if (m.id.empty() || m.id.size() > 255) {
-            r.fail("id", "must be 1..255 octets (an NAI, RFC 4283)");
-        }
-        if (c.mobile_node_index.count(m.id)) {
-            r.fail("id", fmt::format("mobile node '{}' is listed twice", m.id));
-        }
-        m.ipv4_home_address = r.opt_ipv4("ipv4_home_address");
-        m.home_network_prefix = r.opt_ipv6_prefix("home_network_prefix");
-        const Realm* realm = &read_service(r, c, m);
-        if (m.ipv4_home_address && realm->ipv4_default_router && *m.ipv4_home_address == *realm->ipv4_default_router) {
-            r.fail("ipv4_home_address", fmt::format("{} is realm {}'s default router",
-                                                    m.ipv4_home_address->to_string(), m.realm));
-        }
-        for (const auto& [key, val] : {std::pair<std::string, std::optional<std::string>>{
-                                           "ipv4_home_address",
-                                           m.ipv4_home_address ? std::optional(m.ipv4_home_address->to_string())
-                                                               : std::nullopt},
-                                       {"home_network_prefix", m.home_network_prefix
-                                                                   ? std::optional(m.home_network_prefix->to_string())
-                                                                   : std::nullopt}}) {
-            if (!val) {
-                continue;
-            }
-            auto [it, fresh] = taken.emplace(std::pair{m.realm, *val}, m.id);
-            if (!fresh) {
-                r.fail(key, fmt::format("{} is already mobile node '{}''s in realm {}", *val, it->second, m.realm));
-            }
-        }
-        r.finish();
+        MobileNodeProfile m = read_mobile_node(r, c, taken);
         c.mobile_node_index[m.id] = c.mobile_nodes.size();
-        c.mobile_nodes.push_back(m);
+        c.mobile_nodes.push_back(std::move(m));
     }
-
-    // Whole NAI domains (operators with more MNs than a list should hold): one profile each.
     for (auto& r : root.map_list("mobile_node_domains")) {
-        MobileNodeDomain d;
-        const std::string text = r.str("domain");
-        d.domain = ascii_lower(text);
-        if (!is_nai_realm(d.domain)) {
-            r.fail("domain", fmt::format("'{}' is not an NAI realm (a domain name such as operator.example, "
-                                         "without '@')", text));
-        }
-        if (c.mobile_node_domain_index.count(d.domain)) {
-            r.fail("domain", fmt::format("domain '{}' is listed twice", d.domain));
-        }
-        for (const char* key : {"ipv4_home_address", "home_network_prefix"}) {
-            if (r.has(key)) {
-                r.fail(key, "a domain's mobile nodes share its profile: static addresses need a mobile_nodes entry");
-            }
-        }
-        d.profile.id = "*@" + d.domain;
-        read_service(r, c, d.profile);
-        r.finish();
+        MobileNodeDomain d = read_mobile_node_domain(r, c);
         c.mobile_node_domain_index[d.domain] = c.mobile_node_domains.size();
         c.mobile_node_domains.push_back(std::move(d));
     }

@@ -62,8 +62,9 @@ bool MobileAccessGateway::rate_limited(BindingUpdateListEntry& e, Clock::time_po
     return sent.size() >= config_.timers.max_pbu_per_second;
 }
 
+// RFC 5213 §6.9.1.5 (the PBU the MAG sends), RFC 5844 §3.1 over IPv4, RFC 5845 §4.1 (the GRE Key
+// option), RFC 8278 §4.4 (options 63 and 64 on every path).
 OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool deregistration, Clock::time_point) {
-    const MobileNodeConfig* mn = config_.mobile_node(e.mn_id);
     const WanPath& wan = config_.wans.at(e.path);
     OutgoingPbu out;
     out.transport = is_ipv4(wan.lma) ? Transport::Ipv4Udp : Transport::Ipv6;
@@ -82,9 +83,25 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
         pbu.flags |= bu_flag::kTlvHeader;   // RFC 5845 §7.3: GRE in UDP needs the TLV header
     }
     e.tlv_requested = pbu.has(bu_flag::kTlvHeader);
+    add_mobile_node_options(e, wan, pbu);
+    if (udp) {
+        pbu.options.add(Ipv4CareOfAddressOption{std::get<Ipv4Address>(out.src)});
+    }
+    if (gre_option) {
+        add_gre_key_option(e, pbu);
+    }
+    add_multipath_options(e, wan, pbu);
+    log_pbu(e, out);
+    return out;
+}
+
+// The MN and its attachment (RFC 5213 §6.9.1.5), the addresses it asks for (RFC 5213 §6.9.1.1:
+// all zeroes asks for a prefix, later PBUs name the one held; RFC 5844 §3.1.1 likewise for IPv4).
+void MobileAccessGateway::add_mobile_node_options(BindingUpdateListEntry& e, const WanPath& wan,
+                                                  ProxyBindingUpdate& pbu) {
+    const MobileNodeConfig* mn = config_.mobile_node(e.mn_id);
     pbu.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, e.mn_id});
     if (mn && mn->ipv6) {
-        // RFC 5213 §6.9.1.1: all zeroes asks for a prefix; later PBUs name the one we hold.
         pbu.options.add(e.hnp ? HomeNetworkPrefixOption{e.hnp->length, e.hnp->address} : HomeNetworkPrefixOption{});
     }
     const bool known = e.hnp || e.ipv4_hoa;
@@ -102,27 +119,37 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
         pbu.options.add(Ipv4HomeAddressRequestOption{e.ipv4_hoa ? e.ipv4_prefix_length : std::uint8_t{0},
                                                      e.ipv4_hoa.value_or(Ipv4Address{})});
     }
-    if (udp) {
-        pbu.options.add(Ipv4CareOfAddressOption{std::get<Ipv4Address>(out.src)});
+}
+
+// RFC 5845 §3.1: with a downlink key the MAG assigns (unique here, never 0), or without one.
+void MobileAccessGateway::add_gre_key_option(BindingUpdateListEntry& e, ProxyBindingUpdate& pbu) {
+    const bool keys = config_.gre == GreMode::Keys || e.gre_forced;
+    if (keys && !e.key_downlink) {
+        e.key_downlink = allocate_downlink_key();
     }
-    if (gre_option) {
-        const bool keys = config_.gre == GreMode::Keys || e.gre_forced;
-        if (keys && !e.key_downlink) {
-            e.key_downlink = allocate_downlink_key();
-        }
-        pbu.options.add(GreKeyOption{keys ? e.key_downlink : std::nullopt});
-    }
-    // RFC 8278 §4.4: "MUST include the MAG Multipath Binding Option ... in each of the PBU
-    // messages that it sends through the different WAN interfaces", and the MAG Identifier.
+    pbu.options.add(GreKeyOption{keys ? e.key_downlink : std::nullopt});
+}
+
+// RFC 8278 §4.4: "MUST include the MAG Multipath Binding Option ... in each of the PBU messages that
+// it sends through the different WAN interfaces", and the MAG Identifier.
+void MobileAccessGateway::add_multipath_options(BindingUpdateListEntry& e, const WanPath& wan,
+                                                ProxyBindingUpdate& pbu) {
     e.multipath_sent = multipath_for(e);
-    if (e.multipath_sent) {
-        MagMultipathBindingOption mmb;
-        mmb.if_att = wan.access_technology;
-        mmb.if_label = wan.label;
-        mmb.binding_id = wan.bid;
-        pbu.options.add(mmb);
-        pbu.options.add(MagIdentifierOption{kMnIdSubtypeNai, config_.identifier});
+    if (!e.multipath_sent) {
+        return;
     }
+    MagMultipathBindingOption mmb;
+    mmb.if_att = wan.access_technology;
+    mmb.if_label = wan.label;
+    mmb.binding_id = wan.bid;
+    pbu.options.add(mmb);
+    pbu.options.add(MagIdentifierOption{kMnIdSubtypeNai, config_.identifier});
+}
+
+void MobileAccessGateway::log_pbu(const BindingUpdateListEntry& e, const OutgoingPbu& out) const {
+    const ProxyBindingUpdate& pbu = out.pbu;
+    const WanPath& wan = config_.wans.at(e.path);
+    const bool known = e.hnp || e.ipv4_hoa;
     spdlog::info("PBU mn={} lma={} seq={} lifetime={}s hi={} gre={} T={} F={}{}{}", e.mn_id, to_string(out.dst),
                  pbu.sequence, pbu.lifetime_seconds().count(), known ? 5 : 1,
                  gre_key_text(pbu.options.find<GreKeyOption>()), pbu.has(bu_flag::kTlvHeader) ? 1 : 0,
@@ -131,7 +158,6 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
                                                 config_.steering.label_name(wan.label), wan.interface)
                                   : "",
                  e.attempts > 0 ? fmt::format(" (attempt {})", e.attempts + 1) : "");
-    return out;
 }
 
 std::vector<OutgoingPbu> MobileAccessGateway::send(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now) {
@@ -699,50 +725,29 @@ std::vector<OutgoingPbu> MobileAccessGateway::reload(MagConfig config, Clock::ti
 
 std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
     std::vector<OutgoingPbu> out;
-    std::vector<std::string> gone;                            // MNs whose first path gave up
-    std::vector<std::pair<std::string, std::size_t>> gone_paths;   // other paths that did
+    std::vector<std::pair<std::string, std::size_t>> given_up;   // (MN, path) whose de-registration went unanswered
     for (auto& [id, p] : bul_) {
         for (auto* x : all_paths(p)) {
-            BindingUpdateListEntry& e = *x;
             std::vector<OutgoingPbu> more;
-            switch (e.state) {
+            switch (x->state) {
             case State::Registering:
-                if (e.next_send <= now) {
-                    more = send(e, false, now);
+                if (x->next_send <= now) {
+                    more = send(*x, false, now);
                 }
                 break;
             case State::Registered:
-                if (e.expires <= now) {
-                    // No refresh made it in time: forwarding stops (on this path), registration
-                    // starts over.
-                    spdlog::warn("binding of {} (path {}) expired without a refresh", id, e.path);
-                    uninstall(e);
-                    e.state = State::Registering;
-                    e.refreshing = false;
-                    e.backoff = config_.timers.initial_retransmit;
-                    more = send(e, false, now);
-                } else if (e.next_send <= now) {
-                    if (!e.refreshing) {
-                        e.refreshing = true;
-                        e.attempts = 0;
-                        e.backoff = config_.timers.initial_retransmit;
-                    }
-                    more = send(e, false, now);
-                }
+                more = registered_timer(*x, now);
                 break;
             case State::Deregistering:
-                if (e.next_send <= now) {
-                    if (e.attempts >= config_.timers.deregistration_attempts) {
-                        spdlog::warn("de-registration of {} (path {}) unanswered after {} attempts: dropped", id, e.path,
-                                     e.attempts);
-                        if (&e == &p) {
-                            gone.push_back(id);
-                        } else {
-                            gone_paths.emplace_back(id, e.path);
-                        }
-                    } else {
-                        more = send(e, true, now);
-                    }
+                if (x->next_send > now) {
+                    break;
+                }
+                if (x->attempts >= config_.timers.deregistration_attempts) {
+                    spdlog::warn("de-registration of {} (path {}) unanswered after {} attempts: dropped", id, x->path,
+                                 x->attempts);
+                    given_up.emplace_back(id, x->path);
+                } else {
+                    more = send(*x, true, now);
                 }
                 break;
             case State::Failed:
@@ -751,21 +756,53 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
             out.insert(out.end(), more.begin(), more.end());
         }
     }
-    for (const auto& [id, path] : gone_paths) {
-        auto& paths = bul_.at(id).paths;
-        for (auto it = paths.begin(); it != paths.end(); ++it) {
-            if (it->path == path) {
-                release_key(*it);
-                paths.erase(it);
-                break;
-            }
-        }
-    }
-    for (const auto& id : gone) {
-        release_key(bul_.at(id));
-        bul_.erase(id);
+    for (const auto& [id, path] : given_up) {
+        drop_path(id, path);
     }
     return out;
+}
+
+// RFC 5213 §6.9.1.4: a binding is refreshed before it expires; one that expires without a refresh
+// stops forwarding (on this path) and registration starts over.
+std::vector<OutgoingPbu> MobileAccessGateway::registered_timer(BindingUpdateListEntry& e, Clock::time_point now) {
+    if (e.expires <= now) {
+        spdlog::warn("binding of {} (path {}) expired without a refresh", e.mn_id, e.path);
+        uninstall(e);
+        e.state = State::Registering;
+        e.refreshing = false;
+        e.backoff = config_.timers.initial_retransmit;
+        return send(e, false, now);
+    }
+    if (e.next_send > now) {
+        return {};
+    }
+    if (!e.refreshing) {
+        e.refreshing = true;
+        e.attempts = 0;
+        e.backoff = config_.timers.initial_retransmit;
+    }
+    return send(e, false, now);
+}
+
+// The entry of a path that gave up: the MN's (its first path) or one of its other paths'.
+void MobileAccessGateway::drop_path(const std::string& mn_id, std::size_t path) {
+    auto it = bul_.find(mn_id);
+    if (it == bul_.end()) {
+        return;
+    }
+    if (it->second.path == path) {
+        release_key(it->second);
+        bul_.erase(it);
+        return;
+    }
+    auto& paths = it->second.paths;
+    for (auto x = paths.begin(); x != paths.end(); ++x) {
+        if (x->path == path) {
+            release_key(*x);
+            paths.erase(x);
+            return;
+        }
+    }
 }
 
 std::optional<Clock::time_point> MobileAccessGateway::next_deadline() const {

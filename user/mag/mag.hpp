@@ -128,8 +128,14 @@ public:
 
 private:
     OutgoingPbu build_pbu(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now);
+    void add_mobile_node_options(BindingUpdateListEntry& e, const WanPath& wan, wire::ProxyBindingUpdate& pbu);
+    void add_gre_key_option(BindingUpdateListEntry& e, wire::ProxyBindingUpdate& pbu);
+    void add_multipath_options(BindingUpdateListEntry& e, const WanPath& wan, wire::ProxyBindingUpdate& pbu);
+    void log_pbu(const BindingUpdateListEntry& e, const OutgoingPbu& out) const;
     std::vector<OutgoingPbu> send(BindingUpdateListEntry& e, bool deregistration, Clock::time_point now);
     bool rate_limited(BindingUpdateListEntry& e, Clock::time_point now);
+    std::vector<OutgoingPbu> registered_timer(BindingUpdateListEntry& e, Clock::time_point now);
+    void drop_path(const std::string& mn_id, std::size_t path);
     bool include_gre_option(const BindingUpdateListEntry& e) const;
     void install(BindingUpdateListEntry& e);
     void uninstall(BindingUpdateListEntry& e);
