@@ -136,19 +136,90 @@ std::vector<std::uint8_t> bytes_of(const Ipv4Address& a) {
     return {a.bytes.begin(), a.bytes.end()};
 }
 
+// The options RFC 4861 bounds (§6.2.1 AdvDefaultLifetime) and an RA interval range tick() can draw from.
+void check_options(const std::string& ifname, const AccessLinkOptions& options) {
+    if (options.router_lifetime_seconds > kMaxRouterLifetime) {
+        throw std::invalid_argument(fmt::format("access link {}: router_lifetime_seconds {} exceeds {} (RFC 4861 §6.2.1)",
+                                                ifname, options.router_lifetime_seconds, kMaxRouterLifetime));
+    }
+    if (options.ra_min_interval <= std::chrono::milliseconds{0} || options.ra_max_interval < options.ra_min_interval) {
+        throw std::invalid_argument(fmt::format("access link {}: RA interval {}..{} ms is not a positive range", ifname,
+                                                options.ra_min_interval.count(), options.ra_max_interval.count()));
+    }
+}
+
+// The RA source: the configured address (RFC 5213 §6.8: maybe shared by every MAG of the
+// domain), else the interface's own link-local address, if it has one yet.
+std::optional<Ipv6Address> router_link_local(const std::string& ifname, const AccessLinkOptions& options,
+                                             const netlink::InterfaceInfo& info) {
+    if (options.link_local) {
+        if (!options.link_local->is_link_local()) {
+            throw std::invalid_argument(fmt::format("access link {}: link_local {} is not a link-local address", ifname,
+                                                    options.link_local->to_string()));
+        }
+        return options.link_local;
+    }
+    for (const auto& a : info.ipv6) {
+        if (a.is_link_local()) {
+            return a;
+        }
+    }
+    return std::nullopt;
+}
+
+// An AF_PACKET socket that sees only access_filter()'s frames, with their checksum status.
+UniqueFd open_filtered_socket(const std::string& ifname) {
+    // Protocol 0 receives nothing until bind(): attach the filter first, so no unfiltered frame
+    // can be queued in between.
+    UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) {
+        fail_errno(ifname, "socket(AF_PACKET)");
+    }
+    auto filter = access_filter();
+    sock_fprog prog{static_cast<unsigned short>(filter.size()), filter.data()};
+    if (setsockopt(fd.get(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
+        fail_errno(ifname, "SO_ATTACH_FILTER");
+    }
+    int one = 1;
+    // tp_status tells frames whose checksum is not filled in yet (CHECKSUM_PARTIAL from a local
+    // sender or a veth peer): their checksums cannot be checked from the bytes.
+    if (setsockopt(fd.get(), SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0) {
+        fail_errno(ifname, "PACKET_AUXDATA");
+    }
+#ifdef PACKET_IGNORE_OUTGOING
+    (void)setsockopt(fd.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));  // also checked per frame
+#endif
+    return fd;
+}
+
+void bind_to_interface(int fd, const std::string& ifname, int ifindex) {
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = ifindex;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0) {
+        fail_errno(ifname, fmt::format("bind AF_PACKET to ifindex {}", ifindex));
+    }
+}
+
+// Router Solicitations go to ff02::2 (33:33:00:00:00:02): make sure the NIC lets them in.
+void join_all_routers(int fd, const std::string& ifname, int ifindex) {
+    packet_mreq mreq{};
+    mreq.mr_ifindex = ifindex;
+    mreq.mr_type = PACKET_MR_MULTICAST;
+    mreq.mr_alen = 6;
+    const std::uint8_t all_routers[6] = {0x33, 0x33, 0, 0, 0, 2};
+    std::memcpy(mreq.mr_address, all_routers, 6);
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0) {
+        fail_errno(ifname, "PACKET_ADD_MEMBERSHIP 33:33:00:00:00:02");
+    }
+}
+
 } // namespace
 
 AccessLink::AccessLink(const std::string& ifname, AccessLinkOptions options)
     : ifname_(ifname), options_(std::move(options)), rx_buffer_(65536), rng_(std::random_device{}()) {
-    if (options_.router_lifetime_seconds > kMaxRouterLifetime) {
-        throw std::invalid_argument(fmt::format("access link {}: router_lifetime_seconds {} exceeds {} (RFC 4861 §6.2.1)",
-                                                ifname, options_.router_lifetime_seconds, kMaxRouterLifetime));
-    }
-    if (options_.ra_min_interval <= std::chrono::milliseconds{0} ||
-        options_.ra_max_interval < options_.ra_min_interval) {
-        throw std::invalid_argument(fmt::format("access link {}: RA interval {}..{} ms is not a positive range", ifname,
-                                                options_.ra_min_interval.count(), options_.ra_max_interval.count()));
-    }
+    check_options(ifname, options_);
     auto info = netlink::find_interface(ifname);
     if (!info) {
         throw std::runtime_error(fmt::format("access link {}: no such interface", ifname));
@@ -158,58 +229,10 @@ AccessLink::AccessLink(const std::string& ifname, AccessLinkOptions options)
     if (mac_ == MacAddress{}) {
         throw std::runtime_error(fmt::format("access link {}: no Ethernet address (not an Ethernet interface?)", ifname));
     }
-    if (options_.link_local) {
-        if (!options_.link_local->is_link_local()) {
-            throw std::invalid_argument(fmt::format("access link {}: link_local {} is not a link-local address", ifname,
-                                                    options_.link_local->to_string()));
-        }
-        link_local_ = options_.link_local;
-    } else {
-        for (const auto& a : info->ipv6) {
-            if (a.is_link_local()) {
-                link_local_ = a;
-                break;
-            }
-        }
-    }
-
-    // Protocol 0 receives nothing until bind(): attach the filter first, so no unfiltered frame
-    // can be queued in between.
-    fd_ = UniqueFd(::socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd_) {
-        fail_errno(ifname, "socket(AF_PACKET)");
-    }
-    auto filter = access_filter();
-    sock_fprog prog{static_cast<unsigned short>(filter.size()), filter.data()};
-    if (setsockopt(fd_.get(), SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0) {
-        fail_errno(ifname, "SO_ATTACH_FILTER");
-    }
-    int one = 1;
-    // tp_status tells frames whose checksum is not filled in yet (CHECKSUM_PARTIAL from a local
-    // sender or a veth peer): their checksums cannot be checked from the bytes.
-    if (setsockopt(fd_.get(), SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0) {
-        fail_errno(ifname, "PACKET_AUXDATA");
-    }
-#ifdef PACKET_IGNORE_OUTGOING
-    (void)setsockopt(fd_.get(), SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));  // also checked per frame
-#endif
-    sockaddr_ll sll{};
-    sll.sll_family = AF_PACKET;
-    sll.sll_protocol = htons(ETH_P_ALL);
-    sll.sll_ifindex = ifindex_;
-    if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) < 0) {
-        fail_errno(ifname, fmt::format("bind AF_PACKET to ifindex {}", ifindex_));
-    }
-    // Router Solicitations go to ff02::2 (33:33:00:00:00:02): make sure the NIC lets them in.
-    packet_mreq mreq{};
-    mreq.mr_ifindex = ifindex_;
-    mreq.mr_type = PACKET_MR_MULTICAST;
-    mreq.mr_alen = 6;
-    const std::uint8_t all_routers[6] = {0x33, 0x33, 0, 0, 0, 2};
-    std::memcpy(mreq.mr_address, all_routers, 6);
-    if (setsockopt(fd_.get(), SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq, sizeof(mreq)) < 0) {
-        fail_errno(ifname, "PACKET_ADD_MEMBERSHIP 33:33:00:00:00:02");
-    }
+    link_local_ = router_link_local(ifname, options_, *info);
+    fd_ = open_filtered_socket(ifname);
+    bind_to_interface(fd_.get(), ifname, ifindex_);
+    join_all_routers(fd_.get(), ifname, ifindex_);
     spdlog::info("access link {}: ifindex {} mac {} router link-local {}", ifname_, ifindex_, mac_.to_string(),
                  link_local_ ? link_local_->to_string() : "none (IPv6 off: no RAs until it has one)");
 }
@@ -513,6 +536,86 @@ void AccessLink::handle_arp(const std::uint8_t* data, std::size_t len) {
                   req.sender_mac.to_string());
 }
 
+namespace {
+
+// The BOOTREPLY header fields for `req`. RFC 2131 §4.3.1 Table 3: ciaddr 0 in OFFER and NAK,
+// the client's in ACK; yiaddr the address in OFFER / ACK, but not in an ACK to INFORM (§4.3.5).
+DhcpMessage reply_header(const DhcpMessage& req, DhcpType type, DhcpType rtype, const StationConfig& cfg) {
+    DhcpMessage m;
+    m.op = 2;
+    m.xid = req.xid;
+    m.flags = req.flags;
+    m.giaddr = req.giaddr;
+    m.chaddr = req.chaddr;
+    if (rtype == DhcpType::Ack) {
+        m.ciaddr = req.ciaddr;
+    }
+    if (rtype == DhcpType::Offer || (rtype == DhcpType::Ack && type != DhcpType::Inform)) {
+        m.yiaddr = *cfg.ipv4_address;
+    }
+    return m;
+}
+
+// The station's configuration in an OFFER or ACK: lease times, mask, router, routes, DNS.
+void add_configuration_options(DhcpMessage& m, DhcpType type, const StationConfig& cfg) {
+    const Ipv4Address server_id = *cfg.ipv4_router;
+    if (type != DhcpType::Inform) {
+        // RFC 2131 §4.3.5: no lease time in an ACK to INFORM. T1 = 0.5, T2 = 0.875 of the lease (§4.4.5).
+        const std::uint32_t lease = cfg.lifetime_seconds;
+        m.options.emplace_back(dhcp_option::kLeaseTime, be32(lease));
+        m.options.emplace_back(dhcp_option::kRenewalTime, be32(lease / 2));
+        m.options.emplace_back(dhcp_option::kRebindingTime,
+                               be32(static_cast<std::uint32_t>(std::uint64_t{lease} * 7 / 8)));
+    }
+    m.options.emplace_back(dhcp_option::kSubnetMask, bytes_of(netmask(cfg.ipv4_prefix_length)));
+    m.options.emplace_back(dhcp_option::kRouter, bytes_of(server_id));
+    if (cfg.ipv4_prefix_length == 32) {
+        m.options.emplace_back(dhcp_option::kClasslessStaticRoute, routes_to_off_subnet_router(server_id));
+    }
+    if (!cfg.dns_servers.empty()) {
+        std::vector<std::uint8_t> dns;
+        for (const auto& d : cfg.dns_servers) {
+            dns.insert(dns.end(), d.bytes.begin(), d.bytes.end());
+        }
+        m.options.emplace_back(dhcp_option::kDns, std::move(dns));
+    }
+}
+
+// The `rtype` answer to the client message `req` of type `type`.
+DhcpMessage dhcp_reply(const DhcpMessage& req, DhcpType type, DhcpType rtype, const StationConfig& cfg,
+                       const std::string& nak_message) {
+    DhcpMessage m = reply_header(req, type, rtype, cfg);
+    m.options.emplace_back(dhcp_option::kMessageType, std::vector<std::uint8_t>{static_cast<std::uint8_t>(rtype)});
+    m.options.emplace_back(dhcp_option::kServerId, bytes_of(*cfg.ipv4_router));
+    if (rtype == DhcpType::Nak) {
+        m.options.emplace_back(dhcp_option::kMessage, std::vector<std::uint8_t>(nak_message.begin(), nak_message.end()));
+    } else {
+        add_configuration_options(m, type, cfg);
+    }
+    if (const auto* cid = req.option(dhcp_option::kClientId)) {
+        m.options.emplace_back(dhcp_option::kClientId, *cid);   // RFC 6842 §3: echo it
+    }
+    return m;
+}
+
+// RFC 2131 §4.1 (giaddr 0): NAK and B-flag replies to 255.255.255.255, a client with ciaddr to
+// ciaddr, else to yiaddr. The link-layer destination is always the client's MAC (chaddr): the
+// broadcast-flag clients read it all the same, and the other stations on a shared link (maybe
+// of another realm) never see another MN's answer.
+Ipv4Address reply_destination(const DhcpMessage& req, const DhcpMessage& reply, DhcpType rtype) {
+    Ipv4Address dst = Ipv4Address::from_host_order(0xffffffff);
+    if (rtype != DhcpType::Nak) {
+        if (!req.ciaddr.is_unspecified()) {
+            dst = req.ciaddr;
+        } else if (!(req.flags & kDhcpBroadcastFlag)) {
+            dst = reply.yiaddr;
+        }
+    }
+    return dst;
+}
+
+} // namespace
+
 void AccessLink::handle_dhcp(const std::uint8_t* data, std::size_t len, bool skip_checksum) {
     DhcpFrame f;
     try {
@@ -528,27 +631,40 @@ void AccessLink::handle_dhcp(const std::uint8_t* data, std::size_t len, bool ski
         ++counters_.dhcp_ignored;   // a reply (another server on the link) or plain BOOTP
         return;
     }
-    switch (*type) {
-    case DhcpType::Discover: ++counters_.dhcp_discover; break;
-    case DhcpType::Request: ++counters_.dhcp_request; break;
-    case DhcpType::Inform: ++counters_.dhcp_inform; break;
-    case DhcpType::Release: ++counters_.dhcp_release; break;
-    case DhcpType::Decline: ++counters_.dhcp_decline; break;
-    default:
-        ++counters_.dhcp_ignored;
+    if (!count_dhcp_request(*type)) {
         return;
     }
+    if (const StationConfig* cfg = dhcp_client(f, *type)) {
+        answer_dhcp(req, *type, *cfg);
+    }
+}
+
+bool AccessLink::count_dhcp_request(DhcpType type) {
+    switch (type) {
+    case DhcpType::Discover: ++counters_.dhcp_discover; return true;
+    case DhcpType::Request: ++counters_.dhcp_request; return true;
+    case DhcpType::Inform: ++counters_.dhcp_inform; return true;
+    case DhcpType::Release: ++counters_.dhcp_release; return true;
+    case DhcpType::Decline: ++counters_.dhcp_decline; return true;
+    default:
+        ++counters_.dhcp_ignored;
+        return false;
+    }
+}
+
+const StationConfig* AccessLink::dhcp_client(const DhcpFrame& f, DhcpType type) {
+    const DhcpMessage& req = f.message;
     const MacAddress mac = req.chaddr;
     if (!req.giaddr.is_unspecified() || f.src_mac != mac) {
         // Relayed, or chaddr is not the sender: we serve the stations on this link, identified by
         // their own link-layer address (RFC 5213 §6.6), never one station on another's behalf.
         ++counters_.dhcp_ignored;
-        spdlog::debug("access link {}: {} for {} from {} giaddr {}: not served", ifname_, to_string(*type),
+        spdlog::debug("access link {}: {} for {} from {} giaddr {}: not served", ifname_, to_string(type),
                       mac.to_string(), f.src_mac.to_string(), req.giaddr.to_string());
-        return;
+        return nullptr;
     }
     auto it = stations_.find(mac);
-    if (it == stations_.end() && (*type == DhcpType::Discover || *type == DhcpType::Request)) {
+    if (it == stations_.end() && (type == DhcpType::Discover || type == DhcpType::Request)) {
         if (report_unknown(mac)) {
             it = stations_.find(mac);
         }
@@ -556,120 +672,23 @@ void AccessLink::handle_dhcp(const std::uint8_t* data, std::size_t len, bool ski
     if (it == stations_.end() || !it->second.cfg.ipv4_address) {
         // RFC 2131 §4.3.2: a server with no record of the client remains silent.
         ++counters_.dhcp_ignored;
-        return;
+        return nullptr;
     }
-    const StationConfig& cfg = it->second.cfg;
-    const Ipv4Address server_id = *cfg.ipv4_router;
-    const auto requested = req.address_option(dhcp_option::kRequestedAddress);
-    const auto their_server = req.address_option(dhcp_option::kServerId);
+    return &it->second.cfg;
+}
 
-    auto reply = [&](DhcpType rtype, const std::string& nak_message = {}) {
-        DhcpMessage m;
-        m.op = 2;
-        m.xid = req.xid;
-        m.flags = req.flags;
-        m.giaddr = req.giaddr;
-        m.chaddr = req.chaddr;
-        // RFC 2131 §4.3.1 Table 3: ciaddr 0 in OFFER and NAK, the client's in ACK; yiaddr the
-        // address in OFFER / ACK, but not in an ACK to INFORM (§4.3.5).
-        if (rtype == DhcpType::Ack) {
-            m.ciaddr = req.ciaddr;
-        }
-        if (rtype == DhcpType::Offer || (rtype == DhcpType::Ack && *type != DhcpType::Inform)) {
-            m.yiaddr = *cfg.ipv4_address;
-        }
-        m.options.emplace_back(dhcp_option::kMessageType, std::vector<std::uint8_t>{static_cast<std::uint8_t>(rtype)});
-        m.options.emplace_back(dhcp_option::kServerId, bytes_of(server_id));
-        if (rtype == DhcpType::Nak) {
-            m.options.emplace_back(dhcp_option::kMessage, std::vector<std::uint8_t>(nak_message.begin(), nak_message.end()));
-        } else {
-            if (*type != DhcpType::Inform) {
-                // §4.3.5: no lease time in an ACK to INFORM. T1 = 0.5, T2 = 0.875 of the lease (§4.4.5).
-                const std::uint32_t lease = cfg.lifetime_seconds;
-                m.options.emplace_back(dhcp_option::kLeaseTime, be32(lease));
-                m.options.emplace_back(dhcp_option::kRenewalTime, be32(lease / 2));
-                m.options.emplace_back(dhcp_option::kRebindingTime,
-                                       be32(static_cast<std::uint32_t>(std::uint64_t{lease} * 7 / 8)));
-            }
-            m.options.emplace_back(dhcp_option::kSubnetMask, bytes_of(netmask(cfg.ipv4_prefix_length)));
-            m.options.emplace_back(dhcp_option::kRouter, bytes_of(server_id));
-            if (cfg.ipv4_prefix_length == 32) {
-                m.options.emplace_back(dhcp_option::kClasslessStaticRoute, routes_to_off_subnet_router(server_id));
-            }
-            if (!cfg.dns_servers.empty()) {
-                std::vector<std::uint8_t> dns;
-                for (const auto& d : cfg.dns_servers) {
-                    dns.insert(dns.end(), d.bytes.begin(), d.bytes.end());
-                }
-                m.options.emplace_back(dhcp_option::kDns, std::move(dns));
-            }
-        }
-        if (const auto* cid = req.option(dhcp_option::kClientId)) {
-            m.options.emplace_back(dhcp_option::kClientId, *cid);   // RFC 6842 §3: echo it
-        }
-        // RFC 2131 §4.1 (giaddr 0): NAK and B-flag replies to 255.255.255.255, a client with
-        // ciaddr to ciaddr, else to yiaddr. The link-layer destination is always the client's
-        // MAC (chaddr): the broadcast-flag clients read it all the same, and the other stations
-        // on a shared link (maybe of another realm) never see another MN's answer.
-        Ipv4Address dst = Ipv4Address::from_host_order(0xffffffff);
-        if (rtype != DhcpType::Nak) {
-            if (!req.ciaddr.is_unspecified()) {
-                dst = req.ciaddr;
-            } else if (!(req.flags & kDhcpBroadcastFlag)) {
-                dst = m.yiaddr;
-            }
-        }
-        send_frame(mac, build_dhcp_frame(mac, mac_, server_id, dst, kDhcpServerPort, kDhcpClientPort, ip_id_++, m),
-                   to_string(rtype).c_str());
-        switch (rtype) {
-        case DhcpType::Offer: ++counters_.dhcp_offer; break;
-        case DhcpType::Ack: ++counters_.dhcp_ack; break;
-        case DhcpType::Nak: ++counters_.dhcp_nak; break;
-        default: break;
-        }
-        spdlog::info("access link {}: {} from {} -> {} {} (to {})", ifname_, to_string(*type), mac.to_string(),
-                     to_string(rtype), rtype == DhcpType::Nak ? nak_message : cfg.ipv4_address->to_string(),
-                     dst.to_string());
-    };
-
-    switch (*type) {
+void AccessLink::answer_dhcp(const DhcpMessage& req, DhcpType type, const StationConfig& cfg) {
+    const MacAddress mac = req.chaddr;
+    switch (type) {
     case DhcpType::Discover:
         // The requested address (option 50), if any, is only a hint: the LMA assigned this one.
-        reply(DhcpType::Offer);
+        send_dhcp_reply(req, type, cfg, DhcpType::Offer);
         return;
     case DhcpType::Request:
-        // RFC 2131 §4.3.2: SELECTING carries our server identifier and the requested address;
-        // INIT-REBOOT the requested address only; RENEWING / REBINDING neither, with ciaddr set.
-        if (their_server) {
-            if (*their_server != server_id) {
-                ++counters_.dhcp_ignored;   // the client took another server's offer
-                return;
-            }
-            if (requested == cfg.ipv4_address) {
-                reply(DhcpType::Ack);
-            } else {
-                reply(DhcpType::Nak, fmt::format("requested address {} is not this client's",
-                                                 requested ? requested->to_string() : "(none)"));
-            }
-        } else if (requested) {
-            if (*requested == *cfg.ipv4_address) {
-                reply(DhcpType::Ack);
-            } else {
-                reply(DhcpType::Nak, fmt::format("requested address {} is not this client's", requested->to_string()));
-            }
-        } else if (!req.ciaddr.is_unspecified()) {
-            if (req.ciaddr == *cfg.ipv4_address) {
-                reply(DhcpType::Ack);
-            } else {
-                reply(DhcpType::Nak, fmt::format("address {} is not this client's", req.ciaddr.to_string()));
-            }
-        } else {
-            ++counters_.malformed;
-            spdlog::debug("access link {}: DHCPREQUEST from {} names no address", ifname_, mac.to_string());
-        }
+        answer_dhcp_request(req, cfg);
         return;
     case DhcpType::Inform:
-        reply(DhcpType::Ack);
+        send_dhcp_reply(req, type, cfg, DhcpType::Ack);
         return;
     case DhcpType::Release:
         // The address stays the MN's (the LMA assigned it for the mobility session); a later
@@ -679,15 +698,73 @@ void AccessLink::handle_dhcp(const std::uint8_t* data, std::size_t len, bool ski
             on_release(mac);
         }
         return;
-    case DhcpType::Decline:
+    case DhcpType::Decline: {
         // RFC 2131 §4.3.3: the client found the address in use. We have no other to offer: the
         // address comes from the LMA. Someone on the link is using a MN's home address.
+        const auto requested = req.address_option(dhcp_option::kRequestedAddress);
         spdlog::warn("access link {}: DHCPDECLINE from {} of {}: the address is in use on the link", ifname_,
                      mac.to_string(), requested ? requested->to_string() : "(none)");
         return;
+    }
     default:
         return;
     }
+}
+
+void AccessLink::answer_dhcp_request(const DhcpMessage& req, const StationConfig& cfg) {
+    const Ipv4Address server_id = *cfg.ipv4_router;
+    const auto requested = req.address_option(dhcp_option::kRequestedAddress);
+    const auto their_server = req.address_option(dhcp_option::kServerId);
+    const auto ack = [&] { send_dhcp_reply(req, DhcpType::Request, cfg, DhcpType::Ack); };
+    const auto nak = [&](const std::string& why) { send_dhcp_reply(req, DhcpType::Request, cfg, DhcpType::Nak, why); };
+    // RFC 2131 §4.3.2: SELECTING carries our server identifier and the requested address;
+    // INIT-REBOOT the requested address only; RENEWING / REBINDING neither, with ciaddr set.
+    if (their_server) {
+        if (*their_server != server_id) {
+            ++counters_.dhcp_ignored;   // the client took another server's offer
+            return;
+        }
+        if (requested == cfg.ipv4_address) {
+            ack();
+        } else {
+            nak(fmt::format("requested address {} is not this client's",
+                            requested ? requested->to_string() : "(none)"));
+        }
+    } else if (requested) {
+        if (*requested == *cfg.ipv4_address) {
+            ack();
+        } else {
+            nak(fmt::format("requested address {} is not this client's", requested->to_string()));
+        }
+    } else if (!req.ciaddr.is_unspecified()) {
+        if (req.ciaddr == *cfg.ipv4_address) {
+            ack();
+        } else {
+            nak(fmt::format("address {} is not this client's", req.ciaddr.to_string()));
+        }
+    } else {
+        ++counters_.malformed;
+        spdlog::debug("access link {}: DHCPREQUEST from {} names no address", ifname_, req.chaddr.to_string());
+    }
+}
+
+void AccessLink::send_dhcp_reply(const DhcpMessage& req, DhcpType type, const StationConfig& cfg, DhcpType rtype,
+                                 const std::string& nak_message) {
+    const MacAddress mac = req.chaddr;
+    const Ipv4Address server_id = *cfg.ipv4_router;
+    const DhcpMessage m = dhcp_reply(req, type, rtype, cfg, nak_message);
+    const Ipv4Address dst = reply_destination(req, m, rtype);
+    send_frame(mac, build_dhcp_frame(mac, mac_, server_id, dst, kDhcpServerPort, kDhcpClientPort, ip_id_++, m),
+               to_string(rtype).c_str());
+    switch (rtype) {
+    case DhcpType::Offer: ++counters_.dhcp_offer; break;
+    case DhcpType::Ack: ++counters_.dhcp_ack; break;
+    case DhcpType::Nak: ++counters_.dhcp_nak; break;
+    default: break;
+    }
+    spdlog::info("access link {}: {} from {} -> {} {} (to {})", ifname_, to_string(type), mac.to_string(),
+                 to_string(rtype), rtype == DhcpType::Nak ? nak_message : cfg.ipv4_address->to_string(),
+                 dst.to_string());
 }
 
 } // namespace xpmip::access

@@ -20,6 +20,10 @@
 
 namespace xpmip::access {
 
+struct DhcpFrame;     // access/packets.hpp
+struct DhcpMessage;
+enum class DhcpType : std::uint8_t;
+
 struct StationConfig {
     std::optional<Ipv6Prefix> hnp;            // IPv6 home network prefix
     std::optional<Ipv4Address> ipv4_address;  // IPv4 home address
@@ -125,6 +129,15 @@ private:
     void handle_frame(const std::uint8_t* data, std::size_t len, bool checksum_unverifiable);
     void handle_router_solicitation(const std::uint8_t* data, std::size_t len, bool skip_checksum);
     void handle_dhcp(const std::uint8_t* data, std::size_t len, bool skip_checksum);
+    // Counts a client message type we answer; false (counted as ignored) for the others.
+    bool count_dhcp_request(DhcpType type);
+    // The station `f` is answered for, or nullptr (counted) when we stay silent.
+    const StationConfig* dhcp_client(const DhcpFrame& f, DhcpType type);
+    void answer_dhcp(const DhcpMessage& req, DhcpType type, const StationConfig& cfg);
+    void answer_dhcp_request(const DhcpMessage& req, const StationConfig& cfg);
+    // The `rtype` reply to `req` (of type `type`), sent, counted and logged.
+    void send_dhcp_reply(const DhcpMessage& req, DhcpType type, const StationConfig& cfg, DhcpType rtype,
+                         const std::string& nak_message = {});
     void handle_arp(const std::uint8_t* data, std::size_t len);
     bool report_unknown(const MacAddress& mac);  // true when the callback ran
     void send_ra(const MacAddress& mac, const std::optional<Ipv6Prefix>& prefix, const StationConfig* cfg,

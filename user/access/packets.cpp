@@ -145,7 +145,10 @@ Ipv6Address all_nodes() {
     return a;
 }
 
-RouterSolicitation parse_router_solicitation(std::span<const std::uint8_t> frame, bool verify_checksum) {
+namespace {
+
+// Ethernet + IPv6 without extension headers + ICMPv6: returns the IPv6 Payload Length.
+std::size_t checked_icmpv6_payload(std::span<const std::uint8_t> frame) {
     if (frame.size() < kEthernetHeader + kIpv6Header + 8) {
         malformed(fmt::format("Router Solicitation: frame of {} octets is too short", frame.size()));
     }
@@ -165,10 +168,11 @@ RouterSolicitation parse_router_solicitation(std::span<const std::uint8_t> frame
     if (ip[6] != kIpProtoIcmpv6) {
         malformed(fmt::format("IPv6 Next Header {} is not ICMPv6", ip[6]));
     }
-    RouterSolicitation rs;
-    rs.src_mac = mac_at(eth + 6);
-    rs.src = ipv6_at(ip + 8);
-    Ipv6Address dst = ipv6_at(ip + 24);
+    return payload;
+}
+
+// Hop limit, ICMP length, type, code and checksum of an RS; its options are walked below.
+void check_rs_header(const std::uint8_t* ip, std::size_t payload, bool verify_checksum) {
     const std::uint8_t* icmp = ip + kIpv6Header;
     // RFC 4861 §6.1.1: a router MUST silently discard an RS unless all of these hold.
     if (ip[7] != 255) {
@@ -184,12 +188,19 @@ RouterSolicitation parse_router_solicitation(std::span<const std::uint8_t> frame
         malformed(fmt::format("Router Solicitation: ICMP Code {} is not 0", icmp[1]));
     }
     if (verify_checksum) {
-        std::uint32_t sum = ipv6_pseudo_header(rs.src, dst, static_cast<std::uint32_t>(payload), kIpProtoIcmpv6);
+        std::uint32_t sum = ipv6_pseudo_header(ipv6_at(ip + 8), ipv6_at(ip + 24), static_cast<std::uint32_t>(payload),
+                                               kIpProtoIcmpv6);
         sum = checksum_add(std::span(icmp, payload), sum);
         if (checksum_finish(sum) != 0) {
             malformed(fmt::format("Router Solicitation: ICMPv6 Checksum 0x{:04x} is wrong", get16(icmp + 2)));
         }
     }
+}
+
+// Walk the RS options (RFC 4861 §6.1.1: every Length nonzero and inside the message); returns
+// the address of the (last) Source Link-Layer Address option.
+std::optional<MacAddress> rs_source_link_layer_address(const std::uint8_t* icmp, std::size_t payload) {
+    std::optional<MacAddress> slla;
     for (std::size_t off = 8; off < payload;) {
         if (off + 2 > payload) {
             malformed(fmt::format("Router Solicitation: option at offset {} is truncated", off));
@@ -203,10 +214,24 @@ RouterSolicitation parse_router_solicitation(std::span<const std::uint8_t> frame
                                   icmp[off], off, icmp[off + 1]));
         }
         if (icmp[off] == kNdOptSourceLinkLayer && olen >= 8) {
-            rs.slla = mac_at(icmp + off + 2);
+            slla = mac_at(icmp + off + 2);
         }
         off += olen;
     }
+    return slla;
+}
+
+} // namespace
+
+RouterSolicitation parse_router_solicitation(std::span<const std::uint8_t> frame, bool verify_checksum) {
+    const std::size_t payload = checked_icmpv6_payload(frame);
+    const std::uint8_t* eth = frame.data();
+    const std::uint8_t* ip = eth + kEthernetHeader;
+    RouterSolicitation rs;
+    rs.src_mac = mac_at(eth + 6);
+    rs.src = ipv6_at(ip + 8);
+    check_rs_header(ip, payload, verify_checksum);
+    rs.slla = rs_source_link_layer_address(ip + kIpv6Header, payload);
     if (rs.slla && rs.src.is_unspecified()) {
         malformed("Router Solicitation: Source Link-Layer Address option with an unspecified source address");
     }
@@ -309,19 +334,15 @@ Ipv4Address netmask(std::uint8_t prefix_length) {
     return Ipv4Address::from_host_order(m);
 }
 
-DhcpFrame parse_dhcp_frame(std::span<const std::uint8_t> frame, bool verify_checksum) {
-    if (frame.size() < kEthernetHeader + 20) {
-        malformed(fmt::format("DHCP: frame of {} octets is too short", frame.size()));
-    }
-    const std::uint8_t* eth = frame.data();
-    if (get16(eth + 12) != kEtherTypeIpv4) {
-        malformed(fmt::format("EtherType 0x{:04x} is not IPv4", get16(eth + 12)));
-    }
-    DhcpFrame f;
-    f.dst_mac = mac_at(eth);
-    f.src_mac = mac_at(eth + 6);
-    const std::uint8_t* ip = eth + kEthernetHeader;
-    std::size_t room = frame.size() - kEthernetHeader;
+namespace {
+
+struct Ipv4Lengths {
+    std::size_t ihl = 0;     // header length in octets, options included
+    std::size_t total = 0;   // Total Length
+};
+
+// The IPv4 header of an unfragmented UDP datagram within `room` octets of frame payload.
+Ipv4Lengths check_ipv4_udp_header(const std::uint8_t* ip, std::size_t room) {
     if ((ip[0] >> 4) != 4) {
         malformed(fmt::format("IPv4 Version {} is not 4", ip[0] >> 4));
     }
@@ -342,15 +363,17 @@ DhcpFrame parse_dhcp_frame(std::span<const std::uint8_t> frame, bool verify_chec
     if (ip[9] != kIpProtoUdp) {
         malformed(fmt::format("IPv4 Protocol {} is not UDP", ip[9]));
     }
-    f.ip_src = ipv4_at(ip + 12);
-    f.ip_dst = ipv4_at(ip + 16);
-    const std::uint8_t* udp = ip + ihl;
+    return {ihl, total};
+}
+
+// The UDP Length inside the IPv4 payload and, when nonzero (and asked for), the UDP checksum
+// over the pseudo-header. Returns the UDP Length.
+std::size_t check_udp_datagram(const std::uint8_t* ip, const Ipv4Lengths& lengths, bool verify_checksum) {
+    const std::uint8_t* udp = ip + lengths.ihl;
     std::size_t udp_len = get16(udp + 4);
-    if (udp_len < kUdpHeader || udp_len > total - ihl) {
-        malformed(fmt::format("UDP Length {} is invalid (IPv4 payload {})", udp_len, total - ihl));
+    if (udp_len < kUdpHeader || udp_len > lengths.total - lengths.ihl) {
+        malformed(fmt::format("UDP Length {} is invalid (IPv4 payload {})", udp_len, lengths.total - lengths.ihl));
     }
-    f.src_port = get16(udp);
-    f.dst_port = get16(udp + 2);
     if (verify_checksum && get16(udp + 6) != 0) {
         std::uint8_t pseudo[12] = {};
         std::memcpy(pseudo, ip + 12, 8);
@@ -361,12 +384,11 @@ DhcpFrame parse_dhcp_frame(std::span<const std::uint8_t> frame, bool verify_chec
             malformed(fmt::format("UDP Checksum 0x{:04x} is wrong", get16(udp + 6)));
         }
     }
-    const std::uint8_t* b = udp + kUdpHeader;
-    std::size_t blen = udp_len - kUdpHeader;
-    if (blen < kBootpFixed + 4) {
-        malformed(fmt::format("BOOTP message of {} octets is shorter than {}", blen, kBootpFixed + 4));
-    }
-    DhcpMessage& m = f.message;
+    return udp_len;
+}
+
+// The fixed BOOTP fields (RFC 2131 Figure 1) up to chaddr; only Ethernet hardware addresses.
+void read_bootp_fixed(const std::uint8_t* b, DhcpMessage& m) {
     m.op = b[0];
     if (b[1] != 1 || b[2] != 6) {
         malformed(fmt::format("BOOTP htype {} / hlen {}: only Ethernet (1 / 6) is served", b[1], b[2]));
@@ -380,6 +402,10 @@ DhcpFrame parse_dhcp_frame(std::span<const std::uint8_t> frame, bool verify_chec
     m.siaddr = ipv4_at(b + 20);
     m.giaddr = ipv4_at(b + 24);
     m.chaddr = mac_at(b + 28);
+}
+
+// The options after the magic cookie, and those in file / sname under option 52.
+void read_dhcp_options(const std::uint8_t* b, std::size_t blen, DhcpMessage& m) {
     if (std::memcmp(b + kBootpFixed, kMagicCookie, 4) != 0) {
         malformed("BOOTP vendor field: no DHCP magic cookie 99.130.83.99");
     }
@@ -401,13 +427,60 @@ DhcpFrame parse_dhcp_frame(std::span<const std::uint8_t> frame, bool verify_chec
         malformed(fmt::format("DHCP option 53 (Message Type) of {} octets / value {} is invalid", t->size(),
                               t->empty() ? 0 : (*t)[0]));
     }
+}
+
+// A BOOTP/DHCP message of `blen` octets (the UDP payload).
+void read_dhcp_message(const std::uint8_t* b, std::size_t blen, DhcpMessage& m) {
+    if (blen < kBootpFixed + 4) {
+        malformed(fmt::format("BOOTP message of {} octets is shorter than {}", blen, kBootpFixed + 4));
+    }
+    read_bootp_fixed(b, m);
+    read_dhcp_options(b, blen, m);
+}
+
+} // namespace
+
+DhcpFrame parse_dhcp_frame(std::span<const std::uint8_t> frame, bool verify_checksum) {
+    if (frame.size() < kEthernetHeader + 20) {
+        malformed(fmt::format("DHCP: frame of {} octets is too short", frame.size()));
+    }
+    const std::uint8_t* eth = frame.data();
+    if (get16(eth + 12) != kEtherTypeIpv4) {
+        malformed(fmt::format("EtherType 0x{:04x} is not IPv4", get16(eth + 12)));
+    }
+    DhcpFrame f;
+    f.dst_mac = mac_at(eth);
+    f.src_mac = mac_at(eth + 6);
+    const std::uint8_t* ip = eth + kEthernetHeader;
+    const Ipv4Lengths lengths = check_ipv4_udp_header(ip, frame.size() - kEthernetHeader);
+    f.ip_src = ipv4_at(ip + 12);
+    f.ip_dst = ipv4_at(ip + 16);
+    const std::uint8_t* udp = ip + lengths.ihl;
+    const std::size_t udp_len = check_udp_datagram(ip, lengths, verify_checksum);
+    f.src_port = get16(udp);
+    f.dst_port = get16(udp + 2);
+    read_dhcp_message(udp + kUdpHeader, udp_len - kUdpHeader, f.message);
     return f;
 }
 
-std::vector<std::uint8_t> build_dhcp_frame(const MacAddress& dst_mac, const MacAddress& src_mac,
-                                           const Ipv4Address& ip_src, const Ipv4Address& ip_dst,
-                                           std::uint16_t src_port, std::uint16_t dst_port,
-                                           std::uint16_t ip_id, const DhcpMessage& msg) {
+namespace {
+
+// One option as code-length-value; longer values are split into several instances (RFC 3396 §5).
+void put_dhcp_option(std::vector<std::uint8_t>& bootp, std::uint8_t code, const std::vector<std::uint8_t>& value) {
+    std::size_t off = 0;
+    do {
+        std::size_t n = std::min<std::size_t>(255, value.size() - off);
+        bootp.push_back(code);
+        bootp.push_back(static_cast<std::uint8_t>(n));
+        bootp.insert(bootp.end(), value.begin() + static_cast<std::ptrdiff_t>(off),
+                     value.begin() + static_cast<std::ptrdiff_t>(off + n));
+        off += n;
+    } while (off < value.size());
+}
+
+// The BOOTP message (RFC 2131 Figure 1) with the options in the given order, End, and Pad up
+// to RFC 1542 §3.4's minimum of 300 octets.
+std::vector<std::uint8_t> build_bootp(const DhcpMessage& msg) {
     std::vector<std::uint8_t> bootp;
     bootp.push_back(msg.op);
     bootp.push_back(1);   // htype Ethernet
@@ -424,27 +497,18 @@ std::vector<std::uint8_t> build_dhcp_frame(const MacAddress& dst_mac, const MacA
     bootp.resize(kBootpFixed, 0);   // rest of chaddr, sname, file
     bootp.insert(bootp.end(), std::begin(kMagicCookie), std::end(kMagicCookie));
     for (const auto& [code, value] : msg.options) {
-        // Longer values are split into several instances (RFC 3396 §5).
-        std::size_t off = 0;
-        do {
-            std::size_t n = std::min<std::size_t>(255, value.size() - off);
-            bootp.push_back(code);
-            bootp.push_back(static_cast<std::uint8_t>(n));
-            bootp.insert(bootp.end(), value.begin() + static_cast<std::ptrdiff_t>(off),
-                         value.begin() + static_cast<std::ptrdiff_t>(off + n));
-            off += n;
-        } while (off < value.size());
+        put_dhcp_option(bootp, code, value);
     }
     bootp.push_back(dhcp_option::kEnd);
     if (bootp.size() < kBootpMinimum) {
         bootp.resize(kBootpMinimum, dhcp_option::kPad);
     }
+    return bootp;
+}
 
-    const std::size_t udp_len = kUdpHeader + bootp.size();
-    const std::size_t total = 20 + udp_len;
-    std::vector<std::uint8_t> out;
-    out.reserve(kEthernetHeader + total);
-    put_ethernet(out, dst_mac, src_mac, kEtherTypeIpv4);
+// A 20-octet IPv4 header (no options, TTL 64, protocol UDP) with its header checksum.
+void put_ipv4_udp_header(std::vector<std::uint8_t>& out, std::size_t total, std::uint16_t ip_id,
+                         const Ipv4Address& ip_src, const Ipv4Address& ip_dst) {
     const std::size_t ip_at = out.size();
     out.push_back(0x45);  // Version 4, IHL 5
     out.push_back(0x10);  // DSCP: low delay, as ISC dhcpd; harmless
@@ -457,12 +521,18 @@ std::vector<std::uint8_t> build_dhcp_frame(const MacAddress& dst_mac, const MacA
     put(out, ip_src.bytes);
     put(out, ip_dst.bytes);
     set16(out, ip_at + 10, checksum_finish(checksum_add(std::span(out.data() + ip_at, 20))));
+}
+
+// The UDP header and payload, the checksum over the IPv4 pseudo-header.
+void put_udp(std::vector<std::uint8_t>& out, const Ipv4Address& ip_src, const Ipv4Address& ip_dst,
+             std::uint16_t src_port, std::uint16_t dst_port, const std::vector<std::uint8_t>& payload) {
+    const std::size_t udp_len = kUdpHeader + payload.size();
     const std::size_t udp_at = out.size();
     put16(out, src_port);
     put16(out, dst_port);
     put16(out, static_cast<std::uint16_t>(udp_len));
     put16(out, 0);
-    out.insert(out.end(), bootp.begin(), bootp.end());
+    out.insert(out.end(), payload.begin(), payload.end());
     std::uint8_t pseudo[12] = {};
     std::memcpy(pseudo, ip_src.bytes.data(), 4);
     std::memcpy(pseudo + 4, ip_dst.bytes.data(), 4);
@@ -471,6 +541,22 @@ std::vector<std::uint8_t> build_dhcp_frame(const MacAddress& dst_mac, const MacA
     pseudo[11] = static_cast<std::uint8_t>(udp_len);
     std::uint16_t csum = checksum_finish(checksum_add(std::span(out.data() + udp_at, udp_len), checksum_add(pseudo)));
     set16(out, udp_at + 6, csum == 0 ? 0xffff : csum);   // RFC 768: 0 is sent as all ones
+}
+
+} // namespace
+
+std::vector<std::uint8_t> build_dhcp_frame(const MacAddress& dst_mac, const MacAddress& src_mac,
+                                           const Ipv4Address& ip_src, const Ipv4Address& ip_dst,
+                                           std::uint16_t src_port, std::uint16_t dst_port,
+                                           std::uint16_t ip_id, const DhcpMessage& msg) {
+    const std::vector<std::uint8_t> bootp = build_bootp(msg);
+    const std::size_t udp_len = kUdpHeader + bootp.size();
+    const std::size_t total = 20 + udp_len;
+    std::vector<std::uint8_t> out;
+    out.reserve(kEthernetHeader + total);
+    put_ethernet(out, dst_mac, src_mac, kEtherTypeIpv4);
+    put_ipv4_udp_header(out, total, ip_id, ip_src, ip_dst);
+    put_udp(out, ip_src, ip_dst, src_port, dst_port, bootp);
     return out;
 }
 

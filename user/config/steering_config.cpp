@@ -101,83 +101,123 @@ std::vector<std::string> describe_rules(const SteeringConfig& s) {
     return out;
 }
 
-SteeringConfig read_steering(MapReader& root) {
-    SteeringConfig s;
+namespace {
+
+// One entry of `labels`: names and ids unique across the list, a name never a number (so a
+// rule's label names cannot be mistaken for ids).
+Label read_label(MapReader& r, std::set<std::string>& names, std::set<unsigned>& ids) {
+    Label l;
+    l.name = r.str("name");
+    if (l.name.empty() || parse_number(l.name)) {
+        r.fail("name", fmt::format("'{}': a label's name must not be empty or a number", l.name));
+    }
+    l.id = static_cast<std::uint8_t>(r.uint("id", 1, 255));
+    l.weight = static_cast<std::uint8_t>(r.opt_uint("weight", 1, 255).value_or(1));
+    if (!names.insert(l.name).second) {
+        r.fail("name", fmt::format("label '{}' is defined twice", l.name));
+    }
+    if (!ids.insert(l.id).second) {
+        r.fail("id", fmt::format("label id {} is used twice", l.id));
+    }
+    r.finish();
+    return l;
+}
+
+std::vector<Label> read_labels(MapReader& root) {
+    std::vector<Label> labels;
     std::set<std::string> names;
     std::set<unsigned> ids;
     for (auto& r : root.map_list("labels")) {
-        Label l;
-        l.name = r.str("name");
-        if (l.name.empty() || parse_number(l.name)) {
-            r.fail("name", fmt::format("'{}': a label's name must not be empty or a number", l.name));
-        }
-        l.id = static_cast<std::uint8_t>(r.uint("id", 1, 255));
-        l.weight = static_cast<std::uint8_t>(r.opt_uint("weight", 1, 255).value_or(1));
-        if (!names.insert(l.name).second) {
-            r.fail("name", fmt::format("label '{}' is defined twice", l.name));
-        }
-        if (!ids.insert(l.id).second) {
-            r.fail("id", fmt::format("label id {} is used twice", l.id));
-        }
-        r.finish();
-        s.labels.push_back(l);
+        labels.push_back(read_label(r, names, ids));
     }
+    return labels;
+}
+
+// `proto`: a name or an IP protocol number 1..255.
+std::uint8_t read_protocol(MapReader& r, const std::string& proto) {
+    if (proto == "tcp") {
+        return 6;
+    }
+    if (proto == "udp") {
+        return 17;
+    }
+    if (proto == "icmp") {
+        return 1;
+    }
+    if (proto == "icmpv6") {
+        return 58;
+    }
+    if (auto n = parse_number(proto); n && *n >= 1 && *n <= 255) {
+        return static_cast<std::uint8_t>(*n);
+    }
+    r.fail("proto", fmt::format("'{}' is not tcp, udp, icmp, icmpv6 or a protocol number 1..255", proto));
+}
+
+// `remote_ports` / `local_ports`: only for TCP and UDP, whose headers carry ports.
+void read_rule_ports(MapReader& r, dataplane::RuleConfig& rule) {
+    if (auto p = r.opt_str("remote_ports")) {
+        std::tie(rule.remote_port_lo, rule.remote_port_hi) = port_range(r, "remote_ports", *p);
+    }
+    if (auto p = r.opt_str("local_ports")) {
+        std::tie(rule.local_port_lo, rule.local_port_hi) = port_range(r, "local_ports", *p);
+    }
+    if ((r.has("remote_ports") || r.has("local_ports")) && rule.proto != 6 && rule.proto != 17) {
+        r.fail(r.has("remote_ports") ? "remote_ports" : "local_ports", "ports need proto tcp or udp");
+    }
+}
+
+// `distribute`, `strict` and `labels`: how the rule's flows use the paths (RFC 8278 §3.2).
+void read_rule_distribution(const SteeringConfig& s, MapReader& r, dataplane::RuleConfig& rule) {
+    const auto mode = r.opt_choice("distribute", {"per-flow", "per-packet"}).value_or("per-flow");
+    rule.per_packet = mode == "per-packet";
+    rule.strict = r.opt_bool("strict").value_or(false);
+    const auto labels = r.str_list("labels");
+    if (labels.empty() && !rule.per_packet) {
+        r.fail("labels", "a per-flow rule needs labels in order of preference");
+    }
+    if (labels.size() > XPMIP_MAX_LABEL_PREFS) {
+        r.fail("labels", fmt::format("{} labels: at most {}", labels.size(), XPMIP_MAX_LABEL_PREFS));
+    }
+    for (const auto& l : labels) {
+        rule.labels.push_back(resolve_label(s, r, "labels", l));
+    }
+}
+
+// One entry of `steering`, checked as the data plane will take it.
+dataplane::RuleConfig read_rule(const SteeringConfig& s, MapReader& r) {
+    dataplane::RuleConfig rule;
+    if (auto proto = r.opt_str("proto")) {
+        rule.proto = read_protocol(r, *proto);
+    }
+    if (auto d = r.opt_uint("dscp", 0, 63)) {
+        rule.dscp = static_cast<std::uint8_t>(*d);
+    }
+    rule.remote_prefix = r.opt_str("remote_prefix");
+    read_rule_ports(r, rule);
+    read_rule_distribution(s, r, rule);
+    r.finish();
+    // What the data plane would refuse is a configuration error here, not at the first
+    // session.
+    try {
+        (void)dataplane::to_map_value(dataplane::PolicyConfig{{rule}});
+    } catch (const std::exception& e) {
+        r.fail(rule.remote_prefix ? "remote_prefix" : "", e.what());
+    }
+    return rule;
+}
+
+} // namespace
+
+SteeringConfig read_steering(MapReader& root) {
+    SteeringConfig s;
+    s.labels = read_labels(root);
     auto rules = root.map_list("steering");
     if (rules.size() > XPMIP_MAX_RULES) {
         root.fail("steering", fmt::format("{} rules: the data plane takes at most {}", rules.size(), XPMIP_MAX_RULES));
     }
     for (auto& r : rules) {
-        dataplane::RuleConfig rule;
         std::string name = r.opt_str("name").value_or(fmt::format("rule{}", s.policy.rules.size() + 1));
-        if (auto proto = r.opt_str("proto")) {
-            if (*proto == "tcp") {
-                rule.proto = 6;
-            } else if (*proto == "udp") {
-                rule.proto = 17;
-            } else if (*proto == "icmp") {
-                rule.proto = 1;
-            } else if (*proto == "icmpv6") {
-                rule.proto = 58;
-            } else if (auto n = parse_number(*proto); n && *n >= 1 && *n <= 255) {
-                rule.proto = static_cast<std::uint8_t>(*n);
-            } else {
-                r.fail("proto", fmt::format("'{}' is not tcp, udp, icmp, icmpv6 or a protocol number 1..255", *proto));
-            }
-        }
-        if (auto d = r.opt_uint("dscp", 0, 63)) {
-            rule.dscp = static_cast<std::uint8_t>(*d);
-        }
-        rule.remote_prefix = r.opt_str("remote_prefix");
-        if (auto p = r.opt_str("remote_ports")) {
-            std::tie(rule.remote_port_lo, rule.remote_port_hi) = port_range(r, "remote_ports", *p);
-        }
-        if (auto p = r.opt_str("local_ports")) {
-            std::tie(rule.local_port_lo, rule.local_port_hi) = port_range(r, "local_ports", *p);
-        }
-        if ((r.has("remote_ports") || r.has("local_ports")) && rule.proto != 6 && rule.proto != 17) {
-            r.fail(r.has("remote_ports") ? "remote_ports" : "local_ports", "ports need proto tcp or udp");
-        }
-        const auto mode = r.opt_choice("distribute", {"per-flow", "per-packet"}).value_or("per-flow");
-        rule.per_packet = mode == "per-packet";
-        rule.strict = r.opt_bool("strict").value_or(false);
-        const auto labels = r.str_list("labels");
-        if (labels.empty() && !rule.per_packet) {
-            r.fail("labels", "a per-flow rule needs labels in order of preference");
-        }
-        if (labels.size() > XPMIP_MAX_LABEL_PREFS) {
-            r.fail("labels", fmt::format("{} labels: at most {}", labels.size(), XPMIP_MAX_LABEL_PREFS));
-        }
-        for (const auto& l : labels) {
-            rule.labels.push_back(resolve_label(s, r, "labels", l));
-        }
-        r.finish();
-        // What the data plane would refuse is a configuration error here, not at the first
-        // session.
-        try {
-            (void)dataplane::to_map_value(dataplane::PolicyConfig{{rule}});
-        } catch (const std::exception& e) {
-            r.fail(rule.remote_prefix ? "remote_prefix" : "", e.what());
-        }
+        dataplane::RuleConfig rule = read_rule(s, r);
         s.rule_names.push_back(name);
         s.policy.rules.push_back(rule);
     }

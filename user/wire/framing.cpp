@@ -126,94 +126,106 @@ Bytes frame_ipv4_udp(const MobilityMessage& message, const Ipv4Address& src, con
     return pkt;
 }
 
-ReceivedPacket parse_packet(ByteView packet) {
+namespace {
+
+// Next Header 135, Payload Length, then the MH checksum before the MH itself is decoded.
+ReceivedPacket parse_ipv6_packet(ByteView packet) {
     ByteReader r(packet);
-    if (packet.empty()) {
-        throw WireError("IP version", 0, "empty packet");
-    }
-    const unsigned version = packet[0] >> 4;
     ReceivedPacket out;
-    if (version == 6) {
-        r.skip(4, "IPv6 version/class/flow");
-        const auto payload_len = r.u16("IPv6 Payload Length");
-        const auto next = r.u8("IPv6 Next Header");
-        r.skip(1, "IPv6 Hop Limit");
-        auto s = r.bytes(16, "IPv6 Source Address");
-        auto d = r.bytes(16, "IPv6 Destination Address");
-        std::copy(s.begin(), s.end(), out.src6.bytes.begin());
-        std::copy(d.begin(), d.end(), out.dst6.bytes.begin());
-        if (next != kIpProtoMobilityHeader) {
-            throw WireError("IPv6 Next Header", 6, fmt::format("{} is not a Mobility Header (135)", next));
-        }
-        // RFC 8200 §3: Payload Length counts the octets after the IPv6 header. Octets beyond it
-        // (link-layer padding) are not part of the packet and are ignored; fewer is truncation.
-        if (payload_len > r.remaining()) {
-            throw WireError("IPv6 Payload Length", 4,
-                            fmt::format("{} exceeds the {} octet(s) after the header", payload_len, r.remaining()));
-        }
-        const auto mh = r.bytes(payload_len, "IPv6 payload");
-        // RFC 6275 §9.2: "The checksum must be verified as per Section 6.1. Otherwise, the node
-        // MUST silently discard the message" - before anything in the message is looked at. A
-        // header too short to hold the Checksum field is left to decode(), which rejects it.
-        if (mh.size() >= kMhChecksumOffset + 2 && !mh_checksum_ok(mh, out.src6, out.dst6)) {
-            throw WireError("Mobility Header Checksum", kIpv6HeaderLength + kMhChecksumOffset,
-                            fmt::format("0x{:04x} is wrong for this pseudo-header",
-                                        load_be16(&mh[kMhChecksumOffset])));
-        }
-        out.message = decode_at(mh, kIpv6HeaderLength);
-        out.transport = Transport::Ipv6;
-        return out;
+    r.skip(4, "IPv6 version/class/flow");
+    const auto payload_len = r.u16("IPv6 Payload Length");
+    const auto next = r.u8("IPv6 Next Header");
+    r.skip(1, "IPv6 Hop Limit");
+    auto s = r.bytes(16, "IPv6 Source Address");
+    auto d = r.bytes(16, "IPv6 Destination Address");
+    std::copy(s.begin(), s.end(), out.src6.bytes.begin());
+    std::copy(d.begin(), d.end(), out.dst6.bytes.begin());
+    if (next != kIpProtoMobilityHeader) {
+        throw WireError("IPv6 Next Header", 6, fmt::format("{} is not a Mobility Header (135)", next));
     }
-    if (version != 4) {
-        throw WireError("IP version", 0, fmt::format("{} is neither 4 nor 6", version));
+    // RFC 8200 §3: Payload Length counts the octets after the IPv6 header. Octets beyond it
+    // (link-layer padding) are not part of the packet and are ignored; fewer is truncation.
+    if (payload_len > r.remaining()) {
+        throw WireError("IPv6 Payload Length", 4,
+                        fmt::format("{} exceeds the {} octet(s) after the header", payload_len, r.remaining()));
     }
-    const std::size_t ihl = (packet[0] & 0x0f) * 4u;
-    if (ihl < kIpv4HeaderLength) {
-        throw WireError("IPv4 IHL", 0, fmt::format("{} octets is shorter than 20", ihl));
+    const auto mh = r.bytes(payload_len, "IPv6 payload");
+    // RFC 6275 §9.2: "The checksum must be verified as per Section 6.1. Otherwise, the node
+    // MUST silently discard the message" - before anything in the message is looked at. A
+    // header too short to hold the Checksum field is left to decode(), which rejects it.
+    if (mh.size() >= kMhChecksumOffset + 2 && !mh_checksum_ok(mh, out.src6, out.dst6)) {
+        throw WireError("Mobility Header Checksum", kIpv6HeaderLength + kMhChecksumOffset,
+                        fmt::format("0x{:04x} is wrong for this pseudo-header", load_be16(&mh[kMhChecksumOffset])));
     }
+    out.message = decode_at(mh, kIpv6HeaderLength);
+    out.transport = Transport::Ipv6;
+    return out;
+}
+
+struct Ipv4Header {
+    std::size_t ihl = 0;               // header length in octets, options included
+    std::uint16_t total_length = 0;
+    std::uint16_t flags_fragment = 0;
+    std::uint8_t protocol = 0;
+};
+
+// The fixed IPv4 header and its options; the addresses go into `out`.
+Ipv4Header read_ipv4_header(ByteView packet, ReceivedPacket& out) {
+    Ipv4Header h;
+    h.ihl = (packet[0] & 0x0f) * 4u;
+    if (h.ihl < kIpv4HeaderLength) {
+        throw WireError("IPv4 IHL", 0, fmt::format("{} octets is shorter than 20", h.ihl));
+    }
+    ByteReader r(packet);
     r.skip(2, "IPv4 version/IHL/DSCP");
-    const auto total_len = r.u16("IPv4 Total Length");
+    h.total_length = r.u16("IPv4 Total Length");
     r.skip(2, "IPv4 Identification");
-    const auto frag = r.u16("IPv4 Flags/Fragment Offset");
+    h.flags_fragment = r.u16("IPv4 Flags/Fragment Offset");
     r.skip(1, "IPv4 TTL");
-    const auto proto = r.u8("IPv4 Protocol");
+    h.protocol = r.u8("IPv4 Protocol");
     r.skip(2, "IPv4 Header Checksum");
     auto s = r.bytes(4, "IPv4 Source Address");
     auto d = r.bytes(4, "IPv4 Destination Address");
     std::copy(s.begin(), s.end(), out.src4.bytes.begin());
     std::copy(d.begin(), d.end(), out.dst4.bytes.begin());
-    r.skip(ihl - kIpv4HeaderLength, "IPv4 Options");
+    r.skip(h.ihl - kIpv4HeaderLength, "IPv4 Options");
+    return h;
+}
+
+// The datagram of `packet` (trailing padding cut off) once its header checksum is right and it
+// is an unfragmented UDP datagram.
+ByteView checked_ipv4_datagram(ByteView packet, const Ipv4Header& h) {
     // RFC 791 §3.1: Total Length is the datagram length, header included. Octets beyond it
     // (Ethernet pads frames to 60 octets) are not part of the datagram and are ignored.
-    if (total_len > packet.size()) {
+    if (h.total_length > packet.size()) {
         throw WireError("IPv4 Total Length", 2,
-                        fmt::format("{} exceeds the {} octet(s) received", total_len, packet.size()));
+                        fmt::format("{} exceeds the {} octet(s) received", h.total_length, packet.size()));
     }
-    if (total_len < ihl) {
+    if (h.total_length < h.ihl) {
         throw WireError("IPv4 Total Length", 2,
-                        fmt::format("{} is shorter than the {}-octet header", total_len, ihl));
+                        fmt::format("{} is shorter than the {}-octet header", h.total_length, h.ihl));
     }
-    packet = packet.first(total_len);
-    r = ByteReader(packet);
-    r.skip(ihl, "IPv4 header");
-    if (internet_checksum({packet.subspan(0, ihl)}) != 0) {
+    packet = packet.first(h.total_length);
+    if (internet_checksum({packet.subspan(0, h.ihl)}) != 0) {
         throw WireError("IPv4 Header Checksum", 10, "wrong");
     }
-    if ((frag & 0x3fff) != 0) {
+    if ((h.flags_fragment & 0x3fff) != 0) {
         throw WireError("IPv4 Flags/Fragment Offset", 6, "fragments are not reassembled here");
     }
-    if (proto != kIpProtoUdp) {
-        throw WireError("IPv4 Protocol", 9, fmt::format("{} is not UDP (17)", proto));
+    if (h.protocol != kIpProtoUdp) {
+        throw WireError("IPv4 Protocol", 9, fmt::format("{} is not UDP (17)", h.protocol));
     }
-    const std::size_t udp_at = r.offset();
-    out.src_port = r.u16("UDP Source Port");
-    out.dst_port = r.u16("UDP Destination Port");
-    const auto udp_len = r.u16("UDP Length");
-    const auto udp_csum = r.u16("UDP Checksum");
-    if (udp_len != packet.size() - udp_at) {
+    return packet;
+}
+
+// The UDP header of an RFC 5844 §3 datagram: its Length, the PMIPv6 control port on one side,
+// its checksum when nonzero.
+void check_udp_header(ByteView datagram, std::size_t udp_at, std::uint16_t udp_len, std::uint16_t udp_csum,
+                      const ReceivedPacket& out) {
+    if (udp_len != datagram.size() - udp_at) {
         throw WireError("UDP Length", udp_at + 4,
                         fmt::format("{} disagrees with the {} octet(s) of UDP datagram", udp_len,
-                                    packet.size() - udp_at));
+                                    datagram.size() - udp_at));
     }
     if (out.src_port != kUdpPortPmipControl && out.dst_port != kUdpPortPmipControl) {
         throw WireError("UDP Destination Port", udp_at + 2,
@@ -222,14 +234,44 @@ ReceivedPacket parse_packet(ByteView packet) {
     }
     if (udp_csum != 0) {
         const auto ph = pseudo_header_v4(out.src4, out.dst4, udp_len, kIpProtoUdp);
-        if (internet_checksum({ph, packet.subspan(udp_at)}) != 0) {
+        if (internet_checksum({ph, datagram.subspan(udp_at)}) != 0) {
             throw WireError("UDP Checksum", udp_at + 6, fmt::format("0x{:04x} is wrong", udp_csum));
         }
     }
+}
+
+ReceivedPacket parse_ipv4_udp_packet(ByteView packet) {
+    ReceivedPacket out;
+    const Ipv4Header h = read_ipv4_header(packet, out);
+    const ByteView datagram = checked_ipv4_datagram(packet, h);
+    ByteReader r(datagram);
+    r.skip(h.ihl, "IPv4 header");
+    const std::size_t udp_at = r.offset();
+    out.src_port = r.u16("UDP Source Port");
+    out.dst_port = r.u16("UDP Destination Port");
+    const auto udp_len = r.u16("UDP Length");
+    const auto udp_csum = r.u16("UDP Checksum");
+    check_udp_header(datagram, udp_at, udp_len, udp_csum, out);
     // RFC 5844 §3: the MH checksum is 0 over UDP and ignored on receipt.
     out.message = decode_at(r.rest(), udp_at + kUdpHeaderLength);
     out.transport = Transport::Ipv4Udp;
     return out;
+}
+
+} // namespace
+
+ReceivedPacket parse_packet(ByteView packet) {
+    if (packet.empty()) {
+        throw WireError("IP version", 0, "empty packet");
+    }
+    const unsigned version = packet[0] >> 4;
+    if (version == 6) {
+        return parse_ipv6_packet(packet);
+    }
+    if (version != 4) {
+        throw WireError("IP version", 0, fmt::format("{} is neither 4 nor 6", version));
+    }
+    return parse_ipv4_udp_packet(packet);
 }
 
 } // namespace xpmip::wire

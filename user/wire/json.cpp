@@ -195,176 +195,187 @@ std::string identifier_from_json(const json& j) {
     return {bytes.begin(), bytes.end()};
 }
 
-json option_to_json(const MobilityOption& option) {
-    return std::visit(
-        Overloaded{
-            [](const MobileNodeIdentifierOption& o) -> json {
-                json j{{"type", "mn_id"}, {"subtype", o.subtype}};
-                identifier_to_json(j, o.subtype, o.identifier);
-                return j;
-            },
-            [](const HomeNetworkPrefixOption& o) -> json {
-                return {{"type", "hnp"}, {"prefix", Ipv6Prefix{o.prefix, o.prefix_length}.to_string()}};
-            },
-            [](const HandoffIndicatorOption& o) -> json { return {{"type", "hi"}, {"value", o.value}}; },
-            [](const AccessTechnologyTypeOption& o) -> json { return {{"type", "att"}, {"value", o.value}}; },
-            [](const MobileNodeLinkLayerIdOption& o) -> json {
-                return {{"type", "mn_ll_id"}, {"identifier", to_hex(o.identifier)}};
-            },
-            [](const LinkLocalAddressOption& o) -> json {
-                return {{"type", "link_local"}, {"address", o.address.to_string()}};
-            },
-            [](const TimestampOption& o) -> json { return {{"type", "timestamp"}, {"value", o.value}}; },
-            [](const NatDetectionOption& o) -> json {
-                return {{"type", "nat_detection"},
-                        {"udp_encapsulation_required", o.udp_encapsulation_required},
-                        {"refresh_time", o.refresh_time}};
-            },
-            [](const Ipv4CareOfAddressOption& o) -> json {
-                return {{"type", "ipv4_coa"}, {"address", o.address.to_string()}};
-            },
-            [](const GreKeyOption& o) -> json {
-                json j{{"type", "gre_key"}};
-                if (o.key) {
-                    j["key"] = *o.key;
-                }
-                return j;
-            },
-            [](const BindingIdentifierOption& o) -> json {
-                json j{{"type", "bid"},
-                       {"binding_id", o.binding_id},
-                       {"status", o.status},
-                       {"H", o.simultaneous_home},
-                       {"priority", o.priority}};
-                if (o.ipv4_care_of) {
-                    j["care_of"] = o.ipv4_care_of->to_string();
-                }
-                if (o.ipv6_care_of) {
-                    j["care_of"] = o.ipv6_care_of->to_string();
-                }
-                return j;
-            },
-            [](const Ipv4HomeAddressRequestOption& o) -> json {
-                return {{"type", "ipv4_hoa_request"},
-                        {"prefix_length", o.prefix_length},
-                        {"address", o.address.to_string()}};
-            },
-            [](const Ipv4HomeAddressReplyOption& o) -> json {
-                return {{"type", "ipv4_hoa_reply"},
-                        {"status", o.status},
-                        {"prefix_length", o.prefix_length},
-                        {"address", o.address.to_string()}};
-            },
-            [](const Ipv4DefaultRouterAddressOption& o) -> json {
-                return {{"type", "ipv4_default_router"}, {"address", o.address.to_string()}};
-            },
-            [](const Ipv4DhcpSupportModeOption& o) -> json {
-                return {{"type", "ipv4_dhcp_support_mode"}, {"server", o.server}};
-            },
-            [](const MagMultipathBindingOption& o) -> json {
-                return {{"type", "mag_multipath_binding"},
-                        {"if_att", o.if_att},
-                        {"if_label", o.if_label},
-                        {"binding_id", o.binding_id},
-                        {"B", o.bulk_reregistration},
-                        {"O", o.overwrite}};
-            },
-            [](const MagIdentifierOption& o) -> json {
-                json j{{"type", "mag_identifier"}, {"subtype", o.subtype}};
-                identifier_to_json(j, o.subtype, o.identifier);
-                return j;
-            },
-            [](const UnknownOption& o) -> json {
-                return {{"type", "unknown"}, {"option_type", o.type}, {"data", to_hex(o.data)}};
-            },
-        },
-        option);
+// One option's JSON object, "type" first; option_from_json() reads the same keys back.
+json option_json(const MobileNodeIdentifierOption& o) {
+    json j{{"type", "mn_id"}, {"subtype", o.subtype}};
+    identifier_to_json(j, o.subtype, o.identifier);
+    return j;
 }
+json option_json(const HomeNetworkPrefixOption& o) {
+    return {{"type", "hnp"}, {"prefix", Ipv6Prefix{o.prefix, o.prefix_length}.to_string()}};
+}
+json option_json(const HandoffIndicatorOption& o) { return {{"type", "hi"}, {"value", o.value}}; }
+json option_json(const AccessTechnologyTypeOption& o) { return {{"type", "att"}, {"value", o.value}}; }
+json option_json(const MobileNodeLinkLayerIdOption& o) {
+    return {{"type", "mn_ll_id"}, {"identifier", to_hex(o.identifier)}};
+}
+json option_json(const LinkLocalAddressOption& o) {
+    return {{"type", "link_local"}, {"address", o.address.to_string()}};
+}
+json option_json(const TimestampOption& o) { return {{"type", "timestamp"}, {"value", o.value}}; }
+json option_json(const NatDetectionOption& o) {
+    return {{"type", "nat_detection"},
+            {"udp_encapsulation_required", o.udp_encapsulation_required},
+            {"refresh_time", o.refresh_time}};
+}
+json option_json(const Ipv4CareOfAddressOption& o) {
+    return {{"type", "ipv4_coa"}, {"address", o.address.to_string()}};
+}
+json option_json(const GreKeyOption& o) {
+    json j{{"type", "gre_key"}};
+    if (o.key) {
+        j["key"] = *o.key;
+    }
+    return j;
+}
+json option_json(const BindingIdentifierOption& o) {
+    json j{{"type", "bid"},
+           {"binding_id", o.binding_id},
+           {"status", o.status},
+           {"H", o.simultaneous_home},
+           {"priority", o.priority}};
+    if (o.ipv4_care_of) {
+        j["care_of"] = o.ipv4_care_of->to_string();
+    }
+    if (o.ipv6_care_of) {
+        j["care_of"] = o.ipv6_care_of->to_string();
+    }
+    return j;
+}
+json option_json(const Ipv4HomeAddressRequestOption& o) {
+    return {{"type", "ipv4_hoa_request"}, {"prefix_length", o.prefix_length}, {"address", o.address.to_string()}};
+}
+json option_json(const Ipv4HomeAddressReplyOption& o) {
+    return {{"type", "ipv4_hoa_reply"},
+            {"status", o.status},
+            {"prefix_length", o.prefix_length},
+            {"address", o.address.to_string()}};
+}
+json option_json(const Ipv4DefaultRouterAddressOption& o) {
+    return {{"type", "ipv4_default_router"}, {"address", o.address.to_string()}};
+}
+json option_json(const Ipv4DhcpSupportModeOption& o) {
+    return {{"type", "ipv4_dhcp_support_mode"}, {"server", o.server}};
+}
+json option_json(const MagMultipathBindingOption& o) {
+    return {{"type", "mag_multipath_binding"},
+            {"if_att", o.if_att},
+            {"if_label", o.if_label},
+            {"binding_id", o.binding_id},
+            {"B", o.bulk_reregistration},
+            {"O", o.overwrite}};
+}
+json option_json(const MagIdentifierOption& o) {
+    json j{{"type", "mag_identifier"}, {"subtype", o.subtype}};
+    identifier_to_json(j, o.subtype, o.identifier);
+    return j;
+}
+json option_json(const UnknownOption& o) {
+    return {{"type", "unknown"}, {"option_type", o.type}, {"data", to_hex(o.data)}};
+}
+
+json option_to_json(const MobilityOption& option) {
+    // Overload resolution picks the option's own option_json(): one per MobilityOption type.
+    return std::visit([](const auto& o) { return option_json(o); }, option);
+}
+
+GreKeyOption gre_key_from_json(const json& j) {
+    GreKeyOption o;
+    if (j.contains("key")) {
+        o.key = get_uint<std::uint32_t>(j, "key");
+    }
+    return o;
+}
+
+// RFC 5648 §6.1: the Priority field is 7 bits; the care-of address is IPv4 or IPv6.
+BindingIdentifierOption binding_identifier_from_json(const json& j) {
+    BindingIdentifierOption o;
+    o.binding_id = get_uint<std::uint16_t>(j, "binding_id");
+    o.status = get_uint_or<std::uint8_t>(j, "status", 0);
+    o.simultaneous_home = get_bool_or(j, "H", false);
+    o.priority = get_uint_or<std::uint8_t>(j, "priority", 0);
+    if (o.priority > 0x7f) {
+        throw std::invalid_argument(fmt::format("priority: {} is out of range (0..127)", o.priority));
+    }
+    if (j.contains("care_of")) {
+        const auto s = get_string(j, "care_of");
+        if (auto v4 = Ipv4Address::try_parse(s)) {
+            o.ipv4_care_of = v4;
+        } else {
+            o.ipv6_care_of = Ipv6Address::parse(s);
+        }
+    }
+    return o;
+}
+
+// How each options[].type is read: the names and keys option_json() writes.
+struct JsonOptionReader {
+    std::string_view type;
+    MobilityOption (*read)(const json& j);
+};
+
+constexpr JsonOptionReader kJsonOptionReaders[] = {
+    {"mn_id", [](const json& j) -> MobilityOption {
+         return MobileNodeIdentifierOption{get_uint_or<std::uint8_t>(j, "subtype", kMnIdSubtypeNai),
+                                           identifier_from_json(j)};
+     }},
+    {"hnp", [](const json& j) -> MobilityOption {
+         auto p = Ipv6Prefix::parse(get_string(j, "prefix"));
+         return HomeNetworkPrefixOption{p.length, p.address};
+     }},
+    {"hi", [](const json& j) -> MobilityOption { return HandoffIndicatorOption{get_uint<std::uint8_t>(j, "value")}; }},
+    {"att",
+     [](const json& j) -> MobilityOption { return AccessTechnologyTypeOption{get_uint<std::uint8_t>(j, "value")}; }},
+    {"mn_ll_id", [](const json& j) -> MobilityOption {
+         return MobileNodeLinkLayerIdOption{from_hex(get_string(j, "identifier"), "identifier")};
+     }},
+    {"link_local", [](const json& j) -> MobilityOption {
+         return LinkLocalAddressOption{Ipv6Address::parse(get_string(j, "address"))};
+     }},
+    {"timestamp", [](const json& j) -> MobilityOption { return TimestampOption{get_uint<std::uint64_t>(j, "value")}; }},
+    {"nat_detection", [](const json& j) -> MobilityOption {
+         return NatDetectionOption{get_bool_or(j, "udp_encapsulation_required", false),
+                                   get_uint_or<std::uint32_t>(j, "refresh_time", 0)};
+     }},
+    {"ipv4_coa", [](const json& j) -> MobilityOption {
+         return Ipv4CareOfAddressOption{Ipv4Address::parse(get_string(j, "address"))};
+     }},
+    {"gre_key", [](const json& j) -> MobilityOption { return gre_key_from_json(j); }},
+    {"bid", [](const json& j) -> MobilityOption { return binding_identifier_from_json(j); }},
+    {"ipv4_hoa_request", [](const json& j) -> MobilityOption {
+         return Ipv4HomeAddressRequestOption{get_uint_or<std::uint8_t>(j, "prefix_length", 0),
+                                             Ipv4Address::parse(get_string_or(j, "address", "0.0.0.0"))};
+     }},
+    {"ipv4_hoa_reply", [](const json& j) -> MobilityOption {
+         return Ipv4HomeAddressReplyOption{get_uint_or<std::uint8_t>(j, "status", 0),
+                                           get_uint<std::uint8_t>(j, "prefix_length"),
+                                           Ipv4Address::parse(get_string(j, "address"))};
+     }},
+    {"ipv4_default_router", [](const json& j) -> MobilityOption {
+         return Ipv4DefaultRouterAddressOption{Ipv4Address::parse(get_string(j, "address"))};
+     }},
+    {"ipv4_dhcp_support_mode",
+     [](const json& j) -> MobilityOption { return Ipv4DhcpSupportModeOption{get_bool_or(j, "server", false)}; }},
+    {"mag_multipath_binding", [](const json& j) -> MobilityOption {
+         return MagMultipathBindingOption{get_uint_or<std::uint8_t>(j, "if_att", 0),
+                                          get_uint_or<std::uint8_t>(j, "if_label", 0),
+                                          get_uint<std::uint8_t>(j, "binding_id"), get_bool_or(j, "B", false),
+                                          get_bool_or(j, "O", false)};
+     }},
+    {"mag_identifier", [](const json& j) -> MobilityOption {
+         return MagIdentifierOption{get_uint_or<std::uint8_t>(j, "subtype", kMnIdSubtypeNai), identifier_from_json(j)};
+     }},
+    {"unknown", [](const json& j) -> MobilityOption {
+         return UnknownOption{get_uint<std::uint8_t>(j, "option_type"), from_hex(get_string_or(j, "data", ""), "data")};
+     }},
+};
 
 MobilityOption option_from_json(const json& j) {
     const auto type = get_string(j, "type");
-    if (type == "mn_id") {
-        return MobileNodeIdentifierOption{get_uint_or<std::uint8_t>(j, "subtype", kMnIdSubtypeNai),
-                                          identifier_from_json(j)};
-    }
-    if (type == "hnp") {
-        auto p = Ipv6Prefix::parse(get_string(j, "prefix"));
-        return HomeNetworkPrefixOption{p.length, p.address};
-    }
-    if (type == "hi") {
-        return HandoffIndicatorOption{get_uint<std::uint8_t>(j, "value")};
-    }
-    if (type == "att") {
-        return AccessTechnologyTypeOption{get_uint<std::uint8_t>(j, "value")};
-    }
-    if (type == "mn_ll_id") {
-        return MobileNodeLinkLayerIdOption{from_hex(get_string(j, "identifier"), "identifier")};
-    }
-    if (type == "link_local") {
-        return LinkLocalAddressOption{Ipv6Address::parse(get_string(j, "address"))};
-    }
-    if (type == "timestamp") {
-        return TimestampOption{get_uint<std::uint64_t>(j, "value")};
-    }
-    if (type == "nat_detection") {
-        return NatDetectionOption{get_bool_or(j, "udp_encapsulation_required", false),
-                                  get_uint_or<std::uint32_t>(j, "refresh_time", 0)};
-    }
-    if (type == "ipv4_coa") {
-        return Ipv4CareOfAddressOption{Ipv4Address::parse(get_string(j, "address"))};
-    }
-    if (type == "gre_key") {
-        GreKeyOption o;
-        if (j.contains("key")) {
-            o.key = get_uint<std::uint32_t>(j, "key");
+    for (const auto& reader : kJsonOptionReaders) {
+        if (type == reader.type) {
+            return reader.read(j);
         }
-        return o;
-    }
-    if (type == "bid") {
-        BindingIdentifierOption o;
-        o.binding_id = get_uint<std::uint16_t>(j, "binding_id");
-        o.status = get_uint_or<std::uint8_t>(j, "status", 0);
-        o.simultaneous_home = get_bool_or(j, "H", false);
-        o.priority = get_uint_or<std::uint8_t>(j, "priority", 0);
-        if (o.priority > 0x7f) {
-            throw std::invalid_argument(fmt::format("priority: {} is out of range (0..127)", o.priority));
-        }
-        if (j.contains("care_of")) {
-            const auto s = get_string(j, "care_of");
-            if (auto v4 = Ipv4Address::try_parse(s)) {
-                o.ipv4_care_of = v4;
-            } else {
-                o.ipv6_care_of = Ipv6Address::parse(s);
-            }
-        }
-        return o;
-    }
-    if (type == "ipv4_hoa_request") {
-        return Ipv4HomeAddressRequestOption{get_uint_or<std::uint8_t>(j, "prefix_length", 0),
-                                            Ipv4Address::parse(get_string_or(j, "address", "0.0.0.0"))};
-    }
-    if (type == "ipv4_hoa_reply") {
-        return Ipv4HomeAddressReplyOption{get_uint_or<std::uint8_t>(j, "status", 0),
-                                          get_uint<std::uint8_t>(j, "prefix_length"),
-                                          Ipv4Address::parse(get_string(j, "address"))};
-    }
-    if (type == "ipv4_default_router") {
-        return Ipv4DefaultRouterAddressOption{Ipv4Address::parse(get_string(j, "address"))};
-    }
-    if (type == "ipv4_dhcp_support_mode") {
-        return Ipv4DhcpSupportModeOption{get_bool_or(j, "server", false)};
-    }
-    if (type == "mag_multipath_binding") {
-        return MagMultipathBindingOption{get_uint_or<std::uint8_t>(j, "if_att", 0),
-                                         get_uint_or<std::uint8_t>(j, "if_label", 0),
-                                         get_uint<std::uint8_t>(j, "binding_id"), get_bool_or(j, "B", false),
-                                         get_bool_or(j, "O", false)};
-    }
-    if (type == "mag_identifier") {
-        return MagIdentifierOption{get_uint_or<std::uint8_t>(j, "subtype", kMnIdSubtypeNai), identifier_from_json(j)};
-    }
-    if (type == "unknown") {
-        return UnknownOption{get_uint<std::uint8_t>(j, "option_type"), from_hex(get_string_or(j, "data", ""), "data")};
     }
     throw std::invalid_argument(fmt::format("options[].type: '{}' is not a known option name", type));
 }
