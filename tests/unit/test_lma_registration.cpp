@@ -895,6 +895,18 @@ BOOST_AUTO_TEST_CASE(rfc8278_deregistering_one_bid_keeps_the_others) {
     BOOST_TEST(l.sink.sessions.begin()->second.paths[0].bid == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(rfc8278_deregistering_the_last_bid_deregisters_the_session) {
+    Multipath l;
+    REQUIRE_STATUS(l.send(l.path(1)), Accepted);
+    auto d = l.path(1, 2);
+    d.lifetime_s = 0;
+    d.gre = PbuSpec::Gre::None;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(d), Accepted);
+    BOOST_TEST(l.entry("mn1@op.example")->deregistered, "held MinDelayBeforeBCEDelete, then deleted");
+    BOOST_TEST(l.sink.sessions.empty(), "forwarding stops at once");
+}
+
 BOOST_AUTO_TEST_CASE(rfc8278_a_binding_expires_alone) {
     Multipath l;
     auto a = l.path(1);
