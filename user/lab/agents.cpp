@@ -87,61 +87,58 @@ nlohmann::json show(const Agent& a, const std::string& what) {
     }
 }
 
-StopResult stop_agent(const Agent& a, std::chrono::seconds timeout) {
-    StopResult r;
-    auto rec = recorded_process(a);
-    if (rec && is_running(*rec)) {
-        kill(rec->pid, SIGTERM);
-        const auto t0 = Clock::now();
-        int status = -1;   // known only when the agent is our child (demo)
-        while (is_running(*rec, &status) && Clock::now() - t0 < timeout) {
+namespace {
+
+// SIGTERM, then SIGKILL when it is still running after `timeout`; what happened goes into `r`.
+void terminate_agent(const Agent& a, const ProcessRecord& rec, std::chrono::seconds timeout, StopResult& r) {
+    kill(rec.pid, SIGTERM);
+    const auto t0 = Clock::now();
+    int status = -1;   // known only when the agent is our child (demo)
+    while (is_running(rec, &status) && Clock::now() - t0 < timeout) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (status > 0) {
+        r.warnings.push_back(fmt::format("the {} (pid {}) exited with status {} after SIGTERM{}; {}:\n{}", a.title,
+                                         rec.pid, status,
+                                         status == 128 + SIGTERM ? " (killed by it: not yet handling signals)" : "",
+                                         a.log().string(), tail_file(a.log(), 15)));
+    }
+    if (is_running(rec)) {
+        kill(rec.pid, SIGKILL);
+        while (is_running(rec) && Clock::now() - t0 < timeout + std::chrono::seconds(5)) {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-        if (status > 0) {
-            r.warnings.push_back(fmt::format("the {} (pid {}) exited with status {} after SIGTERM{}; {}:\n{}", a.title,
-                                             rec->pid, status,
-                                             status == 128 + SIGTERM ? " (killed by it: not yet handling signals)" : "",
-                                             a.log().string(), tail_file(a.log(), 15)));
+        r.warnings.push_back(fmt::format("the {} (pid {}) ignored SIGTERM for {} s and was killed; {}:\n{}", a.title,
+                                         rec.pid, timeout.count(), a.log().string(), tail_file(a.log(), 15)));
+        r.what = fmt::format("{} (pid {}): SIGTERM ignored, SIGKILL", a.title, rec.pid);
+        if (is_running(rec)) {
+            r.problems.push_back(fmt::format("the {} (pid {}) survived SIGKILL", a.title, rec.pid));
         }
-        if (is_running(*rec)) {
-            kill(rec->pid, SIGKILL);
-            while (is_running(*rec) && Clock::now() - t0 < timeout + std::chrono::seconds(5)) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            }
-            r.warnings.push_back(fmt::format("the {} (pid {}) ignored SIGTERM for {} s and was killed; {}:\n{}", a.title,
-                                             rec->pid, timeout.count(), a.log().string(), tail_file(a.log(), 15)));
-            r.what = fmt::format("{} (pid {}): SIGTERM ignored, SIGKILL", a.title, rec->pid);
-            if (is_running(*rec)) {
-                r.problems.push_back(fmt::format("the {} (pid {}) survived SIGKILL", a.title, rec->pid));
-            }
-        } else {
-            r.what = fmt::format("{} (pid {}): SIGTERM, exited after {:.2f} s", a.title, rec->pid, secs);
-        }
-    } else if (rec) {
-        r.what = fmt::format("{} (pid {}): not running", a.title, rec->pid);
-    } else if (answers(a)) {
-        // Something answers on the lab's socket that we did not record: not ours to stop.
-        r.problems.push_back(fmt::format("an agent answers on {} but the lab recorded no pid for it ({}): stop it "
-                                         "yourself", a.socket().string(), a.pidfile().string()));
-        r.what = fmt::format("{}: running without a pid record (left alone)", a.title);
-        return r;
+    } else {
+        r.what = fmt::format("{} (pid {}): SIGTERM, exited after {:.2f} s", a.title, rec.pid, secs);
     }
+}
 
-    // An agent that was killed (or died) leaves its data plane pinned. Unload it from inside its
-    // namespace: the pinned interface table holds ifindexes, which mean other interfaces here.
+void unload_pinned_in_namespace(const Agent& a) {
+    NetnsScope in(a.ns);
+    // Quiet: it detaches tc egress from every interface, and libbpf reports each one
+    // that has none ("Cannot find specified filter chain").
+    struct QuietLibbpf {
+        libbpf_print_fn_t old = libbpf_set_print(nullptr);
+        ~QuietLibbpf() { libbpf_set_print(old); }
+    } quiet;
+    dataplane::unload_pinned(a.instance, kPinRoot);
+}
+
+// An agent that was killed (or died) leaves its data plane pinned. Unload it from inside its
+// namespace: the pinned interface table holds ifindexes, which mean other interfaces here.
+void remove_leftover_pins(const Agent& a, StopResult& r) {
     std::error_code ec;
     if (fs::exists(a.pins(), ec)) {
         try {
             if (netns_exists(a.ns)) {
-                NetnsScope in(a.ns);
-                // Quiet: it detaches tc egress from every interface, and libbpf reports each one
-                // that has none ("Cannot find specified filter chain").
-                struct QuietLibbpf {
-                    libbpf_print_fn_t old = libbpf_set_print(nullptr);
-                    ~QuietLibbpf() { libbpf_set_print(old); }
-                } quiet;
-                dataplane::unload_pinned(a.instance, kPinRoot);
+                unload_pinned_in_namespace(a);
             } else {
                 fs::remove_all(a.pins(), ec);
             }
@@ -156,6 +153,26 @@ StopResult stop_agent(const Agent& a, std::chrono::seconds timeout) {
                                   a.pins().string());
         }
     }
+}
+
+} // namespace
+
+StopResult stop_agent(const Agent& a, std::chrono::seconds timeout) {
+    StopResult r;
+    auto rec = recorded_process(a);
+    if (rec && is_running(*rec)) {
+        terminate_agent(a, *rec, timeout, r);
+    } else if (rec) {
+        r.what = fmt::format("{} (pid {}): not running", a.title, rec->pid);
+    } else if (answers(a)) {
+        // Something answers on the lab's socket that we did not record: not ours to stop.
+        r.problems.push_back(fmt::format("an agent answers on {} but the lab recorded no pid for it ({}): stop it "
+                                         "yourself", a.socket().string(), a.pidfile().string()));
+        r.what = fmt::format("{}: running without a pid record (left alone)", a.title);
+        return r;
+    }
+    remove_leftover_pins(a, r);
+    std::error_code ec;
     if (fs::exists(a.socket(), ec) && !answers(a)) {
         fs::remove(a.socket(), ec);
     }

@@ -17,6 +17,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <sstream>
@@ -154,63 +155,91 @@ unsigned bid_of(const WanLink& l) {
     return static_cast<unsigned>(&l - wan_links().data()) + 1;   // the MAG config's default Binding-Ids
 }
 
+// The last lines of the MAG's and the LMA's logs, for a registration that went wrong.
+std::string agent_log_tails() {
+    return fmt::format("{} ({}):\n{}{} ({}):\n{}", mag_agent().title, mag_agent().log().string(),
+                       tail_file(mag_agent().log(), 15), lma_agent().title, lma_agent().log().string(),
+                       tail_file(lma_agent().log(), 15));
+}
+
+// Throws with the log's tail of an agent that exited while the mobile nodes registered.
+void check_agents_running(const ProcessRecord& lma, const ProcessRecord& mag) {
+    for (const auto& [rec, a] : {std::pair{&lma, &lma_agent()}, std::pair{&mag, &mag_agent()}}) {
+        if (!is_running(*rec)) {
+            throw LabError(fmt::format("the {} (pid {}) exited while the mobile nodes registered; {}:\n{}", a->title,
+                                       rec->pid, a->log().string(), tail_file(a->log(), 20)));
+        }
+    }
+}
+
+// What is still awaited of `mn`'s binding over `link` (nullopt: nothing), from the MAG's binding
+// and the LMA's (null when it has none). Throws when the two disagree on the GRE keys.
+std::optional<std::string> awaited_path(const MobileNode& mn, const WanLink& link, const json& mag_binding,
+                                        const json* lma_binding) {
+    const json mp = path_of(mag_binding, bid_of(link));
+    const json lp = lma_binding == nullptr ? json() : path_of(*lma_binding, bid_of(link));
+    if (mp.is_null() || mp.value("state", "") != "registered" || mp["key_uplink"].is_null() ||
+        mp["key_downlink"].is_null()) {
+        return fmt::format("{} ({}, {}) over {} ({}): MAG state {}, last status {}, keys up {} "
+                           "down {}", mn.id, mn.ns, mn.access_if, link.mag_if, link.label,
+                           cell(mp, "state"), cell(mp, "status"), cell(mp, "key_uplink"),
+                           cell(mp, "key_downlink"));
+    }
+    if (lp.is_null() || lma_binding->value("state", "") != "registered") {
+        return fmt::format("{} ({}) over {} ({}): registered at the MAG but not in the LMA's "
+                           "binding cache", mn.id, mn.ns, link.mag_if, link.label);
+    }
+    if (lp["key_uplink"] != mp["key_uplink"] || lp["key_downlink"] != mp["key_downlink"]) {
+        throw LabError(fmt::format("{} over {}: the LMA and the MAG disagree on the GRE keys (LMA up {} "
+                                   "down {}, MAG up {} down {})", mn.id, link.label,
+                                   cell(lp, "key_uplink"), cell(lp, "key_downlink"),
+                                   cell(mp, "key_uplink"), cell(mp, "key_downlink")));
+    }
+    return std::nullopt;
+}
+
+// What is still awaited of `mn`'s registration, one line per WAN link. Throws when the MAG gave
+// up on it or the agents disagree on its keys.
+std::vector<std::string> awaited_registration(const MobileNode& mn, const Registered& r) {
+    auto m = r.mag.find(mn.id);
+    auto l = r.lma.find(mn.id);
+    if (m == r.mag.end() || m->second.value("state", "") == "failed") {
+        // Static MNs are in the list from the MAG's start: gone or failed, it gave up.
+        throw LabError(fmt::format("{} ({}, {}): the MAG gave up on it ({})\n{}", mn.id, mn.ns, mn.access_if,
+                                   m == r.mag.end() ? "not in its binding update list"
+                                                    : "state failed, last status " + cell(m->second, "status"),
+                                   agent_log_tails()));
+    }
+    std::vector<std::string> waiting;
+    // RFC 8278: a binding over every WAN link, each with its own key pair (RFC 5845).
+    for (const auto& link : wan_links()) {
+        if (auto w = awaited_path(mn, link, m->second, l == r.lma.end() ? nullptr : &l->second)) {
+            waiting.push_back(std::move(*w));
+        }
+    }
+    return waiting;
+}
+
 // Every MN registered on both sides with GRE keys, and both sides agreeing on the keys.
 Registered wait_for_registrations(const ProcessRecord& lma, const ProcessRecord& mag) {
     const auto deadline = Clock::now() + kRegistration;
     Registered r;
     for (;;) {
         throw_if_interrupted();
-        for (const auto& [rec, a] : {std::pair{&lma, &lma_agent()}, std::pair{&mag, &mag_agent()}}) {
-            if (!is_running(*rec)) {
-                throw LabError(fmt::format("the {} (pid {}) exited while the mobile nodes registered; {}:\n{}", a->title,
-                                           rec->pid, a->log().string(), tail_file(a->log(), 20)));
-            }
-        }
+        check_agents_running(lma, mag);
         r.mag = bindings_by_mn(mag_agent());
         r.lma = bindings_by_mn(lma_agent());
         std::vector<std::string> waiting;
         for (const auto& mn : mobile_nodes()) {
-            auto m = r.mag.find(mn.id);
-            auto l = r.lma.find(mn.id);
-            if (m == r.mag.end() || m->second.value("state", "") == "failed") {
-                // Static MNs are in the list from the MAG's start: gone or failed, it gave up.
-                throw LabError(fmt::format("{} ({}, {}): the MAG gave up on it ({})\n{} ({}):\n{}{} ({}):\n{}", mn.id,
-                                           mn.ns, mn.access_if,
-                                           m == r.mag.end() ? "not in its binding update list"
-                                                            : "state failed, last status " + cell(m->second, "status"),
-                                           mag_agent().title, mag_agent().log().string(),
-                                           tail_file(mag_agent().log(), 15), lma_agent().title,
-                                           lma_agent().log().string(), tail_file(lma_agent().log(), 15)));
-            }
-            // RFC 8278: a binding over every WAN link, each with its own key pair (RFC 5845).
-            for (const auto& link : wan_links()) {
-                const json mp = path_of(m->second, bid_of(link));
-                const json lp = l == r.lma.end() ? json() : path_of(l->second, bid_of(link));
-                if (mp.is_null() || mp.value("state", "") != "registered" || mp["key_uplink"].is_null() ||
-                    mp["key_downlink"].is_null()) {
-                    waiting.push_back(fmt::format("{} ({}, {}) over {} ({}): MAG state {}, last status {}, keys up {} "
-                                                  "down {}", mn.id, mn.ns, mn.access_if, link.mag_if, link.label,
-                                                  cell(mp, "state"), cell(mp, "status"), cell(mp, "key_uplink"),
-                                                  cell(mp, "key_downlink")));
-                } else if (lp.is_null() || l->second.value("state", "") != "registered") {
-                    waiting.push_back(fmt::format("{} ({}) over {} ({}): registered at the MAG but not in the LMA's "
-                                                  "binding cache", mn.id, mn.ns, link.mag_if, link.label));
-                } else if (lp["key_uplink"] != mp["key_uplink"] || lp["key_downlink"] != mp["key_downlink"]) {
-                    throw LabError(fmt::format("{} over {}: the LMA and the MAG disagree on the GRE keys (LMA up {} "
-                                               "down {}, MAG up {} down {})", mn.id, link.label,
-                                               cell(lp, "key_uplink"), cell(lp, "key_downlink"),
-                                               cell(mp, "key_uplink"), cell(mp, "key_downlink")));
-                }
-            }
+            const auto w = awaited_registration(mn, r);
+            waiting.insert(waiting.end(), w.begin(), w.end());
         }
         if (waiting.empty()) {
             return r;
         }
         if (Clock::now() >= deadline) {
-            throw LabError(fmt::format("not every mobile node registered within {} s:\n  {}\n{} ({}):\n{}{} ({}):\n{}",
-                                       kRegistration.count(), fmt::join(waiting, "\n  "), mag_agent().title,
-                                       mag_agent().log().string(), tail_file(mag_agent().log(), 15), lma_agent().title,
-                                       lma_agent().log().string(), tail_file(lma_agent().log(), 15)));
+            throw LabError(fmt::format("not every mobile node registered within {} s:\n  {}\n{}",
+                                       kRegistration.count(), fmt::join(waiting, "\n  "), agent_log_tails()));
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -292,48 +321,55 @@ struct DownResult {
     std::vector<std::string> warnings;   // the lab is gone, but not everything went as it should
 };
 
-DownResult down() {
-    const Uninterruptible teardown;   // an interrupted demo still comes down completely
-    DownResult res;
-    auto parts = existing_parts();
-    if (parts.empty()) {
-        fmt::print("[lab] nothing to remove: the lab is down\n");
-        return res;
+// One agent stopped (stop_agent): what happened printed, its warnings and problems collected.
+void stop_and_report(const Agent& a, std::vector<std::string>& warnings, std::vector<std::string>& problems) {
+    try {
+        auto stopped = stop_agent(a, kAgentStop);
+        if (!stopped.what.empty()) {
+            fmt::print("[lab] {}\n", stopped.what);
+        }
+        warnings.insert(warnings.end(), stopped.warnings.begin(), stopped.warnings.end());
+        problems.insert(problems.end(), stopped.problems.begin(), stopped.problems.end());
+    } catch (const std::exception& e) {
+        problems.push_back(fmt::format("stopping the {}: {}", a.title, e.what()));
     }
-    std::vector<std::string> problems;
+}
+
+// After the MAG's exit: the LMA's `registered` bindings (there were `before`) gone, or a warning.
+void await_deregistrations(std::size_t before, std::vector<std::string>& warnings) {
+    // Bounded: the de-registrations are in flight when the MAG exits.
+    const auto deadline = Clock::now() + std::chrono::seconds(3);
+    auto still = lma_registered();
+    while (still && !still->empty() && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        still = lma_registered();
+    }
+    if (still && still->empty()) {
+        fmt::print("[lab] LMA: the MAG de-registered all {} binding(s) before exiting\n", before);
+    } else if (still) {
+        warnings.push_back(fmt::format("the MAG exited on SIGTERM but the LMA still holds {} registered "
+                                       "binding(s): {}",
+                                       still->size(), fmt::join(*still, " ")));
+    }
+}
+
+// Both agents stopped, with what the MAG's de-registrations did at the LMA.
+void stop_agents(std::vector<std::string>& warnings, std::vector<std::string>& problems) {
     // The MAG first: on SIGTERM it de-registers every MN (RFC 5213 §6.9.1.3: lifetime 0) with
     // the LMA, which must still be there to take them.
     const auto before = lma_registered();
     const auto mag_rec = recorded_process(mag_agent());
     const bool mag_was_running = mag_rec && is_running(*mag_rec);
     for (const Agent* a : {&mag_agent(), &lma_agent()}) {
-        try {
-            auto stopped = stop_agent(*a, kAgentStop);
-            if (!stopped.what.empty()) {
-                fmt::print("[lab] {}\n", stopped.what);
-            }
-            res.warnings.insert(res.warnings.end(), stopped.warnings.begin(), stopped.warnings.end());
-            problems.insert(problems.end(), stopped.problems.begin(), stopped.problems.end());
-        } catch (const std::exception& e) {
-            problems.push_back(fmt::format("stopping the {}: {}", a->title, e.what()));
-        }
+        stop_and_report(*a, warnings, problems);
         if (a == &mag_agent() && mag_was_running && before && !before->empty()) {
-            // Bounded: the de-registrations are in flight when the MAG exits.
-            const auto deadline = Clock::now() + std::chrono::seconds(3);
-            auto still = lma_registered();
-            while (still && !still->empty() && Clock::now() < deadline) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
-                still = lma_registered();
-            }
-            if (still && still->empty()) {
-                fmt::print("[lab] LMA: the MAG de-registered all {} binding(s) before exiting\n", before->size());
-            } else if (still) {
-                res.warnings.push_back(fmt::format("the MAG exited on SIGTERM but the LMA still holds {} registered "
-                                                   "binding(s): {}",
-                                                   still->size(), fmt::join(*still, " ")));
-            }
+            await_deregistrations(before->size(), warnings);
         }
     }
+}
+
+// The namespaces (their links go with them) and the state directory.
+void remove_namespaces_and_state(std::vector<std::string>& problems) {
     try {
         if (auto removed = remove_namespaces(); !removed.empty()) {
             fmt::print("[lab] namespaces removed: {}\n", fmt::join(removed, " "));
@@ -350,6 +386,19 @@ DownResult down() {
             fmt::print("[lab] state directory {} removed\n", kStateDir.string());
         }
     }
+}
+
+DownResult down() {
+    const Uninterruptible teardown;   // an interrupted demo still comes down completely
+    DownResult res;
+    auto parts = existing_parts();
+    if (parts.empty()) {
+        fmt::print("[lab] nothing to remove: the lab is down\n");
+        return res;
+    }
+    std::vector<std::string> problems;
+    stop_agents(res.warnings, problems);
+    remove_namespaces_and_state(problems);
     for (const auto& left : existing_parts()) {
         problems.push_back("still there: " + left);
     }
@@ -525,22 +574,19 @@ bool check_keys_on_the_wire(const WanLink& wan, const std::vector<GrePacket>& pk
     return ok;
 }
 
-int demo(const Context& c) {
-    install_interrupt_handler();
-    section("xpmip lab demo: RFC 5845 Figure 1 in network namespaces");
-    auto lab = up(c);
-    // From here on the lab comes down whatever happens.
-    struct Teardown {
-        bool armed = true;
-        ~Teardown() {
-            if (armed) {
-                fmt::print("\n== Tearing down\n");
-                down();
-            }
+// Brings the lab down when the demo leaves early (an error, an interrupt) unless disarmed.
+struct DemoTeardown {
+    bool armed = true;
+    ~DemoTeardown() {
+        if (armed) {
+            fmt::print("\n== Tearing down\n");
+            down();
         }
-    } teardown;
+    }
+};
 
-    bool ok = true;
+// tshark on every WAN link's bridge (none when tshark is not installed).
+std::vector<std::unique_ptr<GreCapture>> start_gre_captures() {
     std::vector<std::unique_ptr<GreCapture>> captures;   // one per WAN link
     if (find_program("tshark")) {
         for (const auto& l : wan_links()) {
@@ -549,61 +595,75 @@ int demo(const Context& c) {
     } else {
         fmt::print("\n(tshark is not installed: the GRE keys on the wire are not checked; apt-get install tshark)\n");
     }
+    return captures;
+}
 
+// One MN to its operator's CN: ping and TCP over IPv4 and IPv6, and TCP to port 80; each printed.
+MnOutcome exchange_traffic(const MobileNode& mn) {
+    MnOutcome o;
+    const auto& op = *mn.op;
+    o.ping4 = ping(mn.ns, op.cn4, kPings);
+    fmt::print("  {} -> {} {:<16} ping  {}\n", mn.name, op.cn_ns, op.cn4, o.ping4.summary());
+    o.ping6 = ping(mn.ns, op.cn6, kPings);
+    fmt::print("  {} -> {} {:<16} ping  {}\n", mn.name, op.cn_ns, op.cn6, o.ping6.summary());
+    const auto port = static_cast<std::uint16_t>(5000 + 10 * mn.index);
+    o.tcp4 = tcp_transfer(mn.ns, op.cn_ns, op.cn4, port, kTcpBytes, std::chrono::seconds(20));
+    fmt::print("  {} -> {} {:<16} TCP   {}\n", mn.name, op.cn_ns, op.cn4, o.tcp4.summary());
+    o.tcp6 = tcp_transfer(mn.ns, op.cn_ns, op.cn6, static_cast<std::uint16_t>(port + 1), kTcpBytes,
+                          std::chrono::seconds(20));
+    fmt::print("  {} -> {} {:<16} TCP   {}\n", mn.name, op.cn_ns, op.cn6, o.tcp6.summary());
+    o.web4 = tcp_transfer(mn.ns, op.cn_ns, op.cn4, 80, kTcpBytes / 4, std::chrono::seconds(20));
+    fmt::print("  {} -> {} {:<16} TCP80 {}\n", mn.name, op.cn_ns, op.cn4, o.web4.summary());
+    for (const auto* p : {&o.ping4, &o.ping6}) {
+        if (!p->ok) {
+            fmt::print("    ping output:\n{}\n", p->output);
+        }
+    }
+    return o;
+}
+
+// Every MN's traffic (exchange_traffic), by MN-ID.
+std::map<std::string, MnOutcome> exchange_all_traffic() {
     section(fmt::format("Traffic: every MN to its operator's CN, ping ({} each) and TCP ({} KiB each way), IPv4 "
                         "and IPv6 (on blue), and TCP to port 80 (on red)",
                         kPings, kTcpBytes / 1024));
     std::map<std::string, MnOutcome> outcome;
     for (const auto& mn : mobile_nodes()) {
         throw_if_interrupted();
-        auto& o = outcome[mn.id];
-        const auto& op = *mn.op;
-        o.ping4 = ping(mn.ns, op.cn4, kPings);
-        fmt::print("  {} -> {} {:<16} ping  {}\n", mn.name, op.cn_ns, op.cn4, o.ping4.summary());
-        o.ping6 = ping(mn.ns, op.cn6, kPings);
-        fmt::print("  {} -> {} {:<16} ping  {}\n", mn.name, op.cn_ns, op.cn6, o.ping6.summary());
-        const auto port = static_cast<std::uint16_t>(5000 + 10 * mn.index);
-        o.tcp4 = tcp_transfer(mn.ns, op.cn_ns, op.cn4, port, kTcpBytes, std::chrono::seconds(20));
-        fmt::print("  {} -> {} {:<16} TCP   {}\n", mn.name, op.cn_ns, op.cn4, o.tcp4.summary());
-        o.tcp6 = tcp_transfer(mn.ns, op.cn_ns, op.cn6, static_cast<std::uint16_t>(port + 1), kTcpBytes,
-                              std::chrono::seconds(20));
-        fmt::print("  {} -> {} {:<16} TCP   {}\n", mn.name, op.cn_ns, op.cn6, o.tcp6.summary());
-        o.web4 = tcp_transfer(mn.ns, op.cn_ns, op.cn4, 80, kTcpBytes / 4, std::chrono::seconds(20));
-        fmt::print("  {} -> {} {:<16} TCP80 {}\n", mn.name, op.cn_ns, op.cn4, o.web4.summary());
-        for (const auto* p : {&o.ping4, &o.ping6}) {
-            if (!p->ok) {
-                fmt::print("    ping output:\n{}\n", p->output);
-            }
-        }
-        ok = ok && o.ok();
+        outcome[mn.id] = exchange_traffic(mn);
     }
+    return outcome;
+}
 
+// Each capture stopped and checked (check_keys_on_the_wire), then gone; false when one failed.
+bool check_gre_captures(std::vector<std::unique_ptr<GreCapture>>& captures, const Registered& bindings) {
+    bool ok = true;
     for (std::size_t i = 0; i < captures.size(); ++i) {
         const auto& l = wan_links()[i];
         section(fmt::format("GRE on the wire of {} ({}; tshark on {} in {}): each MN's keys of its binding over it",
                             l.label, l.mag_if, l.bridge, kWanNs));
-        ok = check_keys_on_the_wire(l, captures[i]->stop(), lab.bindings) && ok;
+        ok = check_keys_on_the_wire(l, captures[i]->stop(), bindings) && ok;
         captures[i].reset();
     }
+    return ok;
+}
 
+void print_results(const std::map<std::string, MnOutcome>& outcome, const Registered& bindings) {
     section("Results");
     Table t({"MN", "OPERATOR", "HOA", "HNP", "PING4", "PING6", "TCP4", "TCP6", "TCP80"});
     for (const auto& mn : mobile_nodes()) {
-        const auto& b = lab.bindings.mag.at(mn.id);
-        const auto& o = outcome[mn.id];
+        const auto& b = bindings.mag.at(mn.id);
+        const auto& o = outcome.at(mn.id);
         auto word = [](bool good) { return std::string(good ? "ok" : "FAILED"); };
         t.add({mn.name, mn.op->name, cell(b, "hoa"), cell(b, "hnp"), word(o.ping4.ok), word(o.ping6.ok),
                word(o.tcp4.ok), word(o.tcp6.ok), word(o.web4.ok)});
     }
     fmt::print("{}", t.str());
+}
 
-    section("Session tables: keys, paths, counters");
-    print_agent_tables(lma_agent());
-    print_agent_tables(mag_agent());
-
-    section("Watching it");
-    print_watch_commands(c);
-
+// False, with the lines printed, when an agent logged errors.
+bool agent_logs_clean() {
+    bool ok = true;
     for (const Agent* a : {&lma_agent(), &mag_agent()}) {
         if (auto errors = log_errors(*a); !errors.empty()) {
             fmt::print("\nFAILED: the {} logged errors ({}):\n  {}\n", a->title, a->log().string(),
@@ -611,6 +671,29 @@ int demo(const Context& c) {
             ok = false;
         }
     }
+    return ok;
+}
+
+int demo(const Context& c) {
+    install_interrupt_handler();
+    section("xpmip lab demo: RFC 5845 Figure 1 in network namespaces");
+    auto lab = up(c);
+    // From here on the lab comes down whatever happens.
+    DemoTeardown teardown;
+
+    auto captures = start_gre_captures();
+    const auto outcome = exchange_all_traffic();
+    bool ok = std::all_of(outcome.begin(), outcome.end(), [](const auto& o) { return o.second.ok(); });
+    ok = check_gre_captures(captures, lab.bindings) && ok;
+    print_results(outcome, lab.bindings);
+
+    section("Session tables: keys, paths, counters");
+    print_agent_tables(lma_agent());
+    print_agent_tables(mag_agent());
+
+    section("Watching it");
+    print_watch_commands(c);
+    ok = agent_logs_clean() && ok;
 
     section("Tearing down");
     teardown.armed = false;

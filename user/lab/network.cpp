@@ -99,6 +99,60 @@ void create_namespace(const std::string& ns) {
     }
 }
 
+void build_wan_link(const XdpPass& xdp_pass, const WanLink& l) {
+    veth(kMagNs, l.mag_if, kWanNs, l.mag_port);
+    veth(kLmaNs, l.lma_if, kWanNs, l.lma_port);
+    ip(kWanNs, {"link", "add", l.bridge, "type", "bridge"});
+    for (const auto& port : {l.mag_port, l.lma_port}) {
+        ip(kWanNs, {"link", "set", port, "master", l.bridge});
+        // XDP_PASS: frames the gateways' XDP redirects into the link arrive at once. No GRO:
+        // merged tunnel packets would be re-segmented toward the gateway as
+        // CHECKSUM_PARTIAL, which XDP cannot complete.
+        xdp_pass.attach(kWanNs, port);
+        ethtool_off(kWanNs, port, "gro");
+    }
+    ip(kWanNs, {"link", "set", l.bridge, "up"});
+    ip(kMagNs, {"addr", "add", l.mag4 + "/24", "dev", l.mag_if});
+    ip(kMagNs, {"-6", "addr", "add", l.mag6 + "/64", "dev", l.mag_if});
+    ip(kLmaNs, {"addr", "add", l.lma4 + "/24", "dev", l.lma_if});
+    ip(kLmaNs, {"-6", "addr", "add", l.lma6 + "/64", "dev", l.lma_if});
+    fmt::print("[lab] WAN link {}: MAG {} {} / {} -- {} in {} -- LMA {} {} / {}{}\n", l.bridge, l.mag_if, l.mag4,
+               l.mag6, l.bridge, kWanNs, l.lma_if, l.lma4, l.lma6,
+               fmt::format(" (label {})", l.label));
+}
+
+void build_correspondent_network(const XdpPass& xdp_pass, const Operator& op) {
+    veth(kLmaNs, op.core_if, op.cn_ns, "eth0");
+    ip(kLmaNs, {"addr", "add", op.core4 + "/24", "dev", op.core_if});
+    ip(kLmaNs, {"-6", "addr", "add", op.core6 + "/64", "dev", op.core_if});
+    ip(op.cn_ns, {"addr", "add", op.cn4 + "/24", "dev", "eth0"});
+    ip(op.cn_ns, {"-6", "addr", "add", op.cn6 + "/64", "dev", "eth0"});
+    ip(op.cn_ns, {"route", "add", "default", "via", op.core4});
+    ip(op.cn_ns, {"-6", "route", "add", "default", "via", op.core6});
+    // An end host on a veth: XDP_PASS (see above) and complete checksums (a veth hands
+    // CHECKSUM_PARTIAL packets to the gateway's XDP, which cannot complete them).
+    xdp_pass.attach(op.cn_ns, "eth0");
+    ethtool_off(op.cn_ns, "eth0", "tx");
+    fmt::print("[lab] {} (realm {}): LMA {} {} -- CN {} {} / {}\n", op.name, op.realm, op.core_if, op.core4,
+               op.cn_ns, op.cn4, op.cn6);
+}
+
+// One access link per mobile node; the MN's interface has the MAC the MAG knows it by.
+void build_access_links(const XdpPass& xdp_pass) {
+    for (const auto& mn : mobile_nodes()) {
+        veth(mn.ns, "eth0", kMagNs, mn.access_if, mn.mac);
+        xdp_pass.attach(mn.ns, "eth0");
+        ethtool_off(mn.ns, "eth0", "tx");
+    }
+    fmt::print("[lab] access links: {}\n", [] {
+        std::vector<std::string> v;
+        for (const auto& mn : mobile_nodes()) {
+            v.push_back(fmt::format("{}-{} ({})", mn.access_if, mn.ns, mn.mac));
+        }
+        return fmt::format("{}", fmt::join(v, ", "));
+    }());
+}
+
 } // namespace
 
 void build_network() {
@@ -114,57 +168,15 @@ void build_network() {
     // The WAN: each of the MAG's links reaches the LMA through a bridge in xl-wan, where tshark
     // sees the tunnel (frames our XDP redirects into a veth are invisible on both of its ends).
     for (const auto& l : wan_links()) {
-        veth(kMagNs, l.mag_if, kWanNs, l.mag_port);
-        veth(kLmaNs, l.lma_if, kWanNs, l.lma_port);
-        ip(kWanNs, {"link", "add", l.bridge, "type", "bridge"});
-        for (const auto& port : {l.mag_port, l.lma_port}) {
-            ip(kWanNs, {"link", "set", port, "master", l.bridge});
-            // XDP_PASS: frames the gateways' XDP redirects into the link arrive at once. No GRO:
-            // merged tunnel packets would be re-segmented toward the gateway as
-            // CHECKSUM_PARTIAL, which XDP cannot complete.
-            xdp_pass.attach(kWanNs, port);
-            ethtool_off(kWanNs, port, "gro");
-        }
-        ip(kWanNs, {"link", "set", l.bridge, "up"});
-        ip(kMagNs, {"addr", "add", l.mag4 + "/24", "dev", l.mag_if});
-        ip(kMagNs, {"-6", "addr", "add", l.mag6 + "/64", "dev", l.mag_if});
-        ip(kLmaNs, {"addr", "add", l.lma4 + "/24", "dev", l.lma_if});
-        ip(kLmaNs, {"-6", "addr", "add", l.lma6 + "/64", "dev", l.lma_if});
-        fmt::print("[lab] WAN link {}: MAG {} {} / {} -- {} in {} -- LMA {} {} / {}{}\n", l.bridge, l.mag_if, l.mag4,
-                   l.mag6, l.bridge, kWanNs, l.lma_if, l.lma4, l.lma6,
-                   fmt::format(" (label {})", l.label));
+        build_wan_link(xdp_pass, l);
     }
 
     // Each operator's correspondent network behind its own core interface of the LMA.
     for (const auto& op : operators()) {
-        veth(kLmaNs, op.core_if, op.cn_ns, "eth0");
-        ip(kLmaNs, {"addr", "add", op.core4 + "/24", "dev", op.core_if});
-        ip(kLmaNs, {"-6", "addr", "add", op.core6 + "/64", "dev", op.core_if});
-        ip(op.cn_ns, {"addr", "add", op.cn4 + "/24", "dev", "eth0"});
-        ip(op.cn_ns, {"-6", "addr", "add", op.cn6 + "/64", "dev", "eth0"});
-        ip(op.cn_ns, {"route", "add", "default", "via", op.core4});
-        ip(op.cn_ns, {"-6", "route", "add", "default", "via", op.core6});
-        // An end host on a veth: XDP_PASS (see above) and complete checksums (a veth hands
-        // CHECKSUM_PARTIAL packets to the gateway's XDP, which cannot complete them).
-        xdp_pass.attach(op.cn_ns, "eth0");
-        ethtool_off(op.cn_ns, "eth0", "tx");
-        fmt::print("[lab] {} (realm {}): LMA {} {} -- CN {} {} / {}\n", op.name, op.realm, op.core_if, op.core4,
-                   op.cn_ns, op.cn4, op.cn6);
+        build_correspondent_network(xdp_pass, op);
     }
 
-    // One access link per mobile node; the MN's interface has the MAC the MAG knows it by.
-    for (const auto& mn : mobile_nodes()) {
-        veth(mn.ns, "eth0", kMagNs, mn.access_if, mn.mac);
-        xdp_pass.attach(mn.ns, "eth0");
-        ethtool_off(mn.ns, "eth0", "tx");
-    }
-    fmt::print("[lab] access links: {}\n", [] {
-        std::vector<std::string> v;
-        for (const auto& mn : mobile_nodes()) {
-            v.push_back(fmt::format("{}-{} ({})", mn.access_if, mn.ns, mn.mac));
-        }
-        return fmt::format("{}", fmt::join(v, ", "));
-    }());
+    build_access_links(xdp_pass);
 }
 
 std::vector<std::string> remove_namespaces() {

@@ -163,6 +163,75 @@ std::string shell_words(const std::vector<std::string>& argv) {
     return out;
 }
 
+namespace {
+
+// In the child, after fork: into the namespace (when given), stdin from /dev/null, stdout and
+// stderr into the pipes, then the program.
+[[noreturn]] void exec_command(const Argv& args, const UniqueFd& ns, const UniqueFd& devnull, const Pipe& out,
+                               const Pipe& err, const Pipe& status) {
+    child_reset_signals();
+    if (ns && setns(ns.get(), CLONE_NEWNET) < 0) {
+        child_fail(status.w.get(), errno);
+    }
+    if (dup2(devnull.get(), 0) < 0 || dup2(out.w.get(), 1) < 0 || dup2(err.w.get(), 2) < 0) {
+        child_fail(status.w.get(), errno);
+    }
+    execvp(args.ptrs[0], args.ptrs.data());
+    child_fail(status.w.get(), errno);
+}
+
+// The child's stdout and stderr into `r` until both pipes close; false when the deadline came
+// first (the child killed). An interrupt kills the child, whose pipes then close.
+bool collect_output(pid_t pid, const UniqueFd& out, const UniqueFd& err, Clock::time_point deadline,
+                    CommandResult& r) {
+    bool out_open = true, err_open = true;
+    bool stopped = false;
+    while (out_open || err_open) {
+        if (interrupted() && !stopped) {
+            kill(pid, SIGKILL);
+            stopped = true;
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            return false;
+        }
+        pollfd p[2] = {{out_open ? out.get() : -1, POLLIN, 0}, {err_open ? err.get() : -1, POLLIN, 0}};
+        int n = poll(p, 2, static_cast<int>(std::min<long long>(left, 200)));
+        if (n < 0 && errno != EINTR) {
+            throw LabError(fmt::format("poll: {}", errno_text(errno)));
+        }
+        if (n > 0) {
+            if (p[0].revents) {
+                append_from(out.get(), r.out, out_open);
+            }
+            if (p[1].revents) {
+                append_from(err.get(), r.err, err_open);
+            }
+        }
+    }
+    return true;
+}
+
+// Reap the child: its exit status, or 128 + signal.
+int reap(pid_t pid) {
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return decode_status(st);
+}
+
+// What a failed command said (its stderr, else its stdout), without the trailing line end.
+std::string failure_text(const CommandResult& r) {
+    auto text = r.err.empty() ? r.out : r.err;
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+        text.pop_back();
+    }
+    return text;
+}
+
+} // namespace
+
 CommandResult run(const std::vector<std::string>& argv, const RunOptions& options) {
     Argv args(argv);
     UniqueFd ns = options.netns.empty() ? UniqueFd() : open_netns(options.netns);
@@ -175,53 +244,15 @@ CommandResult run(const std::vector<std::string>& argv, const RunOptions& option
         throw LabError(fmt::format("fork for {}: {}", shell_words(argv), errno_text(errno)));
     }
     if (pid == 0) {
-        child_reset_signals();
-        if (ns && setns(ns.get(), CLONE_NEWNET) < 0) {
-            child_fail(status.w.get(), errno);
-        }
-        if (dup2(devnull.get(), 0) < 0 || dup2(out.w.get(), 1) < 0 || dup2(err.w.get(), 2) < 0) {
-            child_fail(status.w.get(), errno);
-        }
-        execvp(args.ptrs[0], args.ptrs.data());
-        child_fail(status.w.get(), errno);
+        exec_command(args, ns, devnull, out, err, status);
     }
     out.w.reset();
     err.w.reset();
     status.w.reset();
 
     CommandResult r;
-    bool out_open = true, err_open = true;
-    const auto deadline = Clock::now() + options.timeout;
-    bool timed_out = false, stopped = false;
-    while (out_open || err_open) {
-        if (interrupted() && !stopped) {
-            kill(pid, SIGKILL);
-            stopped = true;
-        }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) {
-            timed_out = true;
-            kill(pid, SIGKILL);
-            break;
-        }
-        pollfd p[2] = {{out_open ? out.r.get() : -1, POLLIN, 0}, {err_open ? err.r.get() : -1, POLLIN, 0}};
-        int n = poll(p, 2, static_cast<int>(std::min<long long>(left, 200)));
-        if (n < 0 && errno != EINTR) {
-            throw LabError(fmt::format("poll: {}", errno_text(errno)));
-        }
-        if (n > 0) {
-            if (p[0].revents) {
-                append_from(out.r.get(), r.out, out_open);
-            }
-            if (p[1].revents) {
-                append_from(err.r.get(), r.err, err_open);
-            }
-        }
-    }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    r.status = decode_status(st);
+    const bool timed_out = !collect_output(pid, out.r, err.r, Clock::now() + options.timeout, r);
+    r.status = reap(pid);
     if (auto e = exec_error(status.r.get())) {
         throw LabError(fmt::format("cannot run {}{}: {}", argv[0], where, errno_text(*e)));
     }
@@ -231,10 +262,7 @@ CommandResult run(const std::vector<std::string>& argv, const RunOptions& option
     }
     throw_if_interrupted();
     if (options.check && r.status != 0) {
-        auto text = r.err.empty() ? r.out : r.err;
-        while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
-            text.pop_back();
-        }
+        const auto text = failure_text(r);
         throw LabError(fmt::format("{}{} failed (exit {}){}{}", shell_words(argv), where, r.status,
                                    text.empty() ? "" : ": ", text));
     }

@@ -116,148 +116,212 @@ bool matches(const std::vector<std::uint8_t>& pat, std::size_t offset, const std
     return offset + n <= pat.size() && std::memcmp(pat.data() + offset, data, n) == 0;
 }
 
+// The server's listening socket, made inside its namespace.
+UniqueFd tcp_listener(const std::string& server_ns, const SockAddr& sa, const std::string& server_addr,
+                      std::uint16_t port) {
+    NetnsScope in(server_ns);
+    UniqueFd listener = tcp_socket(sa.family);
+    int one = 1;
+    setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(listener.get(), reinterpret_cast<const sockaddr*>(&sa.ss), sa.len) < 0 || listen(listener.get(), 1) < 0) {
+        throw LabError(fmt::format("TCP server on {} port {} in {}: {}", server_addr, port, server_ns,
+                                   std::strerror(errno)));
+    }
+    return listener;
+}
+
+// Both ends of one connection, driven by poll() until the downlink's end reaches the client.
+// Uplink: client -> server, then the client half-closes. Downlink: server -> client after
+// the uplink's end, then the server closes.
+class TcpExchange {
+public:
+    TcpExchange(const std::vector<std::uint8_t>& pat, UniqueFd listener, UniqueFd client,
+                const std::string& server_addr, std::uint16_t port)
+        : pat_(pat), bytes_(pat.size()), server_addr_(server_addr), port_(port), listener_(std::move(listener)),
+          client_(std::move(client)) {}
+
+    TcpResult run(std::chrono::milliseconds timeout);
+
+private:
+    std::string poll_and_serve(int timeout_ms);
+    void accept_server(short revents);
+    std::string serve_client(short revents);
+    std::string serve_server(short revents);
+    std::string send_more(int fd, std::size_t& sent, const char* dir);
+    std::string receive_more(int fd, std::size_t& got, bool& eof, const char* dir);
+    TcpResult failed(std::string why) const;
+    TcpResult finished(double seconds) const;
+
+    const std::vector<std::uint8_t>& pat_;
+    const std::size_t bytes_;
+    const std::string& server_addr_;
+    const std::uint16_t port_;
+    UniqueFd listener_, client_, server_;
+    std::size_t up_sent_ = 0, up_got_ = 0, down_sent_ = 0, down_got_ = 0;
+    bool connected_ = false, up_eof_ = false, down_eof_ = false;
+    std::vector<std::uint8_t> buf_ = std::vector<std::uint8_t>(1 << 16);
+};
+
+TcpResult TcpExchange::run(std::chrono::milliseconds timeout) {
+    const auto t0 = Clock::now();
+    const auto deadline = t0 + timeout;
+    while (!down_eof_) {
+        if (interrupted()) {
+            return failed("interrupted");
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            return failed(fmt::format("timed out after {} s: {} of {} octets uplink, {} downlink",
+                                      std::chrono::duration<double>(timeout).count(), up_got_, bytes_, down_got_));
+        }
+        if (auto err = poll_and_serve(static_cast<int>(std::min<long long>(left, 200))); !err.empty()) {
+            return failed(err);
+        }
+    }
+    return finished(std::chrono::duration<double>(Clock::now() - t0).count());
+}
+
+// One poll() round and what it allows on each socket. Returns an error text, empty when all is
+// well (an interrupted poll() included: run() looks at the flag and the deadline again).
+std::string TcpExchange::poll_and_serve(int timeout_ms) {
+    short cev = POLLIN;
+    if (!connected_ || (up_sent_ < bytes_)) {
+        cev |= POLLOUT;
+    }
+    short sev = 0;
+    if (server_) {
+        sev = up_eof_ ? (down_sent_ < bytes_ ? POLLOUT : 0) : POLLIN;
+    }
+    pollfd p[3] = {{client_.get(), cev, 0},
+                   {listener_ ? listener_.get() : -1, POLLIN, 0},
+                   {server_ ? server_.get() : -1, sev, 0}};
+    if (poll(p, 3, timeout_ms) < 0) {
+        if (errno == EINTR) {
+            return {};
+        }
+        return fmt::format("poll: {}", std::strerror(errno));
+    }
+    accept_server(p[1].revents);
+    if (auto err = serve_client(p[0].revents); !err.empty()) {
+        return err;
+    }
+    return serve_server(p[2].revents);
+}
+
+// The server accepts.
+void TcpExchange::accept_server(short revents) {
+    if (listener_ && (revents & POLLIN)) {
+        server_.reset(accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (server_) {
+            listener_.reset();
+        }
+    }
+}
+
+// The client: connection result, uplink data, downlink data.
+std::string TcpExchange::serve_client(short revents) {
+    if (revents & (POLLOUT | POLLERR | POLLHUP) && !connected_) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(client_.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+            return fmt::format("connect to {} port {}: {}", server_addr_, port_, std::strerror(err));
+        }
+        connected_ = (revents & POLLOUT) != 0;
+    }
+    if (connected_ && up_sent_ < bytes_ && (revents & POLLOUT)) {
+        if (auto err = send_more(client_.get(), up_sent_, "uplink"); !err.empty()) {
+            return err;
+        }
+    }
+    if (revents & (POLLIN | POLLHUP)) {
+        return receive_more(client_.get(), down_got_, down_eof_, "downlink");
+    }
+    return {};
+}
+
+// The server: uplink data until the client's FIN, then the downlink.
+std::string TcpExchange::serve_server(short revents) {
+    if (server_ && !up_eof_ && (revents & (POLLIN | POLLHUP))) {
+        if (auto err = receive_more(server_.get(), up_got_, up_eof_, "uplink"); !err.empty()) {
+            return err;
+        }
+    }
+    if (server_ && up_eof_ && down_sent_ < bytes_ && (revents & POLLOUT)) {
+        return send_more(server_.get(), down_sent_, "downlink");
+    }
+    return {};
+}
+
+// One direction's sender: the next piece of the pattern, a half-close after the last. Returns
+// an error text, empty when all is well (a full socket buffer included).
+std::string TcpExchange::send_more(int fd, std::size_t& sent, const char* dir) {
+    ssize_t n = send(fd, pat_.data() + sent, std::min<std::size_t>(bytes_ - sent, 1 << 16), MSG_NOSIGNAL);
+    if (n > 0) {
+        sent += static_cast<std::size_t>(n);
+        if (sent == bytes_) {
+            shutdown(fd, SHUT_WR);
+        }
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        return fmt::format("{} send: {}", dir, std::strerror(errno));
+    }
+    return {};
+}
+
+// One direction's receiver: what arrives must continue the pattern.
+std::string TcpExchange::receive_more(int fd, std::size_t& got, bool& eof, const char* dir) {
+    ssize_t n = recv(fd, buf_.data(), buf_.size(), 0);
+    if (n > 0) {
+        if (!matches(pat_, got, buf_.data(), static_cast<std::size_t>(n))) {
+            return fmt::format("{} data corrupted or too long at octet {}", dir, got);
+        }
+        got += static_cast<std::size_t>(n);
+    } else if (n == 0) {
+        eof = true;
+    } else if (errno != EAGAIN && errno != EINTR) {
+        return fmt::format("{} receive: {}", dir, std::strerror(errno));
+    }
+    return {};
+}
+
+TcpResult TcpExchange::failed(std::string why) const {
+    TcpResult res;
+    res.error = std::move(why);
+    res.uplink = up_got_;
+    res.downlink = down_got_;
+    return res;
+}
+
+TcpResult TcpExchange::finished(double seconds) const {
+    TcpResult res;
+    res.seconds = seconds;
+    res.uplink = up_got_;
+    res.downlink = down_got_;
+    res.ok = up_got_ == bytes_ && down_got_ == bytes_;
+    if (!res.ok) {
+        res.error = fmt::format("{} of {} octets uplink, {} downlink", up_got_, bytes_, down_got_);
+    }
+    return res;
+}
+
 } // namespace
 
 TcpResult tcp_transfer(const std::string& client_ns, const std::string& server_ns, const std::string& server_addr,
                        std::uint16_t port, std::size_t bytes, std::chrono::milliseconds timeout) {
-    TcpResult res;
     const auto pat = pattern(bytes);
     const auto sa = sockaddr_of(server_addr, port);
-    UniqueFd listener, client, server;
-    {
-        NetnsScope in(server_ns);
-        listener = tcp_socket(sa.family);
-        int one = 1;
-        setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(listener.get(), reinterpret_cast<const sockaddr*>(&sa.ss), sa.len) < 0 || listen(listener.get(), 1) < 0) {
-            throw LabError(fmt::format("TCP server on {} port {} in {}: {}", server_addr, port, server_ns,
-                                       std::strerror(errno)));
-        }
-    }
+    UniqueFd listener = tcp_listener(server_ns, sa, server_addr, port);
+    UniqueFd client;
     {
         NetnsScope in(client_ns);
         client = tcp_socket(sa.family);
         if (connect(client.get(), reinterpret_cast<const sockaddr*>(&sa.ss), sa.len) < 0 && errno != EINPROGRESS) {
+            TcpResult res;
             res.error = fmt::format("connect to {} port {}: {}", server_addr, port, std::strerror(errno));
             return res;
         }
     }
-
-    // Uplink: client -> server, then the client half-closes. Downlink: server -> client after
-    // the uplink's end, then the server closes.
-    std::size_t up_sent = 0, up_got = 0, down_sent = 0, down_got = 0;
-    bool connected = false, up_eof = false, down_eof = false;
-    std::vector<std::uint8_t> buf(1 << 16);
-    const auto t0 = Clock::now();
-    const auto deadline = t0 + timeout;
-    auto fail = [&](std::string why) {
-        res.error = std::move(why);
-        res.uplink = up_got;
-        res.downlink = down_got;
-        return res;
-    };
-    // One direction's sender: the next piece of the pattern, a half-close after the last. Returns
-    // an error text, empty when all is well (a full socket buffer included).
-    auto send_more = [&](int fd, std::size_t& sent, const char* dir) -> std::string {
-        ssize_t n = send(fd, pat.data() + sent, std::min<std::size_t>(bytes - sent, 1 << 16), MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += static_cast<std::size_t>(n);
-            if (sent == bytes) {
-                shutdown(fd, SHUT_WR);
-            }
-        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            return fmt::format("{} send: {}", dir, std::strerror(errno));
-        }
-        return {};
-    };
-    // One direction's receiver: what arrives must continue the pattern.
-    auto receive_more = [&](int fd, std::size_t& got, bool& eof, const char* dir) -> std::string {
-        ssize_t n = recv(fd, buf.data(), buf.size(), 0);
-        if (n > 0) {
-            if (!matches(pat, got, buf.data(), static_cast<std::size_t>(n))) {
-                return fmt::format("{} data corrupted or too long at octet {}", dir, got);
-            }
-            got += static_cast<std::size_t>(n);
-        } else if (n == 0) {
-            eof = true;
-        } else if (errno != EAGAIN && errno != EINTR) {
-            return fmt::format("{} receive: {}", dir, std::strerror(errno));
-        }
-        return {};
-    };
-    while (!down_eof) {
-        if (interrupted()) {
-            return fail("interrupted");
-        }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) {
-            return fail(fmt::format("timed out after {} s: {} of {} octets uplink, {} downlink",
-                                    std::chrono::duration<double>(timeout).count(), up_got, bytes, down_got));
-        }
-        short cev = POLLIN;
-        if (!connected || (up_sent < bytes)) {
-            cev |= POLLOUT;
-        }
-        short sev = 0;
-        if (server) {
-            sev = up_eof ? (down_sent < bytes ? POLLOUT : 0) : POLLIN;
-        }
-        pollfd p[3] = {{client.get(), cev, 0},
-                       {listener ? listener.get() : -1, POLLIN, 0},
-                       {server ? server.get() : -1, sev, 0}};
-        if (poll(p, 3, static_cast<int>(std::min<long long>(left, 200))) < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return fail(fmt::format("poll: {}", std::strerror(errno)));
-        }
-        // The server accepts.
-        if (listener && (p[1].revents & POLLIN)) {
-            server.reset(accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-            if (server) {
-                listener.reset();
-            }
-        }
-        // The client: connection result, uplink data, downlink data.
-        if (p[0].revents & (POLLOUT | POLLERR | POLLHUP) && !connected) {
-            int err = 0;
-            socklen_t len = sizeof err;
-            getsockopt(client.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-            if (err != 0) {
-                return fail(fmt::format("connect to {} port {}: {}", server_addr, port, std::strerror(err)));
-            }
-            connected = (p[0].revents & POLLOUT) != 0;
-        }
-        if (connected && up_sent < bytes && (p[0].revents & POLLOUT)) {
-            if (auto err = send_more(client.get(), up_sent, "uplink"); !err.empty()) {
-                return fail(err);
-            }
-        }
-        if (p[0].revents & (POLLIN | POLLHUP)) {
-            if (auto err = receive_more(client.get(), down_got, down_eof, "downlink"); !err.empty()) {
-                return fail(err);
-            }
-        }
-        // The server: uplink data until the client's FIN, then the downlink.
-        if (server && !up_eof && (p[2].revents & (POLLIN | POLLHUP))) {
-            if (auto err = receive_more(server.get(), up_got, up_eof, "uplink"); !err.empty()) {
-                return fail(err);
-            }
-        }
-        if (server && up_eof && down_sent < bytes && (p[2].revents & POLLOUT)) {
-            if (auto err = send_more(server.get(), down_sent, "downlink"); !err.empty()) {
-                return fail(err);
-            }
-        }
-    }
-    res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    res.uplink = up_got;
-    res.downlink = down_got;
-    res.ok = up_got == bytes && down_got == bytes;
-    if (!res.ok) {
-        res.error = fmt::format("{} of {} octets uplink, {} downlink", up_got, bytes, down_got);
-    }
-    return res;
+    return TcpExchange(pat, std::move(listener), std::move(client), server_addr, port).run(timeout);
 }
 
 // --- tshark ----------------------------------------------------------------------------------
