@@ -352,7 +352,7 @@ int cmd_fill(const std::string& instance, const std::string& pin_root, std::uint
     const SessionConfig base = session_from_json(tmpl);
     auto pinned = open_pinned(instance, pin_root);
     auto table = pinned.sessions();
-    std::uint64_t stats_waits = 0, retries = 0;
+    std::uint64_t retries = 0;
     const auto t0 = Clock::now();
     for (std::uint32_t i = 0; i < count; ++i) {
         SessionConfig s = base;
@@ -378,23 +378,6 @@ int cmd_fill(const std::string& instance, const std::string& pin_root, std::uint
             if (p.key_uplink) p.key_uplink += i;
             if (p.key_downlink) p.key_downlink += i;
         }
-        // session_stats is a per-CPU hash without preallocation: the kernel allocates each
-        // element's per-CPU memory from the atomic per-CPU pool, which a fast writer drains before
-        // the kernel refills it (ENOMEM, that SessionTable reports as a full map). Write the zero
-        // stats entry first, waiting for the pool, then the session (whose own write of it then
-        // finds it there).
-        std::vector<xpmip_session_stats> zero(static_cast<std::size_t>(libbpf_num_possible_cpus()));
-        for (int tries = 0;; ++tries) {
-            if (bpf_map_update_elem(pinned.maps.fd(MapId::SessionStats), &s.id, zero.data(), BPF_NOEXIST) == 0 ||
-                errno == EEXIST) {
-                break;
-            }
-            if (errno != ENOMEM || tries >= 2000) {
-                throw BenchError(fmt::format("session {}: session_stats: {}", s.id, errno_text()));
-            }
-            ++stats_waits;
-            std::this_thread::sleep_for(std::chrono::microseconds(tries < 10 ? 100 : 1000));
-        }
         for (int tries = 0;; ++tries) {
             try {
                 table.upsert(s);
@@ -410,7 +393,7 @@ int cmd_fill(const std::string& instance, const std::string& pin_root, std::uint
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     std::cout << json{{"count", count}, {"seconds", secs}, {"per_second", secs > 0 ? count / secs : 0.0},
-                      {"stats_allocation_waits", stats_waits}, {"upsert_retries", retries}}.dump()
+                      {"upsert_retries", retries}}.dump()
               << "\n";
     return 0;
 }
@@ -709,8 +692,10 @@ int cmd_memlat(std::uint32_t mib) {
 int cmd_census(const std::string& instance, const std::string& pin_root) {
     auto pinned = open_pinned(instance, pin_root);
     json out = json::object();
-    for (MapId id : {MapId::Sessions, MapId::SessionStats, MapId::TunnelKeys, MapId::TunnelKeyless, MapId::RoutesV4,
-                     MapId::RoutesV6, MapId::Stations}) {
+    // The sessions array has every index: its live sessions are those whose slot names them.
+    out[map_name(MapId::Sessions)] = pinned.sessions().list().size();
+    for (MapId id : {MapId::SessionPaths, MapId::TunnelKeys, MapId::TunnelKeyless, MapId::RoutesV4, MapId::RoutesV6,
+                     MapId::PrefixesV4, MapId::PrefixesV6, MapId::Stations}) {
         const int fd = pinned.maps.fd(id);
         bpf_map_info info{};
         std::uint32_t len = sizeof(info);

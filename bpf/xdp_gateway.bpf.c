@@ -13,7 +13,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ICMP_QUOTE_MAX 512
 
 static __always_inline int xdp_forward(struct xdp_md *ctx, const struct plan *pl) {
-    account(pl);
     if (pl->ifindex == ctx->ingress_ifindex) {
         return XDP_TX;
     }
@@ -69,7 +68,6 @@ static __always_inline int xdp_decap(struct xdp_md *ctx, const struct plan *pl) 
     mac_copy(eth->h_source, pl->smac);
     eth->h_proto = bpf_htons(pl->ethertype);
     if (pl->local) {
-        account(pl);
         return XDP_PASS;
     }
     return xdp_forward(ctx, pl);

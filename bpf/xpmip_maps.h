@@ -22,11 +22,11 @@ struct {
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } ifaces SEC(".maps");
 
+/* The lookup maps (README "Data plane at scale"): one of them answers each packet. */
 struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 1024);               /* set at load */
-    __uint(map_flags, BPF_F_NO_PREALLOC);    /* memory only for live sessions */
-    __type(key, __u32);                      /* session id */
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1024);               /* set at load: limits.sessions + 1 */
+    __type(key, __u32);                      /* session id = our GRE key of its first path */
     __type(value, struct xpmip_session);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } sessions SEC(".maps");
@@ -34,6 +34,61 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 1024);               /* set at load */
+    __uint(map_flags, BPF_F_NO_PREALLOC);    /* memory only for multipath sessions */
+    __type(key, __u32);                      /* session id */
+    __type(value, struct xpmip_paths);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} session_paths SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);               /* set at load */
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct xpmip_route4_key);
+    __type(value, struct xpmip_route);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} mn_routes4 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);               /* set at load */
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct xpmip_route6_key);
+    __type(value, struct xpmip_route);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} mn_routes6 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 1024);               /* set at load */
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct xpmip_prefix4_key);
+    __type(value, __u32);                    /* session id */
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} mn_prefixes4 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 1024);               /* set at load */
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct xpmip_prefix6_key);
+    __type(value, __u32);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} mn_prefixes6 SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);               /* set at load */
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct xpmip_station_key);
+    __type(value, struct xpmip_station);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} stations SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 1024);               /* set at load */
+    __uint(map_flags, BPF_F_NO_PREALLOC);
     __type(key, struct xpmip_tunnel_key);
     __type(value, struct xpmip_path_ref);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -49,30 +104,12 @@ struct {
 } tunnel_keyless SEC(".maps");
 
 struct {
-    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-    __uint(max_entries, 1024);               /* set at load */
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, struct xpmip_route4_key);
-    __type(value, __u32);                    /* session id */
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 256);                /* set at load */
+    __type(key, __u32);
+    __type(value, struct xpmip_nexthop);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
-} mn_routes_v4 SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
-    __uint(max_entries, 1024);               /* set at load */
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, struct xpmip_route6_key);
-    __type(value, __u32);
-    __uint(pinning, LIBBPF_PIN_BY_NAME);
-} mn_routes_v6 SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 1024);               /* set at load */
-    __type(key, struct xpmip_station_key);
-    __type(value, __u32);                    /* session id */
-    __uint(pinning, LIBBPF_PIN_BY_NAME);
-} station_macs SEC(".maps");
+} nexthops SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
@@ -81,15 +118,6 @@ struct {
     __type(value, struct xpmip_policy);
     __uint(pinning, LIBBPF_PIN_BY_NAME);
 } policies SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, 1024);               /* set at load: as sessions */
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, __u32);
-    __type(value, struct xpmip_session_stats);
-    __uint(pinning, LIBBPF_PIN_BY_NAME);
-} session_stats SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

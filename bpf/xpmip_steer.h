@@ -73,14 +73,14 @@ __noinline int steer_rule_matches(const struct xpmip_rule *r, const struct steer
 
 /* Among up paths with `label` (any label when label < 0), the one with the highest rendezvous
  * score; STEER_NO_PATH if there is none. */
-__noinline int steer_rendezvous(const struct xpmip_session *s, __u32 hash, int label) {
+__noinline int steer_rendezvous(const struct xpmip_paths *s, __u32 hash, int label) {
     if (!s) {
         return STEER_NO_PATH;
     }
     int best = STEER_NO_PATH;
     __u32 best_score = 0;
     for (int i = 0; i < XPMIP_MAX_PATHS; i++) {
-        if (i >= s->npaths) {
+        if ((__u32)i >= s->npaths) {
             break;
         }
         const struct xpmip_path *p = &s->paths[i];
@@ -98,14 +98,14 @@ __noinline int steer_rendezvous(const struct xpmip_session *s, __u32 hash, int l
 
 /* Per packet: a random up path carrying one of the rule's labels (all up paths if it names
  * none), in proportion to path weights. */
-__noinline int steer_weighted(const struct xpmip_session *s, const struct xpmip_rule *r) {
+__noinline int steer_weighted(const struct xpmip_paths *s, const struct xpmip_rule *r) {
     if (!s || !r) {
         return STEER_NO_PATH;
     }
     __u32 total = 0;
     __u32 eligible = 0;
     for (int i = 0; i < XPMIP_MAX_PATHS; i++) {
-        if (i >= s->npaths) {
+        if ((__u32)i >= s->npaths) {
             break;
         }
         const struct xpmip_path *p = &s->paths[i];
@@ -140,13 +140,14 @@ __noinline int steer_weighted(const struct xpmip_session *s, const struct xpmip_
     return STEER_NO_PATH;
 }
 
-/* Choose the path for a flow of session `s`; STEER_NO_PATH when none may carry it. */
-__noinline int choose_path(const struct xpmip_session *s, const struct steer_flow *f) {
+/* Choose the path for a flow of a multipath session (its paths `s`, steering policy `policy`);
+ * STEER_NO_PATH when none may carry it. */
+__noinline int choose_path(const struct xpmip_paths *s, __u8 policy, const struct steer_flow *f) {
     if (!s || !f) {
         return STEER_NO_PATH;
     }
     __u32 hash = flow_hash(f);
-    __u32 policy_id = s->policy;
+    __u32 policy_id = policy;
     const struct xpmip_policy *pol = policy_id ? bpf_map_lookup_elem(&policies, &policy_id) : 0;
     if (pol) {
         for (int i = 0; i < XPMIP_MAX_RULES; i++) {

@@ -17,7 +17,6 @@ static __always_inline int tc_drop(__u32 stat) {
 }
 
 static __always_inline int tc_forward(struct __sk_buff *skb, const struct plan *pl, int on_egress) {
-    account(pl);
     if (pl->local) {
         return TC_ACT_OK;  /* decapsulated for this host: up the stack */
     }

@@ -118,6 +118,11 @@ int main(int argc, char** argv) {
     events->add_option("--count", count, "stop after this many");
     events->add_option("--timeout", timeout_ms, "give up after this many milliseconds");
 
+    bool refresh = false;
+    auto* nexthops = app.add_subcommand("nexthops", "Show the tunnel peers' next hops (JSON)");
+    nexthops->add_flag("--refresh", refresh, "resolve them from the kernel's routes and neighbours first "
+                                             "(what a running agent does on every change)");
+
     auto* ifs = app.add_subcommand("interfaces", "Show attached interfaces (JSON)");
     auto* unload = app.add_subcommand("unload", "Detach everything and remove the pinned maps and links");
 
@@ -191,6 +196,11 @@ int main(int argc, char** argv) {
                 throw DataplaneError(fmt::format("policy id {} is not 1..255", policy_id));
             }
             table.set_policy(static_cast<std::uint8_t>(policy_id), policy_from_json(read_json(file)));
+        } else if (nexthops->parsed()) {
+            if (refresh) {
+                NextHopCache(pinned.maps).refresh_all();
+            }
+            std::cout << to_json(list_next_hops(pinned.maps)).dump(2) << "\n";
         } else if (stats->parsed()) {
             std::cout << to_json(read_counters(pinned.maps)).dump(2) << "\n";
             if (reset) {

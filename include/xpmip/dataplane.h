@@ -68,29 +68,44 @@ enum xpmip_session_flags {
     XPMIP_SESSION_HOA = 1 << 3,     /* hoa/hoa_len valid (IPv4 service) */
 };
 
+/* The data plane is laid out for one dependent map lookup per packet at a million sessions
+ * (README "Data plane at scale"): the key a packet arrives with finds everything needed to
+ * forward it. Received tunnel packets carry our own GRE key, which is the session's index into the
+ * `sessions` array (the LMA assigns uplink keys, the MAG downlink keys, RFC 5845 §3.3); packets
+ * toward the tunnel are found by the MN's /32 IPv4 home address or /64 prefix (`mn_routes4/6`,
+ * hashes) or, at the MAG, its station MAC (`stations`), whose values carry the path to send them
+ * on. Longest-prefix tries remain only for what needs them (other prefix lengths, key-less
+ * tunnels), and a second lookup only for multipath sessions (their paths) and for keys that are
+ * not a session's index. */
+
 /* One binding of a mobility session: a tunnel between one MAG proxy CoA and the LMA. */
 struct xpmip_path {
     __u8 local[16];       /* this gateway's tunnel endpoint */
     __u8 remote[16];      /* the peer's: proxy CoA (at the LMA) or LMA address (at the MAG) */
-    __u32 ifindex;        /* egress interface of this path, 0: as the FIB decides */
     __u32 key_downlink;   /* GRE key of LMA->MAG packets, assigned by the MAG (RFC 5845 §3.3) */
     __u32 key_uplink;     /* GRE key of MAG->LMA packets, assigned by the LMA */
     __u16 remote_port;    /* peer's UDP port for UDP encapsulations (5437, or NAT-mapped) */
+    __u16 nexthop;        /* nexthops index: egress, MTU, key scope, resolved MACs; 0: none (FIB) */
     __u8 label;           /* RFC 8278 If-Label */
     __u8 bid;             /* RFC 8278 Binding-Id */
     __u8 weight;          /* share in per-packet distribution */
     __u8 flags;           /* enum xpmip_path_flags */
-    __u16 mtu;            /* outer MTU of the path, 0: the FIB's */
-    __u32 scope;          /* key scope: realm of the tunnel interface its packets arrive on */
 };
-XPMIP_ASSERT_SIZE(struct xpmip_path, 56);
+XPMIP_ASSERT_SIZE(struct xpmip_path, 48);
 
-/* A mobility session (key: its 32-bit id). */
+struct xpmip_counter {
+    __u64 packets;
+    __u64 bytes;          /* inner octets (the MN's packets or frames) */
+};
+XPMIP_ASSERT_SIZE(struct xpmip_counter, 16);
+
+/* sessions (ARRAY, index = session id, 0 unused): a mobility session with its first path, and its
+ * counters, added to atomically by every CPU (no per-CPU copies: memory does not grow with cores). */
 struct xpmip_session {
-    __u32 id;
+    __u32 id;             /* its own index; 0: the slot is free */
     __u8 encap;           /* enum xpmip_encap */
     __u8 flags;           /* enum xpmip_session_flags */
-    __u8 npaths;          /* paths[0..npaths) are configured */
+    __u8 npaths;          /* paths; beyond the first in session_paths */
     __u8 policy;          /* steering policy id, 0: none (first up path) */
     __u32 realm;          /* addressing realm: overlapping private IPv4 per operator (RFC 5845 Fig. 1) */
     __u32 mn_ifindex;     /* toward the MN: MAG access interface, LMA realm core interface (0: FIB) */
@@ -99,11 +114,87 @@ struct xpmip_session {
     __u8 hoa_len;         /* IPv4 home address prefix length (32 for one address) */
     __u8 mn_mac[6];       /* MN's MAC: MAG delivery, and the L2 session's station */
     __u8 hoa[4];          /* IPv4 home address */
-    struct xpmip_path paths[XPMIP_MAX_PATHS];
+    __u32 pad;
+    struct xpmip_path path;     /* paths[0] */
+    struct xpmip_counter rx;    /* from the tunnel: LMA uplink, MAG downlink */
+    struct xpmip_counter tx;    /* into the tunnel when found by a prefix (LPM) route */
 };
-XPMIP_ASSERT_SIZE(struct xpmip_session, 44 + 8 * 56);
+XPMIP_ASSERT_SIZE(struct xpmip_session, 128);
 
-/* tunnel_keys: inbound GRE key -> session/path (LMA: uplink keys, MAG: downlink keys). */
+/* session_paths (HASH, multipath sessions only): every path of a session with its counters. */
+struct xpmip_paths {
+    __u32 npaths;
+    __u32 pad;
+    struct xpmip_path paths[XPMIP_MAX_PATHS];
+    struct xpmip_counter tx[XPMIP_MAX_PATHS];    /* tunnelled out on each path (inner octets) */
+    struct xpmip_counter rx[XPMIP_MAX_PATHS];    /* received from each path */
+};
+XPMIP_ASSERT_SIZE(struct xpmip_paths, 8 + 8 * 48 + 16 * 16);
+
+/* mn_routes4 (HASH): (realm, /32 IPv4 home address); mn_routes6 (HASH): (realm, /64 prefix):
+ * what encapsulation toward the MAG (LMA downlink) or the LMA (MAG, stack-emitted) needs. */
+struct xpmip_route4_key {
+    __u32 realm;
+    __u8 addr[4];
+};
+XPMIP_ASSERT_SIZE(struct xpmip_route4_key, 8);
+
+struct xpmip_route6_key {
+    __u32 realm;
+    __u32 pad;
+    __u8 prefix[8];       /* the upper 64 bits */
+};
+XPMIP_ASSERT_SIZE(struct xpmip_route6_key, 16);
+
+struct xpmip_route {
+    __u32 session;
+    __u8 encap;
+    __u8 flags;           /* the session's */
+    __u8 npaths;
+    __u8 policy;
+    struct xpmip_path path;     /* the session's first path */
+    struct xpmip_counter tx;    /* toward the MN's peer gateway (LMA downlink, MAG uplink) */
+};
+XPMIP_ASSERT_SIZE(struct xpmip_route, 72);
+
+/* mn_prefixes4 / mn_prefixes6 (LPM): MN routes of other lengths (a home network prefix not a /64,
+ * an IPv4 home address prefix): (realm, prefix) -> session id. prefixlen = 32 (realm) + length. */
+struct xpmip_prefix4_key {
+    __u32 prefixlen;
+    __u32 realm;
+    __u8 addr[4];
+};
+XPMIP_ASSERT_SIZE(struct xpmip_prefix4_key, 12);
+
+struct xpmip_prefix6_key {
+    __u32 prefixlen;
+    __u32 realm;
+    __u8 addr[16];
+};
+XPMIP_ASSERT_SIZE(struct xpmip_prefix6_key, 24);
+
+/* stations (HASH): (interface, MN MAC) -> the MN's uplink at the MAG's access side (source MAC;
+ * with what source validation needs), or the downlink of an L2 session at the LMA's L2 core side
+ * (destination MAC). */
+struct xpmip_station_key {
+    __u32 ifindex;
+    __u8 mac[6];
+    __u16 pad;
+};
+XPMIP_ASSERT_SIZE(struct xpmip_station_key, 12);
+
+struct xpmip_station {
+    struct xpmip_route route;
+    __u8 hnp[16];
+    __u8 hnp_len;
+    __u8 hoa_len;
+    __u8 hoa[4];
+    __u16 pad;
+};
+XPMIP_ASSERT_SIZE(struct xpmip_station, 72 + 24);
+
+/* tunnel_keys (HASH): a received GRE key that is not its session's index (scoped keys, the other
+ * paths of a multipath session, keys of sessions restored from elsewhere) -> session/path. */
 struct xpmip_tunnel_key {
     __u32 scope;          /* realm of the tunnel interface (0 normally) */
     __u32 key;
@@ -112,7 +203,7 @@ XPMIP_ASSERT_SIZE(struct xpmip_tunnel_key, 8);
 
 struct xpmip_path_ref {
     __u32 session;
-    __u32 path;           /* index into paths[] */
+    __u32 path;           /* index among the session's paths */
 };
 XPMIP_ASSERT_SIZE(struct xpmip_path_ref, 8);
 
@@ -127,37 +218,36 @@ struct xpmip_keyless_key {
 };
 XPMIP_ASSERT_SIZE(struct xpmip_keyless_key, 40);
 
-/* mn_routes_v4 / mn_routes_v6 (LPM): (realm, MN address) -> session id.
- * prefixlen = 32 (realm) + address prefix length. */
-struct xpmip_route4_key {
-    __u32 prefixlen;
-    __u32 realm;
-    __u8 addr[4];
+enum xpmip_nexthop_flags {
+    XPMIP_NEXTHOP_RESOLVED = 1 << 0,  /* smac/dmac are the neighbour's: no FIB lookup */
+    XPMIP_NEXTHOP_USED = 1 << 1,      /* the entry is taken (by paths toward `remote`) */
 };
-XPMIP_ASSERT_SIZE(struct xpmip_route4_key, 12);
 
-struct xpmip_route6_key {
-    __u32 prefixlen;
-    __u32 realm;
-    __u8 addr[16];
+/* nexthops (ARRAY, small, index 0 unused): what paths share about how their packets leave: the
+ * egress interface and MTU they are held to, the key scope, and (when the agent has resolved
+ * them from the kernel's routes and neighbours) the MACs, so encapsulation needs no FIB lookup. */
+struct xpmip_nexthop {
+    __u32 ifindex;        /* egress; 0: as the FIB decides (when resolved: the neighbour's interface) */
+    __u16 mtu;            /* outer MTU held to; 0: the FIB's (when resolved: the egress interface's) */
+    __u8 flags;           /* enum xpmip_nexthop_flags */
+    __u8 pad;
+    __u32 scope;          /* key scope of the paths' tunnel interface */
+    __u8 smac[6];
+    __u8 dmac[6];
+    __u8 remote[16];      /* the tunnel peer these paths lead to (what the agent resolves) */
+    __u8 local[16];       /* their source (our address): source routing may choose the egress */
+    __u32 pinned_ifindex; /* the egress the paths ask for (0: any), kept apart from a resolution's */
+    __u16 pinned_mtu;     /* the MTU the paths ask for (0: the interface's) */
+    __u16 pad2;
 };
-XPMIP_ASSERT_SIZE(struct xpmip_route6_key, 24);
-
-/* station_macs: (interface, MN MAC) -> session id. MAG access side (source MAC) and the
- * LMA's L2 core side (destination MAC). */
-struct xpmip_station_key {
-    __u32 ifindex;
-    __u8 mac[6];
-    __u16 pad;
-};
-XPMIP_ASSERT_SIZE(struct xpmip_station_key, 12);
+XPMIP_ASSERT_SIZE(struct xpmip_nexthop, 64);
 
 /* ifaces: ifindex -> what the interface is. */
 struct xpmip_iface {
     __u32 kind;           /* enum xpmip_if_kind */
     __u32 realm;          /* CORE/CORE_L2/ACCESS: the realm; TUNNEL: key scope */
     __u8 mac[6];          /* the interface's own MAC */
-    __u16 mtu;
+    __u16 mtu;            /* packets sent out of it are held to this (access links: RFC 1812 §5.2.2) */
     __u8 addr4[4];        /* source of ICMP errors this gateway sends from here */
     __u8 addr6[16];
 };
@@ -166,7 +256,7 @@ XPMIP_ASSERT_SIZE(struct xpmip_iface, 36);
 /* config[0]: the instance. */
 struct xpmip_config {
     __u32 role;           /* enum xpmip_role */
-    __u32 flags;
+    __u32 sessions;       /* entries of the sessions array: keys below it may be session indexes */
 };
 XPMIP_ASSERT_SIZE(struct xpmip_config, 8);
 
@@ -204,21 +294,6 @@ struct xpmip_policy {
 };
 XPMIP_ASSERT_SIZE(struct xpmip_policy, 4 + 16 * 36);
 
-/* session_stats (per CPU): counters of one session and of each of its paths. */
-struct xpmip_counter {
-    __u64 packets;
-    __u64 bytes;
-};
-XPMIP_ASSERT_SIZE(struct xpmip_counter, 16);
-
-struct xpmip_session_stats {
-    struct xpmip_counter uplink;                     /* from the MN (inner bytes) */
-    struct xpmip_counter downlink;                   /* to the MN (inner bytes) */
-    struct xpmip_counter path_tx[XPMIP_MAX_PATHS];   /* tunnelled out on each path (outer bytes) */
-    struct xpmip_counter path_rx[XPMIP_MAX_PATHS];   /* received from each path (outer bytes) */
-};
-XPMIP_ASSERT_SIZE(struct xpmip_session_stats, 32 + 16 * 16);
-
 /* counters (per CPU array): drops by reason and notable events. Names in user/dataplane. */
 enum xpmip_stat {
     XPMIP_STAT_DROP_NO_SESSION = 0,   /* tunnel packet matching no session */
@@ -247,6 +322,10 @@ enum xpmip_stat {
     XPMIP_STAT_STEER_FALLBACK,        /* flow carried by a path outside its preferred labels */
     XPMIP_STAT_TC_ENCAP,              /* packets encapsulated by tc (stack-emitted or passed) */
     XPMIP_STAT_TC_DECAP,              /* packets decapsulated by tc */
+    XPMIP_STAT_DROP_IP_CHECKSUM,      /* an IPv4 header checksum (outer or inner) is wrong (RFC 1812 §5.2.2) */
+    XPMIP_STAT_DROP_GRE_CHECKSUM,     /* GRE with the C bit and a wrong checksum (RFC 2784 §2.5) */
+    XPMIP_STAT_DROP_NOT_FORWARDABLE,  /* inner destination or source a router does not forward (RFC 1812 §5.3.7) */
+    XPMIP_STAT_CPU_SPREAD,            /* tunnel packets handed to another CPU (cpumap) */
     XPMIP_STAT_MAX,
 };
 

@@ -19,6 +19,7 @@ Run as root with a python3 that has scapy (Debian's /usr/bin/python3); XPMIP_DP 
 xpmip-dp tool (CTest sets it).
 """
 import ipaddress
+import json
 import os
 import struct
 import subprocess
@@ -105,6 +106,7 @@ class Sess:
     lma_local: Optional[str] = None   # the LMA's tunnel address (default LMA4/LMA6)
     lma_port: int = UDP_DATA_PORT     # the MAG's (NAT-mapped) UDP port at the LMA
     at_mag: bool = True
+    keys_are_ids: bool = False        # each side's receive key is the session id (the direct index)
 
     @property
     def mn4(self):
@@ -127,11 +129,11 @@ class Sess:
 
     @property
     def key_dl(self):  # LMA -> MAG, assigned by the MAG
-        return 0xD0D00000 | self.sid
+        return self.sid if self.keys_are_ids else 0xD0D00000 | self.sid
 
     @property
     def key_ul(self):  # MAG -> LMA, assigned by the LMA
-        return 0x0A0B0000 | self.sid
+        return self.sid if self.keys_are_ids else 0x0A0B0000 | self.sid
 
     @property
     def lma_addr(self):
@@ -180,10 +182,15 @@ S_NONEIGH = Sess(22, "noneigh", "gre", 4, keyed=True, lma_remote=NONEIGH4, at_ma
 # the interface it came in on (XDP_TX).
 ONEARM_MAG4, ONEARM_MAC = "192.0.2.20", "02:00:00:00:c0:20"
 S_ONEARM = Sess(23, "one_armed", "gre", 4, keyed=True, lma_local=CORE0_4, lma_remote=ONEARM_MAG4, at_mag=False)
+# Keys that are the session's index into the sessions array (what the agents assign): found with
+# one array access, no tunnel_keys entry (README "Data plane at scale").
+S_DIRECT4 = Sess(24, "gre_key_is_id_v4outer", "gre", 4, keyed=True, keys_are_ids=True)
+S_DIRECT6 = Sess(25, "gre_key_is_id_v6outer", "gre", 6, keyed=True, keys_are_ids=True)
 
 L3_SESSIONS = [S_IPIP4, S_IPIP6, S_UDP4, S_GREK4, S_GREK6, S_GRE4, S_GRE6, S_TLV4]
 L2_SESSIONS = [S_L2_4, S_L2_6]
-ALL_SESSIONS = L3_SESSIONS + L2_SESSIONS + [S_REALM_A, S_REALM_B, S_MTU4, S_MTU6, S_NONEIGH, S_ONEARM]
+ALL_SESSIONS = L3_SESSIONS + L2_SESSIONS + [S_REALM_A, S_REALM_B, S_MTU4, S_MTU6, S_NONEIGH, S_ONEARM, S_DIRECT4,
+                                            S_DIRECT6]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -929,6 +936,110 @@ def _show(b: bytes) -> str:
         return f"(scapy cannot decode: {e})"
 
 
+# --- Keys that are the session index: one lookup, both directions, both roles ----------------------
+
+for _s in (S_DIRECT4, S_DIRECT6):
+    for _fam in (4, 6):
+        _f, _e = lma_uplink(_s, _fam)
+        add(Case(f"lma_uplink_{_s.name}_inner{_fam}", "lma", "tun0", _f, XDP_REDIRECT, _e))
+        _f, _e = mag_downlink(_s, _fam)
+        add(Case(f"mag_downlink_{_s.name}_inner{_fam}", "mag", "wan0", _f, XDP_REDIRECT, _e))
+        _f, _e = lma_downlink(_s, _fam)
+        add(Case(f"lma_downlink_{_s.name}_inner{_fam}", "lma", "core0", _f, XDP_REDIRECT, _e))
+        _f, _e = mag_uplink(_s, _fam)
+        add(Case(f"mag_uplink_{_s.name}_inner{_fam}", "mag", "acc0", _f, XDP_REDIRECT, _e))
+add(Case("lma_key_is_another_sessions_id_but_not_its_key", "lma", "tun0",
+         lma_uplink_in(S_GREK4, _UP4, key=S_GREK4.sid), XDP_DROP, None, {"drop_unknown_key": 1},
+         doc="session 4's uplink key is 0x0a0b0004, not its index: key 4 names no session"))
+add(Case("lma_direct_key_from_the_wrong_mag_is_outer_spoof", "lma", "tun0",
+         lma_uplink_in(S_DIRECT4, inner(4, S_DIRECT4.mn4, CN4), src=ROGUE4), XDP_DROP, None,
+         {"drop_outer_spoof": 1}))
+
+# --- Router hygiene (RFC 1812): what kernel routing would not forward either ------------------------
+
+
+def _bad_ipv4_checksum(pkt: bytes) -> bytes:
+    b = bytearray(pkt)
+    b[10] ^= 0x5A
+    return bytes(b)
+
+
+add(Case("mag_uplink_inner_ipv4_bad_header_checksum", "mag", "acc0",
+         mag_acc_in(S_GREK4, _bad_ipv4_checksum(inner(4, S_GREK4.mn4, CN4))), XDP_DROP, None,
+         {"drop_ip_checksum": 1}, doc="RFC 1812 §5.2.2: a router verifies the IPv4 header checksum"))
+add(Case("lma_uplink_inner_ipv4_bad_header_checksum", "lma", "tun0",
+         lma_uplink_in(S_GREK4, _bad_ipv4_checksum(inner(4, S_GREK4.mn4, CN4))), XDP_DROP, None,
+         {"drop_ip_checksum": 1}))
+add(Case("lma_downlink_ipv4_bad_header_checksum", "lma", "core0",
+         lma_core_in(S_GREK4, _bad_ipv4_checksum(inner(4, CN4, S_GREK4.mn4))), XDP_DROP, None,
+         {"drop_ip_checksum": 1}))
+_f = bytearray(lma_uplink_in(S_GREK4, inner(4, S_GREK4.mn4, CN4)))
+_f[14 + 10] ^= 0x5A
+add(Case("lma_uplink_outer_ipv4_bad_header_checksum", "lma", "tun0", bytes(_f), XDP_DROP, None,
+         {"drop_ip_checksum": 1}, doc="the outer header is checked before anything is decapsulated"))
+for _dst in ("127.0.0.1", "0.1.2.3", "240.0.0.1"):
+    add(Case(f"mag_uplink_to_{_dst.replace('.', '_')}_not_forwarded", "mag", "acc0",
+             mag_acc_in(S_GREK4, inner(4, S_GREK4.mn4, _dst)), XDP_DROP, None, {"drop_not_forwardable": 1},
+             doc="RFC 1812 §5.3.7: martian destinations"))
+add(Case("mag_uplink_to_ipv6_loopback_not_forwarded", "mag", "acc0",
+         mag_acc_in(S_GREK6, inner(6, S_GREK6.mn6, "::1")), XDP_DROP, None, {"drop_not_forwardable": 1}))
+for _dst, _fam in (("255.255.255.255", 4), ("224.0.0.1", 4), ("239.1.2.3", 4), ("fe80::1", 6), ("ff02::1", 6),
+                   ("ff0e::1", 6)):
+    _name = _dst.replace(".", "_").replace(":", "_")
+    add(Case(f"lma_uplink_to_{_name}_not_handed_to_the_stack", "lma", "tun0",
+             lma_uplink_in(S_GREK4, inner(_fam, S_GREK4.mn(_fam), _dst)), XDP_DROP, None,
+             {"drop_not_forwardable": 1},
+             doc="broadcast, multicast and link-local traffic of an MN ends at its MAG (README)"))
+add(Case("lma_downlink_from_loopback_source_not_forwarded", "lma", "core0",
+         lma_core_in(S_GREK4, inner(4, "127.0.0.1", S_GREK4.mn4)), XDP_DROP, None, {"drop_not_forwardable": 1}))
+_BIG = inner(4, CN4, S_GREK4.mn4, size=2000)
+add(Case("mag_downlink_larger_than_the_access_mtu_dropped", "mag", "wan0", mag_downlink_in(S_GREK4, _BIG), XDP_DROP,
+         None, {"drop_too_big": 1}, doc="acc0's MTU is 1500: a 2000-octet inner packet does not fit (RFC 1812 §5.2.2)"))
+_G = raw(GRE(chksum_present=1, key_present=1, key=S_GREK4.key_ul, proto=ETH_P_IP) / Raw(_UP4))
+_G = _G[:4] + bytes([_G[4] ^ 0xFF]) + _G[5:12]
+add(Case("lma_gre_wrong_checksum_dropped", "lma", "tun0", lma_uplink_in(S_GREK4, _UP4, gre=_G), XDP_DROP, None,
+         {"drop_gre_checksum": 1}, doc="RFC 2784 §2.5: C set, the checksum over GRE header and payload is wrong"))
+_TLV_RES = struct.pack("!BBH", 0x05, 47, len(raw(GRE(key_present=1, key=S_TLV4.key_ul, proto=ETH_P_IP))) +
+                       len(inner(4, S_TLV4.mn4, CN4)))
+_f, _e = lma_uplink(S_TLV4, 4, tlv=_TLV_RES)
+add(Case("lma_tlv_reserved_bits_ignored", "lma", "tun0", _f, XDP_REDIRECT, _e,
+         doc="RFC 5845 §7.1: Res. MUST be ignored by the receiver"))
+
+# --- IPv6 extension headers on the outer packet (RFC 8200 §4, RFC 2473 §5.1) ----------------------
+
+from scapy.layers.inet6 import IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, HBHOptUnknown, PadN  # noqa: E402
+
+
+def _outer6_with(ext, payload: bytes, s: Sess, *, toward_lma=True):
+    """GRE over IPv6 with extension headers `ext` (scapy layers) between IPv6 and GRE."""
+    src, dst = (s.mag_addr, s.lma_addr) if toward_lma else (s.lma_addr, s.mag_addr)
+    key = s.key_ul if toward_lma else s.key_dl
+    eth_src, eth_dst = (WAN0_MAC, TUN0_MAC) if toward_lma else (TUN0_MAC, WAN0_MAC)
+    return raw(Ether(src=eth_src, dst=eth_dst) / IPv6(src=src, dst=dst, hlim=64) / ext /
+               GRE(key_present=1, key=key, proto=ethertype_of(payload)) / Raw(payload))
+
+
+# What Linux's ip6gre sends by default: a Destination Options header with the Tunnel Encapsulation
+# Limit option (type 4, value 4) and a PadN.
+_TEL = IPv6ExtHdrDestOpt(options=[HBHOptUnknown(otype=4, optdata=b"\x04"), PadN(optdata=b"\x00")])
+for _fam in (4, 6):
+    _pkt = inner(_fam, S_GREK6.mn(_fam), CN4 if _fam == 4 else CN6, df=_fam == 4)
+    add(Case(f"lma_uplink_outer6_tunnel_encapsulation_limit_inner{_fam}", "lma", "tun0",
+             _outer6_with(_TEL, _pkt, S_GREK6), XDP_REDIRECT, eth_ip(CORE0_MAC, NH0_MAC, forwarded(_pkt)),
+             doc="Linux ip6gre's default: Destination Options with Tunnel Encapsulation Limit"))
+_pkt = inner(4, CN4, S_GREK6.mn4)
+add(Case("mag_downlink_outer6_tunnel_encapsulation_limit", "mag", "wan0",
+         _outer6_with(_TEL, _pkt, S_GREK6, toward_lma=False), XDP_REDIRECT,
+         eth_ip(ACC0_MAC, S_GREK6.mn_mac, forwarded(_pkt))))
+_pkt = inner(6, S_GREK6.mn6, CN6)
+add(Case("lma_uplink_outer6_hop_by_hop_and_destination_options", "lma", "tun0",
+         _outer6_with(IPv6ExtHdrHopByHop(options=[PadN(optdata=b"\x00\x00\x00\x00")]) / _TEL, _pkt, S_GREK6),
+         XDP_REDIRECT, eth_ip(CORE0_MAC, NH0_MAC, forwarded(_pkt))))
+add(Case("lma_uplink_outer6_routing_header_with_segments_left_passes", "lma", "tun0",
+         _outer6_with(IPv6ExtHdrRouting(type=4, segleft=1, addresses=["2001:db8:f::9"]), _pkt, S_GREK6), XDP_PASS,
+         UNCHANGED, doc="a tunnel endpoint does not route on: not ours, the stack's to answer"))
+
+
 def explain(exp: bytes, act: bytes) -> str:
     first = next((i for i in range(min(len(exp), len(act))) if exp[i] != act[i]), min(len(exp), len(act)))
     return (f"output differs: expected {len(exp)} octets, got {len(act)}; first difference at octet {first}\n"
@@ -1078,6 +1189,41 @@ class BpfVectors(unittest.TestCase):
             lma.del_session(30)
         self.run_case(Case("deleted_uplink", "lma", "tun0", kl, XDP_DROP, None, {"drop_no_session": 1}))
         self.run_case(Case("deleted_downlink", "lma", "core0", down, XDP_PASS, UNCHANGED))
+
+    def test_zz_resolved_next_hop_skips_fib(self):
+        """A resolved next hop (README "Next hops") is used without a FIB lookup: when the kernel's
+        neighbour changes, packets keep the cached MAC until the cache is refreshed, then take the
+        new one; a neighbour the kernel forgets leaves the entry unresolved (the FIB's way)."""
+        s = S_GREK4
+        frame, exp = lma_downlink(s, 4)
+
+        def entry():   # refreshed, as the agent does after a neighbour event
+            hops = json.loads(self.lma.dp("nexthops", "--refresh").stdout)
+            # S_GREK4 pins no MTU; sessions that pin one have their own entry toward the same MAG
+            mine = [h for h in hops if h["remote"] == MAG4 and h["local"] == LMA4 and h["pinned_mtu"] == 0]
+            self.assertEqual(len(mine), 1, f"one unpinned next hop toward {MAG4} from {LMA4}: {hops}")
+            return mine[0]
+
+        def downlink_dmac():
+            rv, out, counters = self.run_one(Case("nh", "lma", s.core, frame, XDP_REDIRECT))
+            self.assertEqual(rv, XDP_REDIRECT, f"verdict (counters {counters})")
+            self.assertEqual(out[6:], exp(out)[6:], explain(exp(out), out))
+            return ":".join(f"{b:02x}" for b in out[:6])
+
+        other = "02:00:00:00:0b:99"
+        e = entry()
+        self.assertEqual((e["resolved"], e["interface"], e["smac"], e["dmac"]), (True, "tun0", TUN0_MAC, WAN0_MAC))
+        try:
+            self.lma_ns.ip(f"neigh replace {MAG4} lladdr {other} dev tun0 nud permanent")
+            self.assertEqual(downlink_dmac(), WAN0_MAC, "the cached neighbour, not the FIB's")
+            self.assertEqual(entry()["dmac"], other)
+            self.assertEqual(downlink_dmac(), other, "the refreshed neighbour")
+            self.lma_ns.ip(f"neigh del {MAG4} dev tun0")
+            self.assertFalse(entry()["resolved"], "a neighbour the kernel does not know is not resolved")
+        finally:
+            self.lma_ns.ip(f"neigh replace {MAG4} lladdr {WAN0_MAC} dev tun0 nud permanent")
+            entry()
+        self.assertEqual(downlink_dmac(), WAN0_MAC)
 
     def test_zz_no_icmp_from_tc(self):
         """tc ingress answers nothing: an ICMP plan counts as the drop it stands for."""

@@ -26,12 +26,22 @@ AgentDataplane::AgentDataplane(const std::string& instance, dataplane::Role role
             spdlog::info("interface {} attached as {} (realm {})", iface.name, dataplane::to_string(iface.kind),
                          iface.realm);
         }
+        next_hops_ = std::make_unique<dataplane::NextHopCache>(dp_->maps());
+        next_hops_->refresh_all();   // entries a previous agent left (adopted sessions)
     } catch (...) {
         if (!keep_) {
             dp_->unload();   // a failed start leaves nothing pinned
         }
         throw;
     }
+}
+
+void AgentDataplane::watch_next_hops(EventLoop& loop) {
+    loop.watch("route events", route_events_.fd(), [this] { next_hops_->on_changes(route_events_.dispatch()); });
+    loop.after_wakeup("next hops", [this] {
+        next_hops_->tick(Clock::now());
+        return std::chrono::milliseconds(1000);
+    });
 }
 
 AgentDataplane::~AgentDataplane() {

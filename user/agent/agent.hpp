@@ -9,6 +9,7 @@
 #include "transport/signaling_socket.hpp"
 #include "wire/messages.hpp"
 #include "dataplane/dataplane.hpp"
+#include "dataplane/next_hops.hpp"
 #include "config/steering_config.hpp"
 #include "netlink/link_monitor.hpp"
 
@@ -35,9 +36,15 @@ public:
     dataplane::Dataplane& operator*() { return *dp_; }
     dataplane::Dataplane* operator->() { return dp_.get(); }
 
+    // Keep the next-hop cache (README "Next hops") from `loop`: route and neighbour events, and
+    // the periodic passes.
+    void watch_next_hops(EventLoop& loop);
+
 private:
     std::unique_ptr<dataplane::Dataplane> dp_;
     bool keep_;
+    netlink::RouteEvents route_events_;
+    std::unique_ptr<dataplane::NextHopCache> next_hops_;
 };
 
 // The Prometheus endpoint when the configuration asks for one.

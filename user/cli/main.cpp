@@ -82,12 +82,12 @@ void add_agent_commands(CLI::App& app, Command& c) {
 void add_tool_commands(CLI::App& app, Command& c) {
     c.show_cmd = app.add_subcommand(
         "show", "Show an agent's state: sessions (data plane sessions with counters), bindings (the LMA's "
-                "binding cache or the MAG's binding update list), paths (per path, with counters) or stats "
-                "(drops and events by reason). Asks the running agent; sessions, paths and stats are read from "
-                "the pinned maps when it is not running.");
-    c.show_cmd->add_option("what", c.show_what, "sessions, bindings, paths or stats")
+                "binding cache or the MAG's binding update list), paths (per path, with counters), nexthops "
+                "(the tunnel peers' resolved next hops) or stats (drops and events by reason). Asks the running "
+                "agent; all but bindings are read from the pinned maps when it is not running.");
+    c.show_cmd->add_option("what", c.show_what, "sessions, bindings, paths, nexthops or stats")
         ->required()
-        ->check(CLI::IsMember({"sessions", "bindings", "paths", "stats"}));
+        ->check(CLI::IsMember({"sessions", "bindings", "paths", "nexthops", "stats"}));
     c.show_cmd->add_flag("--json", c.as_json, "JSON instead of a table");
     c.attach_cmd = app.add_subcommand("attach", "Ask a running MAG to register a configured mobile node now");
     c.detach_cmd = app.add_subcommand("detach", "Ask a running MAG to de-register a mobile node and stop serving it");

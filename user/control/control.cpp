@@ -193,7 +193,10 @@ json show_from_dataplane(const std::string& what, const dataplane::MapSet& maps,
     if (what == "stats") {
         return stats_view(maps);
     }
-    throw ControlError(fmt::format("'{}' is not in the data plane: sessions, paths or stats", what));
+    if (what == "nexthops") {
+        return dataplane::to_json(dataplane::list_next_hops(maps));
+    }
+    throw ControlError(fmt::format("'{}' is not in the data plane: sessions, paths, nexthops or stats", what));
 }
 
 namespace {
@@ -261,6 +264,13 @@ std::string format_table(const std::string& what, const json& view) {
         return table({"SESSION", "BID", "LABEL", "STATE", "LOCAL", "REMOTE", "ENCAP", "KEY-DOWN", "KEY-UP", "TX-PKTS",
                       "RX-PKTS"},
                      rows);
+    }
+    if (what == "nexthops") {
+        for (const auto& h : view) {
+            rows.push_back({cell(h["id"]), cell(h["remote"]), cell(h["local"]), cell(h["interface"]),
+                            h["resolved"].get<bool>() ? "resolved" : "fib", cell(h["dmac"]), cell(h["mtu"])});
+        }
+        return table({"ID", "REMOTE", "LOCAL", "EGRESS", "STATE", "NEIGHBOUR-MAC", "MTU"}, rows);
     }
     // bindings: whatever columns the agent gave, in its order.
     if (view.empty()) {

@@ -75,13 +75,16 @@ template <class Skel>
 using SkelPtr = std::unique_ptr<Skel, SkelDeleter<Skel>>;
 
 std::uint32_t wanted_entries(const std::string& map, const Limits& l) {
-    if (map == "sessions" || map == "session_stats") return l.sessions;
+    if (map == "sessions") return l.sessions + 1;   // index 0 unused
+    if (map == "session_paths") return l.multipath_sessions;
     if (map == "ifaces") return l.interfaces;
     if (map == "policies") return l.policies;
+    if (map == "nexthops") return l.nexthops;
     if (map == "tunnel_keys") return l.tunnel_keys;
     if (map == "tunnel_keyless") return l.keyless;
-    if (map == "mn_routes_v4" || map == "mn_routes_v6") return l.routes;
-    if (map == "station_macs") return l.stations;
+    if (map == "mn_routes4" || map == "mn_routes6") return l.routes;
+    if (map == "mn_prefixes4" || map == "mn_prefixes6") return l.prefixes;
+    if (map == "stations") return l.stations;
     return 0;  // fixed in the object
 }
 
@@ -232,7 +235,7 @@ Dataplane::Dataplane(const DataplaneOptions& options)
                                              "tc egress", pin_dir_, options_.limits);
     maps_ = MapSet::from_object(skel_->xdp->obj);
     const std::uint32_t zero = 0;
-    const xpmip_config cfg{static_cast<std::uint32_t>(options_.role), 0};
+    const xpmip_config cfg{static_cast<std::uint32_t>(options_.role), options_.limits.sessions + 1};
     maps_.update(MapId::Config, &zero, &cfg);
 }
 

@@ -178,4 +178,20 @@ json to_json(const Counters& c) {
     return j;
 }
 
+json to_json(const std::vector<NextHopView>& hops) {
+    json out = json::array();
+    for (const auto& h : hops) {
+        json j{{"id", h.id}, {"remote", to_string(h.remote)}, {"local", to_string(h.local)},
+               {"resolved", h.resolved}, {"mtu", h.mtu}, {"scope", h.scope}};
+        j["interface"] = h.ifindex ? json(netlink::interface_name(static_cast<int>(h.ifindex))) : json();
+        j["smac"] = h.resolved ? json(h.smac.to_string()) : json();
+        j["dmac"] = h.resolved ? json(h.dmac.to_string()) : json();
+        j["pinned_interface"] =
+            h.pinned_ifindex ? json(netlink::interface_name(static_cast<int>(h.pinned_ifindex))) : json();
+        j["pinned_mtu"] = h.pinned_mtu;
+        out.push_back(j);
+    }
+    return out;
+}
+
 } // namespace xpmip::dataplane

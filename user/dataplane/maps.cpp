@@ -13,8 +13,8 @@ namespace xpmip::dataplane {
 
 namespace {
 constexpr const char* kNames[kMapCount] = {
-    "config", "ifaces", "sessions", "tunnel_keys", "tunnel_keyless", "mn_routes_v4", "mn_routes_v6",
-    "station_macs", "policies", "session_stats", "counters", "events", "station_reports",
+    "config", "ifaces", "sessions", "session_paths", "mn_routes4", "mn_routes6", "mn_prefixes4", "mn_prefixes6",
+    "stations", "tunnel_keys", "tunnel_keyless", "nexthops", "policies", "counters", "events", "station_reports",
 };
 } // namespace
 
@@ -22,13 +22,16 @@ const char* map_name(MapId id) { return kNames[static_cast<std::size_t>(id)]; }
 
 const char* limit_name(MapId id) {
     switch (id) {
-    case MapId::Sessions:
-    case MapId::SessionStats: return "sessions";
+    case MapId::Sessions: return "sessions";
+    case MapId::SessionPaths: return "multipath_sessions";
     case MapId::TunnelKeys: return "tunnel_keys";
     case MapId::TunnelKeyless: return "keyless";
     case MapId::RoutesV4:
     case MapId::RoutesV6: return "routes";
+    case MapId::PrefixesV4:
+    case MapId::PrefixesV6: return "prefixes";
     case MapId::Stations: return "stations";
+    case MapId::Nexthops: return "nexthops";
     case MapId::Ifaces: return "interfaces";
     case MapId::Policies: return "policies";
     default: return "(fixed size)";

@@ -32,6 +32,10 @@ std::string_view stat_name(unsigned stat) {
     case XPMIP_STAT_STEER_FALLBACK: return "steer_fallback";
     case XPMIP_STAT_TC_ENCAP: return "tc_encap";
     case XPMIP_STAT_TC_DECAP: return "tc_decap";
+    case XPMIP_STAT_DROP_IP_CHECKSUM: return "drop_ip_checksum";
+    case XPMIP_STAT_DROP_GRE_CHECKSUM: return "drop_gre_checksum";
+    case XPMIP_STAT_DROP_NOT_FORWARDABLE: return "drop_not_forwardable";
+    case XPMIP_STAT_CPU_SPREAD: return "cpu_spread";
     case XPMIP_STAT_MAX: break;
     }
     return "unknown";

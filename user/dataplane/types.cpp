@@ -138,97 +138,6 @@ void validate(const SessionConfig& s) {
     refuse_routes_over_tunnel_endpoints(s, fail);
 }
 
-xpmip_session to_map_value(const SessionConfig& s) {
-    validate(s);
-    xpmip_session v{};
-    v.id = s.id;
-    v.encap = static_cast<std::uint8_t>(s.encap);
-    v.flags = static_cast<std::uint8_t>((s.l2 ? XPMIP_SESSION_L2 : 0) | (s.gre_keys ? XPMIP_SESSION_GRE_KEY : 0) |
-                                        (s.hnp ? XPMIP_SESSION_HNP : 0) | (s.hoa ? XPMIP_SESSION_HOA : 0));
-    v.npaths = static_cast<std::uint8_t>(s.paths.size());
-    v.policy = s.policy;
-    v.realm = s.realm;
-    v.mn_ifindex = s.mn_ifindex;
-    if (s.hnp) {
-        const auto p = s.hnp->canonical();
-        std::memcpy(v.hnp, p.address.bytes.data(), 16);
-        v.hnp_len = p.length;
-    }
-    if (s.hoa) {
-        const auto p = s.hoa->canonical();
-        std::memcpy(v.hoa, p.address.bytes.data(), 4);
-        v.hoa_len = p.length;
-    }
-    if (s.mn_mac) {
-        std::memcpy(v.mn_mac, s.mn_mac->bytes.data(), 6);
-    }
-    for (std::size_t i = 0; i < s.paths.size(); ++i) {
-        const auto& p = s.paths[i];
-        auto& out = v.paths[i];
-        const auto local = to_mapped(p.local);
-        const auto remote = to_mapped(p.remote);
-        std::memcpy(out.local, local.data(), 16);
-        std::memcpy(out.remote, remote.data(), 16);
-        out.ifindex = p.ifindex;
-        out.key_downlink = p.key_downlink;
-        out.key_uplink = p.key_uplink;
-        out.remote_port = p.remote_port;
-        out.label = p.label;
-        out.bid = p.bid;
-        out.weight = p.weight;
-        out.flags = static_cast<std::uint8_t>((p.up ? XPMIP_PATH_UP : 0) | (is_ipv4(p.remote) ? XPMIP_PATH_IPV4 : 0));
-        out.mtu = p.mtu;
-        out.scope = p.scope;
-    }
-    return v;
-}
-
-SessionConfig from_map_value(const xpmip_session& v) {
-    SessionConfig s;
-    s.id = v.id;
-    s.encap = static_cast<Encapsulation>(v.encap);
-    s.l2 = (v.flags & XPMIP_SESSION_L2) != 0;
-    s.gre_keys = (v.flags & XPMIP_SESSION_GRE_KEY) != 0;
-    s.realm = v.realm;
-    s.mn_ifindex = v.mn_ifindex;
-    s.policy = v.policy;
-    if (v.flags & XPMIP_SESSION_HNP) {
-        Ipv6Prefix p;
-        std::memcpy(p.address.bytes.data(), v.hnp, 16);
-        p.length = v.hnp_len;
-        s.hnp = p;
-    }
-    if (v.flags & XPMIP_SESSION_HOA) {
-        Ipv4Prefix p;
-        std::memcpy(p.address.bytes.data(), v.hoa, 4);
-        p.length = v.hoa_len;
-        s.hoa = p;
-    }
-    MacAddress mac;
-    std::memcpy(mac.bytes.data(), v.mn_mac, 6);
-    if (mac != MacAddress{}) {
-        s.mn_mac = mac;
-    }
-    for (unsigned i = 0; i < std::min<unsigned>(v.npaths, XPMIP_MAX_PATHS); ++i) {
-        const auto& in = v.paths[i];
-        PathConfig p;
-        p.local = from_mapped(in.local);
-        p.remote = from_mapped(in.remote);
-        p.ifindex = in.ifindex;
-        p.key_downlink = in.key_downlink;
-        p.key_uplink = in.key_uplink;
-        p.remote_port = in.remote_port;
-        p.label = in.label;
-        p.bid = in.bid;
-        p.weight = in.weight;
-        p.up = (in.flags & XPMIP_PATH_UP) != 0;
-        p.mtu = in.mtu;
-        p.scope = in.scope;
-        s.paths.push_back(p);
-    }
-    return s;
-}
-
 xpmip_policy to_map_value(const PolicyConfig& p) {
     if (p.rules.size() > XPMIP_MAX_RULES) {
         throw DataplaneError(fmt::format("policy: {} rules exceed the maximum of {}", p.rules.size(), XPMIP_MAX_RULES));
@@ -312,10 +221,12 @@ Limits Limits::resolved() const {
     const auto scaled = [&](std::uint32_t given, std::uint64_t factor) {
         return given ? given : static_cast<std::uint32_t>(std::min<std::uint64_t>(sessions * factor, 0xffffffffULL));
     };
-    l.tunnel_keys = scaled(tunnel_keys, 2);  // usually 1 path; multipath sessions share the budget
+    l.tunnel_keys = scaled(tunnel_keys, 1);
     l.keyless = scaled(keyless, 2);
-    l.routes = scaled(routes, 2);            // an HNP and a HoA per session
+    l.routes = scaled(routes, 1);
+    l.prefixes = scaled(prefixes, 1);
     l.stations = scaled(stations, 1);
+    l.multipath_sessions = scaled(multipath_sessions, 1);
     return l;
 }
 

@@ -39,7 +39,7 @@ Encapsulation parse_encapsulation(const std::string& s);
 struct PathConfig {
     IpAddress local;                  // this gateway's tunnel endpoint
     IpAddress remote;                 // the peer's
-    std::uint32_t ifindex = 0;        // egress interface, 0: as the FIB decides
+    std::uint32_t ifindex = 0;        // egress interface, 0: as the FIB (or the resolved next hop) decides
     std::uint32_t key_downlink = 0;   // LMA->MAG GRE key (assigned by the MAG)
     std::uint32_t key_uplink = 0;     // MAG->LMA GRE key (assigned by the LMA)
     std::uint16_t remote_port = XPMIP_UDP_PORT_DATA;
@@ -70,8 +70,6 @@ struct SessionConfig {
 // Check a session for what the data plane cannot carry; throws DataplaneError naming the
 // field, e.g. "session 7: paths[1].local 192.0.2.1 and remote 2001:db8::1 differ in family".
 void validate(const SessionConfig& s);
-xpmip_session to_map_value(const SessionConfig& s);   // validates
-SessionConfig from_map_value(const xpmip_session& v);
 
 // Steering rules (RFC 8278 §3), written from the mobile node's point of view.
 struct RuleConfig {
@@ -94,16 +92,20 @@ struct PolicyConfig {
 xpmip_policy to_map_value(const PolicyConfig& p);    // throws DataplaneError naming the rule/field
 PolicyConfig from_map_value(const xpmip_policy& v);
 
-// Map sizes, set at load time (bpf_map__set_max_entries).
+// Map sizes, set at load time (bpf_map__set_max_entries). `sessions` is the number of session ids
+// (1..sessions: the sessions array, whose index is also our GRE key of the session's first path).
 struct Limits {
     std::uint32_t sessions = 65536;
     std::uint32_t interfaces = 64;
     std::uint32_t policies = 64;
-    // Derived when 0: sessions * XPMIP_MAX_PATHS for tunnel keys, sessions * 2 for routes...
-    std::uint32_t tunnel_keys = 0;
+    std::uint32_t nexthops = 1024;
+    // Derived from sessions when 0 (all hashes without preallocation: no memory until used).
+    std::uint32_t tunnel_keys = 0;          // keys that are not a session's index (multipath paths)
     std::uint32_t keyless = 0;
-    std::uint32_t routes = 0;
+    std::uint32_t routes = 0;               // each of mn_routes4 and mn_routes6
+    std::uint32_t prefixes = 0;             // each of mn_prefixes4 and mn_prefixes6
     std::uint32_t stations = 0;
+    std::uint32_t multipath_sessions = 0;   // session_paths
     Limits resolved() const;
 };
 

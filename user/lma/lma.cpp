@@ -56,9 +56,13 @@ LocalMobilityAnchor::LocalMobilityAnchor(LmaConfig config, SessionSink& sink,
     : config_(std::move(config)),
       sink_(sink),
       wall_timestamp_(wall_timestamp ? std::move(wall_timestamp) : std::function<std::uint64_t()>(timestamp_now)),
-      session_ids_(1, kMaxSessionId, Clock::duration::zero()),
-      // RFC 5845 §3.3 keys: unique per LMA, never 0, not reused until MinDelayBeforeBCEDelete.
-      uplink_keys_(1, 0xffffffffu, config_.timers.min_delay_before_bce_delete) {
+      // A session id is the index of its data plane slot and our uplink key of its single binding
+      // (the data plane finds the session by the key it arrives with, README "Data plane at
+      // scale"); RFC 5845 §3.3 keys are unique per LMA, never 0, not reused until
+      // MinDelayBeforeBCEDelete - so neither are ids.
+      session_ids_(1, std::max<std::uint32_t>(config_.limits.sessions, 1), config_.timers.min_delay_before_bce_delete),
+      // The keys of multipath bindings (RFC 8278: each binding its own), above the ids.
+      uplink_keys_(std::uint64_t{config_.limits.sessions} + 1, kMaxSessionId, config_.timers.min_delay_before_bce_delete) {
     for (const auto& r : config_.realms) {
         if (r.ipv4_pool) {
             ipv4_pools_[r.id] = std::make_unique<Ipv4Pool>(*r.ipv4_pool, r.ipv4_default_router,
@@ -70,6 +74,13 @@ LocalMobilityAnchor::LocalMobilityAnchor(LmaConfig config, SessionSink& sink,
         }
     }
     reserve_static_addresses(config_);
+}
+
+void LocalMobilityAnchor::release_uplink_key(std::uint32_t key, Clock::time_point now) {
+    // A key at or below the session limit is a session's id: it goes with the session.
+    if (key > config_.limits.sessions) {
+        uplink_keys_.release(key, now);
+    }
 }
 
 void LocalMobilityAnchor::reserve_static_addresses(const LmaConfig& config) {
@@ -148,10 +159,10 @@ std::vector<OutgoingPba> LocalMobilityAnchor::register_binding(Registration& r) 
         return {reject(r, *s)};
     }
     replace_bindings(r);
-    if (auto s = assign_uplink_key(r, res)) {
+    if (auto s = assign_session_id(r, res)) {
         return {reject(r, *s)};
     }
-    if (auto s = assign_session_id(r, res)) {
+    if (auto s = assign_uplink_key(r, res)) {
         return {reject(r, *s)};
     }
     build_session(r);
@@ -163,7 +174,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::register_binding(Registration& r) 
     }
     res.commit();
     for (auto k : r.dropped_keys) {
-        uplink_keys_.release(k, r.now);   // RFC 5845 §3.3: rests MinDelayBeforeBCEDelete
+        release_uplink_key(k, r.now);   // RFC 5845 §3.3: rests MinDelayBeforeBCEDelete
     }
     return {accept(r, commit_entry(r))};
 }
@@ -430,12 +441,13 @@ void LocalMobilityAnchor::replace_bindings(Registration& r) {
 }
 
 // RFC 5845 §3.3: the uplink key stays the same for the life of the mobility session (of the
-// binding, with several: keys belong to one binding).
+// binding, with several: keys belong to one binding). A session's single binding has its id as
+// its key; multipath bindings have keys of their own.
 Rejection LocalMobilityAnchor::assign_uplink_key(Registration& r, Reservation& res) {
     auto& slot = r.uplink_key();
     if (r.gre.gre && r.gre.keyed) {
         if (!slot) {
-            slot = res.uplink_key();
+            slot = r.multipath() ? res.uplink_key() : std::optional(r.next.session_id);
         }
         return slot ? std::nullopt : Rejection(Status::InsufficientResources);
     }
@@ -624,7 +636,7 @@ void LocalMobilityAnchor::deregister_one_binding(Registration& r) {
         e.expires = bindings_expiry(e);
         rewrite_paths(e);
         if (gone.key_uplink) {
-            uplink_keys_.release(*gone.key_uplink, r.now);
+            release_uplink_key(*gone.key_uplink, r.now);
         }
         spdlog::info("binding {} of {} ({} label {}) de-registered; {} binding(s) left", gone.bid, r.id,
                      to_string(gone.proxy_coa), config_.steering.label_name(gone.label), e.bindings.size());

@@ -136,6 +136,7 @@ private:
     // Write a multipath entry's paths as its bindings and their links now are (errors logged).
     void rewrite_paths(BindingCacheEntry& e);
     void reserve_static_addresses(const LmaConfig& config);
+    void release_uplink_key(std::uint32_t key, Clock::time_point now);
     template <class Pool>
     static Pool* pool_of(std::map<std::uint32_t, std::unique_ptr<Pool>>& pools, std::uint32_t realm) {
         auto it = pools.find(realm);

@@ -138,6 +138,7 @@ public:
                             .control = [this](const nlohmann::json& req) { return control(req); },
                             .metrics = [this] { return render_metrics(); },
                             .link_changed = [this] { lma_.on_link_change(); }});
+        agent_dp_.watch_next_hops(loop);
         loop.deadline("binding timers", [this] { return lma_.next_deadline(); },
                       [this] { send(lma_.on_timer(Clock::now())); });
         for (auto& sock : sockets_) {

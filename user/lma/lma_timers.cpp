@@ -36,14 +36,14 @@ void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::t
         v4->release(*e.ipv4_hoa, now);
     }
     if (e.key_uplink) {
-        uplink_keys_.release(*e.key_uplink, now);
+        release_uplink_key(*e.key_uplink, now);
     }
     for (const auto& [bid, b] : e.bindings) {
         if (b.key_uplink) {
-            uplink_keys_.release(*b.key_uplink, now);
+            release_uplink_key(*b.key_uplink, now);
         }
     }
-    session_ids_.release_now(e.session_id);
+    session_ids_.release(e.session_id, now);   // it may have been the session's key: it rests too
 }
 
 void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_point now) {
@@ -80,7 +80,7 @@ void LocalMobilityAnchor::expire_multipath_bindings(const std::vector<std::strin
                 spdlog::info("binding {} of {} ({} label {}) expired", it->first, id, to_string(it->second.proxy_coa),
                              config_.steering.label_name(it->second.label));
                 if (it->second.key_uplink) {
-                    uplink_keys_.release(*it->second.key_uplink, now);
+                    release_uplink_key(*it->second.key_uplink, now);
                 }
                 it = e.bindings.erase(it);
             } else {

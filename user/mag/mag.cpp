@@ -32,19 +32,36 @@ bool worth_retrying(std::uint8_t status) {
 MobileAccessGateway::MobileAccessGateway(MagConfig config, MagSink& sink, std::function<std::uint64_t()> wall_timestamp)
     : config_(std::move(config)),
       sink_(sink),
-      wall_timestamp_(wall_timestamp ? std::move(wall_timestamp) : std::function<std::uint64_t()>(timestamp_now)) {}
+      wall_timestamp_(wall_timestamp ? std::move(wall_timestamp) : std::function<std::uint64_t()>(timestamp_now)),
+      session_ids_(1, std::max<std::uint32_t>(config_.limits.sessions, 1), Clock::duration::zero()) {}
 
 std::uint32_t MobileAccessGateway::allocate_downlink_key() {
     // RFC 5845 §3.1: the MAG assigns downlink keys; unique among this MAG's sessions, never 0.
+    // An MN's first path has its session id as its key (the data plane finds the session by the
+    // key it arrives with, README "Data plane at scale"); other paths' keys lie above the ids.
+    const std::uint32_t first = config_.limits.sessions + 1;
     for (;;) {
-        std::uint32_t k = next_key_++;
+        std::uint32_t k = std::max(next_key_++, first);
         if (next_key_ == 0) {
-            next_key_ = 1;
+            next_key_ = first;
         }
         if (k != 0 && keys_in_use_.insert(k).second) {
             return k;
         }
     }
+}
+
+std::uint32_t MobileAccessGateway::downlink_key_for(BindingUpdateListEntry& e) {
+    return &e == &primary(e) ? e.session_id : allocate_downlink_key();
+}
+
+void MobileAccessGateway::forget(std::map<std::string, BindingUpdateListEntry>::iterator it) {
+    if (it == bul_.end()) {
+        return;
+    }
+    release_key(it->second);
+    session_ids_.release(it->second.session_id, Clock::time_point{});
+    bul_.erase(it);
 }
 
 bool MobileAccessGateway::include_gre_option(const BindingUpdateListEntry& e) const {
@@ -125,7 +142,7 @@ void MobileAccessGateway::add_mobile_node_options(BindingUpdateListEntry& e, con
 void MobileAccessGateway::add_gre_key_option(BindingUpdateListEntry& e, ProxyBindingUpdate& pbu) {
     const bool keys = config_.gre == GreMode::Keys || e.gre_forced;
     if (keys && !e.key_downlink) {
-        e.key_downlink = allocate_downlink_key();
+        e.key_downlink = downlink_key_for(e);
     }
     pbu.options.add(GreKeyOption{keys ? e.key_downlink : std::nullopt});
 }
@@ -184,8 +201,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::attach(const std::string& mn_id, C
         return {};
     }
     if (it != bul_.end()) {
-        release_key(it->second);
-        bul_.erase(it);
+        forget(it);
     }
     BindingUpdateListEntry e;
     e.mn_id = mn_id;
@@ -193,7 +209,12 @@ std::vector<OutgoingPbu> MobileAccessGateway::attach(const std::string& mn_id, C
     e.interface = mn->interface;
     e.state = State::Registering;
     e.backoff = config_.timers.initial_retransmit;
-    e.session_id = next_session_++;
+    const auto sid = session_ids_.allocate(now);
+    if (!sid) {
+        throw std::runtime_error(fmt::format("mobile node '{}': no session id left (limits.sessions {})", mn_id,
+                                             config_.limits.sessions));
+    }
+    e.session_id = static_cast<std::uint32_t>(*sid);
     // RFC 8278 §4.4: one path first - the first WAN interface that has carrier, so that an MN
     // arriving while an access network is down registers over another.
     for (std::size_t i = 0; config_.multipath() && i < config_.wans.size(); ++i) {
@@ -224,8 +245,8 @@ bool MobileAccessGateway::multipath_for(const BindingUpdateListEntry& e) const {
 }
 
 void MobileAccessGateway::release_key(BindingUpdateListEntry& e) {
-    if (e.key_downlink) {
-        keys_in_use_.erase(*e.key_downlink);
+    if (e.key_downlink && *e.key_downlink > config_.limits.sessions) {
+        keys_in_use_.erase(*e.key_downlink);   // (a key at or below the limit is a session id)
     }
     for (auto& x : e.paths) {
         release_key(x);
@@ -528,8 +549,7 @@ void MobileAccessGateway::finish_deregistration(BindingUpdateListEntry& e) {
         std::erase_if(p.paths, [&](const auto& x) { return &x == &e; });
         return;
     }
-    release_key(e);
-    bul_.erase(std::string(e.mn_id));
+    forget(bul_.find(e.mn_id));
 }
 
 // RFC 8278 §4.4: a legacy LMA answers without option 63: multipath off for this MN. A path other
@@ -791,8 +811,7 @@ void MobileAccessGateway::drop_path(const std::string& mn_id, std::size_t path) 
         return;
     }
     if (it->second.path == path) {
-        release_key(it->second);
-        bul_.erase(it);
+        forget(it);
         return;
     }
     auto& paths = it->second.paths;

@@ -4,6 +4,7 @@
 // clock of its own: the daemon passes the time in and sends what it returns.
 #pragma once
 
+#include "common/index_allocator.hpp"
 #include "dataplane/types.hpp"
 #include "mag/mag_config.hpp"
 #include "wire/framing.hpp"
@@ -171,6 +172,9 @@ private:
     // An LMA deviating from the RFCs in a way we survive: a warning, once per LMA and kind.
     void log_deviation(const IpAddress& lma, const char* kind, const std::string& what);
     std::uint32_t allocate_downlink_key();
+    std::uint32_t downlink_key_for(BindingUpdateListEntry& e);
+    // An MN's entry goes: its keys and session id are free again.
+    void forget(std::map<std::string, BindingUpdateListEntry>::iterator it);
 
     MagConfig config_;
     MagSink& sink_;
@@ -178,7 +182,7 @@ private:
     std::map<std::string, BindingUpdateListEntry> bul_;
     std::uint16_t next_sequence_ = 1;
     std::uint32_t next_key_ = 1;
-    std::uint32_t next_session_ = 1;
+    IndexAllocator session_ids_;
     std::set<std::uint32_t> keys_in_use_;
     // Send times of the last second per MN, kept across entries so that an MN flapping between
     // attach and detach is held to the rate limit as well.

@@ -246,6 +246,7 @@ public:
                             .control = [this](const nlohmann::json& req) { return control(req); },
                             .metrics = [this] { return render_metrics(); },
                             .link_changed = [this] { mag_.on_link_change(); }});
+        agent_dp_.watch_next_hops(loop);
         loop.deadline("binding update list timers", [this] { return mag_.next_deadline(); },
                       [this] { send(mag_.on_timer(Clock::now())); });
         loop.watch("signaling socket", sock_.fd(), [this] { receive(); });
