@@ -3,11 +3,13 @@
     snd --veth-- MAG --veth-- LMA --veth-- snk
     s0           acc0  wan0   tun0  core0  k0
 
-One MN flow per sender thread (UDP to port 9) from the MN's address to a correspondent, in four
+One MN flow per sender thread (UDP to port 9) from the MN's address to a correspondent, in five
 set-ups built side by side and measured in turn, round by round:
 
   direct   snd --veth-- snk: the generator and the sink alone (the ceiling of this rig)
   routing  plain kernel IPv4 forwarding at MAG and LMA
+  redirect a bare XDP forwarder at MAG and LMA (bench_forward.bpf.c: set the MACs, XDP_REDIRECT to
+           the next interface, nothing looked up): the reference xpmip is held to
   vxlan    the kernel's VXLAN tunnel between MAG and LMA (this kernel has no GRE driver)
   xpmip    xpmip's XDP programs: GRE with keys over IPv4, MAG encapsulates, LMA decapsulates
 
@@ -40,8 +42,9 @@ MAG4, LMA4, CORE0_4, SINK4 = "203.0.113.2", "203.0.113.1", "192.0.2.1", "192.0.2
 KEY_UL, KEY_DL = 0x0A0B0001, 0xD0D00001
 SINK_PORT = 9
 
-VARIANTS = ["direct", "routing", "vxlan", "xpmip"]
+VARIANTS = ["direct", "routing", "redirect", "vxlan", "xpmip"]
 LABELS = {"direct": "generator to sink, no forwarding", "routing": "kernel IPv4 routing",
+          "redirect": "bare XDP_REDIRECT forwarder (reference)",
           "vxlan": "kernel VXLAN tunnel", "xpmip": "xpmip XDP, GRE key over IPv4"}
 
 
@@ -109,6 +112,10 @@ class Rig:
 
     def _routing(self, w):
         self.mag.ip(f"route add {CN_NET} via {LMA4} dev wan0")
+
+    def _redirect(self, w):
+        self.mag.run(self.tools.bench, "forward", "acc0", "--to", "wan0", "--dmac", TUN0_MAC)
+        self.lma.run(self.tools.bench, "forward", "tun0", "--to", "core0", "--dmac", SINK_MAC)
 
     def _vxlan(self, w):
         for ns, local, remote, dev, mac, addr in ((self.mag, MAG4, LMA4, "wan0", VX_MAG_MAC, "10.99.0.1/30"),
@@ -197,10 +204,13 @@ def run(tools: Tools, checks: Checks, quick: bool, reps=None):
             # Paired: each round's ratio to routing measured seconds apart, then the median, so
             # load that comes and goes on the shared machine cancels more than in a ratio of medians.
             ratios = [a / b for a, b in zip(rx, base) if b]
+            redirect = [m["rx_pps"] for m in samples[(gen, "redirect", size, cores)]]
+            vs_redirect = [a / b for a, b in zip(rx, redirect) if b]
             rows.append({"generator": gen, "variant": v, "label": LABELS[v], "size": size, "cores": cores,
                          "rx_pps": median(rx), "rx_pps_samples": rx, "tx_pps": median([m["tx_pps"] for m in ms]),
                          "sink_all_pps": median([m["sink_all_pps"] for m in ms]),
                          "vs_routing": median(ratios), "vs_routing_samples": ratios,
+                         "vs_redirect": median(vs_redirect), "vs_redirect_samples": vs_redirect,
                          "others_share": median([m["others_share"] for m in ms])})
         for r in rows:
             checks.check(f"forwarding.{r['generator']}.{r['variant']}.{r['size']}B.{r['cores']}core",

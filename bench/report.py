@@ -70,25 +70,41 @@ def markdown(res):
                               and r["size"] == s and r["cores"] == c), None)
                     cells.append(f"{_mpps(r['rx_pps'])} ({r['vs_routing']:.2f}x)" if r else "-")
                 out.append(f"| {v}: {LABELS[v]} | " + " | ".join(cells) + " |")
+            cells = []
+            for sz, c in cols:
+                r = next((r for r in fw["rows"] if r.get("generator", "afpacket") == gen and r["variant"] == "xpmip"
+                          and r["size"] == sz and r["cores"] == c and "vs_redirect" in r), None)
+                cells.append(f"{r['vs_redirect']:.2f}x" if r else "-")
+            out.append("| xpmip / bare XDP_REDIRECT (same run) | " + " | ".join(cells) + " |")
             out.append("")
     ss = res.get("sessions")
     if ss:
         out += ["### Sessions (GRE key, IPv4; written through the session API, no agent)", "",
                 "| sessions (= map limit) | map memory, empty | map memory, full | per session | "
-                "session writes/s (1 core) |", "|---|---|---|---|---|"]
+                "of it per CPU | session writes/s (1 core) |", "|---|---|---|---|---|---|"]
         for m in ss["memory"]:
             out.append(f"| {_count(m['sessions'])} | {_bytes(m['maps_empty_bytes'])} | {_bytes(m['maps_full_bytes'])} "
-                       f"| {m['bytes_per_session']:.0f} B | {m['fill_per_second']:.0f} |")
+                       f"| {m['bytes_per_session']:.0f} B | {m.get('percpu_bytes_per_session', 0):.0f} B "
+                       f"| {m['fill_per_second']:.0f} |")
         out.append("")
         sc = ss.get("scale")
         if sc:
             n = _count(sc["sessions"])
-            out += [f"| LMA path (ns/packet) | 1 session | {n} sessions, same MN | "
-                    f"{n} sessions, {sc['spread_sessions']} MNs round robin |", "|---|---|---|---|"]
+            spread = "every packet another MN, at random" if sc.get("spread") else \
+                f"{sc['spread_sessions']} MNs round robin"
+            out += [f"| LMA path (ns/packet) | 1 session | {n} sessions, same MN | {n} sessions, {spread} |",
+                    "|---|---|---|---|"]
             for r in sc["rows"]:
                 what = "uplink: GRE key -> session, decap" if r["direction"] == "uplink" else \
                     "downlink: MN address -> session, encap"
                 out.append(f"| {what} | {r['one']:.0f} | {r['same']:.0f} | {r['spread']:.0f} |")
+            if "cold_lookup_ns" in sc:
+                out.append(f"| reference (same run): minimal {{decap, encap}} hot, decap with a random key of {n} "
+                           f"| - | decap {sc['minimal_decap_ns']:.0f}, encap {sc['minimal_encap_ns']:.0f} "
+                           f"| {sc['cold_lookup_ns']:.0f} |")
+                for r in sc["rows"]:
+                    out.append(f"| {r['direction']} / reference | - | {r['same_vs_minimal']:.2f}x "
+                               f"| {r['spread_vs_cold_lookup']:.2f}x |")
             if "memory_latency_ns" in sc:
                 out += ["", f"For scale: one cache-missing dependent load (random pointer chase through "
                         f"{sc['memory_latency_mib']} MiB) takes {sc['memory_latency_ns']:.0f} ns on this machine."]

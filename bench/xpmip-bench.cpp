@@ -8,8 +8,10 @@
 //   xpmip-bench count IF --warmup S --seconds S    packets/s seen by bench_sink.bpf.c on IF
 //   xpmip-bench memlat --mib 256         ns per cache-missing dependent load (context for scale)
 //   xpmip-bench census -i INST           entries in the instance's session and lookup maps
+//   xpmip-bench forward IF --to OUT --dmac MAC   attach bench_forward.bpf.c (bare XDP_REDIRECT) to IF
 //
 // Every subcommand prints one JSON object on stdout; errors go to stderr with exit status 1.
+#include "bench_forward.skel.h"
 #include "bench_testrun.skel.h"
 
 #include "dataplane/json.hpp"
@@ -21,6 +23,7 @@
 #include <fmt/format.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_link.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <nlohmann/json.hpp>
@@ -109,9 +112,19 @@ UniqueFd xdp_program_on(const std::string& ifname) {
 // ---------------------------------------------------------------------------------------------
 // testrun
 
+struct bench_vary {
+    std::uint32_t off = 0, csum_off = 0;
+};
 struct bench_config {
     std::uint32_t len, count, copy;
     std::int32_t delta;
+    std::uint32_t vary_count, pad;
+    bench_vary vary[2];
+};
+static_assert(sizeof(bench_config) == 40);
+struct ref_value {
+    std::uint8_t smac[6], dmac[6];
+    std::uint32_t ifindex;
 };
 struct bench_state {
     std::uint64_t runs, mismatches;
@@ -121,8 +134,10 @@ constexpr std::size_t kCopyMax = 256;
 struct RunCase {
     std::string name;
     std::string ifname;      // the interface whose XDP program runs (and the context's ingress)
-    std::string target;      // "attached" or "xdp_tx"
+    std::string target;      // "attached", "xdp_tx", "ref_encap" or "ref_decap"
     bool wrap = true;
+    std::uint32_t vary_count = 0;   // >0: the wrapper varies the `vary` fields over this many values
+    bench_vary vary[2];
     std::uint32_t repeat = 0;  // 0: the spec's
     std::vector<std::vector<std::uint8_t>> frames;
     std::int32_t delta = 0;
@@ -169,8 +184,13 @@ struct TestRunner {
         if (c.target == "attached") {
             attached = xdp_program_on(c.ifname);
             target_fd = attached.get();
+        } else if (c.target == "ref_encap") {
+            target_fd = bpf_program__fd(skel->progs.xpmip_bench_ref_encap);
+        } else if (c.target == "ref_decap") {
+            target_fd = bpf_program__fd(skel->progs.xpmip_bench_ref_decap);
         } else if (c.target != "xdp_tx") {
-            throw BenchError(fmt::format("case {}: target '{}' is not attached or xdp_tx", c.name, c.target));
+            throw BenchError(fmt::format("case {}: target '{}' is not attached, xdp_tx, ref_encap or ref_decap",
+                                         c.name, c.target));
         }
         const int ifindex = ifindex_of(c.ifname);
         const auto& frame0 = c.frames[0];
@@ -182,7 +202,8 @@ struct TestRunner {
             }
             const bench_config cfg{static_cast<std::uint32_t>(frame0.size()),
                                    static_cast<std::uint32_t>(c.frames.size()),
-                                   static_cast<std::uint32_t>(std::min(frame0.size(), kCopyMax)), c.delta};
+                                   static_cast<std::uint32_t>(std::min(frame0.size(), kCopyMax)), c.delta,
+                                   c.vary_count, 0, {c.vary[0], c.vary[1]}};
             bpf_map_update_elem(bpf_map__fd(skel->maps.config), &zero, &cfg, BPF_ANY);
             const bench_state st{0, 0};
             bpf_map_update_elem(bpf_map__fd(skel->maps.state), &zero, &st, BPF_ANY);
@@ -225,6 +246,27 @@ struct TestRunner {
     }
 };
 
+// The minimal decap's table: keys first..first+count-1, each with the same MACs.
+void fill_ref_keys(bench_testrun* skel, std::uint32_t count, std::uint32_t first) {
+    constexpr std::uint32_t kBatch = 8192;
+    std::vector<std::uint32_t> keys;
+    std::vector<ref_value> values;
+    const ref_value v{{2, 0, 0, 0, 0xc0, 1}, {2, 0, 0, 0, 0xc0, 0x10}, 1};
+    for (std::uint32_t done = 0; done < count;) {
+        const std::uint32_t n = std::min(kBatch, count - done);
+        keys.resize(n);
+        values.assign(n, v);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            keys[i] = first + done + i;
+        }
+        std::uint32_t written = n;
+        if (bpf_map_update_batch(bpf_map__fd(skel->maps.ref_keys), keys.data(), values.data(), &written, nullptr) != 0) {
+            throw BenchError(fmt::format("ref_keys: batch update at {}: {}", done, errno_text()));
+        }
+        done += n;
+    }
+}
+
 // Timing: the thread's CPU time around each BPF_PROG_TEST_RUN, less the syscall's fixed cost,
 // divided by the repeat count. CPU time rather than wall time, because the kernel reschedules
 // inside a long test run and time given to other tasks must not count; rather than the kernel's
@@ -246,6 +288,17 @@ int cmd_testrun(std::istream& in) {
         r.wrap = c.value("wrap", true);
         r.delta = c.value("delta", 0);
         r.repeat = c.value("repeat", 0u);
+        if (c.contains("vary")) {
+            r.vary_count = c["vary"].at("count").get<std::uint32_t>();
+            const auto& fields = c["vary"].at("fields");
+            if (fields.size() > 2 || !r.wrap || r.vary_count == 0) {
+                throw BenchError(fmt::format("case {}: vary: 1 or 2 fields, a count > 0, with the wrapper", r.name));
+            }
+            for (std::size_t i = 0; i < fields.size(); ++i) {
+                r.vary[i].off = fields[i].at("offset").get<std::uint32_t>();
+                r.vary[i].csum_off = fields[i].value("checksum_offset", 0u);
+            }
+        }
         for (const auto& h : c.at("frames")) {
             r.frames.push_back(from_hex(h.get<std::string>()));
         }
@@ -272,9 +325,13 @@ int cmd_testrun(std::istream& in) {
         throw BenchError(fmt::format("bench_testrun: open: {}", errno_text()));
     }
     bpf_map__set_max_entries(skel->maps.frames, static_cast<std::uint32_t>(max_frames));
+    const json ref = spec.value("ref_keys", json::object());
+    const std::uint32_t ref_count = ref.value("count", 0u);
+    bpf_map__set_max_entries(skel->maps.ref_keys, std::max(1u, ref_count));
     if (int err = bench_testrun__load(skel.get())) {
         throw BenchError(fmt::format("bench_testrun: load: {}", std::strerror(-err)));
     }
+    fill_ref_keys(skel.get(), ref_count, ref.value("first", 0u));
     TestRunner runner{skel.get()};
 
     // The syscall's fixed cost: repeat 2 of the bare program.
@@ -567,7 +624,7 @@ int cmd_send(const std::string& ifname, const std::vector<std::string>& frames_h
             bpf_map_update_elem(bpf_map__fd(skel->maps.frames), &key, buf, BPF_ANY);
         }
         const bench_config cfg{static_cast<std::uint32_t>(frames[0].size()), static_cast<std::uint32_t>(ncpu),
-                               static_cast<std::uint32_t>(std::min(frames[0].size(), kCopyMax)), 0};
+                               static_cast<std::uint32_t>(std::min(frames[0].size(), kCopyMax)), 0, 0, 0, {}};
         bpf_map_update_elem(bpf_map__fd(skel->maps.config), &zero, &cfg, BPF_ANY);
     } else if (mode != "afpacket") {
         throw BenchError(fmt::format("send: generator '{}' is not xdp or afpacket", mode));
@@ -642,6 +699,47 @@ UniqueFd sink_map(const std::string& ifname) {
         }
     }
     throw BenchError(fmt::format("the XDP program on {} is not bench_sink (no sink_counts map)", ifname));
+}
+
+// ---------------------------------------------------------------------------------------------
+// forward: the bare XDP_REDIRECT reference of the forwarding benchmark, attached natively to
+// `ifname` (it stays attached when this process exits: `ip link set IF xdpdrv off` removes it).
+
+MacAddress mac_of(const std::string& ifname) {
+    std::ifstream f("/sys/class/net/" + ifname + "/address");
+    std::string text;
+    if (!(f >> text)) {
+        throw BenchError(fmt::format("interface {}: cannot read its MAC", ifname));
+    }
+    return MacAddress::parse(text);
+}
+
+int cmd_forward(const std::string& ifname, const std::string& to, const std::string& dmac) {
+    struct Deleter {
+        void operator()(bench_forward* s) const { bench_forward__destroy(s); }
+    };
+    std::unique_ptr<bench_forward, Deleter> skel(bench_forward__open_and_load());
+    if (!skel) {
+        throw BenchError(fmt::format("bench_forward: load: {}", errno_text()));
+    }
+    struct {
+        std::uint32_t ifindex;
+        std::uint8_t smac[6], dmac[6];
+    } value{static_cast<std::uint32_t>(ifindex_of(to)), {}, {}};
+    const auto smac = mac_of(to);
+    const auto d = MacAddress::parse(dmac);
+    std::memcpy(value.smac, smac.bytes.data(), 6);
+    std::memcpy(value.dmac, d.bytes.data(), 6);
+    const std::uint32_t zero = 0;
+    if (bpf_map_update_elem(bpf_map__fd(skel->maps.forward), &zero, &value, BPF_ANY) != 0) {
+        throw BenchError(fmt::format("bench_forward: forward map: {}", errno_text()));
+    }
+    if (bpf_xdp_attach(ifindex_of(ifname), bpf_program__fd(skel->progs.xpmip_bench_forward), XDP_FLAGS_DRV_MODE,
+                       nullptr) != 0) {
+        throw BenchError(fmt::format("bench_forward: attach to {}: {}", ifname, errno_text()));
+    }
+    std::cout << json{{"interface", ifname}, {"to", to}, {"dmac", dmac}}.dump() << "\n";
+    return 0;
 }
 
 int cmd_count(const std::string& ifname, double warmup, double seconds) {
@@ -769,6 +867,12 @@ int main(int argc, char** argv) {
     census->add_option("-i,--instance", instance, "instance name");
     census->add_option("--pin-root", pin_root, "bpffs directory of all instances");
 
+    std::string to, dmac;
+    auto* fwd = app.add_subcommand("forward", "Attach the bare XDP_REDIRECT forwarder (reference)");
+    fwd->add_option("interface", ifname, "interface to attach to")->required();
+    fwd->add_option("--to", to, "interface to redirect to")->required();
+    fwd->add_option("--dmac", dmac, "destination MAC of forwarded frames")->required();
+
     CLI11_PARSE(app, argc, argv);
     spdlog::set_level(spdlog::level::warn);
     libbpf_set_print([](enum libbpf_print_level level, const char* f, va_list ap) {
@@ -781,6 +885,7 @@ int main(int argc, char** argv) {
         if (cnt->parsed()) return cmd_count(ifname, warmup, seconds);
         if (memlat->parsed()) return cmd_memlat(mib);
         if (census->parsed()) return cmd_census(instance, pin_root);
+        if (fwd->parsed()) return cmd_forward(ifname, to, dmac);
     } catch (const std::exception& e) {
         std::cerr << "xpmip-bench: " << e.what() << "\n";
         return 1;

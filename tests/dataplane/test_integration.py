@@ -371,13 +371,16 @@ class DataplaneEndToEnd(unittest.TestCase):
         self.provision(encap="gre", keyed=True)
         pin = f"/sys/fs/bpf/xpmip/{self.lma.name}"
         dump = json.loads(sh("bpftool", "map", "dump", "pinned", f"{pin}/sessions", "-j").stdout)
-        by_id = {e["formatted"]["key"]: e["formatted"]["value"] for e in dump}
+        # An array indexed by session id: a free slot reads id 0 (README "Data plane at scale").
+        by_id = {e["formatted"]["key"]: e["formatted"]["value"] for e in dump if e["formatted"]["value"]["id"]}
         self.assertEqual(set(by_id), {1, 2, 3})
+        self.assertTrue(all(v["id"] == k for k, v in by_id.items()), by_id)
         a = by_id[1]
         self.assertEqual(a["realm"], 1)
         self.assertEqual(a["npaths"], 1)
-        self.assertEqual(a["paths"][0]["key_downlink"], MNS["A"]["kd"])
-        self.assertEqual(a["paths"][0]["key_uplink"], MNS["A"]["ku"])
+        self.assertEqual(a["path"]["key_downlink"], MNS["A"]["kd"])
+        self.assertEqual(a["path"]["key_uplink"], MNS["A"]["ku"])
+        # Keys that are not a session's index (these MNs' uplink keys, 0x200B) are in tunnel_keys.
         keys = json.loads(sh("bpftool", "map", "dump", "pinned", f"{pin}/tunnel_keys", "-j").stdout)
         self.assertIn({"scope": 0, "key": MNS["B"]["ku"]}, [e["formatted"]["key"] for e in keys])
         text = sh("bpftool", "map", "dump", "pinned", f"{pin}/sessions").stdout

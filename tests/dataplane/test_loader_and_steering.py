@@ -96,7 +96,7 @@ class LoaderAndSteering(unittest.TestCase):
     def test_other_sizes_than_the_pinned_maps_are_refused(self):
         r = self.lma.dp("load", "--role", "lma", "--sessions", "8", check=False)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("pinned map sessions has 4 entries but the configuration asks for 8", r.stderr)
+        self.assertIn("pinned map sessions is sized for 4 but the configuration asks for 8 (limits.sessions)", r.stderr)
 
     def test_other_role_than_the_pinned_instance_is_refused(self):
         r = self.lma.dp("load", "--role", "mag", "--sessions", "4", check=False)
@@ -109,6 +109,7 @@ class LoaderAndSteering(unittest.TestCase):
             s.update(id=i, hoa=f"10.0.0.{10 + i}")
             for p in s["paths"]:
                 p["key_uplink"] += 16 * i
+            s["paths"][0]["key_uplink"] = i   # our key of the first path is the session's id (index)
             self.lma.add_session(s)
         s = session()
         s.update(id=5, hoa="10.0.0.99")
@@ -116,7 +117,7 @@ class LoaderAndSteering(unittest.TestCase):
             p["key_uplink"] += 1000
         r = self.lma.try_add_session(s)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("map sessions is full (4 entries): raise limits.sessions", r.stderr)
+        self.assertIn("session id 5 is outside 1..4 (limits.sessions)", r.stderr)
         self.assertEqual(len(self.lma.sessions()), 4, "nothing half-written")
 
     def test_native_xdp_is_required_unless_generic_is_asked_for(self):

@@ -74,8 +74,9 @@ struct SkelDeleter {
 template <class Skel>
 using SkelPtr = std::unique_ptr<Skel, SkelDeleter<Skel>>;
 
-std::uint32_t wanted_entries(const std::string& map, const Limits& l) {
-    if (map == "sessions") return l.sessions + 1;   // index 0 unused
+// The limit a map's size comes from (0: fixed in the object).
+std::uint32_t limit_value(const std::string& map, const Limits& l) {
+    if (map == "sessions") return l.sessions;
     if (map == "session_paths") return l.multipath_sessions;
     if (map == "ifaces") return l.interfaces;
     if (map == "policies") return l.policies;
@@ -86,6 +87,11 @@ std::uint32_t wanted_entries(const std::string& map, const Limits& l) {
     if (map == "mn_prefixes4" || map == "mn_prefixes6") return l.prefixes;
     if (map == "stations") return l.stations;
     return 0;  // fixed in the object
+}
+
+std::uint32_t wanted_entries(const std::string& map, const Limits& l) {
+    const auto n = limit_value(map, l);
+    return map == "sessions" && n ? n + 1 : n;   // sessions: index 0 unused
 }
 
 void size_maps(bpf_object* obj, const Limits& limits) {
@@ -220,10 +226,13 @@ Dataplane::Dataplane(const DataplaneOptions& options)
             const auto id = static_cast<MapId>(i);
             const auto want = wanted_entries(map_name(id), options_.limits);
             if (want && pinned.max_entries(id) != want) {
+                // In the limit's own units (the sessions array has one more entry: index 0 unused).
+                const auto reserved = want - limit_value(map_name(id), options_.limits);
                 throw DataplaneError(fmt::format(
-                    "instance '{}': pinned map {} has {} entries but the configuration asks for {} (limits.{}); "
+                    "instance '{}': pinned map {} is sized for {} but the configuration asks for {} (limits.{}); "
                     "unload the instance to resize it, or keep the old size",
-                    options_.instance, map_name(id), pinned.max_entries(id), want, limit_name(id)));
+                    options_.instance, map_name(id), pinned.max_entries(id) - reserved, want - reserved,
+                    limit_name(id)));
             }
         }
     }

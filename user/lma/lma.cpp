@@ -449,7 +449,11 @@ Rejection LocalMobilityAnchor::assign_uplink_key(Registration& r, Reservation& r
         if (!slot) {
             slot = r.multipath() ? res.uplink_key() : std::optional(r.next.session_id);
         }
-        return slot ? std::nullopt : Rejection(Status::InsufficientResources);
+        if (!slot) {
+            spdlog::warn("{}: no GRE key free for another path of a multipath session", r.id);
+            return Status::InsufficientResources;
+        }
+        return std::nullopt;
     }
     if (slot) {
         r.dropped_keys.push_back(*slot);   // no keys any more
@@ -462,6 +466,10 @@ Rejection LocalMobilityAnchor::assign_session_id(Registration& r, Reservation& r
     if (!r.next.session_id) {
         auto sid = res.session_id();
         if (!sid) {
+            // Session ids index the data plane's sessions array: limits.sessions of them, each held
+            // by a binding until it is deleted (after its de-registration hold, RFC 5213 §5.3.5).
+            spdlog::warn("{}: every session id is in use (limits.sessions): raise it, or wait for held "
+                         "bindings to be deleted", r.id);
             return Status::InsufficientResources;
         }
         r.next.session_id = *sid;
