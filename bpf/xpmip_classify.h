@@ -437,7 +437,7 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
     if (pl->kind == PLAN_DECAP && !COUNTED_LATER(pl)) {
         count_packet(&m.s->rx, pl->inner_len);
         if (m.paths) {
-            count_packet(&m.paths->rx[m.pidx & (XPMIP_MAX_PATHS - 1)], pl->inner_len);
+            count_packet(&m.paths->rx[path_slot(m.pidx)], pl->inner_len);
         }
     }
     return 0;

@@ -33,6 +33,14 @@ static __always_inline int session_owns(const struct xpmip_session *s, const __u
     return owns_address(s->flags, s->hnp, s->hnp_len, s->hoa, s->hoa_len, addr, family);
 }
 
+/* An index into a session's paths, bounded where the verifier sees it: the compiler drops a plain
+ * `& (XPMIP_MAX_PATHS - 1)` after a range check, and older verifiers (Linux 6.1) do not carry
+ * that check's bound over to the register the access uses. */
+static __always_inline __u32 path_slot(__u32 pidx) {
+    asm volatile("%[i] &= %[m]" : [i] "+r"(pidx) : [m] "i"(XPMIP_MAX_PATHS - 1));
+    return pidx;
+}
+
 /* Path `pidx` of a session (its first path is in the session itself). */
 static __always_inline int match_path(struct tunnel_match *m, __u32 pidx) {
     m->pidx = pidx;
@@ -50,7 +58,7 @@ static __always_inline int match_path(struct tunnel_match *m, __u32 pidx) {
     if (!m->paths || pidx >= XPMIP_MAX_PATHS || pidx >= m->paths->npaths) {
         return -1;
     }
-    m->path = &m->paths->paths[pidx & (XPMIP_MAX_PATHS - 1)];
+    m->path = &m->paths->paths[path_slot(pidx)];
     return 0;
 }
 
@@ -163,8 +171,9 @@ static __always_inline __u32 steer(struct encap_source *src, const struct steer_
     if (pidx < 0 || pidx >= XPMIP_MAX_PATHS) {
         return DROP(XPMIP_STAT_DROP_NO_PATH);
     }
-    src->path = &mp->paths[pidx & (XPMIP_MAX_PATHS - 1)];
-    src->path_tx = &mp->tx[pidx & (XPMIP_MAX_PATHS - 1)];
+    const __u32 slot = path_slot((__u32)pidx);
+    src->path = &mp->paths[slot];
+    src->path_tx = &mp->tx[slot];
     return VERDICT_OK;
 }
 

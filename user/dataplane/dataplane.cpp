@@ -27,9 +27,20 @@ int libbpf_log(enum libbpf_print_level level, const char* fmt_str, va_list args)
     if (level == LIBBPF_DEBUG) {
         return 0;
     }
-    char buf[1024];
-    vsnprintf(buf, sizeof buf, fmt_str, args);
-    std::string msg(buf);
+    // Whole, not cut at a buffer's size: a verifier's refusal is the last lines of a long log.
+    va_list copy;
+    va_copy(copy, args);
+    const int n = vsnprintf(nullptr, 0, fmt_str, copy);
+    va_end(copy);
+    std::string msg(n > 0 ? static_cast<std::size_t>(n) : 0, '\0');
+    if (n > 0) {
+        vsnprintf(msg.data(), msg.size() + 1, fmt_str, args);
+    }
+    constexpr std::size_t kKeepHead = 2048, kKeepTail = 24576;   // of a verifier log of megabytes
+    if (msg.size() > kKeepHead + kKeepTail + 64) {
+        msg = msg.substr(0, kKeepHead) + "\n[... " + std::to_string(msg.size() - kKeepHead - kKeepTail) +
+              " octets of the log left out ...]\n" + msg.substr(msg.size() - kKeepTail);
+    }
     while (!msg.empty() && msg.back() == '\n') {
         msg.pop_back();
     }
