@@ -135,6 +135,20 @@ static __always_inline int vary_field(struct xdp_md *ctx, const struct bench_var
     return bpf_xdp_store_bytes(ctx, v->csum_off, &hc, 2) ? -1 : 0;
 }
 
+/* The first `copy` octets of frame `idx` written over the packet (both users rewrite in place). */
+static __always_inline int restore_frame(struct xdp_md *ctx, const struct bench_config *c, __u32 idx)
+{
+    struct bench_frame *f = bpf_map_lookup_elem(&frames, &idx);
+    if (!f)
+        return -1;
+    __u32 copy = c->copy;
+    if (copy > BENCH_COPY_MAX)
+        copy = BENCH_COPY_MAX;
+    if (copy < 14)
+        return -1;
+    return bpf_xdp_store_bytes(ctx, 0, f->data, copy) ? -1 : 0;
+}
+
 SEC("xdp")
 int xpmip_bench_ref_encap(struct xdp_md *ctx)
 {
@@ -224,15 +238,7 @@ int xpmip_bench_wrap(struct xdp_md *ctx)
     }
     __u32 idx = (__u32)(s->runs % c->count);
     s->runs++;
-    struct bench_frame *f = bpf_map_lookup_elem(&frames, &idx);
-    if (!f)
-        return XDP_ABORTED;
-    __u32 copy = c->copy;
-    if (copy > BENCH_COPY_MAX)
-        copy = BENCH_COPY_MAX;
-    if (copy < 14)
-        return XDP_ABORTED;
-    if (bpf_xdp_store_bytes(ctx, 0, f->data, copy))
+    if (restore_frame(ctx, c, idx))
         return XDP_ABORTED;
     if (c->vary_count) {
         __u32 vidx = (__u32)((s->runs * 0x9E3779B97F4A7C15ULL) >> 32) % c->vary_count;
@@ -251,15 +257,7 @@ int xpmip_bench_gen(struct xdp_md *ctx)
     if (!c || !c->count)
         return XDP_ABORTED;
     __u32 idx = bpf_get_smp_processor_id() % c->count;
-    struct bench_frame *f = bpf_map_lookup_elem(&frames, &idx);
-    if (!f)
-        return XDP_ABORTED;
-    __u32 copy = c->copy;
-    if (copy > BENCH_COPY_MAX)
-        copy = BENCH_COPY_MAX;
-    if (copy < 14)
-        return XDP_ABORTED;
-    if (bpf_xdp_store_bytes(ctx, 0, f->data, copy))
+    if (restore_frame(ctx, c, idx))
         return XDP_ABORTED;
     return XDP_TX;
 }
