@@ -3,7 +3,11 @@
  * (xpmip_classify.h), then encapsulates toward the peer or decapsulates toward the mobile node /
  * correspondent, forwarding with bpf_redirect or XDP_TX. When the next hop's neighbour entry
  * is unresolved it passes the packet unmodified to the stack, where the tc ingress program
- * repeats the work with bpf_redirect_neigh (and the kernel resolves the neighbour). */
+ * repeats the work with bpf_redirect_neigh (and the kernel resolves the neighbour).
+ *
+ * xpmip_xdp_cpumap is the same gateway on the CPU a tunnel packet was handed to (xpmip_spread.h).
+ * A cpumap program may not return XDP_TX: it sends out of the receiving interface with
+ * bpf_redirect instead. */
 #define XPMIP_PROG_XDP 1
 #include "xpmip_headers.h"
 
@@ -12,9 +16,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* ICMP errors quote at most this much of the offending packet (a multiple of 4). */
 #define ICMP_QUOTE_MAX 512
 
+/* Back out of the interface the packet came in on. */
+static __always_inline int xdp_tx(struct xdp_md *ctx, const struct plan *pl) {
+    return pl->spread ? bpf_redirect(ctx->ingress_ifindex, 0) : XDP_TX;
+}
+
 static __always_inline int xdp_forward(struct xdp_md *ctx, const struct plan *pl) {
     if (pl->ifindex == ctx->ingress_ifindex) {
-        return XDP_TX;
+        return xdp_tx(ctx, pl);
     }
     return bpf_redirect(pl->ifindex, 0);
 }
@@ -209,23 +218,27 @@ static __always_inline int xdp_icmp(struct xdp_md *ctx, const struct plan *pl) {
     }
     count_stat(&counters, pl->stat);
     count_stat(&counters, XPMIP_STAT_ICMP_SENT);
-    return XDP_TX;
+    return xdp_tx(ctx, pl);
 }
 
-SEC("xdp")
-int xpmip_xdp(struct xdp_md *ctx) {
+/* on_cpumap: running in the cpumap program, on the CPU the packet was handed to. */
+static __always_inline int gateway(struct xdp_md *ctx, int on_cpumap) {
     void *data = (void *)(long)ctx->data;
     void *data_end = (void *)(long)ctx->data_end;
     struct plan *pl = plan_get();
     if (!pl) {
         return XDP_PASS;
     }
+    pl->spread = on_cpumap;
     classify(ctx, data, data_end, ctx->ingress_ifindex, pl);
     switch (pl->kind) {
     case PLAN_DROP:
         return xdp_drop(pl->stat);
     case PLAN_ICMP:
         return xdp_icmp(ctx, pl);
+    case PLAN_SPREAD:
+        count_stat(&counters, XPMIP_STAT_CPU_SPREAD);
+        return bpf_redirect_map(&cpu_map, pl->cpu, XDP_PASS);
     case PLAN_ENCAP:
     case PLAN_DECAP:
         if (pl->neigh) {
@@ -235,4 +248,15 @@ int xpmip_xdp(struct xdp_md *ctx) {
         return pl->kind == PLAN_ENCAP ? xdp_encap(ctx, pl) : xdp_decap(ctx, pl);
     }
     return XDP_PASS;
+}
+
+SEC("xdp")
+int xpmip_xdp(struct xdp_md *ctx) {
+    return gateway(ctx, 0);
+}
+
+SEC("xdp/cpumap")
+int xpmip_xdp_cpumap(struct xdp_md *ctx) {
+    count_stat(&counters, XPMIP_STAT_SPREAD_RECEIVED);
+    return gateway(ctx, 1);
 }

@@ -8,6 +8,7 @@
 
 #include "xpmip_lookup.h"
 #include "xpmip_tunnel.h"
+#include "xpmip_spread.h"
 
 /* An IP header a router can take (RFC 1812 §5.2.2): NOT_OURS when it is no IP packet at all. */
 static __always_inline __u32 parse_ip_verdict(void *ip, void *data_end, __u16 et, struct l3info *l3) {
@@ -417,6 +418,7 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
     struct tunnel_match m = {};
     __builtin_memset(in, 0, sizeof(*in));
     if (plan_verdict(pl, parse_inner(inner, ip + bound16(out->total_len), data_end, t.inner_et, l2, in)) ||
+        plan_spread(pl, cfg, &t, in, inner, data_end, l2) ||
         plan_verdict(pl, find_tunnel_session(&m, &t, ifc, out, in, l2, lma, cfg)) ||
         plan_verdict(pl, check_tunnel_match(&m, &t, out, l2))) {
         return 0;

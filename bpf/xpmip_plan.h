@@ -16,6 +16,7 @@ enum plan_kind {
     PLAN_ENCAP,      /* push outer headers, send toward the peer */
     PLAN_DECAP,      /* pop outer headers, send toward the MN / correspondent */
     PLAN_ICMP,       /* answer the sender with an ICMP error (plan.icmp), counting plan.stat */
+    PLAN_SPREAD,     /* XDP: hand the packet to CPU plan.cpu (xpmip_spread.h) */
 };
 
 enum icmp_kind {
@@ -55,6 +56,7 @@ struct plan {
     __u32 path;
     __u32 gre_key;
     __u32 ifindex;       /* egress */
+    __u32 cpu;           /* SPREAD: the CPU to hand the packet to */
     __u8 smac[6];
     __u8 dmac[6];
     __u8 outer_src[16];

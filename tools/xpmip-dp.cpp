@@ -1,6 +1,7 @@
 // xpmip-dp: drive an xpmip data plane instance directly (tests, debugging, the lab).
 //
 //   xpmip-dp [-i INSTANCE] load --role lma|mag [--attach IF:KIND[:REALM]]... [--sessions N] [--generic]
+//                                   [--spread-cpus all|none|0-3,6]
 //   xpmip-dp [-i INSTANCE] session add FILE|-        JSON session (or array), see user/dataplane/json.cpp
 //   xpmip-dp [-i INSTANCE] session del ID
 //   xpmip-dp [-i INSTANCE] session show [ID]          JSON with counters
@@ -81,6 +82,8 @@ int main(int argc, char** argv) {
     load->add_option("--attach", attaches, "IFNAME:KIND[:REALM], KIND one of core, core-l2, tunnel, access");
     load->add_flag("--generic", generic, "attach XDP in generic (skb) mode instead of native");
     load->add_option("--sessions", limits.sessions, "session table size");
+    std::string spread = "none";
+    load->add_option("--spread-cpus", spread, "CPUs tunnel ingress is spread over (all, none, 0-3,6)");
     load->add_option("--interfaces", limits.interfaces, "interface table size");
     load->add_option("--policies", limits.policies, "steering policy table size");
 
@@ -144,6 +147,7 @@ int main(int argc, char** argv) {
             o.role = parse_role(role);
             o.limits = limits;
             o.pin_root = pin_root;
+            o.spread_cpus = parse_cpu_list(spread, possible_cpus());
             Dataplane dp(o);
             for (const auto& a : attaches) {
                 dp.attach(parse_attach(a, generic));

@@ -19,6 +19,7 @@
 #define XPMIP_MAX_PATHS 8          /* RFC 8278: bindings (proxy CoAs) per mobility session */
 #define XPMIP_MAX_RULES 16         /* rules per steering policy */
 #define XPMIP_MAX_LABEL_PREFS 4    /* labels in a rule's preference list */
+#define XPMIP_MAX_SPREAD_CPUS 256  /* CPUs tunnel ingress can be spread over (cpu_map keys: CPU ids below it) */
 
 /* UDP port of tunnelled data in "IPv4-UDP" mode and for the TLV-header format (RFC 5844 §3). */
 #define XPMIP_UDP_PORT_DATA 5437
@@ -257,8 +258,10 @@ XPMIP_ASSERT_SIZE(struct xpmip_iface, 36);
 struct xpmip_config {
     __u32 role;           /* enum xpmip_role */
     __u32 sessions;       /* entries of the sessions array: keys below it may be session indexes */
+    __u32 spread_count;   /* entries of spread_cpus in use; below 2: tunnel packets stay on their CPU */
+    __u32 pad;
 };
-XPMIP_ASSERT_SIZE(struct xpmip_config, 8);
+XPMIP_ASSERT_SIZE(struct xpmip_config, 16);
 
 /* Steering (RFC 8278 §3 "routing rules"). Rules are written from the mobile node's point of
  * view, so both ends classify a flow alike: "remote" is the correspondent (the destination of
@@ -325,7 +328,8 @@ enum xpmip_stat {
     XPMIP_STAT_DROP_IP_CHECKSUM,      /* an IPv4 header checksum (outer or inner) is wrong (RFC 1812 §5.2.2) */
     XPMIP_STAT_DROP_GRE_CHECKSUM,     /* GRE with the C bit and a wrong checksum (RFC 2784 §2.5) */
     XPMIP_STAT_DROP_NOT_FORWARDABLE,  /* inner destination or source a router does not forward (RFC 1812 §5.3.7) */
-    XPMIP_STAT_CPU_SPREAD,            /* tunnel packets handed to another CPU (cpumap) */
+    XPMIP_STAT_CPU_SPREAD,            /* tunnel packets handed to another CPU (cpumap), counted on the giver */
+    XPMIP_STAT_SPREAD_RECEIVED,       /* tunnel packets taken from the cpumap, counted on the taker */
     XPMIP_STAT_MAX,
 };
 

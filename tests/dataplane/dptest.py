@@ -91,15 +91,20 @@ LOAD_TIMEOUT = 300
 class Instance:
     """A data plane instance (pinned under /sys/fs/bpf/xpmip/<name>) in a namespace."""
 
-    def __init__(self, world, ns, name, role, attach, sessions=1024):
+    def __init__(self, world, ns, name, role, attach, sessions=1024, spread_cpus=None):
         self.world = world
         self.ns = ns
         self.name = name
         self.role = role
-        args = ["load", "--role", role, "--sessions", str(sessions)]
+        self.load_args = ["load", "--role", role, "--sessions", str(sessions)]
         for a in attach:
-            args += ["--attach", a]
-        self.dp(*args, timeout=LOAD_TIMEOUT)
+            self.load_args += ["--attach", a]
+        self.reload(spread_cpus)
+
+    def reload(self, spread_cpus=None):
+        """Load (again: the pinned maps and sessions stay), spreading tunnel ingress over
+        `spread_cpus` ("0,1", "all"; None: not at all)."""
+        self.dp(*self.load_args, "--spread-cpus", spread_cpus or "none", timeout=LOAD_TIMEOUT)
 
     def dp(self, *args, input=None, check=True, timeout=60):
         return self.ns.enter(TOOL, "-i", self.name, *args, input=input, check=check, timeout=timeout)
@@ -134,9 +139,11 @@ class Instance:
     def nonzero_stats(self, reset=True):
         return {k: v for k, v in self.stats(reset).items() if v}
 
-    def run(self, ifname, hook, frame: bytes, repeat=1):
-        """BPF_PROG_TEST_RUN: (retval, output bytes)."""
-        out = json.loads(self.ns.enter(TOOL, "run", ifname, hook, frame.hex(), "--repeat", str(repeat)).stdout)
+    def run(self, ifname, hook, frame: bytes, repeat=1, cpu=None):
+        """BPF_PROG_TEST_RUN (on CPU `cpu` when given): (retval, output bytes)."""
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+        out = json.loads(self.ns.enter(*pin, TOOL, "run", ifname, hook, frame.hex(), "--repeat",
+                                       str(repeat)).stdout)
         return out["retval"], bytes.fromhex(out["output"])
 
     def unload(self):

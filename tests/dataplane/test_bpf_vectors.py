@@ -38,7 +38,7 @@ from dptest import (TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, XDP_ABORTED, XDP_DR
 if not dptest.TOOL:
     dptest.TOOL = os.path.join(HERE, "..", "..", "build", "tools", "xpmip-dp")
 
-from scapy.all import (ARP, GRE, ICMP, IP, UDP, Ether, ICMPv6EchoRequest, ICMPv6ND_RS,  # noqa: E402
+from scapy.all import (ARP, GRE, ICMP, IP, UDP, Ether, fragment, ICMPv6EchoRequest, ICMPv6ND_RS,  # noqa: E402
                        ICMPv6PacketTooBig, ICMPv6TimeExceeded, IPv6, Raw, raw)
 
 # ------------------------------------------------------------------------------------------------
@@ -1231,6 +1231,74 @@ class BpfVectors(unittest.TestCase):
         rv, _, counters = self.run_one(Case("tc_ttl", "lma", "core0", _f, TC_ACT_SHOT, hook="tc-ingress"))
         self.assertEqual(rv, TC_ACT_SHOT)
         self.assertEqual(counters, {"drop_ttl": 1})
+
+    # -- README "Every core for one tunnel": the XDP program's hand-off to another CPU ----------
+    # BPF_PROG_TEST_RUN refuses cpumap programs, so these vectors check the decision on the
+    # receiving CPU (pinned with taskset); tests/dataplane/test_spread.py sends real traffic
+    # through the cpumap.
+
+    def outcome(self, c: Case, cpu):
+        """'spread' (handed on, untouched, counted) or 'here' (the case's own result, on `cpu`)."""
+        self.lma.stats(reset=True)
+        rv, out = self.lma.run(c.ifname, c.hook, c.frame, cpu=cpu)
+        counters = self.lma.nonzero_stats(reset=True)
+        if counters == {"cpu_spread": 1}:
+            self.assertEqual((rv, out), (XDP_REDIRECT, c.frame), f"{c.name} on CPU {cpu}: handed on changed")
+            return "spread"
+        self.assertEqual((names := VERDICT_NAMES[c.hook]).get(rv, rv), names[c.verdict],
+                         f"{c.name} on CPU {cpu}: counters {counters}")
+        self.check_output(c, out)
+        return "here"
+
+    def spread_outcomes(self, cases):
+        """Each case on CPU 0 and on CPU 1, twice: {name: (outcome on 0, outcome on 1)}."""
+        got = {}
+        for c in cases:
+            first = tuple(self.outcome(c, cpu) for cpu in (0, 1))
+            again = tuple(self.outcome(c, cpu) for cpu in (0, 1))
+            self.assertEqual(first, again, f"{c.name}: one flow, two decisions")
+            got[c.name] = first
+        return got
+
+    def test_zz_spread_flows_over_cpus(self):
+        """With spread_cpus 0,1 every tunnel flow has one CPU: there it is decapsulated, on the
+        other it is handed on unchanged (cpu_spread); both CPUs get flows; inner fragments go
+        with their datagram's addresses; L2 sessions spread by inner MACs; traffic from the core
+        is never handed on; with one CPU listed nothing is."""
+        if (os.cpu_count() or 1) < 2:
+            self.skipTest("one CPU: nothing to spread over")
+        flows = []
+        for i in range(24):
+            fam = 4 if i % 2 else 6
+            pkt = inner(fam, S_GREK4.mn(fam), CN4 if fam == 4 else CN6, sport=41000 + i)
+            flows.append(Case(f"flow{i}", "lma", "tun0", lma_uplink_in(S_GREK4, pkt), XDP_REDIRECT,
+                              eth_ip(IF_MAC[S_GREK4.core], NH_MAC[S_GREK4.core], forwarded(pkt))))
+        pkt = inner(4, S_GREK4.mn4, CN4, df=False, size=600)
+        frags = [raw(fr) for fr in fragment(IP(pkt), fragsize=256)]
+        self.assertGreater(len(frags), 1)
+        frag_cases = [Case(f"fragment{i}", "lma", "tun0", lma_uplink_in(S_GREK4, fr), XDP_REDIRECT, None)
+                      for i, fr in enumerate(frags)]
+        l2 = [Case(f"l2_{i}", "lma", "tun0",
+                   lma_uplink_in(S_L2_4, _fr := l2_frame(S_L2_4.mn_mac, f"02:00:00:00:5e:{i:02x}", "ipv4"),
+                                 ethertype=ETH_P_TEB, outer_tos=0), XDP_REDIRECT, _fr) for i in range(16)]
+        core = [Case(f"core{i}", "lma", "core0", lma_downlink(S_GREK4, 4, sport=42000 + i)[0], XDP_REDIRECT, None)
+                for i in range(8)]
+        self.lma.reload("0,1")
+        try:
+            got = self.spread_outcomes(flows)
+            self.assertEqual(set(got.values()), {("here", "spread"), ("spread", "here")},
+                             f"each flow on exactly one CPU, both CPUs used: {got}")
+            fr = self.spread_outcomes(frag_cases)
+            self.assertEqual(len(set(fr.values())), 1, f"the fragments of one datagram on one CPU: {fr}")
+            l2got = self.spread_outcomes(l2)
+            self.assertEqual(set(l2got.values()), {("here", "spread"), ("spread", "here")}, f"L2 flows: {l2got}")
+            self.assertEqual(set(self.spread_outcomes(core).values()), {("here", "here")})
+            self.lma.reload("1")
+            self.assertEqual(set(self.spread_outcomes(flows).values()), {("here", "here")},
+                             "one CPU listed: nothing handed on")
+        finally:
+            self.lma.reload(None)
+        self.assertEqual(set(self.spread_outcomes(flows).values()), {("here", "here")}, "spreading off again")
 
 
 def _method(case: Case):

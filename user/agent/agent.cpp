@@ -13,13 +13,18 @@
 namespace xpmip::agent {
 
 AgentDataplane::AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
+                               const std::vector<unsigned>& spread_cpus,
                                const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep)
     : keep_(keep) {
     dataplane::DataplaneOptions o;
     o.instance = instance;
     o.role = role;
     o.limits = limits;
+    o.spread_cpus = spread_cpus;
     dp_ = std::make_unique<dataplane::Dataplane>(o);
+    if (spread_cpus.size() > 1) {
+        spdlog::info("tunnel ingress spread over {} CPUs by inner flow", spread_cpus.size());
+    }
     try {
         for (const auto& iface : interfaces) {
             dp_->attach(iface);

@@ -28,7 +28,8 @@ namespace xpmip::agent {
 class AgentDataplane {
 public:
     AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
-                   const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep);
+                   const std::vector<unsigned>& spread_cpus, const std::vector<dataplane::InterfaceConfig>& interfaces,
+                   bool keep);
     ~AgentDataplane();
     AgentDataplane(const AgentDataplane&) = delete;
     AgentDataplane& operator=(const AgentDataplane&) = delete;

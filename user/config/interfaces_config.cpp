@@ -28,4 +28,23 @@ std::vector<dataplane::InterfaceConfig> read_interfaces(MapReader& root) {
     return out;
 }
 
+std::vector<unsigned> read_spread_cpus(MapReader& root) {
+    auto dp = root.opt_map("dataplane");
+    if (!dp) {
+        return {};
+    }
+    std::string joined;
+    for (const auto& item : dp->str_list("spread_cpus")) {
+        joined += (joined.empty() ? "" : ",") + item;
+    }
+    std::vector<unsigned> cpus;
+    try {
+        cpus = dataplane::parse_cpu_list(joined, dataplane::possible_cpus());
+    } catch (const dataplane::DataplaneError& e) {
+        dp->fail("spread_cpus", e.what());
+    }
+    dp->finish();
+    return cpus;
+}
+
 } // namespace xpmip::config

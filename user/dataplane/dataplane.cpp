@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 namespace xpmip::dataplane {
 
@@ -119,7 +120,8 @@ void size_maps(bpf_object* obj, const Limits& limits) {
 
 template <class Skel>
 SkelPtr<Skel> load_skeleton(Skel* (*open_opts)(const bpf_object_open_opts*), int (*load)(Skel*),
-                            void (*destroy)(Skel*), const char* what, const fs::path& pin_dir, const Limits& limits) {
+                            void (*destroy)(Skel*), const char* what, const fs::path& pin_dir, const Limits& limits,
+                            const std::function<void(Skel&)>& before_load = {}) {
     const std::string pin_root = pin_dir.string();
     auto opts = libbpf_opts<bpf_object_open_opts>();
     opts.pin_root_path = pin_root.c_str();
@@ -128,6 +130,9 @@ SkelPtr<Skel> load_skeleton(Skel* (*open_opts)(const bpf_object_open_opts*), int
         throw DataplaneError(fmt::format("cannot open the {} BPF object: {}", what, std::strerror(errno)));
     }
     size_maps(skel->obj, limits);
+    if (before_load) {
+        before_load(*skel);
+    }
     if (int err = load(skel.get())) {
         throw DataplaneError(fmt::format(
             "cannot load the {} BPF program: {} (the kernel log above says why; pinned maps under {} that "
@@ -247,16 +252,55 @@ Dataplane::Dataplane(const DataplaneOptions& options)
             }
         }
     }
-    skel_->xdp = load_skeleton<xdp_gateway>(xdp_gateway__open_opts, xdp_gateway__load, xdp_gateway__destroy,
-                                            "XDP", pin_dir_, options_.limits);
+    // The cpumap program only when spreading: verifying it doubles the XDP object's load time.
+    const bool spread = options_.spread_cpus.size() > 1;
+    skel_->xdp = load_skeleton<xdp_gateway>(
+        xdp_gateway__open_opts, xdp_gateway__load, xdp_gateway__destroy, "XDP", pin_dir_, options_.limits,
+        [spread](xdp_gateway& s) { bpf_program__set_autoload(s.progs.xpmip_xdp_cpumap, spread); });
     skel_->ingress = load_skeleton<tc_ingress>(tc_ingress__open_opts, tc_ingress__load, tc_ingress__destroy,
                                                "tc ingress", pin_dir_, options_.limits);
     skel_->egress = load_skeleton<tc_egress>(tc_egress__open_opts, tc_egress__load, tc_egress__destroy,
                                              "tc egress", pin_dir_, options_.limits);
     maps_ = MapSet::from_object(skel_->xdp->obj);
     const std::uint32_t zero = 0;
-    const xpmip_config cfg{static_cast<std::uint32_t>(options_.role), options_.limits.sessions + 1};
+    configure_spread();
+    const xpmip_config cfg{static_cast<std::uint32_t>(options_.role), options_.limits.sessions + 1,
+                           static_cast<std::uint32_t>(options_.spread_cpus.size()), 0};
     maps_.update(MapId::Config, &zero, &cfg);
+}
+
+// The cpumap entries (one kernel thread and queue per CPU, running xpmip_xdp_cpumap) and the
+// slots the XDP program's flow hash picks from; CPUs no longer listed lose their entry.
+void Dataplane::configure_spread() {
+    constexpr std::uint32_t kQueueSize = 2048;   // frames queued per CPU (the kernel samples' default)
+    const auto& cpus = options_.spread_cpus;
+    const int ncpus = possible_cpus();
+    std::vector<bool> wanted(XPMIP_MAX_SPREAD_CPUS, false);
+    for (const unsigned cpu : cpus) {
+        if (cpu >= XPMIP_MAX_SPREAD_CPUS || static_cast<int>(cpu) >= ncpus) {
+            throw DataplaneError(fmt::format("spread_cpus: CPU {} does not exist (this host has CPUs 0-{}{})", cpu,
+                                             ncpus - 1, ncpus > XPMIP_MAX_SPREAD_CPUS ? ", of which 0-255 can spread" : ""));
+        }
+        wanted[cpu] = true;
+    }
+    const int prog_fd = cpus.size() > 1 ? bpf_program__fd(skel_->xdp->progs.xpmip_xdp_cpumap) : -1;
+    for (std::uint32_t cpu = 0; cpu < XPMIP_MAX_SPREAD_CPUS; ++cpu) {
+        if (wanted[cpu] && cpus.size() > 1) {
+            bpf_cpumap_val v{};
+            v.qsize = kQueueSize;
+            v.bpf_prog.fd = prog_fd;
+            if (bpf_map_update_elem(maps_.fd(MapId::CpuMap), &cpu, &v, BPF_ANY) != 0) {
+                throw DataplaneError(fmt::format("spread_cpus: cannot start the cpumap queue of CPU {}: {}", cpu,
+                                                 std::strerror(errno)));
+            }
+        } else {
+            maps_.erase(MapId::CpuMap, &cpu);
+        }
+    }
+    for (std::uint32_t slot = 0; slot < cpus.size(); ++slot) {
+        const std::uint32_t cpu = cpus[slot];
+        maps_.update(MapId::SpreadCpus, &slot, &cpu);
+    }
 }
 
 Dataplane::~Dataplane() = default;

@@ -25,6 +25,9 @@ struct DataplaneOptions {
     Role role = Role::Lma;
     Limits limits;
     std::filesystem::path pin_root = kDefaultPinRoot;
+    // CPUs tunnel ingress is spread over (README "Every core for one tunnel"); fewer than two:
+    // every packet is handled on the CPU that received it.
+    std::vector<unsigned> spread_cpus;
 };
 
 struct InterfaceConfig {
@@ -68,6 +71,7 @@ public:
 
 private:
     struct Skeletons;
+    void configure_spread();
     DataplaneOptions options_;
     std::filesystem::path pin_dir_;
     std::unique_ptr<Skeletons> skel_;

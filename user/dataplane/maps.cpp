@@ -15,6 +15,7 @@ namespace {
 constexpr const char* kNames[kMapCount] = {
     "config", "ifaces", "sessions", "session_paths", "mn_routes4", "mn_routes6", "mn_prefixes4", "mn_prefixes6",
     "stations", "tunnel_keys", "tunnel_keyless", "nexthops", "policies", "counters", "events", "station_reports",
+    "cpu_map", "spread_cpus",
 };
 } // namespace
 

@@ -31,6 +31,8 @@ enum class MapId {
     Counters,
     Events,
     StationReports,
+    CpuMap,
+    SpreadCpus,
     Count
 };
 

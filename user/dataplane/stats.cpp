@@ -36,6 +36,7 @@ std::string_view stat_name(unsigned stat) {
     case XPMIP_STAT_DROP_GRE_CHECKSUM: return "drop_gre_checksum";
     case XPMIP_STAT_DROP_NOT_FORWARDABLE: return "drop_not_forwardable";
     case XPMIP_STAT_CPU_SPREAD: return "cpu_spread";
+    case XPMIP_STAT_SPREAD_RECEIVED: return "spread_received";
     case XPMIP_STAT_MAX: break;
     }
     return "unknown";

@@ -30,6 +30,60 @@ std::string to_string(Encapsulation e) {
     return "?";
 }
 
+std::vector<unsigned> parse_cpu_list(const std::string& s, int possible) {
+    std::vector<unsigned> out;
+    if (s == "none" || s.empty()) {
+        return out;
+    }
+    const unsigned last = static_cast<unsigned>(std::min(possible, XPMIP_MAX_SPREAD_CPUS)) - 1;
+    if (s == "all") {
+        for (unsigned c = 0; c <= last; ++c) {
+            out.push_back(c);
+        }
+        return out;
+    }
+    const auto number = [&](const std::string& item, const std::string& text) {
+        std::size_t used = 0;
+        unsigned long v = 0;
+        try {
+            v = std::stoul(text, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (used == 0 || used != text.size()) {
+            throw DataplaneError(fmt::format("CPU list '{}': '{}' is not a CPU number or range", s, item));
+        }
+        if (v > last) {
+            throw DataplaneError(fmt::format("CPU list '{}': CPU {} does not exist (CPUs 0-{})", s, v, last));
+        }
+        return static_cast<unsigned>(v);
+    };
+    std::vector<bool> seen(last + 1, false);
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        const auto comma = s.find(',', start);
+        const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        const auto dash = item.find('-');
+        const unsigned lo = number(item, item.substr(0, dash));
+        const unsigned hi = dash == std::string::npos ? lo : number(item, item.substr(dash + 1));
+        if (hi < lo) {
+            throw DataplaneError(fmt::format("CPU list '{}': range '{}' runs backwards", s, item));
+        }
+        for (unsigned c = lo; c <= hi; ++c) {
+            if (seen[c]) {
+                throw DataplaneError(fmt::format("CPU list '{}': CPU {} is listed twice", s, c));
+            }
+            seen[c] = true;
+            out.push_back(c);
+        }
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    return out;
+}
+
 Role parse_role(const std::string& s) {
     if (s == "lma") return Role::Lma;
     if (s == "mag") return Role::Mag;

@@ -31,6 +31,9 @@ enum class Encapsulation {
 std::string to_string(Role r);
 std::string to_string(InterfaceKind k);
 std::string to_string(Encapsulation e);
+// "all", "none", or CPU ids and ranges: "0-3,6". `possible`: the host's CPU count. Throws
+// DataplaneError naming the bad element (an unknown CPU, a repeated one, a reversed range).
+std::vector<unsigned> parse_cpu_list(const std::string& s, int possible);
 Role parse_role(const std::string& s);                // throws DataplaneError naming the value
 InterfaceKind parse_interface_kind(const std::string& s);
 Encapsulation parse_encapsulation(const std::string& s);

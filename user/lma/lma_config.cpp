@@ -336,6 +336,7 @@ LmaConfig parse_lma_config(MapReader root) {
     c.metrics = root.opt_endpoint("metrics");
     read_lma_section(root, c);
     c.interfaces = config::read_interfaces(root);
+    c.spread_cpus = config::read_spread_cpus(root);
     if (c.interfaces.empty()) {
         root.fail("interfaces", "at least one interface is required");
     }
