@@ -18,7 +18,8 @@
  * xpmip_bench_gen: the traffic generator's program (BPF_PROG_TEST_RUN in live-frame mode, see
  * xpmip-bench send --generator xdp). The kernel resets a recycled frame's pointers but not its
  * octets, and the gateway and the stack rewrite headers in place: so it writes the frame of its
- * CPU (frames[cpu % count], first `copy` octets) before every XDP_TX.
+ * CPU (frames[cpu % count], first `copy` octets) before every XDP_TX, and (`vary`) one field
+ * varied as below: many flows from one thread.
  *
  * Spread traffic over N sessions without N frames: `vary` names up to two 32-bit big-endian
  * fields of the frame (a GRE key, an address) that the wrapper sets to their value in the frame
@@ -259,5 +260,13 @@ int xpmip_bench_gen(struct xdp_md *ctx)
     __u32 idx = bpf_get_smp_processor_id() % c->count;
     if (restore_frame(ctx, c, idx))
         return XDP_ABORTED;
+    if (c->vary_count) {
+        struct bench_state *s = bpf_map_lookup_elem(&state, &zero);
+        if (!s)
+            return XDP_ABORTED;
+        __u32 vidx = (__u32)((++s->runs * 0x9E3779B97F4A7C15ULL) >> 32) % c->vary_count;
+        if (vary_field(ctx, &c->vary[0], vidx))
+            return XDP_ABORTED;
+    }
     return XDP_TX;
 }

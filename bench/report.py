@@ -77,6 +77,18 @@ def markdown(res):
                 cells.append(f"{r['vs_redirect']:.2f}x" if r else "-")
             out.append("| xpmip / bare XDP_REDIRECT (same run) | " + " | ".join(cells) + " |")
             out.append("")
+        pair = fw.get("pair")
+        if pair:
+            out += ["### One MAG-LMA pair: GRE from one receiving CPU into the LMA (Mpps delivered)", "",
+                    f"{pair['flows']} inner flows, {pair['size']} B, one generator thread on CPU 0 (its cost is on "
+                    "CPU 0 in every figure); dataplane.spread_cpus as given. Dropped: handed to a cpumap queue that "
+                    "was full.", "", "| spread_cpus | Mpps | ratio to none | handed on | dropped at the cpumap |",
+                    "|---|---|---|---|---|"]
+            for sp, rate in pair["rates"].items():
+                st = pair["lma_stats"].get(sp, {})
+                out.append(f"| {sp} | {_mpps(rate)} | {rate / pair['one_cpu_pps']:.2f}x | {st.get('cpu_spread', 0)} | "
+                           f"{st.get('cpumap_dropped', 0)} |")
+            out.append("")
     ss = res.get("sessions")
     if ss:
         out += ["### Sessions (GRE key, IPv4; written through the session API, no agent)", "",

@@ -5,6 +5,7 @@
 //   xpmip-bench send --interface IF --frame HEX [--frame HEX]... --cpus 0,1 --seconds S
 //                    [--generator afpacket|xdp]   AF_PACKET (TPACKET_V2 TX ring, qdisc bypass) or
 //                                        XDP live-frame (xdp_frames, no skb) traffic generator
+//                    [--vary-offset OFF --vary-count N]  xdp: N flows from one thread
 //   xpmip-bench count IF --warmup S --seconds S    packets/s seen by bench_sink.bpf.c on IF
 //   xpmip-bench memlat --mib 256         ns per cache-missing dependent load (context for scale)
 //   xpmip-bench census -i INST           entries in the instance's session and lookup maps
@@ -582,7 +583,7 @@ void xdp_sender(int ifindex, int cpu, const std::vector<std::uint8_t>& frame, in
 }
 
 int cmd_send(const std::string& ifname, const std::vector<std::string>& frames_hex, const std::vector<int>& cpus,
-             double seconds, const std::string& mode) {
+             double seconds, const std::string& mode, const bench_vary& vary, std::uint32_t vary_count) {
     if (frames_hex.empty()) {
         throw BenchError("send: give at least one --frame");
     }
@@ -624,10 +625,13 @@ int cmd_send(const std::string& ifname, const std::vector<std::string>& frames_h
             bpf_map_update_elem(bpf_map__fd(skel->maps.frames), &key, buf, BPF_ANY);
         }
         const bench_config cfg{static_cast<std::uint32_t>(frames[0].size()), static_cast<std::uint32_t>(ncpu),
-                               static_cast<std::uint32_t>(std::min(frames[0].size(), kCopyMax)), 0, 0, 0, {}};
+                               static_cast<std::uint32_t>(std::min(frames[0].size(), kCopyMax)), 0, vary_count, 0,
+                               {vary, {}}};
         bpf_map_update_elem(bpf_map__fd(skel->maps.config), &zero, &cfg, BPF_ANY);
     } else if (mode != "afpacket") {
         throw BenchError(fmt::format("send: generator '{}' is not xdp or afpacket", mode));
+    } else if (vary_count) {
+        throw BenchError("send: --vary-offset needs the xdp generator");
     }
     for (std::size_t i = 0; i < cpus.size(); ++i) {
         if (skel) {
@@ -853,6 +857,12 @@ int main(int argc, char** argv) {
     send->add_option("--cpus", cpus, "one sender thread pinned to each of these CPUs, e.g. 0,1");
     send->add_option("--seconds", seconds, "how long to send");
     send->add_option("--generator", generator, "afpacket (TX ring, skbs) or xdp (live-frame test run, xdp_frames)");
+    bench_vary send_vary{};
+    std::uint32_t send_vary_count = 0;
+    send->add_option("--vary-offset", send_vary.off,
+                     "xdp generator: add a random index to the 32-bit big-endian field at this offset");
+    send->add_option("--vary-checksum", send_vary.csum_off, "the IPv4 header checksum over that field (0: none)");
+    send->add_option("--vary-count", send_vary_count, "the index is below this (flows)");
 
     auto* cnt = app.add_subcommand("count", "Rate seen by bench_sink.bpf.c on an interface");
     cnt->add_option("interface", ifname, "interface with bench_sink attached")->required();
@@ -881,7 +891,10 @@ int main(int argc, char** argv) {
     try {
         if (testrun->parsed()) return cmd_testrun(std::cin);
         if (fill->parsed()) return cmd_fill(instance, pin_root, count, first, tmpl);
-        if (send->parsed()) return cmd_send(ifname, frames, parse_cpus(cpus), seconds, generator);
+        if (send->parsed()) {
+            return cmd_send(ifname, frames, parse_cpus(cpus), seconds, generator, send_vary,
+                            send_vary.off ? std::max(send_vary_count, 1u) : 0);
+        }
         if (cnt->parsed()) return cmd_count(ifname, warmup, seconds);
         if (memlat->parsed()) return cmd_memlat(mib);
         if (census->parsed()) return cmd_census(instance, pin_root);

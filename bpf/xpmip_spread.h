@@ -3,7 +3,8 @@
  * everything a MAG sends. So the XDP program on the CPU that received a tunnel packet hashes the
  * packet's inner flow and, when the hash names another CPU of `spread_cpus`, hands the packet to
  * it through the CPUMAP `cpu_map`; on that CPU the cpumap program (xpmip_xdp_cpumap) runs the
- * gateway again, without spreading. A flow always hashes to the same CPU and a CPUMAP queue is
+ * gateway again, without spreading. The receiving CPUs need not be in the list: `spread_cpus: 1-3`
+ * leaves CPU 0 to receive and hand on. A flow always hashes to the same CPU and a CPUMAP queue is
  * FIFO, so the packets of one flow keep their order (those of different flows need not). */
 #ifndef XPMIP_SPREAD_H
 #define XPMIP_SPREAD_H
@@ -58,7 +59,7 @@ static __always_inline __u32 inner_flow_hash(const struct tunnel_info *t, const 
 /* Hand the packet on when its flow belongs to another CPU (pl->kind = PLAN_SPREAD); 1 if so. */
 static __always_inline int plan_spread(struct plan *pl, const struct xpmip_config *cfg, const struct tunnel_info *t,
                                        const struct l3info *in, void *inner, void *data_end, int l2) {
-    if (pl->spread || cfg->spread_count < 2) {
+    if (pl->spread || !cfg->spread_count) {
         return 0;
     }
     const __u32 count = cfg->spread_count > XPMIP_MAX_SPREAD_CPUS ? XPMIP_MAX_SPREAD_CPUS : cfg->spread_count;

@@ -258,7 +258,7 @@ XPMIP_ASSERT_SIZE(struct xpmip_iface, 36);
 struct xpmip_config {
     __u32 role;           /* enum xpmip_role */
     __u32 sessions;       /* entries of the sessions array: keys below it may be session indexes */
-    __u32 spread_count;   /* entries of spread_cpus in use; below 2: tunnel packets stay on their CPU */
+    __u32 spread_count;   /* entries of spread_cpus in use; 0: tunnel packets stay on their CPU */
     __u32 pad;
 };
 XPMIP_ASSERT_SIZE(struct xpmip_config, 16);

@@ -1264,7 +1264,7 @@ class BpfVectors(unittest.TestCase):
         """With spread_cpus 0,1 every tunnel flow has one CPU: there it is decapsulated, on the
         other it is handed on unchanged (cpu_spread); both CPUs get flows; inner fragments go
         with their datagram's addresses; L2 sessions spread by inner MACs; traffic from the core
-        is never handed on; with one CPU listed nothing is."""
+        is never handed on; with one CPU listed, everything goes to it."""
         if (os.cpu_count() or 1) < 2:
             self.skipTest("one CPU: nothing to spread over")
         flows = []
@@ -1294,8 +1294,8 @@ class BpfVectors(unittest.TestCase):
             self.assertEqual(set(l2got.values()), {("here", "spread"), ("spread", "here")}, f"L2 flows: {l2got}")
             self.assertEqual(set(self.spread_outcomes(core).values()), {("here", "here")})
             self.lma.reload("1")
-            self.assertEqual(set(self.spread_outcomes(flows).values()), {("here", "here")},
-                             "one CPU listed: nothing handed on")
+            self.assertEqual(set(self.spread_outcomes(flows).values()), {("spread", "here")},
+                             "CPU 1 alone listed: CPU 0 hands every flow to it, CPU 1 keeps them")
         finally:
             self.lma.reload(None)
         self.assertEqual(set(self.spread_outcomes(flows).values()), {("here", "here")}, "spreading off again")

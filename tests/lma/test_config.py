@@ -97,6 +97,21 @@ class ConfigTest(unittest.TestCase):
         self.refused(BASE.replace("kind: core, realm: 1}", "kind: core, realm: -1}"), 6,
                      r"interfaces\[1\]\.realm: '-1' is not a whole number")
 
+    def test_spread_cpus(self):
+        """dataplane.spread_cpus (README "Every core for one tunnel"): all, none, ids and ranges."""
+        for ok in ("all", "none", "0", "[0]", "'0-0'"):
+            self.assertEqual(check(BASE + f"dataplane: {{spread_cpus: {ok}}}\n")[0], 0, ok)
+        if (os.cpu_count() or 1) > 1:
+            self.assertEqual(check(BASE + "dataplane: {spread_cpus: [0, 1]}\n")[0], 0)
+            self.assertEqual(check(MAG_BASE + "dataplane: {spread_cpus: 0-1}\n", role="mag")[0], 0)
+        self.refused(BASE + "dataplane: {spread_cpus: 4096}\n", 13,
+                     r"dataplane\.spread_cpus: CPU list '4096': CPU 4096 does not exist")
+        self.refused(BASE + "dataplane: {spread_cpus: [0, 0]}\n", 13,
+                     r"dataplane\.spread_cpus: CPU list '0,0': CPU 0 is listed twice")
+        self.refused(BASE + "dataplane: {spread_cpus: some}\n", 13,
+                     r"dataplane\.spread_cpus: CPU list 'some': 'some' is not a CPU number or range")
+        self.refused(BASE + "dataplane: {spread_cpu: all}\n", 13, r"dataplane\.spread_cpu: unknown key")
+
     def test_mobile_node_domains(self):
         domains = BASE + "mobile_node_domains:\n  - {domain: Operator.Example, realm: 1, gre: keys-required}\n"
         rc, out = check(domains)

@@ -22,7 +22,7 @@ AgentDataplane::AgentDataplane(const std::string& instance, dataplane::Role role
     o.limits = limits;
     o.spread_cpus = spread_cpus;
     dp_ = std::make_unique<dataplane::Dataplane>(o);
-    if (spread_cpus.size() > 1) {
+    if (!spread_cpus.empty()) {
         spdlog::info("tunnel ingress spread over {} CPUs by inner flow", spread_cpus.size());
     }
     try {

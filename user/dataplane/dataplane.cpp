@@ -253,7 +253,7 @@ Dataplane::Dataplane(const DataplaneOptions& options)
         }
     }
     // The cpumap program only when spreading: verifying it doubles the XDP object's load time.
-    const bool spread = options_.spread_cpus.size() > 1;
+    const bool spread = !options_.spread_cpus.empty();
     skel_->xdp = load_skeleton<xdp_gateway>(
         xdp_gateway__open_opts, xdp_gateway__load, xdp_gateway__destroy, "XDP", pin_dir_, options_.limits,
         [spread](xdp_gateway& s) { bpf_program__set_autoload(s.progs.xpmip_xdp_cpumap, spread); });
@@ -283,9 +283,9 @@ void Dataplane::configure_spread() {
         }
         wanted[cpu] = true;
     }
-    const int prog_fd = cpus.size() > 1 ? bpf_program__fd(skel_->xdp->progs.xpmip_xdp_cpumap) : -1;
+    const int prog_fd = cpus.empty() ? -1 : bpf_program__fd(skel_->xdp->progs.xpmip_xdp_cpumap);
     for (std::uint32_t cpu = 0; cpu < XPMIP_MAX_SPREAD_CPUS; ++cpu) {
-        if (wanted[cpu] && cpus.size() > 1) {
+        if (wanted[cpu]) {
             bpf_cpumap_val v{};
             v.qsize = kQueueSize;
             v.bpf_prog.fd = prog_fd;

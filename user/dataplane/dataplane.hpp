@@ -25,8 +25,8 @@ struct DataplaneOptions {
     Role role = Role::Lma;
     Limits limits;
     std::filesystem::path pin_root = kDefaultPinRoot;
-    // CPUs tunnel ingress is spread over (README "Every core for one tunnel"); fewer than two:
-    // every packet is handled on the CPU that received it.
+    // CPUs tunnel ingress is spread over (README "Every core for one tunnel"); none: every
+    // packet is handled on the CPU that received it.
     std::vector<unsigned> spread_cpus;
 };
 
