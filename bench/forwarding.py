@@ -154,6 +154,8 @@ class Rig:
         self.lma_dp = w.instance(self.lma, "flma", "lma", ["tun0:tunnel", "core0:core:1"])
         self.lma_dp.add_session({**session, "mn_interface": "core0", "paths": [
             {"local": LMA4, "remote": MAG4, "key_downlink": KEY_DL, "key_uplink": KEY_UL}]})
+        for dp in (self.mag_dp, self.lma_dp):   # as the agents do
+            dp.refresh_next_hops()
 
     def use_generator(self, generator):
         """xdp: frames arrive at acc0 as xdp_frames, which a veth takes only when it runs an XDP

@@ -88,6 +88,8 @@ def run(tools: Tools, checks: Checks, quick: bool):
         _Topology.world = world
         log("per-packet: building the vector test's topology")
         _Topology._build()
+        for inst in (_Topology.lma, _Topology.mag):   # the next-hop cache, as the agents keep it
+            inst.refresh_next_hops()
         results = {"rounds": rounds, "target_ms_per_round": target_ms, "paths": [], "baseline": {}}
         for node, inst in (("lma", _Topology.lma), ("mag", _Topology.mag)):
             mine = [p for p in paths if p[3] == node]

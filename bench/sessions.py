@@ -218,6 +218,8 @@ def run(tools: Tools, checks: Checks, quick: bool):
                 lma1.fill(tools, inst1, 1)
                 log(f"sessions: filling {n}")
                 fills = [lma.fill(tools, inst, n)]
+                for i in (inst1, inst):   # the next-hop cache, as the agent keeps it
+                    i.refresh_next_hops()
                 for _ in range(alternations):
                     for key, where, cases, refs in (("1", lma1, _cases("1"), 0),
                                                     ("n", lma, _cases("same") + _cases("spread", n) +

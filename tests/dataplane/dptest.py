@@ -112,6 +112,11 @@ class Instance:
     def add_session(self, session):
         self.dp("session", "add", "-", input=json.dumps(session))
 
+    def refresh_next_hops(self):
+        """Resolve the next-hop cache as the agent does (README "Next hops"): without it every
+        encapsulation falls back to bpf_fib_lookup."""
+        return json.loads(self.dp("nexthops", "--refresh").stdout)
+
     def try_add_session(self, session):
         return self.dp("session", "add", "-", input=json.dumps(session), check=False)
 
