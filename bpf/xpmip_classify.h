@@ -9,6 +9,7 @@
 #include "xpmip_lookup.h"
 #include "xpmip_tunnel.h"
 #include "xpmip_spread.h"
+#include "xpmip_route_cache.h"
 
 /* An IP header a router can take (RFC 1812 §5.2.2): NOT_OURS when it is no IP packet at all. */
 static __always_inline __u32 parse_ip_verdict(void *ip, void *data_end, __u16 et, struct l3info *l3) {
@@ -303,11 +304,17 @@ static __always_inline int plan_decap_l2(struct plan *pl, const struct xpmip_ses
     return 0;
 }
 
-/* LMA: the inner packet goes on toward its destination in the MN's realm (FIB, out of the realm's
- * core interface), or up this host's stack when it is addressed to it. */
+/* LMA: the inner packet goes on toward its destination in the MN's realm (the cached route or
+ * the FIB, out of the realm's core interface), or up this host's stack when it is addressed to it. */
 static __always_inline int plan_decap_to_core(void *ctx, struct plan *pl, const struct xpmip_session *s,
                                               const struct l3info *in, const struct ethhdr *eth) {
-    const int rc = fib_toward(ctx, pl, in->family == 4, in->src, in->dst, in->total_len, s->mn_ifindex, pl->in_ifindex);
+    int rc = route_cached(pl, s->mn_ifindex, in->dst, in->total_len);
+    if (rc == ROUTE_NOT_CACHED) {
+        rc = fib_toward(ctx, pl, in->family == 4, in->src, in->dst, in->total_len, s->mn_ifindex, pl->in_ifindex);
+        if (rc == 0 && !pl->neigh) {
+            route_cache_fill(ctx, pl, in->src, in->dst, s->mn_ifindex);
+        }
+    }
     if (rc == FIB_LOCAL) {
         pl->local = 1;
         pl->ifindex = pl->in_ifindex;

@@ -112,6 +112,14 @@ struct {
 } nexthops SEC(".maps");
 
 struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 1024);               /* set at load: limits.route_cache */
+    __type(key, struct xpmip_route_cache_key);
+    __type(value, struct xpmip_route_cache_entry);
+    __uint(pinning, LIBBPF_PIN_BY_NAME);
+} route_cache SEC(".maps");
+
+struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
     __uint(max_entries, 16);                 /* set at load */
     __type(key, __u32);                      /* policy id */

@@ -83,6 +83,8 @@ int main(int argc, char** argv) {
     load->add_flag("--generic", generic, "attach XDP in generic (skb) mode instead of native");
     load->add_option("--sessions", limits.sessions, "session table size");
     std::string spread = "none";
+    bool no_route_cache = false;
+    load->add_flag("--no-route-cache", no_route_cache, "a FIB lookup for every uplink packet (README \"Route cache\")");
     load->add_option("--spread-cpus", spread, "CPUs tunnel ingress is spread over (all, none, 0-3,6)");
     load->add_option("--interfaces", limits.interfaces, "interface table size");
     load->add_option("--policies", limits.policies, "steering policy table size");
@@ -128,6 +130,8 @@ int main(int argc, char** argv) {
 
     auto* ifs = app.add_subcommand("interfaces", "Show attached interfaces (JSON)");
     auto* unload = app.add_subcommand("unload", "Detach everything and remove the pinned maps and links");
+    auto* routes = app.add_subcommand("invalidate-routes",
+                                      "Make the route cache's entries stale, as the agent does on netlink events");
 
     std::string run_if, run_hook, run_hex;
     std::uint32_t repeat = 1;
@@ -148,6 +152,7 @@ int main(int argc, char** argv) {
             o.limits = limits;
             o.pin_root = pin_root;
             o.spread_cpus = parse_cpu_list(spread, possible_cpus());
+            o.route_cache = !no_route_cache;
             Dataplane dp(o);
             for (const auto& a : attaches) {
                 dp.attach(parse_attach(a, generic));
@@ -172,6 +177,10 @@ int main(int argc, char** argv) {
             return 0;
         }
         auto pinned = open_pinned(instance, pin_root);
+        if (routes->parsed()) {
+            invalidate_routes(pinned.maps);
+            return 0;
+        }
         auto table = pinned.sessions();
         if (sadd->parsed()) {
             const auto j = read_json(file);

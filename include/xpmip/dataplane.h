@@ -255,13 +255,41 @@ struct xpmip_iface {
 XPMIP_ASSERT_SIZE(struct xpmip_iface, 36);
 
 /* config[0]: the instance. */
+enum xpmip_config_flags {
+    XPMIP_CONFIG_ROUTE_CACHE = 1 << 0,  /* the LMA uplink may use route_cache */
+};
+
 struct xpmip_config {
     __u32 role;           /* enum xpmip_role */
     __u32 sessions;       /* entries of the sessions array: keys below it may be session indexes */
     __u32 spread_count;   /* entries of spread_cpus in use; 0: tunnel packets stay on their CPU */
+    __u32 route_generation; /* route_cache entries of another generation are stale */
+    __u32 flags;          /* enum xpmip_config_flags */
     __u32 pad;
 };
-XPMIP_ASSERT_SIZE(struct xpmip_config, 16);
+XPMIP_ASSERT_SIZE(struct xpmip_config, 24);
+
+/* route_cache (LRU hash): the route of the LMA uplink toward a correspondent as bpf_fib_lookup
+ * last found it, in the realm's core interface (README "Route cache"). An entry serves while it is
+ * of the current route_generation (the agent moves it on every route, neighbour or link event)
+ * and younger than XPMIP_ROUTE_CACHE_TTL_NS. */
+#define XPMIP_ROUTE_CACHE_TTL_NS 1000000000ULL
+struct xpmip_route_cache_key {
+    __u32 oif;            /* the realm's core interface */
+    __u8 dst[16];         /* the correspondent */
+};
+XPMIP_ASSERT_SIZE(struct xpmip_route_cache_key, 20);
+
+struct xpmip_route_cache_entry {
+    __u64 filled_ns;      /* bpf_ktime_get_coarse_ns() when filled */
+    __u32 generation;     /* config.route_generation then */
+    __u32 ifindex;        /* egress */
+    __u16 mtu;            /* the route's MTU */
+    __u8 smac[6];
+    __u8 dmac[6];
+    __u16 pad;
+};
+XPMIP_ASSERT_SIZE(struct xpmip_route_cache_entry, 32);
 
 /* Steering (RFC 8278 §3 "routing rules"). Rules are written from the mobile node's point of
  * view, so both ends classify a flow alike: "remote" is the correspondent (the destination of

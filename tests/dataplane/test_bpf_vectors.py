@@ -24,6 +24,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import unittest
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
@@ -1231,6 +1232,50 @@ class BpfVectors(unittest.TestCase):
         rv, _, counters = self.run_one(Case("tc_ttl", "lma", "core0", _f, TC_ACT_SHOT, hook="tc-ingress"))
         self.assertEqual(rv, TC_ACT_SHOT)
         self.assertEqual(counters, {"drop_ttl": 1})
+
+    def test_zz_route_cache_serves_the_uplink_until_stale(self):
+        """README "Route cache": the LMA uplink's route toward a correspondent is remembered. A
+        changed neighbour is not seen while the entry lives; it is after the generation moves
+        (what the agent does on netlink events) and after the entry's second is up. The route's
+        MTU is kept: a packet the route cannot take is refused from the cache as from the FIB."""
+        s = S_GREK4
+        small = lma_uplink_in(s, inner(4, s.mn4, CN4))
+        big = lma_uplink_in(s, inner(4, s.mn4, CN4, size=1400))
+
+        def dmac(frame=small):
+            rv, out, counters = self.run_one(Case("rc", "lma", "tun0", frame, XDP_REDIRECT))
+            self.assertEqual(rv, XDP_REDIRECT, f"verdict (counters {counters})")
+            return ":".join(f"{b:02x}" for b in out[:6])
+
+        def too_big():
+            rv, _, counters = self.run_one(Case("rc_big", "lma", "tun0", big, XDP_DROP))
+            return rv, counters
+
+        other = "02:00:00:00:c0:99"
+        route = f"198.51.100.0/24 via {NH0_4} dev core0 metric 10"
+        self.lma.dp("invalidate-routes")
+        try:
+            self.assertEqual(dmac(), NH0_MAC, "the FIB's neighbour, now cached")
+            self.lma_ns.ip(f"neigh replace {NH0_4} lladdr {other} dev core0 nud permanent")
+            self.assertEqual(dmac(), NH0_MAC, "the cached route, not the FIB's")
+            self.lma.dp("invalidate-routes")
+            self.assertEqual(dmac(), other, "a new generation: the FIB again")
+            self.lma_ns.ip(f"neigh replace {NH0_4} lladdr {NH0_MAC} dev core0 nud permanent")
+            self.assertEqual(dmac(), other, "still the cached route")
+            time.sleep(1.2)
+            self.assertEqual(dmac(), NH0_MAC, "older than its second: the FIB again")
+            self.assertEqual(dmac(big), NH0_MAC, "1400 octets fit the route")
+            # A forwarding lookup takes a route's MTU only when locked (ip_mtu_from_fib_result).
+            self.lma_ns.ip(f"route replace {route} mtu lock 1300")
+            self.lma.dp("invalidate-routes")
+            self.assertEqual(too_big(), (XDP_DROP, {"drop_too_big": 1}), "the FIB's route MTU")
+            self.assertEqual(dmac(), NH0_MAC, "a packet that fits: the route cached")
+            self.assertEqual(too_big(), (XDP_DROP, {"drop_too_big": 1}), "the cached route's MTU")
+        finally:
+            self.lma_ns.ip(f"neigh replace {NH0_4} lladdr {NH0_MAC} dev core0 nud permanent")
+            self.lma_ns.ip(f"route replace {route}")
+            self.lma.dp("invalidate-routes")
+        self.assertEqual(dmac(big), NH0_MAC)
 
     # -- README "Every core for one tunnel": the XDP program's hand-off to another CPU ----------
     # BPF_PROG_TEST_RUN refuses cpumap programs, so these vectors check the decision on the

@@ -111,6 +111,8 @@ class ConfigTest(unittest.TestCase):
         self.refused(BASE + "dataplane: {spread_cpus: some}\n", 13,
                      r"dataplane\.spread_cpus: CPU list 'some': 'some' is not a CPU number or range")
         self.refused(BASE + "dataplane: {spread_cpu: all}\n", 13, r"dataplane\.spread_cpu: unknown key")
+        self.assertEqual(check(BASE + "dataplane: {route_cache: false}\n")[0], 0)
+        self.refused(BASE + "dataplane: {route_cache: maybe}\n", 13, r"dataplane\.route_cache: 'maybe' is not")
 
     def test_mobile_node_domains(self):
         domains = BASE + "mobile_node_domains:\n  - {domain: Operator.Example, realm: 1, gre: keys-required}\n"

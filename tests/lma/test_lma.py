@@ -572,6 +572,26 @@ mobile_node_domains:
     def test_rfc5844_f_flag_refused_by_policy_is_129(self):
         self.assertStatus(self.send4(self.pbu("noudp@op1.example", hnp=None, v4=True, f=True)), S_PROHIBITED)
 
+    def route_generation(self):
+        """config.route_generation of the running LMA's data plane (README "Route cache")."""
+        out = subprocess.run(["bpftool", "-j", "map", "lookup", "pinned",
+                              f"/sys/fs/bpf/xpmip/{self.instance}/config", "key", "0", "0", "0", "0"],
+                             capture_output=True, text=True, check=True).stdout
+        value = bytes(int(b, 16) for b in json.loads(out)["value"])
+        return int.from_bytes(value[12:16], "little")
+
+    def test_route_events_make_the_route_cache_stale(self):
+        """Every route, neighbour or link event the agent reads moves the route cache's
+        generation, so the uplink asks the FIB again (README "Route cache")."""
+        for change in ("neigh replace 198.51.100.77 lladdr 02:00:00:00:77:77 dev core1 nud permanent",
+                       "route add 192.0.2.128/25 via 198.51.100.2 dev core1"):
+            before = self.route_generation()
+            self.lma_ns.ip(change)
+            self.assertTrue(wait_for(lambda: self.route_generation() > before, timeout=10),
+                            f"after '{change}' the generation stayed {before}")
+        self.lma_ns.ip("neigh del 198.51.100.77 dev core1")
+        self.lma_ns.ip("route del 192.0.2.128/25")
+
     def test_mobile_node_domains_authorize_every_mn_of_the_nai_realm_with_its_profile(self):
         # Not listed under mobile_nodes: authorized by the NAI realm (RFC 7542, case-insensitive)
         # or a parent domain, with the domain's profile: realm 1, GRE keys required, IPv4 only.

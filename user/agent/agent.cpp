@@ -13,17 +13,18 @@
 namespace xpmip::agent {
 
 AgentDataplane::AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
-                               const std::vector<unsigned>& spread_cpus,
+                               const config::DataplaneTuning& tuning,
                                const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep)
     : keep_(keep) {
     dataplane::DataplaneOptions o;
     o.instance = instance;
     o.role = role;
     o.limits = limits;
-    o.spread_cpus = spread_cpus;
+    o.spread_cpus = tuning.spread_cpus;
+    o.route_cache = tuning.route_cache;
     dp_ = std::make_unique<dataplane::Dataplane>(o);
-    if (!spread_cpus.empty()) {
-        spdlog::info("tunnel ingress spread over {} CPUs by inner flow", spread_cpus.size());
+    if (!tuning.spread_cpus.empty()) {
+        spdlog::info("tunnel ingress spread over {} CPUs by inner flow", tuning.spread_cpus.size());
     }
     try {
         for (const auto& iface : interfaces) {
@@ -42,7 +43,13 @@ AgentDataplane::AgentDataplane(const std::string& instance, dataplane::Role role
 }
 
 void AgentDataplane::watch_next_hops(EventLoop& loop) {
-    loop.watch("route events", route_events_.fd(), [this] { next_hops_->on_changes(route_events_.dispatch()); });
+    loop.watch("route events", route_events_.fd(), [this] {
+        const auto changes = route_events_.dispatch();
+        if (changes.any()) {
+            dp_->invalidate_routes();   // README "Route cache": before the next hops are re-resolved
+        }
+        next_hops_->on_changes(changes);
+    });
     loop.after_wakeup("next hops", [this] {
         next_hops_->tick(Clock::now());
         return std::chrono::milliseconds(1000);

@@ -10,6 +10,7 @@
 #include "wire/messages.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/next_hops.hpp"
+#include "config/interfaces_config.hpp"
 #include "config/steering_config.hpp"
 #include "netlink/link_monitor.hpp"
 
@@ -28,8 +29,8 @@ namespace xpmip::agent {
 class AgentDataplane {
 public:
     AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
-                   const std::vector<unsigned>& spread_cpus, const std::vector<dataplane::InterfaceConfig>& interfaces,
-                   bool keep);
+                   const config::DataplaneTuning& tuning,
+                   const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep);
     ~AgentDataplane();
     AgentDataplane(const AgentDataplane&) = delete;
     AgentDataplane& operator=(const AgentDataplane&) = delete;

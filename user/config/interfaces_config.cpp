@@ -28,23 +28,24 @@ std::vector<dataplane::InterfaceConfig> read_interfaces(MapReader& root) {
     return out;
 }
 
-std::vector<unsigned> read_spread_cpus(MapReader& root) {
+DataplaneTuning read_dataplane(MapReader& root) {
+    DataplaneTuning t;
     auto dp = root.opt_map("dataplane");
     if (!dp) {
-        return {};
+        return t;
     }
     std::string joined;
     for (const auto& item : dp->str_list("spread_cpus")) {
         joined += (joined.empty() ? "" : ",") + item;
     }
-    std::vector<unsigned> cpus;
     try {
-        cpus = dataplane::parse_cpu_list(joined, dataplane::possible_cpus());
+        t.spread_cpus = dataplane::parse_cpu_list(joined, dataplane::possible_cpus());
     } catch (const dataplane::DataplaneError& e) {
         dp->fail("spread_cpus", e.what());
     }
+    t.route_cache = dp->opt_bool("route_cache").value_or(t.route_cache);
     dp->finish();
-    return cpus;
+    return t;
 }
 
 } // namespace xpmip::config

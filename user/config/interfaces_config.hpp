@@ -11,8 +11,14 @@ namespace xpmip::config {
 // Each entry: name, kind (core, core-l2, tunnel, access), realm, generic_xdp. Names unique.
 std::vector<dataplane::InterfaceConfig> read_interfaces(MapReader& root);
 
-// `dataplane: {spread_cpus: ...}`: the CPUs tunnel ingress is spread over ("all", "none", or
-// CPU ids and ranges, as a list or "0-3,6"); none when absent.
-std::vector<unsigned> read_spread_cpus(MapReader& root);
+// `dataplane:`, how the data plane runs (defaults when absent).
+struct DataplaneTuning {
+    // spread_cpus: the CPUs tunnel ingress is spread over ("all", "none", or CPU ids and ranges,
+    // as a list or "0-3,6"; README "Every core for one tunnel").
+    std::vector<unsigned> spread_cpus;
+    // route_cache: the LMA uplink remembers routes toward correspondents (README "Route cache").
+    bool route_cache = true;
+};
+DataplaneTuning read_dataplane(MapReader& root);
 
 } // namespace xpmip::config

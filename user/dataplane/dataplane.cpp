@@ -98,6 +98,7 @@ std::uint32_t limit_value(const std::string& map, const Limits& l) {
     if (map == "mn_routes4" || map == "mn_routes6") return l.routes;
     if (map == "mn_prefixes4" || map == "mn_prefixes6") return l.prefixes;
     if (map == "stations") return l.stations;
+    if (map == "route_cache") return l.route_cache;
     return 0;  // fixed in the object
 }
 
@@ -264,9 +265,21 @@ Dataplane::Dataplane(const DataplaneOptions& options)
     maps_ = MapSet::from_object(skel_->xdp->obj);
     const std::uint32_t zero = 0;
     configure_spread();
+    // A restart keeps counting generations: entries the previous agent cached become stale.
+    const auto previous = read_config(maps_);
     const xpmip_config cfg{static_cast<std::uint32_t>(options_.role), options_.limits.sessions + 1,
-                           static_cast<std::uint32_t>(options_.spread_cpus.size()), 0};
+                           static_cast<std::uint32_t>(options_.spread_cpus.size()), previous.route_generation + 1,
+                           options_.route_cache ? static_cast<std::uint32_t>(XPMIP_CONFIG_ROUTE_CACHE) : 0u, 0};
     maps_.update(MapId::Config, &zero, &cfg);
+}
+
+void Dataplane::invalidate_routes() { dataplane::invalidate_routes(maps_); }
+
+void invalidate_routes(const MapSet& maps) {
+    const std::uint32_t zero = 0;
+    auto cfg = read_config(maps);
+    ++cfg.route_generation;
+    maps.update(MapId::Config, &zero, &cfg);
 }
 
 // The cpumap entries (one kernel thread and queue per CPU, running xpmip_xdp_cpumap) and the

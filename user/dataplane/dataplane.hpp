@@ -28,6 +28,8 @@ struct DataplaneOptions {
     // CPUs tunnel ingress is spread over (README "Every core for one tunnel"); none: every
     // packet is handled on the CPU that received it.
     std::vector<unsigned> spread_cpus;
+    // The LMA uplink's route cache (README "Route cache"); off: a FIB lookup per packet.
+    bool route_cache = true;
 };
 
 struct InterfaceConfig {
@@ -66,6 +68,9 @@ public:
     void detach(const std::string& name);
     std::vector<AttachedInterface> interfaces() const;
 
+    // Routes, neighbours or links changed: the route cache's entries are stale (README "Route cache").
+    void invalidate_routes();
+
     // Detach from every interface, unpin every map and link, remove the instance directory.
     void unload();
 
@@ -86,6 +91,8 @@ struct PinnedInstance {
     SessionTable sessions() const { return SessionTable(maps, role); }
 };
 PinnedInstance open_pinned(const std::string& instance, const std::filesystem::path& pin_root = kDefaultPinRoot);
+// Move the route cache's generation: every entry is stale (README "Route cache").
+void invalidate_routes(const MapSet& maps);
 // Unload a pinned instance without loading programs: detach and unpin everything.
 void unload_pinned(const std::string& instance, const std::filesystem::path& pin_root = kDefaultPinRoot);
 

@@ -15,7 +15,7 @@ namespace {
 constexpr const char* kNames[kMapCount] = {
     "config", "ifaces", "sessions", "session_paths", "mn_routes4", "mn_routes6", "mn_prefixes4", "mn_prefixes6",
     "stations", "tunnel_keys", "tunnel_keyless", "nexthops", "policies", "counters", "events", "station_reports",
-    "cpu_map", "spread_cpus",
+    "cpu_map", "spread_cpus", "route_cache",
 };
 } // namespace
 
@@ -35,6 +35,7 @@ const char* limit_name(MapId id) {
     case MapId::Nexthops: return "nexthops";
     case MapId::Ifaces: return "interfaces";
     case MapId::Policies: return "policies";
+    case MapId::RouteCache: return "route_cache";
     default: return "(fixed size)";
     }
 }

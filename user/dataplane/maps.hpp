@@ -33,6 +33,7 @@ enum class MapId {
     StationReports,
     CpuMap,
     SpreadCpus,
+    RouteCache,
     Count
 };
 

@@ -109,6 +109,7 @@ struct Limits {
     std::uint32_t prefixes = 0;             // each of mn_prefixes4 and mn_prefixes6
     std::uint32_t stations = 0;
     std::uint32_t multipath_sessions = 0;   // session_paths
+    std::uint32_t route_cache = 65536;      // correspondents whose route the LMA uplink remembers
     Limits resolved() const;
 };
 

@@ -188,6 +188,8 @@ void read_timers_and_limits(MapReader& root, LmaConfig& c) {
     if (auto lim = root.opt_map("limits")) {
         c.limits.sessions = static_cast<std::uint32_t>(lim->opt_uint("sessions", 1, 1u << 24).value_or(c.limits.sessions));
         c.limits.policies = static_cast<std::uint32_t>(lim->opt_uint("policies", 1, 256).value_or(c.limits.policies));
+        c.limits.route_cache =
+            static_cast<std::uint32_t>(lim->opt_uint("route_cache", 1, 1u << 24).value_or(c.limits.route_cache));
         lim->finish();
     }
     auto t = root.opt_map("timers");
@@ -336,7 +338,7 @@ LmaConfig parse_lma_config(MapReader root) {
     c.metrics = root.opt_endpoint("metrics");
     read_lma_section(root, c);
     c.interfaces = config::read_interfaces(root);
-    c.spread_cpus = config::read_spread_cpus(root);
+    c.dataplane = config::read_dataplane(root);
     if (c.interfaces.empty()) {
         root.fail("interfaces", "at least one interface is required");
     }

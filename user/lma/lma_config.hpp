@@ -87,7 +87,7 @@ struct LmaConfig {
     std::optional<std::string> metrics;          // Prometheus endpoint, "address:port"
     std::vector<IpAddress> addresses;            // LMAA (IPv6) and IPv4-LMAA
     std::vector<dataplane::InterfaceConfig> interfaces;
-    std::vector<unsigned> spread_cpus;   // `dataplane.spread_cpus` (README "Every core for one tunnel")
+    config::DataplaneTuning dataplane;   // `dataplane:` (spread_cpus, route_cache)
     dataplane::Limits limits;
     TunnelPolicy policy;                         // the LMA-wide defaults
     // RFC 8278 support. false: behave as a legacy LMA (options 63/64 skipped, §4.4).

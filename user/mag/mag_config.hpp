@@ -73,7 +73,7 @@ struct MagConfig {
     bool timestamps = true;                  // Timestamp option (RFC 5213 §5.5), else sequence numbers
     std::uint8_t access_technology = 4;      // ATT (RFC 5213 §8.5; 4 = IEEE 802.3)
     std::vector<dataplane::InterfaceConfig> interfaces;
-    std::vector<unsigned> spread_cpus;   // `dataplane.spread_cpus` (README "Every core for one tunnel")
+    config::DataplaneTuning dataplane;   // `dataplane:` (spread_cpus, route_cache)
     dataplane::Limits limits;
     std::vector<WanPath> wans;               // at least one; two or more: multipath (RFC 8278)
     std::string identifier;                  // MAG Identifier option (RFC 8278 §4.2), an NAI
