@@ -151,19 +151,24 @@ static __always_inline void count_packet(struct xpmip_counter *c, __u32 bytes) {
  * this host's own address (BPF_FIB_LKUP_RET_NOT_FWDED), -1 no route.
  * With `oif` the lookup is an output lookup restricted to that interface (realm egress,
  * pinned path interface); without, an input lookup from the ingress interface. */
+static __always_inline void fib_params(struct bpf_fib_lookup *p, int v4, const __u8 *src, const __u8 *dst,
+                                       __u16 tot_len, __u32 ifindex) {
+    p->family = v4 ? AF_INET : AF_INET6;
+    p->ifindex = ifindex;
+    p->tot_len = tot_len;
+    if (v4) {
+        p->ipv4_src = addr_to_v4(src);
+        p->ipv4_dst = addr_to_v4(dst);
+    } else {
+        addr_copy((__u8 *)p->ipv6_src, src);
+        addr_copy((__u8 *)p->ipv6_dst, dst);
+    }
+}
+
 static __always_inline int fib_toward(void *ctx, struct plan *pl, int v4, const __u8 *src, const __u8 *dst,
                                       __u16 tot_len, __u32 oif, __u32 in_ifindex) {
     struct bpf_fib_lookup p = {};
-    p.family = v4 ? AF_INET : AF_INET6;
-    p.ifindex = oif ? oif : in_ifindex;
-    p.tot_len = tot_len;
-    if (v4) {
-        p.ipv4_src = addr_to_v4(src);
-        p.ipv4_dst = addr_to_v4(dst);
-    } else {
-        addr_copy((__u8 *)p.ipv6_src, src);
-        addr_copy((__u8 *)p.ipv6_dst, dst);
-    }
+    fib_params(&p, v4, src, dst, tot_len, oif ? oif : in_ifindex);
     long rc = bpf_fib_lookup(ctx, &p, sizeof(p), oif ? BPF_FIB_LOOKUP_OUTPUT : 0);
     if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
         return p.mtu_result ? p.mtu_result : 1;

@@ -51,18 +51,8 @@ static __noinline int route_cache_fill(void *ctx, const struct plan *pl, const _
     if (!cfg || !pl) {
         return 0;
     }
-    const int v4 = pl->inner_v4;
     struct bpf_fib_lookup p = {};
-    p.family = v4 ? AF_INET : AF_INET6;
-    p.ifindex = oif;
-    p.tot_len = 0xffff;
-    if (v4) {
-        p.ipv4_src = addr_to_v4(src);
-        p.ipv4_dst = addr_to_v4(dst);
-    } else {
-        addr_copy((__u8 *)p.ipv6_src, src);
-        addr_copy((__u8 *)p.ipv6_dst, dst);
-    }
+    fib_params(&p, pl->inner_v4, src, dst, 0xffff, oif);
     const long rc = bpf_fib_lookup(ctx, &p, sizeof(p), BPF_FIB_LOOKUP_OUTPUT);
     __u16 mtu = 0;
     if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && p.mtu_result) {
