@@ -4,7 +4,7 @@
  * rarely and most traffic goes to few of them. So a resolved route (next hop with its neighbour)
  * is remembered per (core interface, destination) in the LRU hash `route_cache` and serves while
  * it is of the current config.route_generation, which the agent moves on every route, neighbour
- * and link event it reads, and younger than XPMIP_ROUTE_CACHE_TTL_NS (a bound on staleness when
+ * and link event it reads, and younger than config.route_ttl_ms (a second by default: a bound on staleness when
  * no agent watches, or an event is lost). What is not a plain resolved route (this host's own
  * address, no route, no neighbour yet) is never cached: the FIB answers it every time. */
 #ifndef XPMIP_ROUTE_CACHE_H
@@ -29,8 +29,8 @@ static __always_inline int route_cached(struct plan *pl, __u32 oif, const __u8 *
     struct xpmip_route_cache_key k = {.oif = oif};
     addr_copy(k.dst, dst);
     const struct xpmip_route_cache_entry *e = bpf_map_lookup_elem(&route_cache, &k);
-    if (!e || e->generation != cfg->route_generation ||
-        bpf_ktime_get_coarse_ns() - e->filled_ns >= XPMIP_ROUTE_CACHE_TTL_NS) {
+    const __u64 ttl_ns = (__u64)(cfg->route_ttl_ms ? cfg->route_ttl_ms : XPMIP_ROUTE_CACHE_TTL_MS) * 1000000;
+    if (!e || e->generation != cfg->route_generation || bpf_ktime_get_coarse_ns() - e->filled_ns >= ttl_ns) {
         return ROUTE_NOT_CACHED;
     }
     if (tot_len > e->mtu) {

@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
     std::string spread = "none";
     bool no_route_cache = false;
     load->add_flag("--no-route-cache", no_route_cache, "a FIB lookup for every uplink packet (README \"Route cache\")");
+    std::uint32_t route_ttl_ms = XPMIP_ROUTE_CACHE_TTL_MS;
+    load->add_option("--route-cache-ttl-ms", route_ttl_ms, "how long a cached route may serve (tests)")
+        ->check(CLI::Range(1u, 3600u * 1000u));
     load->add_option("--spread-cpus", spread, "CPUs tunnel ingress is spread over (all, none, 0-3,6)");
     load->add_option("--interfaces", limits.interfaces, "interface table size");
     load->add_option("--policies", limits.policies, "steering policy table size");
@@ -153,6 +156,7 @@ int main(int argc, char** argv) {
             o.pin_root = pin_root;
             o.spread_cpus = parse_cpu_list(spread, possible_cpus());
             o.route_cache = !no_route_cache;
+            o.route_cache_ttl_ms = route_ttl_ms;
             Dataplane dp(o);
             for (const auto& a : attaches) {
                 dp.attach(parse_attach(a, generic));

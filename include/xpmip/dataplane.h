@@ -265,15 +265,15 @@ struct xpmip_config {
     __u32 spread_count;   /* entries of spread_cpus in use; 0: tunnel packets stay on their CPU */
     __u32 route_generation; /* route_cache entries of another generation are stale */
     __u32 flags;          /* enum xpmip_config_flags */
-    __u32 pad;
+    __u32 route_ttl_ms;   /* route_cache entries older than this are stale (0: XPMIP_ROUTE_CACHE_TTL_MS) */
 };
 XPMIP_ASSERT_SIZE(struct xpmip_config, 24);
 
 /* route_cache (LRU hash): the route of the LMA uplink toward a correspondent as bpf_fib_lookup
  * last found it, in the realm's core interface (README "Route cache"). An entry serves while it is
  * of the current route_generation (the agent moves it on every route, neighbour or link event)
- * and younger than XPMIP_ROUTE_CACHE_TTL_NS. */
-#define XPMIP_ROUTE_CACHE_TTL_NS 1000000000ULL
+ * and younger than config.route_ttl_ms. */
+#define XPMIP_ROUTE_CACHE_TTL_MS 1000
 struct xpmip_route_cache_key {
     __u32 oif;            /* the realm's core interface */
     __u8 dst[16];         /* the correspondent */

@@ -101,10 +101,12 @@ class Instance:
             self.load_args += ["--attach", a]
         self.reload(spread_cpus)
 
-    def reload(self, spread_cpus=None):
+    def reload(self, spread_cpus=None, route_ttl_ms=None):
         """Load (again: the pinned maps and sessions stay), spreading tunnel ingress over
-        `spread_cpus` ("0,1", "all"; None: not at all)."""
-        self.dp(*self.load_args, "--spread-cpus", spread_cpus or "none", timeout=LOAD_TIMEOUT)
+        `spread_cpus` ("0,1", "all"; None: not at all), cached routes serving for `route_ttl_ms`
+        (None: the default)."""
+        ttl = ["--route-cache-ttl-ms", str(route_ttl_ms)] if route_ttl_ms else []
+        self.dp(*self.load_args, "--spread-cpus", spread_cpus or "none", *ttl, timeout=LOAD_TIMEOUT)
 
     def dp(self, *args, input=None, check=True, timeout=60):
         return self.ns.enter(TOOL, "-i", self.name, *args, input=input, check=check, timeout=timeout)

@@ -269,7 +269,8 @@ Dataplane::Dataplane(const DataplaneOptions& options)
     const auto previous = read_config(maps_);
     const xpmip_config cfg{static_cast<std::uint32_t>(options_.role), options_.limits.sessions + 1,
                            static_cast<std::uint32_t>(options_.spread_cpus.size()), previous.route_generation + 1,
-                           options_.route_cache ? static_cast<std::uint32_t>(XPMIP_CONFIG_ROUTE_CACHE) : 0u, 0};
+                           options_.route_cache ? static_cast<std::uint32_t>(XPMIP_CONFIG_ROUTE_CACHE) : 0u,
+                           options_.route_cache_ttl_ms};
     maps_.update(MapId::Config, &zero, &cfg);
 }
 

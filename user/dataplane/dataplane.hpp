@@ -30,6 +30,7 @@ struct DataplaneOptions {
     std::vector<unsigned> spread_cpus;
     // The LMA uplink's route cache (README "Route cache"); off: a FIB lookup per packet.
     bool route_cache = true;
+    std::uint32_t route_cache_ttl_ms = XPMIP_ROUTE_CACHE_TTL_MS;   // how long an entry may serve
 };
 
 struct InterfaceConfig {
