@@ -277,6 +277,9 @@ class DataplaneEndToEnd(unittest.TestCase):
         for ns, devs in ((self.ns["lma"], ["tun0", "coreA"]), (self.ns["mag"], ["wan0", "accA"])):
             for d in devs:
                 ns.ip(f"neigh flush dev {d}")
+        # What the agent does on the neighbour events (README "Route cache"): without it the
+        # uplink would keep the cached route, with the old neighbour, for up to a second.
+        self.lma.dp("invalidate-routes")
         self.lma.stats(reset=True)
         self.mag.stats(reset=True)
         self.ping("A", count=3)
