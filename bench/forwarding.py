@@ -85,6 +85,16 @@ def _veth(a, a_name, b, b_name, a_mac, b_mac):
         ns.ip(f"link set {name} up")
 
 
+def _lma_toward_sink(lma, snk):
+    """The LMA's addresses and static neighbours, its route to the correspondents via the sink."""
+    for c in (f"addr add {LMA4}/24 dev tun0", f"addr add {CORE0_4}/24 dev core0",
+              f"neigh replace {MAG4} lladdr {WAN0_MAC} dev tun0 nud permanent",
+              f"neigh replace {SINK4} lladdr {SINK_MAC} dev core0 nud permanent",
+              f"route add {CN_NET} via {SINK4} dev core0"):
+        lma.ip(c)
+    snk.ip(f"addr add {SINK4}/24 dev k0")
+
+
 def _cpu_times():
     """Per-CPU jiffies from /proc/stat: user, nice, system, idle, iowait, irq, softirq, steal."""
     out = []
@@ -119,12 +129,7 @@ class Rig:
             for c in ("addr add 10.0.1.1/24 dev acc0", f"addr add {MAG4}/24 dev wan0",
                       f"neigh replace {LMA4} lladdr {TUN0_MAC} dev wan0 nud permanent"):
                 self.mag.ip(c)
-            for c in (f"addr add {LMA4}/24 dev tun0", f"addr add {CORE0_4}/24 dev core0",
-                      f"neigh replace {MAG4} lladdr {WAN0_MAC} dev tun0 nud permanent",
-                      f"neigh replace {SINK4} lladdr {SINK_MAC} dev core0 nud permanent",
-                      f"route add {CN_NET} via {SINK4} dev core0"):
-                self.lma.ip(c)
-            self.snk.ip(f"addr add {SINK4}/24 dev k0")
+            _lma_toward_sink(self.lma, self.snk)
             getattr(self, f"_{variant}")(w)
         self.snd.run("ethtool", "-K", "s0", "tx", "off")
         self.snk.run("ip", "link", "set", "dev", "k0", "xdpdrv", "obj", tools.sink_obj, "sec", "xdp")
@@ -208,12 +213,7 @@ class PairRig:
         _veth(self.snd, "s0", self.lma, "tun0", WAN0_MAC, TUN0_MAC)
         _veth(self.lma, "core0", self.snk, "k0", CORE0_MAC, SINK_MAC)
         self.lma.forwarding()
-        for c in (f"addr add {LMA4}/24 dev tun0", f"addr add {CORE0_4}/24 dev core0",
-                  f"neigh replace {MAG4} lladdr {WAN0_MAC} dev tun0 nud permanent",
-                  f"neigh replace {SINK4} lladdr {SINK_MAC} dev core0 nud permanent",
-                  f"route add {CN_NET} via {SINK4} dev core0"):
-            self.lma.ip(c)
-        self.snk.ip(f"addr add {SINK4}/24 dev k0")
+        _lma_toward_sink(self.lma, self.snk)
         self.snd.run("ethtool", "-K", "s0", "tx", "off")
         self.snk.run("ip", "link", "set", "dev", "k0", "xdpdrv", "obj", tools.sink_obj, "sec", "xdp")
         self.lma_dp = world.instance(self.lma, "plma", "lma", ["tun0:tunnel", "core0:core:1"])
