@@ -5,6 +5,10 @@
 #include "netlink/interfaces.hpp"
 
 #include "wire/error.hpp"
+#include "common/log_limit.hpp"
+#include "control/dataplane_metrics.hpp"
+
+#include <fmt/format.h>
 
 #include <spdlog/spdlog.h>
 
@@ -67,13 +71,15 @@ AgentDataplane::~AgentDataplane() {
     }
 }
 
-std::optional<control::MetricsServer> open_metrics(const std::optional<std::string>& listen) {
-    std::optional<control::MetricsServer> m;
-    if (listen) {
-        m.emplace(*listen);
-        spdlog::info("metrics on http://{}/metrics", *listen);
+void serve_metrics(control::AgentMetrics& metrics, const std::optional<std::string>& listen,
+                   const dataplane::MapSet& maps) {
+    if (!listen) {
+        return;
     }
-    return m;
+    metrics.add(std::make_shared<control::DataplaneEvents>(maps));
+    metrics.add(std::make_shared<control::PeerTraffic>(maps, std::chrono::seconds(10)));
+    metrics.serve(*listen);
+    spdlog::info("metrics on http://{}/metrics", *listen);
 }
 
 void log_steering(const config::SteeringConfig& s) {
@@ -96,8 +102,8 @@ bool carrier_changed(netlink::LinkMonitor& links) {
     }
 }
 
-void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl,
-                 std::optional<control::MetricsServer>& metrics, netlink::LinkMonitor& links, AgentHooks hooks) {
+void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl, control::AgentMetrics& metrics,
+                 netlink::LinkMonitor& links, AgentHooks hooks) {
     loop.watch("signals", signal_fd, [&loop, signal_fd, reload = hooks.reload, shutdown = hooks.shutdown] {
         for (int signo : read_signals(signal_fd)) {
             if (signo == SIGHUP) {
@@ -109,31 +115,49 @@ void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl,
             return;
         }
     });
-    loop.watch("control socket", ctl.fd(), [&ctl, handler = hooks.control] { ctl.serve_one(handler); });
-    if (metrics) {
-        loop.watch("metrics", metrics->fd(), [&metrics, render = hooks.metrics] { metrics->serve_one(render); });
-    }
+    loop.watch("control socket", ctl.fd(), [&ctl, handler = hooks.control] { ctl.serve_pending(handler); });
     loop.watch("link events", links.fd(), [&links, changed = hooks.link_changed] {
         if (carrier_changed(links)) {
             changed();
         }
     });
+    loop.after_wakeup("metrics", [&metrics, publish = hooks.publish_metrics] {
+        publish();
+        for (const auto& [reason, lines] : signaling_log_limiter().take_suppressed()) {
+            metrics.log_suppressed(reason, lines);
+        }
+        return std::chrono::milliseconds(1000);
+    });
 }
 
-void receive_messages(transport::SignalingSocket& sock, std::uint64_t& malformed,
+std::string suppressed_note(std::uint64_t suppressed) {
+    return suppressed ? fmt::format(" ({} more like it suppressed)", suppressed) : "";
+}
+
+void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
                       const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message) {
+    auto& limiter = signaling_log_limiter();
+    std::uint64_t suppressed = 0;
     while (auto d = sock.receive()) {
         try {
             auto msg = wire::decode(d->mh);
             on_message(*d, msg);
         } catch (const wire::UnsupportedMessageError& e) {
             // RFC 6275 §9.2 would answer with a Binding Error (Status 2); not sent yet (README).
-            spdlog::warn("MH type {} from {}: not handled here, dropped", e.mh_type(), to_string(d->src));
+            if (limiter.admit(to_string(d->src), "unsupported MH type", Clock::now(), &suppressed)) {
+                spdlog::warn("MH type {} from {}: not handled here, dropped{}", e.mh_type(), to_string(d->src),
+                             suppressed_note(suppressed));
+            }
         } catch (const wire::WireError& e) {
-            ++malformed;
-            spdlog::warn("malformed message from {} ({} octets) dropped: {}", to_string(d->src), d->mh.size(), e.what());
+            metrics.malformed();
+            if (limiter.admit(to_string(d->src), "malformed", Clock::now(), &suppressed)) {
+                spdlog::warn("malformed message from {} ({} octets) dropped: {}{}", to_string(d->src), d->mh.size(),
+                             e.what(), suppressed_note(suppressed));
+            }
         } catch (const std::exception& e) {
-            spdlog::error("message from {}: {}", to_string(d->src), e.what());
+            if (limiter.admit(to_string(d->src), "error", Clock::now(), &suppressed)) {
+                spdlog::error("message from {}: {}{}", to_string(d->src), e.what(), suppressed_note(suppressed));
+            }
         }
     }
 }

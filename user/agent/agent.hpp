@@ -49,8 +49,10 @@ private:
     std::unique_ptr<dataplane::NextHopCache> next_hops_;
 };
 
-// The Prometheus endpoint when the configuration asks for one.
-std::optional<control::MetricsServer> open_metrics(const std::optional<std::string>& listen);
+// The Prometheus endpoint when the configuration asks for one: the data plane's collectors
+// (events at every scrape, traffic by peer and path from a background pass) and the exposer.
+void serve_metrics(control::AgentMetrics& metrics, const std::optional<std::string>& listen,
+                   const dataplane::MapSet& maps);
 
 // Log the steering rules (RFC 8278 §3.2) an agent writes into its data plane.
 void log_steering(const config::SteeringConfig& s);
@@ -58,6 +60,9 @@ void log_steering(const config::SteeringConfig& s);
 // Read pending link events and log every carrier change; true when one changed (RFC 8278
 // failover then recomputes the paths). Errors are logged, not thrown.
 bool carrier_changed(netlink::LinkMonitor& links);
+
+// " (N more like it suppressed)" for a rate-limited log line, or nothing.
+std::string suppressed_note(std::uint64_t suppressed);
 
 // A configuration just loaded, after its log_level took effect (before anything else logs).
 template <class Config>
@@ -71,18 +76,19 @@ struct AgentHooks {
     std::function<void()> reload;                     // SIGHUP: re-read the configuration
     std::function<void(int signo)> shutdown;          // SIGTERM / SIGINT, before the loop stops
     control::ControlServer::Handler control;          // a control socket request
-    std::function<std::string()> metrics;             // a /metrics scrape
     std::function<void()> link_changed;               // a carrier changed (RFC 8278 failover)
+    std::function<void()> publish_metrics;            // after a wake-up: what changed, into the gauges
 };
 
-// Signals, control socket, metrics endpoint and link events as named handlers of `loop`. The fds
-// stay the caller's (they must outlive the loop's run()).
-void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl,
-                 std::optional<control::MetricsServer>& metrics, netlink::LinkMonitor& links, AgentHooks hooks);
+// Signals, control socket requests, link events and the metrics' publishing as named handlers of
+// `loop`. The fds stay the caller's (they must outlive the loop's run()).
+void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl, control::AgentMetrics& metrics,
+                 netlink::LinkMonitor& links, AgentHooks hooks);
 
 // Every datagram waiting on `sock`, decoded: on_message gets it; malformed ones are counted, logged
-// with their source and dropped (RFC 6275 §9.2: silently, for the peer).
-void receive_messages(transport::SignalingSocket& sock, std::uint64_t& malformed,
+// with their source (rate limited per source: README "Logs under attack") and dropped
+// (RFC 6275 §9.2: silently, for the peer).
+void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
                       const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message);
 
 } // namespace xpmip::agent

@@ -37,7 +37,8 @@ struct Command {
     xpmip::mag::MagRunOptions mag;
     xpmip::lab::LabOptions lab;
     std::string check_file, check_role;
-    std::string show_what, instance, instance_config, mn;
+    std::string show_what, instance, instance_config, mn, show_mn;
+    std::size_t show_page = 1000;
     bool as_json = false;
     CLI::App* lma_cmd = nullptr;
     CLI::App* mag_cmd = nullptr;
@@ -89,6 +90,11 @@ void add_tool_commands(CLI::App& app, Command& c) {
         ->required()
         ->check(CLI::IsMember({"sessions", "bindings", "paths", "nexthops", "stats"}));
     c.show_cmd->add_flag("--json", c.as_json, "JSON instead of a table");
+    c.show_cmd->add_option("--mn", c.show_mn, "bindings: only this MN-ID's entry (one lookup, however many there are)");
+    c.show_cmd->add_option("--page", c.show_page,
+                           "entries per request to the agent (it answers each in one short step between "
+                           "signaling messages)")
+        ->check(CLI::Range(std::size_t{1}, xpmip::control::kMaxPage));
     c.attach_cmd = app.add_subcommand("attach", "Ask a running MAG to register a configured mobile node now");
     c.detach_cmd = app.add_subcommand("detach", "Ask a running MAG to de-register a mobile node and stop serving it");
     for (auto* sub : {c.show_cmd, c.attach_cmd, c.detach_cmd}) {
@@ -123,9 +129,22 @@ int show_or_control(Command& c) {
         std::cout << answer["result"].get<std::string>() << "\n";
         return 0;
     }
+    if (!c.show_mn.empty() && c.show_what != "bindings") {
+        std::cerr << "xpmip: --mn selects a binding: show bindings --mn ID\n";
+        return 2;
+    }
     nlohmann::json view;
     try {
-        view = xpmip::control::request(sock, {{"command", "show"}, {"what", c.show_what}})["result"];
+        view = xpmip::control::all_pages([&](const nlohmann::json& after) {
+            nlohmann::json req{{"command", "show"}, {"what", c.show_what}, {"limit", c.show_page}};
+            if (!after.is_null()) {
+                req["after"] = after;
+            }
+            if (!c.show_mn.empty()) {
+                req["mn"] = c.show_mn;
+            }
+            return xpmip::control::request(sock, req);
+        });
     } catch (const xpmip::control::ControlError& e) {
         if (std::string(e.what()).rfind("no agent", 0) != 0) {
             throw;
@@ -136,7 +155,11 @@ int show_or_control(Command& c) {
             return 1;
         }
         auto pinned = xpmip::dataplane::open_pinned(c.instance);
-        view = xpmip::control::show_from_dataplane(c.show_what, pinned.maps, pinned.sessions());
+        const auto sessions = pinned.sessions();
+        view = xpmip::control::all_pages([&](const nlohmann::json& after) {
+            return xpmip::control::show_from_dataplane(c.show_what, pinned.maps, sessions,
+                                                       {.after = after, .limit = c.show_page});
+        });
     }
     std::cout << (c.as_json ? view.dump(2) + "\n" : xpmip::control::format_table(c.show_what, view));
     return 0;

@@ -7,12 +7,18 @@
 #include <spdlog/spdlog.h>
 
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <sstream>
+#include <thread>
 
 namespace xpmip::control {
 
@@ -84,7 +90,192 @@ void write_all(int fd, const std::string& s) {
 
 } // namespace
 
-ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)) {
+// The I/O thread's side: clients by fd, each reading its request, waiting for its answer, or
+// writing it. Requests go to the event loop through `requests` (and `to_loop` readable), answers
+// come back through `answers` (and `to_io` readable).
+struct ControlServer::Io {
+    using Clock = std::chrono::steady_clock;
+    struct Client {
+        UniqueFd fd;
+        std::string in;
+        std::string out;
+        std::size_t written = 0;
+        bool waiting = false;                    // the request is with the event loop
+        Clock::time_point deadline;
+    };
+    struct Request {
+        std::uint64_t client;
+        std::string line;
+    };
+
+    ControlLimits limits;
+    UniqueFd listener;
+    UniqueFd to_loop{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    UniqueFd to_io{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    std::mutex mutex;
+    std::deque<Request> requests;
+    std::deque<std::pair<std::uint64_t, std::string>> answers;
+    bool stop = false;
+    std::map<std::uint64_t, Client> clients;     // the I/O thread's only
+    std::uint64_t next_id = 1;
+    std::thread thread;
+
+    static void signal(int efd) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = write(efd, &one, sizeof one);
+    }
+    static void drain(int efd) {
+        std::uint64_t v;
+        [[maybe_unused]] auto n = read(efd, &v, sizeof v);
+    }
+
+    void accept_clients() {
+        for (;;) {
+            UniqueFd c(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            if (!c) {
+                return;
+            }
+            if (clients.size() >= limits.max_clients) {
+                const std::string busy = json{{"error", fmt::format("the agent serves {} control clients at once: "
+                                                                    "try again", limits.max_clients)}}.dump() + "\n";
+                [[maybe_unused]] auto n = send(c.get(), busy.data(), busy.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+                continue;
+            }
+            Client cl{std::move(c), {}, {}, 0, false, Clock::now() + limits.request_timeout};
+            clients.emplace(next_id++, std::move(cl));
+        }
+    }
+
+    // False when the client is done with (closed, failed or finished).
+    bool read_request(std::uint64_t id, Client& c) {
+        char buf[4096];
+        for (;;) {
+            const ssize_t n = read(c.fd.get(), buf, sizeof buf);
+            if (n == 0) {
+                return false;
+            }
+            if (n < 0) {
+                return errno == EAGAIN || errno == EINTR;
+            }
+            c.in.append(buf, static_cast<std::size_t>(n));
+            if (const auto nl = c.in.find('\n'); nl != std::string::npos) {
+                c.in.resize(nl);
+                return hand_over(id, c);
+            }
+            if (c.in.size() > limits.max_request) {
+                c.out = json{{"error", fmt::format("request over {} octets", limits.max_request)}}.dump() + "\n";
+                c.deadline = Clock::now() + limits.answer_timeout;
+                return true;
+            }
+        }
+    }
+
+    bool hand_over(std::uint64_t id, Client& c) {
+        try {
+            if (json::parse(c.in).value("command", "") == "ping") {
+                c.out = json{{"ok", true}}.dump() + "\n";
+                c.deadline = Clock::now() + limits.answer_timeout;
+                return true;
+            }
+        } catch (const std::exception&) {
+            // the event loop's handler says what is wrong with it
+        }
+        c.waiting = true;
+        {
+            std::lock_guard lock(mutex);
+            requests.push_back({id, std::move(c.in)});
+        }
+        signal(to_loop.get());
+        return true;
+    }
+
+    bool write_answer(Client& c) {
+        while (c.written < c.out.size()) {
+            const ssize_t n = send(c.fd.get(), c.out.data() + c.written, c.out.size() - c.written,
+                                   MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0) {
+                return errno == EAGAIN || errno == EINTR;
+            }
+            c.written += static_cast<std::size_t>(n);
+        }
+        return false;   // all written: done
+    }
+
+    void take_answers() {
+        drain(to_io.get());
+        std::deque<std::pair<std::uint64_t, std::string>> ready;
+        {
+            std::lock_guard lock(mutex);
+            ready.swap(answers);
+        }
+        for (auto& [id, text] : ready) {
+            auto it = clients.find(id);
+            if (it == clients.end()) {
+                continue;   // it went away meanwhile
+            }
+            it->second.waiting = false;
+            it->second.out = std::move(text);
+            it->second.deadline = Clock::now() + limits.answer_timeout;
+        }
+    }
+
+    void run() {
+        std::vector<pollfd> fds;
+        std::vector<std::uint64_t> ids;
+        for (;;) {
+            {
+                std::lock_guard lock(mutex);
+                if (stop) {
+                    return;
+                }
+            }
+            fds.assign({{listener.get(), POLLIN, 0}, {to_io.get(), POLLIN, 0}});
+            ids.clear();
+            const auto now = Clock::now();
+            int wait = 1000;
+            for (auto it = clients.begin(); it != clients.end();) {
+                auto& c = it->second;
+                if (!c.waiting && now >= c.deadline) {
+                    spdlog::debug("control client {}: {} timed out, closed", it->first,
+                                  c.out.empty() ? "sending its request" : "reading its answer");
+                    it = clients.erase(it);
+                    continue;
+                }
+                if (!c.waiting) {
+                    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now).count();
+                    wait = std::min<int>(wait, static_cast<int>(std::max<long>(left, 1)));
+                    fds.push_back({c.fd.get(), static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
+                    ids.push_back(it->first);
+                }
+                ++it;
+            }
+            if (poll(fds.data(), fds.size(), wait) < 0 && errno != EINTR) {
+                spdlog::error("control socket: poll: {}", std::strerror(errno));
+                return;
+            }
+            if (fds[1].revents & POLLIN) {
+                take_answers();
+            }
+            for (std::size_t i = 2; i < fds.size(); ++i) {
+                if (!fds[i].revents) {
+                    continue;
+                }
+                auto it = clients.find(ids[i - 2]);
+                const bool reading = it->second.out.empty();
+                const bool keep = (fds[i].revents & (POLLERR | POLLNVAL)) == 0 &&
+                                  (reading ? read_request(it->first, it->second) : write_answer(it->second));
+                if (!keep && !it->second.waiting) {
+                    clients.erase(it);
+                }
+            }
+            if (fds[0].revents & POLLIN) {
+                accept_clients();
+            }
+        }
+    }
+};
+
+ControlServer::ControlServer(std::filesystem::path path, ControlLimits limits) : path_(std::move(path)) {
     std::filesystem::create_directories(path_.parent_path());
     if (std::filesystem::exists(path_)) {
         try {
@@ -98,40 +289,55 @@ ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)
             std::filesystem::remove(path_);   // a dead agent's socket file
         }
     }
-    fd_ = unix_socket();
+    io_ = std::make_unique<Io>();
+    io_->limits = limits;
+    io_->listener.reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     sockaddr_un sa = address_of(path_);
-    if (bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0 || listen(fd_.get(), 16) < 0) {
+    if (!io_->listener || !io_->to_loop || !io_->to_io ||
+        bind(io_->listener.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0 ||
+        listen(io_->listener.get(), 64) < 0) {
         throw ControlError(fmt::format("control socket {}: {}", path_.string(), std::strerror(errno)));
     }
+    io_->thread = std::thread([io = io_.get()] { io->run(); });
 }
 
 ControlServer::~ControlServer() {
+    {
+        std::lock_guard lock(io_->mutex);
+        io_->stop = true;
+    }
+    Io::signal(io_->to_io.get());
+    io_->thread.join();
     std::error_code ec;
     std::filesystem::remove(path_, ec);
 }
 
-void ControlServer::serve_one(const Handler& handler) {
-    UniqueFd c(accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!c) {
-        return;
+int ControlServer::fd() const { return io_->to_loop.get(); }
+
+void ControlServer::serve_pending(const Handler& handler) {
+    Io::drain(io_->to_loop.get());
+    std::deque<Io::Request> pending;
+    {
+        std::lock_guard lock(io_->mutex);
+        pending.swap(io_->requests);
     }
-    json answer;
-    try {
-        std::string line = read_line(c.get(), 1000);
-        json req = json::parse(line);
-        if (req.value("command", "") == "ping") {
-            answer = json{{"ok", true}};
-        } else {
-            answer = handler(req);
+    std::deque<std::pair<std::uint64_t, std::string>> done;
+    for (auto& r : pending) {
+        json answer;
+        try {
+            answer = handler(json::parse(r.line));
+        } catch (const std::exception& e) {
+            answer = json{{"error", e.what()}};
         }
-    } catch (const std::exception& e) {
-        answer = json{{"error", e.what()}};
+        done.emplace_back(r.client, answer.dump() + "\n");
     }
-    try {
-        write_all(c.get(), answer.dump() + "\n");
-    } catch (const std::exception& e) {
-        spdlog::debug("control client went away: {}", e.what());
+    {
+        std::lock_guard lock(io_->mutex);
+        for (auto& d : done) {
+            io_->answers.push_back(std::move(d));
+        }
     }
+    Io::signal(io_->to_io.get());
 }
 
 json request(const std::filesystem::path& path, const json& req, int timeout_ms) {
@@ -152,19 +358,52 @@ json request(const std::filesystem::path& path, const json& req, int timeout_ms)
     return answer;
 }
 
-json sessions_view(const dataplane::SessionTable& sessions) {
+PageRequest page_request(const json& req) {
+    PageRequest p;
+    if (req.contains("after")) {
+        p.after = req["after"];
+    }
+    if (req.contains("limit")) {
+        const auto& l = req["limit"];
+        if (!l.is_number_unsigned() || l.get<std::size_t>() == 0 || l.get<std::size_t>() > kMaxPage) {
+            throw ControlError(fmt::format("limit: {} is not 1-{}", l.dump(), kMaxPage));
+        }
+        p.limit = l.get<std::size_t>();
+    }
+    return p;
+}
+
+namespace {
+
+std::uint32_t session_cursor(const PageRequest& page) {
+    if (page.after.is_null()) {
+        return 0;
+    }
+    if (!page.after.is_number_unsigned() || page.after.get<std::uint64_t>() > 0xffffffffu) {
+        throw ControlError(fmt::format("after: {} is not a session id", page.after.dump()));
+    }
+    return page.after.get<std::uint32_t>();
+}
+
+json page_of(json result, json next) { return json{{"result", std::move(result)}, {"next", std::move(next)}}; }
+
+} // namespace
+
+json sessions_view(const dataplane::SessionTable& sessions, const PageRequest& page) {
     json out = json::array();
-    for (const auto& s : sessions.list()) {
+    const auto list = sessions.list_page(session_cursor(page), page.limit);
+    for (const auto& s : list) {
         json j = dataplane::to_json(s);
         j["counters"] = dataplane::to_json(sessions.counters(s.id), s.paths.size());
         out.push_back(j);
     }
-    return out;
+    return page_of(out, list.size() == page.limit ? json(list.back().id) : json());
 }
 
-json paths_view(const dataplane::SessionTable& sessions) {
+json paths_view(const dataplane::SessionTable& sessions, const PageRequest& page) {
     json out = json::array();
-    for (const auto& s : sessions.list()) {
+    const auto list = sessions.list_page(session_cursor(page), page.limit);
+    for (const auto& s : list) {
         auto c = sessions.counters(s.id);
         for (std::size_t i = 0; i < s.paths.size(); ++i) {
             const auto& p = s.paths[i];
@@ -176,27 +415,50 @@ json paths_view(const dataplane::SessionTable& sessions) {
                                {"rx_packets", c.path_rx[i].packets}, {"rx_bytes", c.path_rx[i].bytes}});
         }
     }
-    return out;
+    return page_of(out, list.size() == page.limit ? json(list.back().id) : json());
 }
 
 json stats_view(const dataplane::MapSet& maps) {
     return dataplane::to_json(dataplane::read_counters(maps));
 }
 
-json show_from_dataplane(const std::string& what, const dataplane::MapSet& maps, const dataplane::SessionTable& sessions) {
+json show_from_dataplane(const std::string& what, const dataplane::MapSet& maps, const dataplane::SessionTable& sessions,
+                         const PageRequest& page) {
     if (what == "sessions") {
-        return sessions_view(sessions);
+        return sessions_view(sessions, page);
     }
     if (what == "paths") {
-        return paths_view(sessions);
+        return paths_view(sessions, page);
     }
     if (what == "stats") {
-        return stats_view(maps);
+        return page_of(stats_view(maps), nullptr);
     }
     if (what == "nexthops") {
-        return dataplane::to_json(dataplane::list_next_hops(maps));
+        return page_of(dataplane::to_json(dataplane::list_next_hops(maps)), nullptr);   // at most limits.nexthops
     }
     throw ControlError(fmt::format("'{}' is not in the data plane: sessions, paths, nexthops or stats", what));
+}
+
+json all_pages(const std::function<json(const json& after)>& fetch) {
+    json after;
+    json out;
+    for (;;) {
+        json page = fetch(after);
+        json& result = page["result"];
+        if (!result.is_array()) {
+            return result;   // stats: one object
+        }
+        if (out.is_null()) {
+            out = json::array();
+        }
+        for (auto& r : result) {
+            out.push_back(std::move(r));
+        }
+        if (page["next"].is_null()) {
+            return out;
+        }
+        after = page["next"];
+    }
 }
 
 namespace {

@@ -8,7 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <memory>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -35,33 +37,59 @@ nlohmann::json json_or_null(const std::optional<T>& v) {
     }
 }
 
+// Served off the event loop: a thread of its own accepts clients, reads their request lines and
+// writes the answers, all non-blocking with per-client deadlines and a limit on clients; only
+// complete requests reach the event loop (queued, with fd() readable), which answers each from
+// its own state in one bounded step (views are paged). A client that sends slowly, reads
+// nothing or never closes costs the event loop nothing (README "Control socket").
+struct ControlLimits {
+    unsigned max_clients = 16;                       // beyond: answered with an error and closed
+    std::chrono::milliseconds request_timeout{5000};  // to send the whole request line
+    std::chrono::milliseconds answer_timeout{30000};  // to read the whole answer
+    std::size_t max_request = 64 * 1024;
+};
+
 class ControlServer {
 public:
     using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
     // Binds (replacing a stale socket file of a dead agent; refusing a live one's).
-    explicit ControlServer(std::filesystem::path path);
+    explicit ControlServer(std::filesystem::path path, ControlLimits limits = {});
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
 
-    int fd() const { return fd_.get(); }
-    // Accept one client, answer its request with `handler` (errors become {"error": ...}).
-    void serve_one(const Handler& handler);
+    // Readable when requests wait for serve_pending().
+    int fd() const;
+    // Answer every waiting request with `handler` (errors become {"error": ...}).
+    void serve_pending(const Handler& handler);
 
 private:
+    struct Io;
     std::filesystem::path path_;
-    UniqueFd fd_;
+    std::unique_ptr<Io> io_;
 };
+
+// Paging of the views (`xpmip show` asks page by page): {"after": cursor, "limit": n}.
+struct PageRequest {
+    nlohmann::json after;          // null: from the start; else the last key of the previous page
+    std::size_t limit = 1000;
+};
+PageRequest page_request(const nlohmann::json& req);   // throws ControlError naming a bad field
+inline constexpr std::size_t kMaxPage = 10000;
 
 // Send a request to a running agent. Throws ControlError when no agent answers at `path`.
 nlohmann::json request(const std::filesystem::path& path, const nlohmann::json& req, int timeout_ms = 5000);
 
 // Views of the data plane shared by the agent and by `show` without an agent (pinned maps).
-nlohmann::json sessions_view(const dataplane::SessionTable& sessions);
-nlohmann::json paths_view(const dataplane::SessionTable& sessions);
+// Answers are {"result": [...], "next": cursor or null}; sessions and paths page by session id.
+nlohmann::json sessions_view(const dataplane::SessionTable& sessions, const PageRequest& page = {});
+nlohmann::json paths_view(const dataplane::SessionTable& sessions, const PageRequest& page = {});
 nlohmann::json stats_view(const dataplane::MapSet& maps);
 nlohmann::json show_from_dataplane(const std::string& what, const dataplane::MapSet& maps,
-                                   const dataplane::SessionTable& sessions);   // sessions|paths|stats
+                                   const dataplane::SessionTable& sessions,
+                                   const PageRequest& page = {});   // sessions|paths|nexthops|stats
+// Every page of a view from `fetch(after)` (a page answer as above) into one array.
+nlohmann::json all_pages(const std::function<nlohmann::json(const nlohmann::json& after)>& fetch);
 
 // Human-readable tables of the views (`show` without --json).
 std::string format_table(const std::string& what, const nlohmann::json& view);

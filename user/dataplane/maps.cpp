@@ -136,6 +136,34 @@ std::vector<std::vector<std::uint8_t>> MapSet::keys(MapId id, std::size_t key_si
     return out;
 }
 
+void MapSet::for_each(MapId id, std::size_t key_size, std::size_t value_size,
+                      const std::function<void(const std::uint8_t* key, const std::uint8_t* value)>& fn,
+                      std::uint32_t batch) const {
+    std::vector<std::uint8_t> keys(key_size * batch), values(value_size * batch);
+    // The batch cursor is opaque: hash maps use a bucket index (4 octets), arrays the key.
+    std::array<std::uint8_t, 64> start{}, next{};
+    bool first = true;
+    for (;;) {
+        __u32 count = batch;
+        bpf_map_batch_opts opts{};
+        opts.sz = sizeof opts;
+        const int rc = bpf_map_lookup_batch(fd(id), first ? nullptr : start.data(), next.data(), keys.data(),
+                                            values.data(), &count, &opts);
+        const int err = rc ? errno : 0;
+        for (__u32 i = 0; i < count; ++i) {
+            fn(keys.data() + i * key_size, values.data() + i * value_size);
+        }
+        if (rc != 0) {
+            if (err == ENOENT) {
+                return;   // the end of the map
+            }
+            throw DataplaneError(fmt::format("map {}: batch lookup failed: {}", map_name(id), std::strerror(err)));
+        }
+        start = next;
+        first = false;
+    }
+}
+
 int possible_cpus() {
     const int n = libbpf_num_possible_cpus();
     if (n <= 0) {

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,11 @@ public:
     std::uint32_t max_entries(MapId id) const;
     // All keys of a hash or LPM map, as raw bytes of key_size each.
     std::vector<std::vector<std::uint8_t>> keys(MapId id, std::size_t key_size) const;
+    // Every entry of a hash or array map (an array's every slot), read in batches of `batch`
+    // (BPF_MAP_LOOKUP_BATCH): a million entries cost a few hundred system calls, not a million.
+    void for_each(MapId id, std::size_t key_size, std::size_t value_size,
+                  const std::function<void(const std::uint8_t* key, const std::uint8_t* value)>& fn,
+                  std::uint32_t batch = 4096) const;
 
 private:
     std::array<UniqueFd, kMapCount> fds_;

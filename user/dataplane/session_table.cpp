@@ -524,21 +524,30 @@ std::optional<SessionConfig> SessionTable::get(std::uint32_t id) const {
 }
 
 void SessionTable::for_each_slot(const std::function<void(const xpmip_session&)>& fn) const {
+    for_each_slot_after(0, [&](const xpmip_session& v) {
+        fn(v);
+        return true;
+    });
+}
+
+// Slot 0 is never a session, so "after 0" is every slot. BPF_MAP_LOOKUP_BATCH's cursor on an
+// array is the last index returned: the next batch starts after it.
+void SessionTable::for_each_slot_after(std::uint32_t after, const std::function<bool(const xpmip_session&)>& fn,
+                                       std::uint32_t batch) const {
     const std::uint32_t slots = maps_.max_entries(MapId::Sessions);
-    constexpr std::uint32_t kBatch = 4096;
-    std::vector<std::uint32_t> keys(kBatch);
-    std::vector<xpmip_session> values(kBatch);
-    std::uint32_t start = 0, next = 0;
-    bool first = true;
+    std::vector<std::uint32_t> keys(batch);
+    std::vector<xpmip_session> values(batch);
+    std::uint32_t start = after, next = 0;
+    bool first = after == 0;
     for (;;) {
-        __u32 count = kBatch;
+        __u32 count = batch;
         bpf_map_batch_opts bopts{};
         bopts.sz = sizeof bopts;
         const int rc = bpf_map_lookup_batch(maps_.fd(MapId::Sessions), first ? nullptr : &start, &next, keys.data(),
                                             values.data(), &count, &bopts);
         for (__u32 i = 0; i < count; ++i) {
-            if (values[i].id != 0 && values[i].id == keys[i]) {
-                fn(values[i]);
+            if (values[i].id != 0 && values[i].id == keys[i] && keys[i] > after && !fn(values[i])) {
+                return;
             }
         }
         if (rc != 0 || next >= slots) {
@@ -547,6 +556,20 @@ void SessionTable::for_each_slot(const std::function<void(const xpmip_session&)>
         start = next;
         first = false;
     }
+}
+
+std::vector<SessionConfig> SessionTable::list_page(std::uint32_t after, std::size_t limit) const {
+    std::vector<SessionConfig> out;
+    if (limit == 0) {
+        return out;
+    }
+    // Batches no larger than the page: a page of 100 costs ~100 slots read, not 4096.
+    const auto batch = static_cast<std::uint32_t>(std::clamp<std::size_t>(limit, 64, 4096));
+    for_each_slot_after(after, [&](const xpmip_session& v) {
+        out.push_back(config_of(v));
+        return out.size() < limit;
+    }, batch);
+    return out;
 }
 
 std::vector<SessionConfig> SessionTable::list() const {

@@ -55,6 +55,8 @@ public:
     bool remove(std::uint32_t id);                       // false when there was none
     std::optional<SessionConfig> get(std::uint32_t id) const;
     std::vector<SessionConfig> list() const;
+    // Up to `limit` sessions with ids above `after`, in id order (paged `xpmip show`).
+    std::vector<SessionConfig> list_page(std::uint32_t after, std::size_t limit) const;
     // Mark the path with Binding-Id `bid` up or down (RFC 8278 failover), keys unchanged.
     void set_path_up(std::uint32_t id, std::uint8_t bid, bool up);
     SessionCounters counters(std::uint32_t id) const;
@@ -93,6 +95,9 @@ private:
     unsigned reclaim_nexthops() const;   // frees the entries no path names; returns how many
     void load_nexthops() const;
     void for_each_slot(const std::function<void(const xpmip_session&)>& fn) const;
+    // The sessions with ids above `after` until `fn` returns false.
+    void for_each_slot_after(std::uint32_t after, const std::function<bool(const xpmip_session&)>& fn,
+                             std::uint32_t batch = 4096) const;
 
     const MapSet& maps_;
     Role role_;

@@ -25,13 +25,35 @@ const BindingCacheEntry* BindingCache::find(const std::string& mn_id) const {
     return it == entries_.end() ? nullptr : &it->second;
 }
 
+control::BindingClass binding_class(const BindingCacheEntry& e) {
+    return {e.deregistered ? "deregistered" : "registered", std::to_string(e.realm), e.peer,
+            std::string(dataplane::to_string(e.session.encap))};
+}
+
 BindingCacheEntry& BindingCache::insert(BindingCacheEntry e) {
-    std::string key = e.mn_id;
-    return entries_.insert_or_assign(std::move(key), std::move(e)).first->second;
+    auto it = entries_.find(e.mn_id);
+    if (it != entries_.end()) {
+        e.counted_class = it->second.counted_class;
+        it->second = std::move(e);
+    } else {
+        std::string key = e.mn_id;
+        e.counted_class = 0;
+        it = entries_.emplace(std::move(key), std::move(e)).first;
+    }
+    recount(it->second);
+    return it->second;
 }
 
 void BindingCache::erase(const std::string& mn_id) {
-    entries_.erase(mn_id);
+    auto it = entries_.find(mn_id);
+    if (it != entries_.end()) {
+        classes_.move(it->second.counted_class, 0);
+        entries_.erase(it);
+    }
+}
+
+void BindingCache::recount(BindingCacheEntry& e) {
+    e.counted_class = classes_.move(e.counted_class, classes_.id_of(binding_class(e)));
 }
 
 } // namespace xpmip::lma

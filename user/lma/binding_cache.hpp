@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common/address.hpp"
+#include "control/metrics.hpp"
 #include "dataplane/types.hpp"
 #include "lma/resources.hpp"
 #include "wire/framing.hpp"
@@ -80,23 +81,35 @@ struct BindingCacheEntry {
     bool multipath = false;
     std::string mag_id;                              // MAG Identifier option (64)
     std::map<std::uint8_t, MultipathBinding> bindings;
+
+    // The class it is counted in for the metrics (README "Metrics"; 0: none yet).
+    control::BindingClassCounts::Id counted_class = 0;
 };
 
 // The Binding Cache key of an MN-ID: an NAI as it is, other subtypes (RFC 7330) as hex.
 std::string mn_key(const wire::MobileNodeIdentifierOption& o);
 
+// The metrics class of an entry: state, realm, peer and encapsulation.
+control::BindingClass binding_class(const BindingCacheEntry& e);
+
 class BindingCache {
 public:
     BindingCacheEntry* find(const std::string& mn_id);
     const BindingCacheEntry* find(const std::string& mn_id) const;
+    // A replaced entry's place in the class counts carries over; recount() after a change.
     BindingCacheEntry& insert(BindingCacheEntry e);
     void erase(const std::string& mn_id);
+    // Count `e` in its class as it is now (after anything changed it).
+    void recount(BindingCacheEntry& e);
+    control::BindingClassCounts& classes() { return classes_; }
+    const control::BindingClassCounts& classes() const { return classes_; }
     std::size_t size() const { return entries_.size(); }
     const std::map<std::string, BindingCacheEntry>& entries() const { return entries_; }
     std::map<std::string, BindingCacheEntry>& entries() { return entries_; }
 
 private:
     std::map<std::string, BindingCacheEntry> entries_;
+    control::BindingClassCounts classes_;
 };
 
 } // namespace xpmip::lma

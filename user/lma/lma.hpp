@@ -77,6 +77,7 @@ public:
     void reload(LmaConfig config);
 
     const BindingCache& cache() const { return cache_; }
+    control::BindingClassCounts& binding_classes() { return cache_.classes(); }
     const LmaConfig& config() const { return config_; }
 
 private:

@@ -53,9 +53,10 @@ private:
 
 } // namespace
 
-nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point now) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& [id, e] : lma.cache().entries()) {
+namespace {
+
+nlohmann::json binding_view(const LocalMobilityAnchor& lma, const std::string& id, const BindingCacheEntry& e,
+                            Clock::time_point now) {
         nlohmann::json b{{"mn", id},
                          {"mag", to_string(e.proxy_coa)},
                          {"transport", e.transport == wire::Transport::Ipv6 ? "ipv6" : "ipv4-udp"},
@@ -95,9 +96,29 @@ nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point n
             }
             b["paths"] = paths;
         }
-        out.push_back(b);
+        return b;
+}
+
+} // namespace
+
+nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point now, const control::PageRequest& page,
+                             const std::optional<std::string>& mn) {
+    nlohmann::json out = nlohmann::json::array();
+    const auto& entries = lma.cache().entries();
+    if (mn) {
+        if (auto it = entries.find(*mn); it != entries.end()) {
+            out.push_back(binding_view(lma, it->first, it->second, now));
+        }
+        return {{"result", out}, {"next", nullptr}};
     }
-    return out;
+    if (!page.after.is_null() && !page.after.is_string()) {
+        throw control::ControlError(fmt::format("after: {} is not an MN-ID", page.after.dump()));
+    }
+    auto it = page.after.is_null() ? entries.begin() : entries.upper_bound(page.after.get<std::string>());
+    for (; it != entries.end() && out.size() < page.limit; ++it) {
+        out.push_back(binding_view(lma, it->first, it->second, now));
+    }
+    return {{"result", out}, {"next", it != entries.end() && !out.empty() ? nlohmann::json(out.back()["mn"]) : nullptr}};
 }
 
 namespace {
@@ -124,21 +145,21 @@ public:
           agent_dp_(cfg_.instance, dataplane::Role::Lma, cfg_.limits, cfg_.dataplane, cfg_.interfaces,
                     options.keep_dataplane),
           sink_(*agent_dp_, cfg_, links_), lma_(cfg_, sink_), sockets_(open_sockets(cfg_)),
-          ctl_(control::socket_path(cfg_.instance)), metrics_server_(agent::open_metrics(cfg_.metrics)) {
-        metrics_.role = "lma";
+          ctl_(control::socket_path(cfg_.instance)) {
+        agent::serve_metrics(metrics_, cfg_.metrics, agent_dp_->maps());
         install_steering(cfg_.steering);
     }
 
     int run() {
         agent::EventLoop loop;
-        agent::watch_agent(loop, signals_.get(), ctl_, metrics_server_, links_,
+        agent::watch_agent(loop, signals_.get(), ctl_, metrics_, links_,
                            {.reload = [this] { reload(); },
                             .shutdown = [this](int signo) {
                                 spdlog::info("signal {}: shutting down ({} binding(s))", signo, lma_.cache().size());
                             },
                             .control = [this](const nlohmann::json& req) { return control(req); },
-                            .metrics = [this] { return render_metrics(); },
-                            .link_changed = [this] { lma_.on_link_change(); }});
+                            .link_changed = [this] { lma_.on_link_change(); },
+                            .publish_metrics = [this] { lma_.binding_classes().publish(metrics_); }});
         agent_dp_.watch_next_hops(loop);
         loop.deadline("binding timers", [this] { return lma_.next_deadline(); },
                       [this] { send(lma_.on_timer(Clock::now())); });
@@ -172,31 +193,38 @@ private:
         }
     }
 
+    // One bounded step of the event loop per request: views are paged (README "Control socket").
     nlohmann::json control(const nlohmann::json& req) {
         const auto cmd = req.value("command", "");
         if (cmd != "show") {
             throw control::ControlError(fmt::format("an LMA does not do '{}' (show only)", cmd));
         }
         const auto what = req.value("what", "");
+        const auto page = control::page_request(req);
+        nlohmann::json answer;
         if (what == "bindings") {
-            return {{"role", "lma"}, {"result", bindings_view(lma_, Clock::now())}};
+            std::optional<std::string> mn;
+            if (req.contains("mn")) {
+                mn = req["mn"].get<std::string>();
+            }
+            answer = bindings_view(lma_, Clock::now(), page, mn);
+        } else {
+            answer = control::show_from_dataplane(what, agent_dp_->maps(), agent_dp_->sessions(), page);
         }
-        return {{"role", "lma"}, {"result", control::show_from_dataplane(what, agent_dp_->maps(), agent_dp_->sessions())}};
+        answer["role"] = "lma";
+        return answer;
     }
 
-    std::string render_metrics() {
-        metrics_.bindings = lma_.cache().size();
-        metrics_.session_mn.clear();
-        for (const auto& [id, e] : lma_.cache().entries()) {
-            metrics_.session_mn[e.session_id] = id;
-        }
-        return control::render_metrics(metrics_, agent_dp_->maps(), agent_dp_->sessions());
+    // The configured name of the MAG at `address` ("unknown" when it is none).
+    std::string peer_name(const IpAddress& address) const {
+        const MagPeer* p = lma_.config().peer_by_address(address);
+        return p ? p->name : "unknown";
     }
 
     void receive(transport::SignalingSocket& sock) {
-        agent::receive_messages(sock, metrics_.malformed, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
+        agent::receive_messages(sock, metrics_, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
             if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&m)) {
-                ++metrics_.pbu_received;
+                metrics_.pbu(peer_name(d.src));
                 send(lma_.on_pbu(IncomingPbu{d.transport, d.src, d.dst, d.src_port, *pbu, d.ifindex}, Clock::now()));
             } else {
                 spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d.src));
@@ -206,7 +234,7 @@ private:
 
     void send(const std::vector<OutgoingPba>& replies) {
         for (const auto& r : replies) {
-            ++metrics_.pba[std::string(wire::status_name(r.pba.status))];
+            metrics_.pba(peer_name(r.dst), static_cast<wire::Status>(r.pba.status));
             for (auto& s : sockets_) {
                 if (s.transport() != r.transport) {
                     continue;
@@ -229,8 +257,7 @@ private:
     LocalMobilityAnchor lma_;
     std::vector<transport::SignalingSocket> sockets_;
     control::ControlServer ctl_;
-    std::optional<control::MetricsServer> metrics_server_;
-    control::AgentMetrics metrics_;
+    control::AgentMetrics metrics_{"lma"};   // after the data plane: its threads read the maps
 };
 
 } // namespace

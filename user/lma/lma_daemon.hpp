@@ -3,10 +3,12 @@
 // bindings.
 #pragma once
 
+#include "control/control.hpp"
 #include "lma/lma.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 
 namespace xpmip::lma {
@@ -18,7 +20,9 @@ struct LmaRunOptions {
 
 // Returns the process exit status. Throws config::ConfigError for a bad configuration.
 int run_lma(const LmaRunOptions& options);
-// The binding cache as `xpmip show bindings` prints it.
-nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point now);
+// The binding cache as `xpmip show bindings` prints it, one page: {"result": [...], "next": the
+// last MN-ID when more follow, else null}; with `mn`, that MN's entry only.
+nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point now,
+                             const control::PageRequest& page = {}, const std::optional<std::string>& mn = {});
 
 } // namespace xpmip::lma

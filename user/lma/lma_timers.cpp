@@ -155,7 +155,8 @@ void LocalMobilityAnchor::touch(const std::string& mn_id) {
         deadlines_.erase({it->second, mn_id});
         deadline_of_.erase(it);
     }
-    if (const BindingCacheEntry* e = cache_.find(mn_id)) {
+    if (BindingCacheEntry* e = cache_.find(mn_id)) {
+        cache_.recount(*e);   // its state may have changed (metrics)
         const auto t = entry_deadline(*e);
         deadlines_.emplace(t, mn_id);
         deadline_of_.emplace(mn_id, t);

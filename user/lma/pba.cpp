@@ -2,6 +2,8 @@
 // RFC 8278 §4.4) and the one log line per exchange.
 #include "lma/lma.hpp"
 
+#include "common/log_limit.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -137,6 +139,13 @@ void LocalMobilityAnchor::log_exchange(const IncomingPbu& in, const OutgoingPba&
     const auto* mn_id = in.pbu.options.find<MobileNodeIdentifierOption>();
     const auto* hi = in.pbu.options.find<HandoffIndicatorOption>();
     const auto& pba = out.pba;
+    // Rejections are rate limited per MAG address and status (README "Logs under attack"); the
+    // line is not even formatted when it is suppressed.
+    std::uint64_t suppressed = 0;
+    if (!pba.accepted() &&
+        !signaling_log_limiter().admit(to_string(in.src), status_name(pba.status), Clock::now(), &suppressed)) {
+        return;
+    }
     std::string addrs;
     if (e && pba.accepted() && in.pbu.lifetime != 0) {
         if (e->hnp) {
@@ -163,7 +172,7 @@ void LocalMobilityAnchor::log_exchange(const IncomingPbu& in, const OutgoingPba&
     if (pba.accepted()) {
         spdlog::info("{}", line);
     } else {
-        spdlog::warn("{}", line);
+        spdlog::warn("{}{}", line, suppressed ? fmt::format(" ({} more like it suppressed)", suppressed) : "");
     }
 }
 

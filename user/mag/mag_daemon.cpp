@@ -133,9 +133,10 @@ const char* state_name(BindingUpdateListEntry::State s) {
 
 } // namespace
 
-nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point now) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& [id, e] : mag.entries()) {
+namespace {
+
+nlohmann::json binding_view(const MobileAccessGateway& mag, const std::string& id, const BindingUpdateListEntry& e,
+                            Clock::time_point now) {
         nlohmann::json b{{"mn", id},
                          {"mac", e.mac.to_string()},
                          {"interface", e.interface},
@@ -183,9 +184,29 @@ nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point n
             }
             b["paths"] = paths;
         }
-        out.push_back(b);
+        return b;
+}
+
+} // namespace
+
+nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point now, const control::PageRequest& page,
+                             const std::optional<std::string>& mn) {
+    nlohmann::json out = nlohmann::json::array();
+    const auto& entries = mag.entries();
+    if (mn) {
+        if (auto it = entries.find(*mn); it != entries.end()) {
+            out.push_back(binding_view(mag, it->first, it->second, now));
+        }
+        return {{"result", out}, {"next", nullptr}};
     }
-    return out;
+    if (!page.after.is_null() && !page.after.is_string()) {
+        throw control::ControlError(fmt::format("after: {} is not an MN-ID", page.after.dump()));
+    }
+    auto it = page.after.is_null() ? entries.begin() : entries.upper_bound(page.after.get<std::string>());
+    for (; it != entries.end() && out.size() < page.limit; ++it) {
+        out.push_back(binding_view(mag, it->first, it->second, now));
+    }
+    return {{"result", out}, {"next", it != entries.end() && !out.empty() ? nlohmann::json(out.back()["mn"]) : nullptr}};
 }
 
 namespace {
@@ -222,10 +243,9 @@ public:
                     options.keep_dataplane),
           links_(open_access_links(cfg_)), sink_(*agent_dp_, links_, carrier_), mag_(cfg_, sink_),
           sock_(is_ipv4(cfg_.lma) ? transport::SignalingSocket::open_ipv4_udp() : transport::SignalingSocket::open_ipv6()),
-          metrics_server_(agent::open_metrics(cfg_.metrics)),
           events_(agent_dp_->maps(), [this](const xpmip_event& ev) { on_event(ev); }),
           ctl_(control::socket_path(cfg_.instance)) {
-        metrics_.role = "mag";
+        agent::serve_metrics(metrics_, cfg_.metrics, agent_dp_->maps());
         // RFC 8278 §3.2 routing rules: one policy for every multipath session.
         agent_dp_->sessions().set_policy(config::kSteeringPolicyId, cfg_.steering.policy);
         agent::log_steering(cfg_.steering);
@@ -241,12 +261,12 @@ public:
 
     int run() {
         agent::EventLoop loop;
-        agent::watch_agent(loop, signals_.get(), ctl_, metrics_server_, carrier_,
+        agent::watch_agent(loop, signals_.get(), ctl_, metrics_, carrier_,
                            {.reload = [this] { reload(); },
                             .shutdown = [this](int signo) { shutdown(signo); },
                             .control = [this](const nlohmann::json& req) { return control(req); },
-                            .metrics = [this] { return render_metrics(); },
-                            .link_changed = [this] { mag_.on_link_change(); }});
+                            .link_changed = [this] { mag_.on_link_change(); },
+                            .publish_metrics = [this] { publish_metrics(Clock::now()); }});
         agent_dp_.watch_next_hops(loop);
         loop.deadline("binding update list timers", [this] { return mag_.next_deadline(); },
                       [this] { send(mag_.on_timer(Clock::now())); });
@@ -291,11 +311,19 @@ private:
         const auto cmd = req.value("command", "");
         if (cmd == "show") {
             const auto what = req.value("what", "");
+            const auto page = control::page_request(req);
+            nlohmann::json answer;
             if (what == "bindings") {
-                return {{"role", "mag"}, {"result", bindings_view(mag_, Clock::now())}};
+                std::optional<std::string> mn;
+                if (req.contains("mn")) {
+                    mn = req["mn"].get<std::string>();
+                }
+                answer = bindings_view(mag_, Clock::now(), page, mn);
+            } else {
+                answer = control::show_from_dataplane(what, agent_dp_->maps(), agent_dp_->sessions(), page);
             }
-            return {{"role", "mag"},
-                    {"result", control::show_from_dataplane(what, agent_dp_->maps(), agent_dp_->sessions())}};
+            answer["role"] = "mag";
+            return answer;
         }
         if (cmd == "attach" || cmd == "detach") {
             const auto mn = req.value("mn", "");
@@ -308,19 +336,31 @@ private:
         throw control::ControlError(fmt::format("unknown command '{}' (show, attach, detach)", cmd));
     }
 
-    std::string render_metrics() {
-        metrics_.bindings = mag_.entries().size();
-        metrics_.session_mn.clear();
-        for (const auto& [id, e] : mag_.entries()) {
-            metrics_.session_mn[e.session_id] = id;
+    // The bindings gauge by state, LMA and encapsulation: a MAG's list is counted afresh, at most
+    // every 5 s (a MAG serves far fewer MNs than an LMA; 100 k entries cost a few ms).
+    void publish_metrics(Clock::time_point now) {
+        if (now - last_publish_ < std::chrono::seconds(5)) {
+            return;
         }
-        return control::render_metrics(metrics_, agent_dp_->maps(), agent_dp_->sessions());
+        last_publish_ = now;
+        std::map<control::BindingClass, std::int64_t> counts;
+        for (auto& [cls, n] : published_) {
+            counts[cls] = 0;   // classes that became empty go to 0
+        }
+        const std::string lma = to_string(mag_.config().lma);
+        for (const auto& [id, e] : mag_.entries()) {
+            ++counts[control::BindingClass{state_name(e.state), "", lma, dataplane::to_string(e.session.encap)}];
+        }
+        for (const auto& [cls, n] : counts) {
+            metrics_.set_bindings(cls, n);
+        }
+        published_ = std::move(counts);
     }
 
     void receive() {
-        agent::receive_messages(sock_, metrics_.malformed, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
+        agent::receive_messages(sock_, metrics_, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
             if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&m)) {
-                ++metrics_.pba[std::string(wire::status_name(pba->status))];
+                metrics_.pba(to_string(d.src), static_cast<wire::Status>(pba->status));
                 send(mag_.on_pba(IncomingPba{d.transport, d.src, *pba}, Clock::now()));
             } else {
                 spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d.src));
@@ -330,7 +370,7 @@ private:
 
     void send(const std::vector<OutgoingPbu>& pbus) {
         for (const auto& p : pbus) {
-            ++metrics_.pbu_sent;
+            metrics_.pbu(to_string(p.dst));
             try {
                 sock_.send(wire::encode(p.pbu), p.src, p.dst);
             } catch (const std::exception& e) {
@@ -412,8 +452,9 @@ private:
     DataplaneSink sink_;
     MobileAccessGateway mag_;
     transport::SignalingSocket sock_;
-    control::AgentMetrics metrics_;
-    std::optional<control::MetricsServer> metrics_server_;
+    control::AgentMetrics metrics_{"mag"};   // after the data plane: its threads read the maps
+    std::map<control::BindingClass, std::int64_t> published_;
+    Clock::time_point last_publish_{};
     dataplane::EventReader events_;
     control::ControlServer ctl_;
     std::map<std::string, Clock::time_point> ignored_;

@@ -3,6 +3,7 @@
 // and de-register everyone on SIGTERM.
 #pragma once
 
+#include "control/control.hpp"
 #include "mag/mag.hpp"
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@ struct MagRunOptions {
 };
 
 int run_mag(const MagRunOptions& options);
-nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point now);
+nlohmann::json bindings_view(const MobileAccessGateway& mag, Clock::time_point now,
+                             const control::PageRequest& page = {}, const std::optional<std::string>& mn = {});
 
 } // namespace xpmip::mag
