@@ -4,11 +4,15 @@
 // rule, per handoff indicator, and for lifetime expiry and the de-registration hold.
 #include "dataplane/session_table.hpp"
 #include "lma/lma.hpp"
+#include "lma/subscriber_import.hpp"
 
 #include <boost/test/unit_test.hpp>
 
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <set>
+#include <sstream>
 
 using namespace xpmip;
 using namespace xpmip::lma;
@@ -768,6 +772,34 @@ BOOST_AUTO_TEST_CASE(a_deregistered_entry_is_deleted_after_min_delay) {
     BOOST_TEST(l.entry("mn1@op.example") == nullptr);
 }
 
+// The `xpmip_bindings` gauge counts entries by (state, realm, peer, encapsulation) as they change.
+BOOST_AUTO_TEST_CASE(binding_counts_follow_registration_deregistration_and_deletion) {
+    Lma l;
+    const control::BindingClass reg{"registered", "1", "mag-a", "ipip"}, held{"deregistered", "1", "mag-a", "ipip"};
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    const auto c = binding_class(*l.entry("mn1@op.example"));
+    BOOST_TEST(c.state + "/" + c.realm + "/" + c.peer + "/" + c.encap == "registered/1/mag-a/ipip");
+    p.mn = "mn2@op.example";
+    REQUIRE_STATUS(l.send(p), Accepted);
+    PbuSpec r;
+    r.mn = "rogue@op.example";
+    REQUIRE_STATUS(l.send(r), NotLmaForThisMobileNode);
+    auto& counts = l.lma.binding_classes();
+    BOOST_TEST(counts.count(reg) == 2, "two registered, the rejection counts nowhere");
+    PbuSpec d = p;
+    d.seq = 2;
+    d.lifetime_s = 0;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(d), Accepted);
+    BOOST_TEST(counts.count(reg) == 1);
+    BOOST_TEST(counts.count(held) == 1);
+    l.pass(10s);
+    l.tick();
+    BOOST_TEST(counts.count(held) == 0, "deleted after MinDelayBeforeBCEDelete");
+    BOOST_TEST(counts.count(reg) == 1);
+}
+
 BOOST_AUTO_TEST_CASE(a_deregistration_from_a_mag_the_mn_left_keeps_the_binding) {
     Lma l;
     PbuSpec p;
@@ -928,6 +960,215 @@ BOOST_AUTO_TEST_CASE(rfc8278_a_legacy_lma_ignores_options_63_and_64) {
     REQUIRE_STATUS(pba, Accepted);
     BOOST_TEST(pba.options.find<MagMultipathBindingOption>() == nullptr);
     BOOST_TEST(!l.entry("mn1@op.example")->multipath);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// The subscriber store (README "Subscribers"): profiles the LMA looks up per registration, changes
+// it sees from the next PBU on, static addresses its pools never hand out, and imports that write
+// all or nothing.
+BOOST_AUTO_TEST_SUITE(subscriber_store)
+
+namespace {
+
+// A store in a directory of its own, removed after the case.
+struct StoreDir {
+    std::filesystem::path dir;
+    StoreDir() {
+        char tmpl[] = "/tmp/xpmip-unit-store-XXXXXX";
+        dir = ::mkdtemp(tmpl);
+    }
+    ~StoreDir() { std::filesystem::remove_all(dir); }
+    std::string file() const { return (dir / "subscribers.lmdb").string(); }
+    std::string yaml(const std::string& extra = "") const {
+        return "subscriber_store: " + file() + "\n" + lma_yaml() + extra;
+    }
+};
+
+MobileNodeProfile profile(const std::string& id, std::uint32_t realm) {
+    MobileNodeProfile m;
+    m.id = id;
+    m.realm = realm;
+    return m;
+}
+
+void put(SubscriberStore& store, const MobileNodeProfile& m) {
+    SubscriberStore::Writer w(store);
+    w.put(m);
+    w.commit();
+}
+
+ImportResult import_text(SubscriberStore& store, const LmaConfig& c, const std::string& text,
+                         SubscriberFormat f = SubscriberFormat::Csv, bool replace = false) {
+    std::istringstream in(text);
+    return import_subscribers(store, c, in, ImportOptions{.format = f, .replace = replace});
+}
+
+}   // namespace
+
+BOOST_AUTO_TEST_CASE(a_profile_authorizes_from_the_next_pbu_and_its_removal_too) {
+    StoreDir d;
+    Lma l(d.yaml());
+    SubscriberStore writer(d.file());   // another handle on the file, as `xpmip subscribers` has
+    PbuSpec p;
+    p.mn = "sub1@op.example";
+    REQUIRE_STATUS(l.send(p), NotLmaForThisMobileNode);
+    auto m = profile("sub1@op.example", 1);
+    m.home_network_prefix = Ipv6Prefix::parse("2001:db8:a:77::/64");
+    put(writer, m);
+    p.seq = 2;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.entry("sub1@op.example")->hnp->to_string() == "2001:db8:a:77::/64", "its static prefix");
+    PbuSpec q;
+    q.mn = "sub2@op.example";
+    put(writer, profile("sub2@op.example", 2));
+    REQUIRE_STATUS(l.send(q), Accepted);
+    BOOST_TEST(l.entry("sub2@op.example")->realm == 2u);
+    {
+        SubscriberStore::Writer w(writer);
+        BOOST_TEST(w.remove("sub2@op.example"));
+        w.commit();
+    }
+    q.mn = "sub3@op.example";
+    put(writer, profile("sub3@op.example", 1));
+    {
+        SubscriberStore::Writer w(writer);
+        BOOST_TEST(w.remove("sub3@op.example"));
+        w.commit();
+    }
+    REQUIRE_STATUS(l.send(q), NotLmaForThisMobileNode);
+}
+
+BOOST_AUTO_TEST_CASE(the_configuration_entry_wins_over_the_store_and_the_store_over_a_domain) {
+    StoreDir d;
+    Lma l(d.yaml("mobile_node_domains:\n  - {domain: op2.example, realm: 2}\n"));
+    SubscriberStore writer(d.file());
+    put(writer, profile("mn1@op.example", 2));        // listed in mobile_nodes with realm 1
+    put(writer, profile("x@op2.example", 1));         // its domain says realm 2
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.entry("mn1@op.example")->realm == 1u);
+    p.mn = "x@op2.example";
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.entry("x@op2.example")->realm == 1u);
+    p.mn = "y@op2.example";
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.entry("y@op2.example")->realm == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(pools_never_hand_out_a_stored_static_address) {
+    StoreDir d;
+    Lma l(d.yaml());   // realm 2: 2001:db8:b::/64 and 2001:db8:b:1::/64, nothing else
+    SubscriberStore writer(d.file());
+    auto st = profile("static2@op.example", 2);
+    st.home_network_prefix = Ipv6Prefix::parse("2001:db8:b::/64");
+    put(writer, st);
+    st.id = "static3@op.example";
+    st.home_network_prefix = Ipv6Prefix::parse("2001:db8:b:1::/64");
+    put(writer, st);
+    PbuSpec p;
+    p.mn = "small1@op.example";
+    REQUIRE_STATUS(l.send(p), InsufficientResources);   // both prefixes are someone's
+    p.mn = "static3@op.example";
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.entry("static3@op.example")->hnp->to_string() == "2001:db8:b:1::/64");
+    {
+        SubscriberStore::Writer w(writer);
+        w.remove("static2@op.example");
+        w.commit();
+    }
+    // Removed from the store, its prefix stays reserved in this LMA (it found it static).
+    p.mn = "small2@op.example";
+    REQUIRE_STATUS(l.send(p), InsufficientResources);
+}
+
+BOOST_AUTO_TEST_CASE(a_record_round_trips_and_an_unknown_version_is_refused) {
+    auto m = profile("r@op.example", 7);
+    m.ipv4 = false;
+    m.multipath = false;
+    m.home_network_prefix = Ipv6Prefix::parse("2001:db8:9::/56");
+    m.ipv4_home_address = Ipv4Address::parse("10.9.8.7");
+    m.policy.gre = GrePolicy::KeysRequired;
+    m.policy.tlv_header = false;
+    m.policy.udp = true;
+    const auto rec = encode_subscriber(m);
+    MobileNodeProfile back;
+    decode_subscriber(rec, back);
+    back.id = m.id;
+    BOOST_TEST((subscriber_fields(back) == subscriber_fields(m)));
+    auto bad = rec;
+    bad[0] = 2;
+    BOOST_CHECK_THROW(decode_subscriber(bad, back), std::runtime_error);
+    BOOST_CHECK_THROW(decode_subscriber(rec.substr(1), back), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(an_import_with_a_bad_record_writes_nothing_and_names_record_and_field) {
+    StoreDir d;
+    const auto cfg = parse_lma_config(config::load_string(d.yaml(), "lma.yaml"));
+    SubscriberStore store(d.file());
+    auto r = import_text(store, cfg, "id,realm\nok@x,1\n");
+    BOOST_TEST(r.errors.empty());
+    BOOST_TEST(store.size() == 1u);
+    const std::string bad = "id,realm,gre,ipv4_home_address\n"
+                            "a@x,1,,\n"
+                            "b@x,9,,\n"                      // record 2, line 3
+                            "c@x,1,sometimes,\n"             // record 3, line 4
+                            "d@x,1,,10.0.0.1\n"              // the realm's default router
+                            "a@x,2,,\n"                      // the same id as record 1
+                            "e@x,1,,10.0.200.1\n"            // static@op.example's, in the YAML
+                            "f@x,1\n";                       // too few fields
+    r = import_text(store, cfg, bad);
+    const std::string all = [&] {
+        std::string s;
+        for (const auto& e : r.errors) {
+            s += e + "\n";
+        }
+        return s;
+    }();
+    BOOST_TEST_MESSAGE(all);
+    BOOST_TEST(all.find("record 2 (line 3): realm: realm 9 is not defined") != std::string::npos);
+    BOOST_TEST(all.find("record 3 (line 4): gre: GRE policy 'sometimes'") != std::string::npos);
+    BOOST_TEST(all.find("record 4 (line 5): ipv4_home_address: 10.0.0.1 is realm 1's default router") !=
+               std::string::npos);
+    BOOST_TEST(all.find("record 5 (line 6): id: 'a@x' is also record 1 (line 2)") != std::string::npos);
+    BOOST_TEST(all.find("line 8: has 2 fields, the header 4") != std::string::npos);
+    BOOST_TEST(r.records == 0u);
+    BOOST_TEST(store.size() == 1u, "nothing written");
+    r = import_text(store, cfg, "id,realm,ipv4_home_address\ne@x,1,10.0.200.1\n");
+    BOOST_TEST(r.errors.size() == 1u);
+    BOOST_TEST(r.errors.at(0).find("record 1 (line 2): ipv4_home_address: 10.0.200.1 belongs to a mobile_nodes") == 0u);
+    // A static address another stored MN holds is refused when it is written.
+    r = import_text(store, cfg, "id,realm,ipv4_home_address\ng@x,1,10.0.9.9\nh@x,1,10.0.9.9\n");
+    BOOST_TEST(r.errors.size() == 1u);
+    BOOST_TEST(r.errors.at(0).find("record 2 (line 3): ipv4_home_address: 10.0.9.9 is already mobile node 'g@x''s") ==
+               0u);
+    BOOST_TEST(store.size() == 1u);
+    BOOST_CHECK_THROW(parse_subscriber({{"id", "mn1@op.example"}, {"realm", "1"}}, cfg), SubscriberError);
+    BOOST_CHECK_THROW(parse_subscriber({{"id", "z@x"}}, cfg), SubscriberError);   // no realm
+    BOOST_CHECK_THROW(parse_subscriber({{"id", "z@x"}, {"realm", "1"}, {"colour", "red"}}, cfg), SubscriberError);
+}
+
+BOOST_AUTO_TEST_CASE(json_lines_arrays_quoted_csv_and_replace) {
+    StoreDir d;
+    const auto cfg = parse_lma_config(config::load_string(d.yaml(), "lma.yaml"));
+    SubscriberStore store(d.file());
+    auto r = import_text(store, cfg, "{\"id\": \"j1@x\", \"realm\": 1, \"ipv6\": false}\n\n"
+                                     "{\"id\": \"j2@x\", \"realm\": 2, \"gre\": \"keys-required\"}\n",
+                         SubscriberFormat::Json);
+    BOOST_TEST(r.errors.empty());
+    BOOST_TEST(!store.get("j1@x")->ipv6);
+    BOOST_TEST((store.get("j2@x")->policy.gre == GrePolicy::KeysRequired));
+    r = import_text(store, cfg, "[{\"id\": \"a1@x\", \"realm\": 1}, {\"id\": \"a2@x\", \"realm\": true}]",
+                    SubscriberFormat::Json);
+    BOOST_TEST(r.errors.size() == 1u);
+    BOOST_TEST(r.errors.at(0).find("realm: 'true' is not a realm id") != std::string::npos);
+    r = import_text(store, cfg, "id,realm\n\"q,1@x\",1\n", SubscriberFormat::Csv, true);
+    BOOST_TEST(r.errors.empty());
+    BOOST_TEST(store.size() == 1u, "replaced");
+    BOOST_TEST(store.get("q,1@x").has_value());
+    const auto page = store.page("", 10);
+    BOOST_TEST(page.size() == 1u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

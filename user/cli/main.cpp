@@ -1,6 +1,7 @@
 // xpmip: the one agent binary. `xpmip lma -c lma.yaml` runs a local mobility anchor in the
 // foreground (systemd-friendly: logs to stderr, stops cleanly on SIGTERM, re-reads its policy
 // on SIGHUP); `xpmip check-config` validates a configuration without touching the system.
+#include "cli/subscribers_cmd.hpp"
 #include "config/yaml_reader.hpp"
 #include "control/control.hpp"
 #include "dataplane/dataplane.hpp"
@@ -47,6 +48,7 @@ struct Command {
     CLI::App* attach_cmd = nullptr;
     CLI::App* detach_cmd = nullptr;
     CLI::App* lab_cmd = nullptr;
+    std::shared_ptr<xpmip::cli::SubscribersCommand> subscribers;
 };
 
 void add_agent_commands(CLI::App& app, Command& c) {
@@ -199,6 +201,9 @@ int dispatch(Command& c) {
     if (*c.show_cmd || *c.attach_cmd || *c.detach_cmd) {
         return show_or_control(c);
     }
+    if (xpmip::cli::subscribers_requested(*c.subscribers)) {
+        return xpmip::cli::run_subscribers(*c.subscribers);
+    }
     return check_config(c);
 }
 
@@ -211,6 +216,7 @@ int main(int argc, char** argv) {
     Command c;
     add_agent_commands(app, c);
     add_tool_commands(app, c);
+    c.subscribers = xpmip::cli::add_subscribers_command(app);
     CLI11_PARSE(app, argc, argv);
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     try {

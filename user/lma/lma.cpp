@@ -74,6 +74,42 @@ LocalMobilityAnchor::LocalMobilityAnchor(LmaConfig config, SessionSink& sink,
         }
     }
     reserve_static_addresses(config_);
+    open_subscriber_store();
+}
+
+void LocalMobilityAnchor::open_subscriber_store() {
+    if (!config_.subscriber_store) {
+        return;
+    }
+    subscribers_ = std::make_unique<SubscriberStore>(*config_.subscriber_store);
+    // The store's static addresses are never handed out from a pool: each pool asks the store
+    // about an address as it reaches it (no scan of a million profiles at start or on change).
+    const SubscriberStore* store = subscribers_.get();
+    for (auto& [realm, pool] : ipv4_pools_) {
+        pool->set_static_check([store, realm = realm](const Ipv4Address& a) { return store->holds_static(realm, a); });
+    }
+    for (auto& [realm, pool] : ipv6_pools_) {
+        pool->set_static_check([store, realm = realm](const Ipv6Prefix& p) { return store->holds_static(realm, p); });
+    }
+    spdlog::info("subscriber store {}: {} subscribers", store->path(), store->size());
+}
+
+const MobileNodeProfile* LocalMobilityAnchor::profile_of(const std::string& id, MobileNodeProfile& storage) const {
+    if (const auto* listed = config_.listed_mobile_node(id)) {
+        return listed;
+    }
+    if (subscribers_) {
+        try {
+            if (subscribers_->find(id, storage)) {
+                return &storage;
+            }
+        } catch (const std::exception& ex) {
+            // A store that cannot answer authorizes nobody through it; the log says why.
+            spdlog::error("mobile node {}: {}", id, ex.what());
+            return nullptr;
+        }
+    }
+    return config_.domain_mobile_node(id);
 }
 
 void LocalMobilityAnchor::release_uplink_key(std::uint32_t key, Clock::time_point now) {
@@ -103,6 +139,7 @@ void LocalMobilityAnchor::reload(LmaConfig config) {
     config.addresses = config_.addresses;
     config.instance = config_.instance;
     config.limits = config_.limits;
+    config.subscriber_store = config_.subscriber_store;   // the open store stays (a restart moves it)
     reserve_static_addresses(config);
     config_ = std::move(config);
 }
@@ -189,7 +226,7 @@ Rejection LocalMobilityAnchor::authorize(Registration& r) const {
         return Status::MissingMnIdentifierOption;
     }
     r.id = mn_key(*r.opt.mn_id);
-    r.profile = config_.mobile_node(r.id);
+    r.profile = profile_of(r.id, r.stored_profile);
     if (!r.profile) {
         return Status::NotLmaForThisMobileNode;
     }

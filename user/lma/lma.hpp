@@ -9,6 +9,7 @@
 #include "lma/registration.hpp"
 #include "lma/reservation.hpp"
 #include "lma/resources.hpp"
+#include "lma/subscriber_store.hpp"
 #include "wire/messages.hpp"
 
 #include <functional>
@@ -79,6 +80,11 @@ public:
     const BindingCache& cache() const { return cache_; }
     control::BindingClassCounts& binding_classes() { return cache_.classes(); }
     const LmaConfig& config() const { return config_; }
+    const SubscriberStore* subscribers() const { return subscribers_.get(); }
+
+    // The profile an MN is authorized with (RFC 5213 §5.3.1): its `mobile_nodes` entry, else the
+    // subscriber store's (decoded into `storage`), else its NAI domain's; null if none.
+    const MobileNodeProfile* profile_of(const std::string& id, MobileNodeProfile& storage) const;
 
 private:
     struct Deferred {
@@ -137,6 +143,7 @@ private:
     // Write a multipath entry's paths as its bindings and their links now are (errors logged).
     void rewrite_paths(BindingCacheEntry& e);
     void reserve_static_addresses(const LmaConfig& config);
+    void open_subscriber_store();
     void release_uplink_key(std::uint32_t key, Clock::time_point now);
     template <class Pool>
     static Pool* pool_of(std::map<std::uint32_t, std::unique_ptr<Pool>>& pools, std::uint32_t realm) {
@@ -145,6 +152,7 @@ private:
     }
 
     LmaConfig config_;
+    std::unique_ptr<SubscriberStore> subscribers_;
     SessionSink& sink_;
     std::function<std::uint64_t()> wall_timestamp_;
     BindingCache cache_;

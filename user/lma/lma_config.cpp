@@ -80,10 +80,19 @@ std::string ascii_lower(std::string s) {
 } // namespace
 
 const MobileNodeProfile* LmaConfig::mobile_node(const std::string& id) const {
-    // Every PBU looks its MN up: hash lookups only, however many MNs and domains there are.
-    if (auto it = mobile_node_index.find(id); it != mobile_node_index.end()) {
-        return &mobile_nodes[it->second];
+    if (const auto* m = listed_mobile_node(id)) {
+        return m;
     }
+    return domain_mobile_node(id);
+}
+
+const MobileNodeProfile* LmaConfig::listed_mobile_node(const std::string& id) const {
+    // Every PBU looks its MN up: hash lookups only, however many MNs and domains there are.
+    auto it = mobile_node_index.find(id);
+    return it == mobile_node_index.end() ? nullptr : &mobile_nodes[it->second];
+}
+
+const MobileNodeProfile* LmaConfig::domain_mobile_node(const std::string& id) const {
     const auto at = id.rfind('@');
     if (mobile_node_domains.empty() || at == std::string::npos) {
         return nullptr;
@@ -336,6 +345,10 @@ LmaConfig parse_lma_config(MapReader root) {
     c.instance = root.opt_str("instance").value_or("lma");
     c.log_level = root.opt_choice("log_level", {"trace", "debug", "info", "warn", "error"}).value_or("info");
     c.metrics = root.opt_endpoint("metrics");
+    c.subscriber_store = root.opt_str("subscriber_store");
+    if (c.subscriber_store && c.subscriber_store->empty()) {
+        root.fail("subscriber_store", "is empty: give the path of the store's file (or leave it out)");
+    }
     read_lma_section(root, c);
     c.interfaces = config::read_interfaces(root);
     c.dataplane = config::read_dataplane(root);

@@ -95,6 +95,7 @@ struct LmaConfig {
     config::SteeringConfig steering;             // labels and routing rules (RFC 8278 §3.2)
     std::vector<Realm> realms;
     std::vector<MagPeer> peers;
+    std::optional<std::string> subscriber_store;   // LMDB file of per-MN profiles (README "Subscribers")
     std::vector<MobileNodeProfile> mobile_nodes;
     std::unordered_map<std::string, std::size_t> mobile_node_index;   // MN-ID -> mobile_nodes[i]
     std::vector<MobileNodeDomain> mobile_node_domains;
@@ -103,8 +104,11 @@ struct LmaConfig {
 
     const Realm* realm(std::uint32_t id) const;
     const MagPeer* peer_by_address(const IpAddress& a) const;
-    // The MN's own entry, else the profile of the most specific domain of its NAI realm.
+    // The MN's own entry, else the profile of the most specific domain of its NAI realm. (With a
+    // subscriber store, the LMA asks the store between the two: LocalMobilityAnchor::profile_of.)
     const MobileNodeProfile* mobile_node(const std::string& id) const;
+    const MobileNodeProfile* listed_mobile_node(const std::string& id) const;
+    const MobileNodeProfile* domain_mobile_node(const std::string& id) const;
     bool is_own_address(const IpAddress& a) const;
 };
 

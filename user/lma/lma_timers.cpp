@@ -28,7 +28,8 @@ void LocalMobilityAnchor::deregister(BindingCacheEntry& e, Clock::time_point now
 }
 
 void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::time_point now) {
-    const MobileNodeProfile* profile = config_.mobile_node(e.mn_id);
+    MobileNodeProfile stored;
+    const MobileNodeProfile* profile = profile_of(e.mn_id, stored);
     if (auto* v6 = pool_of(ipv6_pools_, e.realm); v6 && e.hnp && !(profile && profile->home_network_prefix == e.hnp)) {
         v6->release(*e.hnp, now);
     }

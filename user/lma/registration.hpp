@@ -64,6 +64,7 @@ struct Registration {
     std::string id;                 // the Binding Cache key of the MN-ID
     const MagPeer* peer = nullptr;
     const MobileNodeProfile* profile = nullptr;
+    MobileNodeProfile stored_profile;   // where `profile` points for a subscriber store's MN
     const Realm* realm = nullptr;
     EffectivePolicy policy;
 

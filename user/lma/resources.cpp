@@ -22,11 +22,14 @@ Ipv4Pool::Ipv4Pool(const Ipv4Prefix& pool, std::optional<Ipv4Address> router, Cl
 }
 
 std::optional<Ipv4Address> Ipv4Pool::allocate(Clock::time_point now) {
-    auto i = ids_.allocate(now);
-    if (!i) {
-        return std::nullopt;
+    // A static address found here stays allocated (reserved for its MN) and the search goes on.
+    for (auto i = ids_.allocate(now); i; i = ids_.allocate(now)) {
+        const auto a = Ipv4Address::from_host_order(pool_.address.to_host_order() + static_cast<std::uint32_t>(*i));
+        if (!is_static_ || !is_static_(a)) {
+            return a;
+        }
     }
-    return Ipv4Address::from_host_order(pool_.address.to_host_order() + static_cast<std::uint32_t>(*i));
+    return std::nullopt;
 }
 
 bool Ipv4Pool::reserve(const Ipv4Address& a) {
@@ -90,11 +93,13 @@ bool Ipv6PrefixPool::contains(const Ipv6Prefix& p) const {
 }
 
 std::optional<Ipv6Prefix> Ipv6PrefixPool::allocate(Clock::time_point now) {
-    auto i = ids_.allocate(now);
-    if (!i) {
-        return std::nullopt;
+    for (auto i = ids_.allocate(now); i; i = ids_.allocate(now)) {
+        const auto p = prefix_at(*i);
+        if (!is_static_ || !is_static_(p)) {
+            return p;
+        }
     }
-    return prefix_at(*i);
+    return std::nullopt;
 }
 
 bool Ipv6PrefixPool::reserve(const Ipv6Prefix& p) {

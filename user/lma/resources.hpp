@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <functional>
 #include <set>
 #include <unordered_set>
 
@@ -26,6 +27,9 @@ class Ipv4Pool {
 public:
     Ipv4Pool(const Ipv4Prefix& pool, std::optional<Ipv4Address> router, Clock::duration quarantine);
     std::optional<Ipv4Address> allocate(Clock::time_point now);
+    // Addresses the subscriber store gives MNs statically: allocate() finds out as it reaches
+    // one (a lookup, no scan of the store), keeps it reserved and takes the next.
+    void set_static_check(std::function<bool(const Ipv4Address&)> is_static) { is_static_ = std::move(is_static); }
     bool contains(const Ipv4Address& a) const { return pool_.contains(a); }
     bool reserve(const Ipv4Address& a);
     void release(const Ipv4Address& a, Clock::time_point now);
@@ -35,6 +39,7 @@ public:
 private:
     Ipv4Prefix pool_;
     IndexAllocator ids_;
+    std::function<bool(const Ipv4Address&)> is_static_;
 };
 
 // IPv6 home network prefixes of one realm: the /hnp_length prefixes inside the pool.
@@ -42,6 +47,7 @@ class Ipv6PrefixPool {
 public:
     Ipv6PrefixPool(const Ipv6Prefix& pool, std::uint8_t hnp_length, Clock::duration quarantine);
     std::optional<Ipv6Prefix> allocate(Clock::time_point now);
+    void set_static_check(std::function<bool(const Ipv6Prefix&)> is_static) { is_static_ = std::move(is_static); }
     bool contains(const Ipv6Prefix& p) const;
     bool reserve(const Ipv6Prefix& p);
     void release(const Ipv6Prefix& p, Clock::time_point now);
@@ -53,6 +59,7 @@ private:
     Ipv6Prefix pool_;
     std::uint8_t hnp_length_;
     IndexAllocator ids_;
+    std::function<bool(const Ipv6Prefix&)> is_static_;
 };
 
 } // namespace xpmip::lma

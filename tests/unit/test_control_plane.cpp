@@ -1,0 +1,72 @@
+// The control plane's bookkeeping, in-process: the log limiter (README "Logs under attack") and
+// the binding counts behind the `xpmip_bindings` gauge (README "Metrics").
+#include "common/log_limit.hpp"
+#include "control/metrics.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <string>
+
+using namespace xpmip;
+using namespace std::chrono_literals;
+using Clock = LogLimiter::Clock;
+
+BOOST_AUTO_TEST_SUITE(control_plane)
+
+BOOST_AUTO_TEST_CASE(log_limiter_writes_a_burst_per_source_and_reason_and_counts_the_rest) {
+    LogLimiter lim({.burst = 5, .period = 10s, .max_sources = 100});
+    const auto t0 = Clock::time_point{} + 1000s;
+    unsigned written = 0;
+    for (int i = 0; i < 30; ++i) {
+        written += lim.admit("2001:db8::1", "malformed", t0 + std::chrono::milliseconds(i));
+    }
+    BOOST_TEST(written == 5u);
+    BOOST_TEST(lim.admit("2001:db8::2", "malformed", t0), "another source has its own burst");
+    BOOST_TEST(lim.admit("2001:db8::1", "unsupported", t0), "another reason too");
+    auto taken = lim.take_suppressed();
+    BOOST_TEST(taken["malformed"] == 25u);
+    BOOST_TEST(lim.take_suppressed().empty(), "counted once");
+    // A period later the source may write again, and its first line says what was held back.
+    std::uint64_t suppressed = 0;
+    BOOST_TEST(lim.admit("2001:db8::1", "malformed", t0 + 10s, &suppressed));
+    BOOST_TEST(suppressed == 25u);
+    BOOST_TEST(lim.admit("2001:db8::1", "malformed", t0 + 10s, &suppressed));
+    BOOST_TEST(suppressed == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(log_limiter_memory_is_bounded_under_spoofed_sources) {
+    LogLimiter lim({.burst = 2, .period = 10s, .max_sources = 8});
+    const auto t0 = Clock::time_point{} + 1000s;
+    unsigned written = 0;
+    for (int i = 0; i < 10000; ++i) {
+        written += lim.admit("198.51.100." + std::to_string(i), "malformed", t0);
+    }
+    BOOST_TEST(lim.tracked() <= 9u, "8 sources and the shared entry");
+    BOOST_TEST_INFO("written " << written);
+    BOOST_TEST(written == 8u + 2u, "one line from each tracked source, then one burst for all the rest");
+    BOOST_TEST(lim.take_suppressed()["malformed"] == 10000u - written);
+    // Idle entries are swept: later sources are tracked on their own again.
+    for (int i = 0; i < 4; ++i) {
+        lim.admit("203.0.113." + std::to_string(i), "malformed", t0 + 30s);
+    }
+    BOOST_TEST(lim.tracked() <= 5u);
+}
+
+BOOST_AUTO_TEST_CASE(binding_counts_move_between_classes) {
+    control::BindingClassCounts counts;
+    const control::BindingClass reg{"registered", "1", "mag-a", "gre"}, held{"deregistered", "1", "mag-a", "gre"};
+    const auto r = counts.id_of(reg), h = counts.id_of(held);
+    BOOST_TEST(counts.id_of(reg) == r, "interned");
+    BOOST_TEST(r != h);
+    counts.move(0, r);
+    counts.move(0, r);
+    BOOST_TEST(counts.count(reg) == 2);
+    counts.move(r, h);
+    BOOST_TEST(counts.count(reg) == 1);
+    BOOST_TEST(counts.count(held) == 1);
+    counts.move(h, 0);
+    BOOST_TEST(counts.count(held) == 0);
+    BOOST_TEST(counts.count({"registered", "2", "mag-a", "gre"}) == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
