@@ -135,29 +135,36 @@ std::string suppressed_note(std::uint64_t suppressed) {
 }
 
 void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
-                      const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message) {
+                      const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message,
+                      const std::function<void()>& after_batch) {
     auto& limiter = signaling_log_limiter();
     std::uint64_t suppressed = 0;
-    while (auto d = sock.receive()) {
-        try {
-            auto msg = wire::decode(d->mh);
-            on_message(*d, msg);
-        } catch (const wire::UnsupportedMessageError& e) {
-            // RFC 6275 §9.2 would answer with a Binding Error (Status 2); not sent yet (README).
-            if (limiter.admit(to_string(d->src), "unsupported MH type", Clock::now(), &suppressed)) {
-                spdlog::warn("MH type {} from {}: not handled here, dropped{}", e.mh_type(), to_string(d->src),
-                             suppressed_note(suppressed));
+    // A batch per recvmmsg; after each, the answers it produced go out together (sendmmsg).
+    for (const auto* batch = &sock.receive_batch(); !batch->empty(); batch = &sock.receive_batch()) {
+        for (const auto& d : *batch) {
+            try {
+                auto msg = wire::decode(d.mh);
+                on_message(d, msg);
+            } catch (const wire::UnsupportedMessageError& e) {
+                // RFC 6275 §9.2 would answer with a Binding Error (Status 2); not sent yet (README).
+                if (limiter.admit(to_string(d.src), "unsupported MH type", Clock::now(), &suppressed)) {
+                    spdlog::warn("MH type {} from {}: not handled here, dropped{}", e.mh_type(), to_string(d.src),
+                                 suppressed_note(suppressed));
+                }
+            } catch (const wire::WireError& e) {
+                metrics.malformed();
+                if (limiter.admit(to_string(d.src), "malformed", Clock::now(), &suppressed)) {
+                    spdlog::warn("malformed message from {} ({} octets) dropped: {}{}", to_string(d.src), d.mh.size(),
+                                 e.what(), suppressed_note(suppressed));
+                }
+            } catch (const std::exception& e) {
+                if (limiter.admit(to_string(d.src), "error", Clock::now(), &suppressed)) {
+                    spdlog::error("message from {}: {}{}", to_string(d.src), e.what(), suppressed_note(suppressed));
+                }
             }
-        } catch (const wire::WireError& e) {
-            metrics.malformed();
-            if (limiter.admit(to_string(d->src), "malformed", Clock::now(), &suppressed)) {
-                spdlog::warn("malformed message from {} ({} octets) dropped: {}{}", to_string(d->src), d->mh.size(),
-                             e.what(), suppressed_note(suppressed));
-            }
-        } catch (const std::exception& e) {
-            if (limiter.admit(to_string(d->src), "error", Clock::now(), &suppressed)) {
-                spdlog::error("message from {}: {}{}", to_string(d->src), e.what(), suppressed_note(suppressed));
-            }
+        }
+        if (after_batch) {
+            after_batch();
         }
     }
 }

@@ -87,8 +87,10 @@ void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl, co
 
 // Every datagram waiting on `sock`, decoded: on_message gets it; malformed ones are counted, logged
 // with their source (rate limited per source: README "Logs under attack") and dropped
-// (RFC 6275 §9.2: silently, for the peer).
+// (RFC 6275 §9.2: silently, for the peer). They are read a batch at a time (recvmmsg);
+// after_batch runs after each (the LMA sends the batch's PBAs then, with one sendmmsg).
 void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
-                      const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message);
+                      const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message,
+                      const std::function<void()>& after_batch = nullptr);
 
 } // namespace xpmip::agent

@@ -51,6 +51,7 @@ MapSet MapSet::open_pinned(const std::filesystem::path& dir) {
         }
         m.fds_[i].reset(fd);
     }
+    m.read_sizes();
     return m;
 }
 
@@ -76,7 +77,17 @@ MapSet MapSet::from_object(bpf_object* obj) {
         }
         m.fds_[i].reset(fd);
     }
+    m.read_sizes();
     return m;
+}
+
+// A map's size is fixed when it is created: asked once (a syscall), not per session written.
+void MapSet::read_sizes() {
+    for (std::size_t i = 0; i < kMapCount; ++i) {
+        bpf_map_info info{};
+        std::uint32_t len = sizeof(info);
+        max_entries_[i] = bpf_obj_get_info_by_fd(fds_[i].get(), &info, &len) == 0 ? info.max_entries : 0;
+    }
 }
 
 void MapSet::update(MapId id, const void* key, const void* value, std::uint64_t flags) const {
@@ -101,6 +112,17 @@ void MapSet::update(MapId id, const void* key, const void* value, std::uint64_t 
     throw DataplaneError(fmt::format("map {}: update failed: {}", map_name(id), std::strerror(err)));
 }
 
+bool MapSet::insert(MapId id, const void* key, const void* value) const {
+    if (bpf_map_update_elem(fd(id), key, value, BPF_NOEXIST) == 0) {
+        return true;
+    }
+    if (errno == EEXIST) {
+        return false;
+    }
+    update(id, key, value, BPF_NOEXIST);   // the same error again, with its retries and message
+    return true;
+}
+
 bool MapSet::lookup(MapId id, const void* key, void* value) const {
     return bpf_map_lookup_elem(fd(id), key, value) == 0;
 }
@@ -116,12 +138,7 @@ bool MapSet::erase(MapId id, const void* key) const {
 }
 
 std::uint32_t MapSet::max_entries(MapId id) const {
-    bpf_map_info info{};
-    std::uint32_t len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd(id), &info, &len) != 0) {
-        return 0;
-    }
-    return info.max_entries;
+    return max_entries_[static_cast<std::size_t>(id)];
 }
 
 std::vector<std::vector<std::uint8_t>> MapSet::keys(MapId id, std::size_t key_size) const {

@@ -55,6 +55,8 @@ public:
     // Throws DataplaneError naming the map; a full map says which limit to raise.
     void update(MapId id, const void* key, const void* value, std::uint64_t flags = 0) const;
     bool lookup(MapId id, const void* key, void* value) const;
+    // BPF_NOEXIST: writes only a key not there yet; false (nothing written) when it is.
+    bool insert(MapId id, const void* key, const void* value) const;
     bool erase(MapId id, const void* key) const;   // false when absent
     std::uint32_t max_entries(MapId id) const;
     // All keys of a hash or LPM map, as raw bytes of key_size each.
@@ -66,7 +68,9 @@ public:
                   std::uint32_t batch = 4096) const;
 
 private:
+    void read_sizes();
     std::array<UniqueFd, kMapCount> fds_;
+    std::array<std::uint32_t, kMapCount> max_entries_{};
 };
 
 int possible_cpus();

@@ -449,6 +449,31 @@ void SessionTable::erase(const Entry& e) const {
     maps_.erase(e.map, e.key.data());
 }
 
+void SessionTable::write_slot(const Entry& e, const std::optional<xpmip_session>& old) const {
+    Entry w = e;
+    if (old && std::memcmp(&old->id, e.value.data(), sizeof old->id) == 0) {
+        std::memcpy(w.value.data() + e.counters_at, reinterpret_cast<const std::uint8_t*>(&*old) + e.counters_at,
+                    e.counters_len);
+    }
+    maps_.update(MapId::Sessions, w.key.data(), w.value.data());
+}
+
+bool SessionTable::claim(const Entry& e, std::uint32_t id) const {
+    if (maps_.insert(e.map, e.key.data(), e.value.data())) {   // a new key: its counters start at 0
+        return true;
+    }
+    const auto o = owner(e);
+    if (o != 0 && o != id) {
+        throw KeyConflictError(fmt::format("session {}: {} already belongs to session {}", id, describe(e.map, e.key), o),
+                               e.map);
+    }
+    write(e);
+    return o == 0;
+}
+
+// A new session costs one lookup (its slot) and one write per entry; a changed one writes only
+// what changed. Nothing may take another session's key, route or station: a conflict undoes
+// what this call wrote.
 void SessionTable::upsert(const SessionConfig& session) {
     const std::uint32_t slots = maps_.max_entries(MapId::Sessions);
     if (session.id == 0 || session.id >= slots) {
@@ -458,18 +483,6 @@ void SessionTable::upsert(const SessionConfig& session) {
     const auto wanted = entries_of(session);
     const auto previous = old ? entries_of(config_of(*old)) : std::vector<Entry>{};
     const std::set<Entry> previous_set(previous.begin(), previous.end());
-
-    // Nothing may take another session's key, route or station.
-    for (const auto& e : wanted) {
-        if (e.map == MapId::Sessions || e.map == MapId::SessionPaths) {
-            continue;
-        }
-        if (const auto o = owner(e); o != 0 && o != session.id) {
-            throw KeyConflictError(fmt::format("session {}: {} already belongs to session {}", session.id,
-                                               describe(e.map, e.key), o),
-                                   e.map);
-        }
-    }
     std::vector<const Entry*> added;
     try {
         for (const auto& e : wanted) {
@@ -477,9 +490,14 @@ void SessionTable::upsert(const SessionConfig& session) {
             if (it != previous_set.end() && it->same_value(e)) {
                 continue;
             }
-            const bool existed = e.map == MapId::Sessions || owner(e) == session.id;
-            write(e);
-            if (!existed) {
+            if (e.map == MapId::Sessions) {
+                write_slot(e, old);
+            } else if (e.map == MapId::SessionPaths) {
+                write(e);   // keyed by the session's own id
+                if (it == previous_set.end()) {
+                    added.push_back(&e);
+                }
+            } else if (claim(e, session.id)) {
                 added.push_back(&e);
             }
         }
@@ -491,6 +509,9 @@ void SessionTable::upsert(const SessionConfig& session) {
             maps_.update(MapId::Sessions, &session.id, &*old);
         } else {
             erase(wanted.front());
+        }
+        if (dynamic_cast<const KeyConflictError*>(&err)) {
+            throw;
         }
         throw DataplaneError(fmt::format("session {}: {}", session.id, err.what()));
     }

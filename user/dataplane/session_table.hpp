@@ -84,6 +84,12 @@ private:
     SessionConfig config_of(const xpmip_session& v) const;
     std::uint32_t owner(const Entry& e) const;   // session id the existing entry points to, 0 if none
     void write(const Entry& e) const;            // counters carried over
+    // The slot, its counters carried over from `old` (read already: no second lookup).
+    void write_slot(const Entry& e, const std::optional<xpmip_session>& old) const;
+    // A lookup entry of session `id`: written if its key is free or id's already (the kernel
+    // checks with BPF_NOEXIST: one syscall for a new key). Returns whether it was free; throws
+    // KeyConflictError when another session owns the key.
+    bool claim(const Entry& e, std::uint32_t id) const;
     void erase(const Entry& e) const;
     // The nexthops entry of paths toward `remote` from `local` (with their egress, MTU and key
     // scope), taken when there is none yet.

@@ -162,7 +162,10 @@ public:
                             .publish_metrics = [this] { lma_.binding_classes().publish(metrics_); }});
         agent_dp_.watch_next_hops(loop);
         loop.deadline("binding timers", [this] { return lma_.next_deadline(); },
-                      [this] { send(lma_.on_timer(Clock::now())); });
+                      [this] {
+                          send(lma_.on_timer(Clock::now()));
+                          flush();
+                      });
         for (auto& sock : sockets_) {
             loop.watch(sock.transport() == wire::Transport::Ipv6 ? "MH socket" : "UDP 5436 socket", sock.fd(),
                        [this, &sock] { receive(sock); });
@@ -229,7 +232,16 @@ private:
             } else {
                 spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d.src));
             }
-        });
+        }, [this] { flush(); });
+    }
+
+    // The PBAs queued since the last flush, out with one sendmmsg per socket.
+    void flush() {
+        for (auto& s : sockets_) {
+            for (const auto& e : s.flush()) {
+                spdlog::error("PBA: {}", e);
+            }
+        }
     }
 
     void send(const std::vector<OutgoingPba>& replies) {
@@ -240,7 +252,7 @@ private:
                     continue;
                 }
                 try {
-                    s.send(wire::encode(r.pba), r.src, r.dst, r.dst_port);
+                    s.queue(wire::encode(r.pba), r.src, r.dst, r.dst_port);
                 } catch (const std::exception& e) {
                     spdlog::error("PBA to {}: {}", to_string(r.dst), e.what());
                 }

@@ -136,9 +136,12 @@ OutgoingPba LocalMobilityAnchor::accept(const Registration& r, const BindingCach
 }
 
 void LocalMobilityAnchor::log_exchange(const IncomingPbu& in, const OutgoingPba& out, const BindingCacheEntry* e) const {
+    const auto& pba = out.pba;
+    if (!spdlog::should_log(pba.accepted() ? spdlog::level::info : spdlog::level::warn)) {
+        return;   // formatting the line costs more than the rest of an accepted registration
+    }
     const auto* mn_id = in.pbu.options.find<MobileNodeIdentifierOption>();
     const auto* hi = in.pbu.options.find<HandoffIndicatorOption>();
-    const auto& pba = out.pba;
     // Rejections are rate limited per MAG address and status (README "Logs under attack"); the
     // line is not even formatted when it is suppressed.
     std::uint64_t suppressed = 0;

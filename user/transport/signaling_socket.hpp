@@ -10,8 +10,10 @@
 #include "common/fd.hpp"
 #include "wire/framing.hpp"
 
+#include <memory>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace xpmip::transport {
@@ -39,16 +41,33 @@ public:
     int fd() const { return fd_.get(); }
     wire::Transport transport() const { return transport_; }
 
-    // One datagram, or nothing when none is waiting (non-blocking). Throws SocketError.
-    std::optional<Datagram> receive();
-    // Send `mh` (checksum field 0) to dst (UDP: dst_port) from src.
+    // The datagrams waiting, up to kBatch, with one recvmmsg (empty: none waiting). They stay
+    // valid until the next call, which reuses their buffers. Throws SocketError.
+    const std::vector<Datagram>& receive_batch();
+    // Send `mh` (checksum field 0) to dst (UDP: dst_port) from src, now.
     void send(const std::vector<std::uint8_t>& mh, const IpAddress& src, const IpAddress& dst,
               std::uint16_t dst_port = wire::kUdpPortPmipControl);
+    // The same, queued: flush() sends everything queued with one sendmmsg (queue() flushes by
+    // itself when kBatch are waiting). flush() returns what could not be sent, one line each.
+    void queue(const std::vector<std::uint8_t>& mh, const IpAddress& src, const IpAddress& dst,
+               std::uint16_t dst_port = wire::kUdpPortPmipControl);
+    std::vector<std::string> flush();
+
+    static constexpr std::size_t kBatch = 64;
+    static constexpr std::size_t kMaxMessage = 8192;   // larger datagrams arrive truncated (malformed)
+
+    ~SignalingSocket();
+    SignalingSocket(SignalingSocket&&) noexcept;
+    SignalingSocket& operator=(SignalingSocket&&) noexcept;
 
 private:
-    SignalingSocket(UniqueFd fd, wire::Transport t) : fd_(std::move(fd)), transport_(t) {}
+    struct Batches;
+    SignalingSocket(UniqueFd fd, wire::Transport t);
     UniqueFd fd_;
     wire::Transport transport_;
+    std::unique_ptr<Batches> batches_;   // recvmmsg / sendmmsg buffers, allocated once
+    std::vector<std::string> send_errors_;
+    std::vector<Datagram> received_;
 };
 
 } // namespace xpmip::transport

@@ -115,7 +115,9 @@ void write_identifier(ByteWriter& w, const std::string& id) {
 // ---- OptionReader ------------------------------------------------------------------------------
 
 std::string OptionReader::field(std::string_view name) const {
-    return field_name(type_, name);
+    // Only the field: decode_option() prefixes the option's name when an error is thrown, so a
+    // message that parses costs no formatting.
+    return std::string(name);
 }
 
 void OptionReader::expect_length(std::initializer_list<std::size_t> allowed) const {
@@ -450,7 +452,15 @@ bool known_option_may_repeat(std::uint8_t type) {
 // itself reject.
 MobilityOption decode_option(std::uint8_t type, ByteView body, std::size_t at) {
     OptionReader r(type, body, at);
-    return decode_known(type, r, body);
+    try {
+        return decode_known(type, r, body);
+    } catch (const WireError& e) {
+        const std::string prefix = field_name(type, "");
+        if (e.field().rfind(prefix, 0) == 0) {
+            throw;
+        }
+        throw WireError(prefix + e.field(), e.offset(), e.reason());
+    }
 }
 
 void encode_body(const MobilityOption& option, ByteWriter& w) {
@@ -543,14 +553,14 @@ OptionList decode_options(ByteView area, std::size_t base_offset, std::vector<st
             throw WireError(field_name(type, "Length"), r.offset(),
                             "truncated option: the message ends after the option Type");
         }
-        const std::uint8_t len = r.u8(field_name(type, "Length"));
+        const std::uint8_t len = r.u8("option Length");   // there is one (checked above)
         if (len > r.remaining()) {
             throw WireError(field_name(type, "Length"), at + 1,
                             fmt::format("option runs past the end of the message: Length {} but only "
                                         "{} octet(s) left",
                                         len, r.remaining()));
         }
-        const auto body = r.bytes(len, field_name(type, "data"));
+        const auto body = r.bytes(len, "option data");      // and len octets after it
         if (type == static_cast<std::uint8_t>(OptionType::PadN)) {
             continue;  // contents ignored on receipt (RFC 6275 §6.2.3)
         }
