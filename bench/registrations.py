@@ -20,8 +20,14 @@ and key asked for).
 - refresh, one at a time: once N are registered, P of them re-register (Timestamp option, no
   change: no data plane write) with a single PBU outstanding: the round trip of one PBU at an
   LMA that holds N bindings.
-- one Prometheus scrape: the time the LMA takes to answer /metrics with N sessions (its event
-  loop answers no PBU meanwhile), wall clock and its CPU time.
+- one Prometheus scrape: the time the LMA takes to answer /metrics with N sessions, wall clock
+  and its CPU time (all its threads: the endpoint has its own, README "Metrics").
+- PBA latency under scrapes: once N are registered, L more MNs register (64 outstanding) twice,
+  once alone and once while a client scrapes /metrics every second; the PBA round trip's median
+  and p99 of each, side by side (the scrapes must not move them).
+- subscribers: 1 M profiles imported into the subscriber store (`xpmip subscribers import`, a
+  CSV), then an LMA started on it: its start-up time (to its control socket) and RSS, and 10 k MNs
+  registered by their stored profiles (CPU per registration against the domain-authorized runs).
 - memory per session: the instance's map memory as bpftool reports it (bytes_memlock, as in the
   sessions benchmark) over N, and the agent's RSS (VmRSS) after the registrations less before,
   over N.
@@ -53,10 +59,11 @@ LMA_CPU, GENERATOR_CPU = 0, 1
 METRICS_PORT = 9431
 
 
-def config(instance, sessions):
+def config(instance, sessions, store=None):
     mags = "\n".join(f"  - {{name: mag{i}, addresses: [{a}]}}" for i, a in enumerate(MAGS))
     return f"""# written by bench/registrations.py
 instance: {instance}
+{f"subscriber_store: {store}" if store else ""}
 log_level: warn                # info logs a line per PBU
 metrics: 127.0.0.1:{METRICS_PORT}
 lma:
@@ -140,15 +147,28 @@ class Rig:
         return p
 
     def metrics(self):
-        code = (f"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:{METRICS_PORT}/metrics',"
-                "timeout=600).read().decode())")
-        out = self.lma_ns.enter("/usr/bin/python3", "-c", code, timeout=900).stdout
-        values = {}
+        """Each family's samples summed, and those of xpmip_bindings by state."""
+        code = (f"import time,urllib.request;t=time.time();b=urllib.request.urlopen('http://127.0.0.1:{METRICS_PORT}"
+                "/metrics',timeout=600).read().decode();print(time.time()-t);print(b)")
+        elapsed, out = self.lma_ns.enter("/usr/bin/python3", "-c", code, timeout=900).stdout.split("\n", 1)
+        values = {"bytes": len(out), "seconds": float(elapsed)}   # the request alone, not the client's start
         for line in out.splitlines():
-            if line and not line.startswith("#") and "{" not in line:
-                name, value = line.split()
-                values[name] = float(value)
+            if line and not line.startswith("#"):
+                series, value = line.rsplit(" ", 1)
+                name = series.split("{", 1)[0]
+                values[name] = values.get(name, 0.0) + float(value)
+                if name == "xpmip_bindings":
+                    state = series.split('state="', 1)[1].split('"', 1)[0]
+                    values[f"xpmip_bindings.{state}"] = values.get(f"xpmip_bindings.{state}", 0.0) + float(value)
         return values
+
+    def scraper(self, seconds):
+        """A client in the LMA's namespace that scrapes /metrics every second for `seconds`."""
+        code = (f"import time,urllib.request\nend=time.time()+{seconds}\nn=0\nwhile time.time()<end:\n"
+                f"  t=time.time();urllib.request.urlopen('http://127.0.0.1:{METRICS_PORT}/metrics',timeout=60).read()"
+                "\n  n+=1;time.sleep(max(0,1-(time.time()-t)))\nprint(n)")
+        return subprocess.Popen(enter(self.lma_ns, "taskset", "-c", str(GENERATOR_CPU), "/usr/bin/python3", "-c", code),
+                                stdout=subprocess.PIPE, text=True)
 
 
 def stop(p):
@@ -180,12 +200,32 @@ def echo_baseline(rig, checks, count):
             "cpu_us_per_pba": cpu / count * 1e6, "rtt_us": r["rtt_us"]}
 
 
-def measure(rig, checks, n, probe):
+def latency_under_scrapes(rig, checks, n, extra):
+    """PBA round trips of `extra` new MNs at an LMA holding n, without and with a scrape a second."""
+    out = {}
+    for scraping, first in ((False, n), (True, n + extra)):
+        scraper = rig.scraper(3600) if scraping else None
+        r = rig.loadgen("--count", str(extra), "--first", str(first), "--window", str(WINDOW),
+                        "--nai", f"mn{{}}@{DOMAIN}")
+        scrapes = None
+        if scraper:
+            scraper.terminate()
+            scrapes = scraper.communicate()[0]
+        key = "scraping" if scraping else "alone"
+        out[key] = {"rtt_us": r["rtt_us"], "per_second": r["per_second"], "accepted": r["accepted"],
+                    "seconds": r["seconds"]}
+        checks.check(f"registrations.{n}.latency.{key}", r["accepted"] == extra and r["timed_out"] == 0,
+                     f"{r['accepted']} of {extra} accepted, {r['timed_out']} timed out"
+                     + (f" (the scraper was stopped after {r['seconds']:.0f} s)" if scrapes is not None else ""))
+    return out
+
+
+def measure(rig, checks, n, probe, extra):
     name = f"{rig.world.prefix}-r{n}"
     sock = f"/run/xpmip/{name}.sock"
     pin_dir = f"/sys/fs/bpf/xpmip/{name}"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"{name}-", delete=False) as f:
-        f.write(config(name, n))
+        f.write(config(name, n + 2 * extra))
     logfile = tempfile.TemporaryFile("w+")   # the LMA's log (warnings and errors only)
     pins = Pins(rig.lma_ns, name)
     rig.world.instances.append(pins)
@@ -211,9 +251,11 @@ def measure(rig, checks, n, probe):
         refresh = rig.loadgen("--count", str(probe), "--window", "1", "--timestamps", "--nai", f"mn{{}}@{DOMAIN}")
         refresh_cpu = cpu_seconds(p.pid) - cpu2
 
-        t0, cpu3 = time.time(), cpu_seconds(p.pid)
+        cpu3 = cpu_seconds(p.pid)
         metrics = rig.metrics()
-        metrics_seconds, metrics_cpu = time.time() - t0, cpu_seconds(p.pid) - cpu3
+        metrics_seconds, metrics_cpu = metrics["seconds"], cpu_seconds(p.pid) - cpu3
+        log(f"registrations: {extra} more MNs twice, alone and with a scrape every second")
+        latency = latency_under_scrapes(rig, checks, n, extra)
         code, _, _ = stop(p)
         rig.world.processes.remove(p)
         left = os.path.exists(pin_dir)
@@ -234,13 +276,11 @@ def measure(rig, checks, n, probe):
                  f"{r['unmatched']} unmatched, {r['wrong_mn']} with another MN-ID, {r['send_errors']} not sent")
     # One session, one IPv4 and one IPv6 route per MN; their GRE keys are the session ids (the
     # sessions array's index), so tunnel_keys holds none (README "Data plane at scale").
-    want = {"sessions": n, "mn_routes4": n, "mn_routes6": n, "tunnel_keys": 0}
+    want = {"sessions": n, "mn_routes4": n, "mn_routes6": n, "tunnel_keys": 0}   # (before the latency runs)
     checks.check(f"registrations.{n}.dataplane", all(census.get(k) == v for k, v in want.items()),
                  f"maps hold {census} (want {want})")
-    checks.check(f"registrations.{n}.agent",
-                 metrics.get("xpmip_bindings") == n and metrics.get("xpmip_sessions") == n,
-                 f"the agent reports {metrics.get('xpmip_bindings')} bindings, {metrics.get('xpmip_sessions')} "
-                 "sessions")
+    checks.check(f"registrations.{n}.agent", metrics.get("xpmip_bindings.registered") == n,
+                 f"the agent reports {metrics.get('xpmip_bindings.registered')} registered bindings")
     refreshed = refresh["accepted"]
     checks.check(f"registrations.{n}.refresh", refreshed == probe, f"{refreshed} of {probe} refreshes accepted")
     total0, total1 = sum(m["bytes"] for m in maps0.values()), sum(m["bytes"] for m in maps1.values())
@@ -257,22 +297,75 @@ def measure(rig, checks, n, probe):
         "rss_before": rss0, "rss_after": rss1, "rss_bytes_per_session": (rss1 - rss0) / n,
         "maps_empty_bytes": total0, "maps_full_bytes": total1, "map_bytes_per_session": total1 / n,
         "census": census, "metrics_seconds": metrics_seconds, "metrics_cpu_seconds": metrics_cpu,
+        "metrics_bytes": metrics["bytes"], "latency": latency, "latency_mns": extra,
         "refresh": {"count": probe, "accepted": refreshed, "rtt_us": refresh["rtt_us"],
                     "lma_cpu_us_each": refresh_cpu / probe * 1e6},
     }
+
+
+def subscribers(rig, checks, count, registrations):
+    """Start-up of an LMA whose subscriber store holds `count` profiles, and registrations by them."""
+    name = f"{rig.world.prefix}-sub"
+    sock = f"/run/xpmip/{name}.sock"
+    tmp = tempfile.mkdtemp(prefix="xpmip-bench-subscribers-")
+    store, csv, cfg = f"{tmp}/subscribers.lmdb", f"{tmp}/subscribers.csv", f"{tmp}/lma.yaml"
+    with open(cfg, "w") as f:   # no mobile_node_domains: only the store authorizes
+        f.write(config(name, registrations, store).split("mobile_node_domains:")[0])
+    with open(csv, "w") as f:
+        f.write("id,realm,gre\n")
+        f.writelines(f"sub{i}@{DOMAIN},1,{'keys-required' if i % 2 else ''}\n" for i in range(count))
+    pins = Pins(rig.lma_ns, name)
+    rig.world.instances.append(pins)
+    try:
+        log(f"registrations: importing {count} subscribers")
+        t0 = time.time()
+        imp = subprocess.run([rig.tools.xpmip, "subscribers", "import", csv, "-c", cfg], capture_output=True,
+                             text=True, timeout=600)
+        import_seconds = time.time() - t0
+        checks.check("registrations.subscribers.import", imp.returncode == 0,
+                     (imp.stdout + imp.stderr).strip()[-300:])
+        log("registrations: an LMA on the store")
+        t0 = time.time()
+        p = rig.start([rig.tools.xpmip, "lma", "-c", cfg], output=subprocess.DEVNULL)
+        dptest.wait_for(lambda: p.poll() is not None or os.path.exists(sock), timeout=120, interval=0.01)
+        startup = time.time() - t0
+        rss = proc_status(p.pid, "VmRSS")
+        cpu0 = cpu_seconds(p.pid)
+        r = rig.loadgen("--count", str(registrations), "--window", str(WINDOW), "--nai", f"sub{{}}@{DOMAIN}")
+        cpu = cpu_seconds(p.pid) - cpu0
+        rss_after = proc_status(p.pid, "VmRSS")
+        code, _, _ = stop(p)
+        rig.world.processes.remove(p)
+        left = os.path.exists(f"/sys/fs/bpf/xpmip/{name}")
+    finally:
+        for f in (csv, cfg, store, store + "-lock"):
+            if os.path.exists(f):
+                os.unlink(f)
+        os.rmdir(tmp)
+    if not left:
+        rig.world.instances.remove(pins)
+    checks.check("registrations.subscribers.accepted", r["accepted"] == registrations and r["timed_out"] == 0,
+                 f"{r['accepted']} of {registrations} MNs of the store accepted, statuses {r['statuses']}")
+    checks.check("registrations.subscribers.shutdown", code == 0 and not left, f"exit {code}")
+    return {"count": count, "import_seconds": import_seconds, "startup_seconds": startup, "rss": rss,
+            "rss_after": rss_after, "registrations": registrations, "per_second": r["per_second"],
+            "cpu_us_per_registration": cpu / registrations * 1e6}
 
 
 def run(tools: Tools, checks: Checks, quick: bool):
     sizes = [1000] if quick else [10_000, 100_000, 1_000_000]
     echo_count = 1000 if quick else 100_000
     probe = 10 if quick else 50
+    extra = 1000 if quick else 20_000                  # MNs per latency run
+    stored, by_store = (10_000, 1000) if quick else (1_000_000, 10_000)
     world = dptest.World("brg")
     try:
         rig = Rig(world, tools)
         results = {"echo": echo_baseline(rig, checks, echo_count), "runs": [], "lma_cpu": LMA_CPU,
                    "generator_cpu": GENERATOR_CPU, "window": WINDOW, "mags": len(MAGS)}
         for n in sizes:
-            results["runs"].append(measure(rig, checks, n, probe))
+            results["runs"].append(measure(rig, checks, n, probe, extra))
+        results["subscribers"] = subscribers(rig, checks, stored, by_store)
         base = results["runs"][0]
         for r in results["runs"]:
             r["vs_first"] = r["per_second"] / base["per_second"] if base["per_second"] else 0.0

@@ -155,8 +155,8 @@ def _registrations(rg):
         out.append(f"| {_count(r['mns'])} | {r['per_second']:.0f} | {r['vs_first']:.2f}x | {r['vs_echo']:.2f}x | "
                    f"{busy} | {r['cpu_us_per_registration']:.0f} us | "
                    f"{_ms(r['rtt_us']['p50'])} / {_ms(r['rtt_us']['p99'])} | "
-                   f"{_ms(rf['rtt_us']['p50'])}, {_ms(rf['lma_cpu_us_each'])} | {r['metrics_seconds']:.1f} s, "
-                   f"{r.get('metrics_cpu_seconds', 0):.1f} s |")
+                   f"{_ms(rf['rtt_us']['p50'])}, {_ms(rf['lma_cpu_us_each'])} | {_ms(r['metrics_seconds'] * 1e6)}, "
+                   f"{_ms(r.get('metrics_cpu_seconds', 0) * 1e6)} |")
     out += ["", "| MNs | agent RSS, before -> after | agent RSS per session | map memory, full (bpftool) | "
             "map memory per session | agent + maps per session |", "|---|---|---|---|---|---|"]
     for r in runs:
@@ -164,6 +164,21 @@ def _registrations(rg):
                    f"{r['rss_bytes_per_session']:.0f} B | {_bytes(r['maps_full_bytes'])} | "
                    f"{r['map_bytes_per_session']:.0f} B | "
                    f"{_bytes(r['rss_bytes_per_session'] + r['map_bytes_per_session'])} |")
+    if runs and "latency" in runs[0]:
+        out += ["", f"PBA round trip of {_count(runs[0]['latency_mns'])} more registrations at an LMA holding the MNs "
+                "above, alone and while a client scrapes /metrics every second (the endpoint has its own threads):", "",
+                "| MNs held | alone: median / p99 | with a scrape a second: median / p99 | one scrape: size |",
+                "|---|---|---|---|"]
+        for r in runs:
+            a, w = r["latency"]["alone"]["rtt_us"], r["latency"]["scraping"]["rtt_us"]
+            out.append(f"| {_count(r['mns'])} | {_ms(a['p50'])} / {_ms(a['p99'])} | {_ms(w['p50'])} / {_ms(w['p99'])} | "
+                       f"{_bytes(r['metrics_bytes'])} |")
+    sub = rg.get("subscribers")
+    if sub:
+        out += ["", f"Subscriber store: {_count(sub['count'])} profiles imported in {sub['import_seconds']:.1f} s; an LMA "
+                f"on it up in {sub['startup_seconds']:.2f} s with {_bytes(sub['rss'])} RSS; {_count(sub['registrations'])} "
+                f"MNs registered by their stored profiles at {sub['per_second']:.0f}/s, "
+                f"{sub['cpu_us_per_registration']:.0f} us of LMA CPU each."]
     return out + [""]
 
 

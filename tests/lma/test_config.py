@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """`xpmip check-config`: the example configuration is valid, and each kind of mistake is refused
 with exit status 2 and a message naming the file, the line and the key."""
+import json
 import os
 import re
 import subprocess
@@ -46,6 +47,82 @@ def check(text, role="lma"):
         return r.returncode, (r.stdout + r.stderr).replace(f.name, "FILE")
     finally:
         os.unlink(f.name)
+
+
+class SubscribersCommandTest(unittest.TestCase):
+    """`xpmip subscribers import|add|remove|show` against a store named by the configuration: bad
+    records refused with the record, line and field named and nothing written."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="xpmip-subscribers-")
+        self.cfg = os.path.join(self.dir, "lma.yaml")
+        with open(self.cfg, "w") as f:
+            f.write(f"subscriber_store: {self.dir}/subscribers.lmdb\n" + BASE)
+
+    def tearDown(self):
+        for name in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, name))
+        os.rmdir(self.dir)
+
+    def xpmip(self, *args):
+        r = subprocess.run([XPMIP, "subscribers", *args, "-c", self.cfg], capture_output=True, text=True, timeout=60)
+        return r.returncode, r.stdout + r.stderr
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_a_bad_record_is_named_and_nothing_is_written(self):
+        good = self.write("good.csv", "id,realm,home_network_prefix\na@x,1,2001:db8:a:1::/64\nb@x,1,\n")
+        rc, out = self.xpmip("import", good)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("2 subscribers", out)
+        bad = self.write("bad.csv", "id,realm,gre,ipv4_home_address\nc@x,1,,\nd@x,7,,\ne@x,1,never,\n"
+                                    "f@x,1,,10.0.0.1\ng@x,1,,not-an-address\nmn1@example,1,,\n")
+        rc, out = self.xpmip("import", bad)
+        self.assertEqual(rc, 2, out)
+        for want in ("record 2 (line 3): realm: realm 7 is not defined in realms",
+                     "record 3 (line 4): gre: GRE policy 'never'",
+                     "record 4 (line 5): ipv4_home_address: 10.0.0.1 is realm 1's default router",
+                     "record 5 (line 6): ipv4_home_address: 'not-an-address' is not an IPv4 address",
+                     "record 6 (line 7): id: 'mn1@example' is in the configuration's mobile_nodes",
+                     "nothing imported"):
+            self.assertIn(want, out)
+        rc, out = self.xpmip("show", "--json")
+        self.assertEqual(rc, 0, out)
+        doc = json.loads(out)
+        self.assertEqual([r["id"] for r in doc["result"]], ["a@x", "b@x"], "the store is as it was")
+        jl = self.write("bad.jsonl", '{"id": "h@x", "realm": 1, "colour": "red"}\n')
+        rc, out = self.xpmip("import", jl)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("record 1 (line 1): colour: is not a subscriber field", out)
+
+    def test_add_remove_show_and_a_taken_static_prefix(self):
+        rc, out = self.xpmip("add", "--id", "s@x", "--realm", "1", "--home-network-prefix", "2001:db8:a:9::/64")
+        self.assertEqual(rc, 0, out)
+        rc, out = self.xpmip("add", "--id", "t@x", "--realm", "1", "--home-network-prefix", "2001:db8:a:9::/64")
+        self.assertEqual(rc, 2, out)
+        self.assertIn("subscriber 't@x': home_network_prefix: 2001:db8:a:9::/64 is already mobile node 's@x''s",
+                      out)
+        rc, out = self.xpmip("show", "s@x")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("id=s@x realm=1", out)
+        self.assertIn("home_network_prefix=2001:db8:a:9::/64", out)
+        rc, out = self.xpmip("remove", "s@x", "nobody@x")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("not in the store (nothing removed): nobody@x", out)
+        rc, out = self.xpmip("remove", "s@x")
+        self.assertEqual(rc, 0, out)
+        rc, out = self.xpmip("show", "s@x")
+        self.assertEqual(rc, 1, out)
+
+    def test_a_configuration_without_a_store_is_refused(self):
+        plain = self.write("plain.yaml", BASE)
+        r = subprocess.run([XPMIP, "subscribers", "show", "-c", plain], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("has no subscriber_store", r.stderr)
 
 
 class ConfigTest(unittest.TestCase):

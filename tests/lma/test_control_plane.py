@@ -14,9 +14,11 @@ Every figure is a count (PBAs received, log lines, counters), never a timing."""
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -79,6 +81,11 @@ def total(metrics, name, **labels):
 class ControlPlaneTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # The agent of test_lma.py, with a subscriber store (README "Subscribers") as well.
+        cls.store_dir = tempfile.mkdtemp(prefix="xpmip-cp-store-")
+        plain = base.LmaTest.config_text.__func__
+        base.LmaTest.config_text = classmethod(
+            lambda c: f"subscriber_store: {cls.store_dir}/subscribers.lmdb\n" + plain(c))
         base.LmaTest.setUpClass()
         cls.t = base.LmaTest("test_rfc5213_160_missing_mn_identifier")
         cls.sock_path = f"/run/xpmip/{base.LmaTest.instance}.sock"
@@ -86,6 +93,7 @@ class ControlPlaneTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         base.LmaTest.tearDownClass()
+        shutil.rmtree(cls.store_dir, ignore_errors=True)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -126,6 +134,31 @@ class ControlPlaneTest(unittest.TestCase):
                 pba = self.register(mn)
                 accepted += pba.status == S_ACCEPTED
         return accepted
+
+    # --- subscriber store ---------------------------------------------------------------------
+
+    def subscribers(self, *args):
+        r = subprocess.run([XPMIP, "subscribers", *args, "-c", base.LmaTest.cfg_file.name], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout
+
+    def test_the_running_lma_uses_store_changes_from_the_next_pbu(self):
+        self.assertEqual(self.register("stored1@op1.example").status, S_NOT_LMA)
+        self.subscribers("add", "--id", "stored1@op1.example", "--realm", "1", "--ipv4", "false",
+                         "--home-network-prefix", "2001:db8:a:f1::/64")
+        pba = self.t.send6(self.t.pbu("stored1@op1.example", hnp="2001:db8:a:f1::/64"))
+        self.assertEqual(pba.status, S_ACCEPTED)
+        self.assertEqual(pba.hnp, "2001:db8:a:f1::/64", "its stored static prefix")
+        csv = os.path.join(self.store_dir, "more.csv")
+        with open(csv, "w") as f:
+            f.write("id,realm,gre\nstored2@op2.example,2,\nstored3@op1.example,1,keys-required\n")
+        self.assertIn("2 subscribers", self.subscribers("import", csv))
+        self.assertEqual(self.register("stored2@op2.example").status, S_ACCEPTED)
+        # keys-required in its profile: a PBU without a GRE Key option gets 163 (RFC 5845 §5.1).
+        self.assertEqual(self.register("stored3@op1.example").status, base.S_GRE_REQUIRED)
+        self.subscribers("remove", "stored3@op1.example")
+        self.assertEqual(self.register("stored3@op1.example").status, S_NOT_LMA)
 
     # --- metrics ------------------------------------------------------------------------------
 

@@ -34,10 +34,12 @@ BindingCacheEntry& BindingCache::insert(BindingCacheEntry e) {
     auto it = entries_.find(e.mn_id);
     if (it != entries_.end()) {
         e.counted_class = it->second.counted_class;
+        e.scheduled = it->second.scheduled;
         it->second = std::move(e);
     } else {
         std::string key = e.mn_id;
         e.counted_class = 0;
+        e.scheduled.reset();
         it = entries_.emplace(std::move(key), std::move(e)).first;
     }
     recount(it->second);
@@ -48,8 +50,39 @@ void BindingCache::erase(const std::string& mn_id) {
     auto it = entries_.find(mn_id);
     if (it != entries_.end()) {
         classes_.move(it->second.counted_class, 0);
+        if (it->second.scheduled) {
+            deadlines_.erase({*it->second.scheduled, &it->first});
+        }
         entries_.erase(it);
     }
+}
+
+void BindingCache::schedule(const std::string& mn_id, Clock::time_point t) {
+    auto it = entries_.find(mn_id);
+    if (it == entries_.end()) {
+        return;
+    }
+    auto& e = it->second;
+    if (e.scheduled == t) {
+        return;
+    }
+    if (e.scheduled) {
+        deadlines_.erase({*e.scheduled, &it->first});
+    }
+    deadlines_.emplace(t, &it->first);
+    e.scheduled = t;
+}
+
+std::vector<std::string> BindingCache::due(Clock::time_point now) const {
+    std::vector<std::string> out;
+    for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it) {
+        out.push_back(*it->second);
+    }
+    return out;
+}
+
+std::optional<Clock::time_point> BindingCache::earliest() const {
+    return deadlines_.empty() ? std::nullopt : std::optional(deadlines_.begin()->first);
 }
 
 void BindingCache::recount(BindingCacheEntry& e) {

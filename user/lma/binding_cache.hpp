@@ -13,7 +13,9 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace xpmip::lma {
@@ -84,6 +86,8 @@ struct BindingCacheEntry {
 
     // The class it is counted in for the metrics (README "Metrics"; 0: none yet).
     control::BindingClassCounts::Id counted_class = 0;
+    // Its place in the cache's deadline index (BindingCache::schedule), when it has one.
+    std::optional<Clock::time_point> scheduled;
 };
 
 // The Binding Cache key of an MN-ID: an NAI as it is, other subtypes (RFC 7330) as hex.
@@ -107,8 +111,16 @@ public:
     const std::map<std::string, BindingCacheEntry>& entries() const { return entries_; }
     std::map<std::string, BindingCacheEntry>& entries() { return entries_; }
 
+    // The deadline index: entries by the next time they need the timers (lifetime, a binding's
+    // lifetime, deletion after de-registration). It points at the cache's own keys (no copy of
+    // the MN-ID per entry) and forgets an entry when it is erased.
+    void schedule(const std::string& mn_id, Clock::time_point t);
+    std::vector<std::string> due(Clock::time_point now) const;
+    std::optional<Clock::time_point> earliest() const;
+
 private:
     std::map<std::string, BindingCacheEntry> entries_;
+    std::set<std::pair<Clock::time_point, const std::string*>> deadlines_;
     control::BindingClassCounts classes_;
 };
 

@@ -161,8 +161,6 @@ private:
     std::map<std::uint32_t, std::unique_ptr<Ipv4Pool>> ipv4_pools_;
     std::map<std::uint32_t, std::unique_ptr<Ipv6PrefixPool>> ipv6_pools_;
     std::map<std::string, Deferred> deferred_;   // by MN-ID
-    std::set<std::pair<Clock::time_point, std::string>> deadlines_;   // (deadline, MN-ID), earliest first
-    std::unordered_map<std::string, Clock::time_point> deadline_of_;  // MN-ID -> its key in deadlines_
 };
 
 } // namespace xpmip::lma

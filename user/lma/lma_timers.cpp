@@ -97,10 +97,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
     std::vector<OutgoingPba> replies;
     std::vector<std::string> expired, deleted;
     // Only the entries whose deadline has come (the index, not a walk of the whole cache).
-    std::vector<std::string> due_ids;
-    for (auto it = deadlines_.begin(); it != deadlines_.end() && it->first <= now; ++it) {
-        due_ids.push_back(it->second);
-    }
+    const std::vector<std::string> due_ids = cache_.due(now);
     expire_multipath_bindings(due_ids, now);
     for (const auto& id : due_ids) {
         const BindingCacheEntry& e = *cache_.find(id);
@@ -152,15 +149,9 @@ Clock::time_point LocalMobilityAnchor::entry_deadline(const BindingCacheEntry& e
 }
 
 void LocalMobilityAnchor::touch(const std::string& mn_id) {
-    if (auto it = deadline_of_.find(mn_id); it != deadline_of_.end()) {
-        deadlines_.erase({it->second, mn_id});
-        deadline_of_.erase(it);
-    }
     if (BindingCacheEntry* e = cache_.find(mn_id)) {
         cache_.recount(*e);   // its state may have changed (metrics)
-        const auto t = entry_deadline(*e);
-        deadlines_.emplace(t, mn_id);
-        deadline_of_.emplace(mn_id, t);
+        cache_.schedule(mn_id, entry_deadline(*e));
     }
 }
 
@@ -173,10 +164,7 @@ void LocalMobilityAnchor::touch_for(const IncomingPbu& in) {
 std::optional<Clock::time_point> LocalMobilityAnchor::next_deadline() const {
     // Asked before every poll(): the earliest of the index, not a walk of every binding
     // (at a million bindings that walk cost 80 ms per wake-up, bench/README.md).
-    std::optional<Clock::time_point> next;
-    if (!deadlines_.empty()) {
-        next = deadlines_.begin()->first;
-    }
+    std::optional<Clock::time_point> next = cache_.earliest();
     for (const auto& [id, d] : deferred_) {   // handoffs waiting for HI 4: few, and short-lived
         if (!next || d.deadline < *next) {
             next = d.deadline;
