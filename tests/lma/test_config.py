@@ -118,6 +118,12 @@ class SubscribersCommandTest(unittest.TestCase):
         rc, out = self.xpmip("show", "s@x")
         self.assertEqual(rc, 1, out)
 
+    def test_a_relative_store_path_is_refused(self):
+        rel = self.write("rel.yaml", "subscriber_store: subscribers.lmdb\n" + BASE)
+        rc, out = check(open(rel).read())
+        self.assertEqual(rc, 2, out)
+        self.assertRegex(out, r"FILE:1: subscriber_store: 'subscribers.lmdb' is not an absolute path")
+
     def test_a_configuration_without_a_store_is_refused(self):
         plain = self.write("plain.yaml", BASE)
         r = subprocess.run([XPMIP, "subscribers", "show", "-c", plain], capture_output=True, text=True)

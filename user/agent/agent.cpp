@@ -139,9 +139,16 @@ void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& m
                       const std::function<void()>& after_batch) {
     auto& limiter = signaling_log_limiter();
     std::uint64_t suppressed = 0;
-    // A batch per recvmmsg; after each, the answers it produced go out together (sendmmsg).
-    for (const auto* batch = &sock.receive_batch(); !batch->empty(); batch = &sock.receive_batch()) {
-        for (const auto& d : *batch) {
+    // A batch per recvmmsg; after each, the answers it produced go out together (sendmmsg). At
+    // most kMaxBatches per wake-up: under a flood the loop (poll is level-triggered) comes back,
+    // and the other socket, the timers and the control socket get their turn in between.
+    constexpr int kMaxBatches = 16;
+    for (int i = 0; i < kMaxBatches; ++i) {
+        const auto& batch = sock.receive_batch();
+        if (batch.empty()) {
+            break;
+        }
+        for (const auto& d : batch) {
             try {
                 auto msg = wire::decode(d.mh);
                 on_message(d, msg);

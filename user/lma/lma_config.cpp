@@ -346,8 +346,10 @@ LmaConfig parse_lma_config(MapReader root) {
     c.log_level = root.opt_choice("log_level", {"trace", "debug", "info", "warn", "error"}).value_or("info");
     c.metrics = root.opt_endpoint("metrics");
     c.subscriber_store = root.opt_str("subscriber_store");
-    if (c.subscriber_store && c.subscriber_store->empty()) {
-        root.fail("subscriber_store", "is empty: give the path of the store's file (or leave it out)");
+    if (c.subscriber_store && (c.subscriber_store->empty() || c.subscriber_store->front() != '/')) {
+        // Absolute: the LMA and `xpmip subscribers`, started from anywhere, must open the same file.
+        root.fail("subscriber_store", fmt::format("'{}' is not an absolute path (the store's file, e.g. "
+                                                  "/var/lib/xpmip/subscribers.lmdb)", *c.subscriber_store));
     }
     read_lma_section(root, c);
     c.interfaces = config::read_interfaces(root);

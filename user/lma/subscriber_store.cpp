@@ -78,7 +78,7 @@ void check_subscriber(const MobileNodeProfile& m, const LmaConfig& c) {
         throw SubscriberError("ipv4_home_address", fmt::format("{} is realm {}'s default router",
                                                                m.ipv4_home_address->to_string(), m.realm));
     }
-    if (const MobileNodeProfile* listed = c.mobile_node(m.id); listed && listed->id == m.id) {
+    if (c.listed_mobile_node(m.id)) {
         throw SubscriberError("id", fmt::format("'{}' is in the configuration's mobile_nodes, which take precedence: "
                                                 "remove it there first", m.id));
     }
