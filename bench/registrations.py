@@ -25,6 +25,9 @@ and key asked for).
 - PBA latency under scrapes: once N are registered, L more MNs register (64 outstanding) twice,
   once alone and once while a client scrapes /metrics every second; the PBA round trip's median
   and p99 of each, side by side (the scrapes must not move them).
+- bad input: then L malformed PBUs (MN-ID Subtype 0), L PBUs for MNs nobody authorized (153) and
+  L from an address that is no peer's (154): the LMA's CPU per message against a registration's,
+  and its RSS before and after (bad input must not grow it).
 - subscribers: 1 M profiles imported into the subscriber store (`xpmip subscribers import`, a
   CSV), then an LMA started on it: its start-up time (to its control socket) and RSS, and 10 k MNs
   registered by their stored profiles (CPU per registration against the domain-authorized runs).
@@ -53,6 +56,7 @@ from common import Checks, Tools, dptest, enter, log, run_json
 from sessions import map_memory
 
 LMA4, MAGS = "192.0.2.1", ["192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.13"]
+ROGUE_MAG = "192.0.2.20"   # on the MAGs' link, in no peer's addresses
 DOMAIN = "bench.example"
 WINDOW = 64
 LMA_CPU, GENERATOR_CPU = 0, 1
@@ -129,15 +133,15 @@ class Rig:
         world.veth(self.lma_ns, "core0", core, "p-core0")
         self.lma_ns.ip(f"addr add {LMA4}/24 dev tun0")
         self.lma_ns.ip("addr add 198.51.100.1/24 dev core0")
-        for a in MAGS:
+        for a in MAGS + [ROGUE_MAG]:
             self.mag_ns.ip(f"addr add {a}/24 dev wan0")
         mac = self.mag_ns.mac("wan0")
-        for a in MAGS:   # the data plane forwards only to known next hops
+        for a in MAGS + [ROGUE_MAG]:   # the data plane forwards only to known next hops
             self.lma_ns.ip(f"neigh replace {a} lladdr {mac} dev tun0 nud permanent")
 
-    def loadgen(self, *args, timeout=3600):
+    def loadgen(self, *args, timeout=3600, mags=MAGS):
         return run_json(enter(self.mag_ns, "taskset", "-c", str(GENERATOR_CPU), self.tools.loadgen, "register",
-                              "--lma", LMA4, *[x for a in MAGS for x in ("--mag", a)], *args), timeout=timeout)
+                              "--lma", LMA4, *[x for a in mags for x in ("--mag", a)], *args), timeout=timeout)
 
     def start(self, argv, output=subprocess.PIPE):
         """A process in the LMA namespace on LMA_CPU (nsenter and taskset exec it: same pid)."""
@@ -220,7 +224,39 @@ def latency_under_scrapes(rig, checks, n, extra):
     return out
 
 
-def measure(rig, checks, n, probe, extra):
+def bad_input(rig, checks, n, pid, count):
+    """What `count` malformed PBUs, PBUs for unknown MNs and PBUs from an unauthorized MAG cost the
+    LMA holding n bindings: its CPU per message against a registration's, and its RSS growth."""
+    kinds = {
+        "malformed": dict(args=["--malformed"], mags=MAGS),
+        "unknown_mn": dict(args=["--nai", "nobody{}@unknown.example"], mags=MAGS),
+        "unauthorized_mag": dict(args=[], mags=[ROGUE_MAG]),
+    }
+    out = {}
+    rss0 = proc_status(pid, "VmRSS")
+    for name, k in kinds.items():
+        before, cpu0 = rig.metrics(), cpu_seconds(pid)
+        r = rig.loadgen("--count", str(count), "--window", str(WINDOW), "--first", str(10 * n), *k["args"],
+                        mags=k["mags"])
+        if name == "malformed":   # no answers to wait for: give the LMA a moment to read its socket
+            time.sleep(2)
+        cpu = cpu_seconds(pid) - cpu0
+        after = rig.metrics()
+        if name == "malformed":
+            handled = after.get("xpmip_signaling_malformed_total", 0) - before.get("xpmip_signaling_malformed_total", 0)
+        else:
+            handled = sum(v["count"] for v in r["statuses"].values())
+        want = {"malformed": None, "unknown_mn": {"153": count}, "unauthorized_mag": {"154": count}}[name]
+        statuses = {s: v["count"] for s, v in r["statuses"].items()}
+        checks.check(f"registrations.{n}.bad_input.{name}",
+                     handled == count == r["sent"] and (want is None or statuses == want),
+                     f"{handled:.0f} of {count} handled, statuses {statuses}")
+        out[name] = {"count": count, "handled": handled, "cpu_us_each": cpu / max(handled, 1) * 1e6}
+    out["rss_growth"] = proc_status(pid, "VmRSS") - rss0
+    return out
+
+
+def measure(rig, checks, n, probe, extra, bad):
     name = f"{rig.world.prefix}-r{n}"
     sock = f"/run/xpmip/{name}.sock"
     pin_dir = f"/sys/fs/bpf/xpmip/{name}"
@@ -256,6 +292,8 @@ def measure(rig, checks, n, probe, extra):
         metrics_seconds, metrics_cpu = metrics["seconds"], cpu_seconds(p.pid) - cpu3
         log(f"registrations: {extra} more MNs twice, alone and with a scrape every second")
         latency = latency_under_scrapes(rig, checks, n, extra)
+        log(f"registrations: {bad} each of malformed PBUs, unknown MNs, an unauthorized MAG")
+        bad_cost = bad_input(rig, checks, n, p.pid, bad)
         code, _, _ = stop(p)
         rig.world.processes.remove(p)
         left = os.path.exists(pin_dir)
@@ -297,7 +335,7 @@ def measure(rig, checks, n, probe, extra):
         "rss_before": rss0, "rss_after": rss1, "rss_bytes_per_session": (rss1 - rss0) / n,
         "maps_empty_bytes": total0, "maps_full_bytes": total1, "map_bytes_per_session": total1 / n,
         "census": census, "metrics_seconds": metrics_seconds, "metrics_cpu_seconds": metrics_cpu,
-        "metrics_bytes": metrics["bytes"], "latency": latency, "latency_mns": extra,
+        "metrics_bytes": metrics["bytes"], "latency": latency, "latency_mns": extra, "bad_input": bad_cost,
         "refresh": {"count": probe, "accepted": refreshed, "rtt_us": refresh["rtt_us"],
                     "lma_cpu_us_each": refresh_cpu / probe * 1e6},
     }
@@ -364,7 +402,7 @@ def run(tools: Tools, checks: Checks, quick: bool):
         results = {"echo": echo_baseline(rig, checks, echo_count), "runs": [], "lma_cpu": LMA_CPU,
                    "generator_cpu": GENERATOR_CPU, "window": WINDOW, "mags": len(MAGS)}
         for n in sizes:
-            results["runs"].append(measure(rig, checks, n, probe, extra))
+            results["runs"].append(measure(rig, checks, n, probe, extra, extra))
         results["subscribers"] = subscribers(rig, checks, stored, by_store)
         base = results["runs"][0]
         for r in results["runs"]:

@@ -173,6 +173,16 @@ def _registrations(rg):
             a, w = r["latency"]["alone"]["rtt_us"], r["latency"]["scraping"]["rtt_us"]
             out.append(f"| {_count(r['mns'])} | {_ms(a['p50'])} / {_ms(a['p99'])} | {_ms(w['p50'])} / {_ms(w['p99'])} | "
                        f"{_bytes(r['metrics_bytes'])} |")
+    if runs and "bad_input" in runs[0]:
+        out += ["", "Bad input at the same LMA: LMA CPU per message (against a registration's above) and its RSS "
+                "growth over all three:", "",
+                "| MNs held | malformed PBU | unknown MN (153) | unauthorized MAG (154) | RSS growth |",
+                "|---|---|---|---|---|"]
+        for r in runs:
+            b = r["bad_input"]
+            out.append(f"| {_count(r['mns'])} | {b['malformed']['cpu_us_each']:.1f} us | "
+                       f"{b['unknown_mn']['cpu_us_each']:.1f} us | {b['unauthorized_mag']['cpu_us_each']:.1f} us | "
+                       f"{_bytes(b['rss_growth'])} |")
     sub = rg.get("subscribers")
     if sub:
         out += ["", f"Subscriber store: {_count(sub['count'])} profiles imported in {sub['import_seconds']:.1f} s; an LMA "

@@ -44,6 +44,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using nlohmann::json;
@@ -172,6 +173,7 @@ struct RegisterOptions {
     std::uint32_t key_base = 0x10000000;
     double progress_interval = 1.0;
     int watch_pid = 0;   // sample this process's CPU time with the progress (0: none)
+    bool malformed = false;   // each PBU's MN-ID option with the reserved Subtype 0: no answer
 };
 
 // CPU time of a process so far, all its threads, user and system: the scheduler's count in
@@ -398,7 +400,21 @@ int cmd_register(const RegisterOptions& o) {
                 throw LoadgenError(fmt::format("MAG {}: sequence number {} still outstanding after 65536 PBUs",
                                                o.mags[mi], seq));
             }
-            const Bytes mh = encode(make_pbu(o, o.first + mn, seq));
+            Bytes mh = encode(make_pbu(o, o.first + mn, seq));
+            if (o.malformed) {
+                // MH header (6) and PBU fields (6), then the MN-ID option (type, length, subtype):
+                // the receiver parses that far and finds Subtype 0, reserved (RFC 7330).
+                mh.at(14) = 0;
+                if (send(m.fd.get(), mh.data(), mh.size(), 0) < 0) {
+                    ++t.send_errors;
+                } else {
+                    ++t.sent;
+                }
+                if (t.sent % o.window == 0) {
+                    std::this_thread::sleep_for(std::chrono::microseconds(500));   // no answers to pace by
+                }
+                continue;
+            }
             now = Clock::now();
             if (send(m.fd.get(), mh.data(), mh.size(), 0) < 0) {
                 ++t.send_errors;   // e.g. ENOBUFS: this MN is not registered, counted apart
@@ -574,6 +590,8 @@ int main(int argc, char** argv) {
     reg->add_flag("!--no-ipv4", o.ipv4, "do not ask for an IPv4 home address");
     reg->add_flag("!--no-gre-keys", o.gre_keys, "no GRE Key option (IP-in-IP tunnels)");
     reg->add_flag("--timestamps", o.timestamps, "Timestamp option (RFC 5213 §5.5) instead of sequence numbers");
+    reg->add_flag("--malformed", o.malformed,
+                  "send malformed PBUs (MN-ID Subtype 0), --window at a time with a 0.5 ms pause, expecting no answer");
 
     std::string listen;
     auto* echo = app.add_subcommand("echo", "Answer every PBU with a status-0 PBA, no registration logic");
