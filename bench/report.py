@@ -174,8 +174,8 @@ def _registrations(rg):
             out.append(f"| {_count(r['mns'])} | {_ms(a['p50'])} / {_ms(a['p99'])} | {_ms(w['p50'])} / {_ms(w['p99'])} | "
                        f"{_bytes(r['metrics_bytes'])} |")
     if runs and "bad_input" in runs[0]:
-        out += ["", "Bad input at the same LMA: LMA CPU per message (against a registration's above) and its RSS "
-                "growth over all three:", "",
+        out += ["", "Bad input at the same LMA: the CPU of its event loop per message (against a registration's "
+                "above) and its RSS growth over all three:", "",
                 "| MNs held | malformed PBU | unknown MN (153) | unauthorized MAG (154) | RSS growth |",
                 "|---|---|---|---|---|"]
         for r in runs:

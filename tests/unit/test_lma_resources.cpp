@@ -31,6 +31,30 @@ BOOST_AUTO_TEST_CASE(keys_are_unique_never_0_and_rest_before_reuse) {
     BOOST_TEST(*again == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(the_used_set_counts_bits_across_pages) {
+    PagedBitset b;
+    for (std::uint64_t v : {0ull, 4095ull, 4096ull, 1ull << 40}) {
+        BOOST_TEST(b.set(v));
+        BOOST_TEST(!b.set(v), "set twice");
+        BOOST_TEST(b.test(v));
+    }
+    BOOST_TEST(b.count() == 4u);
+    BOOST_TEST(!b.test(1), "a neighbour on the same page");
+    BOOST_TEST(!b.test((1ull << 40) + 1));
+    BOOST_TEST(b.reset(4096));
+    BOOST_TEST(!b.reset(4096));
+    BOOST_TEST(!b.test(4096));
+    BOOST_TEST(b.test(4095));
+    BOOST_TEST(b.count() == 3u);
+    BOOST_TEST(b.set(4097), "a freed page comes back");
+    BOOST_TEST(b.count() == 4u);
+    // A large range costs nothing until used: the uplink keys span up to 2^32.
+    IndexAllocator keys(1, 0xffffffffull, 0s);
+    BOOST_TEST(keys.reserve(0xfffffff0ull));
+    BOOST_TEST(keys.in_use(0xfffffff0ull));
+    BOOST_TEST(keys.used() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(rolled_back_allocations_come_back_at_once) {
     IndexAllocator ids(1, 2, 10s);
     const auto t0 = Clock::time_point{} + 1s;
