@@ -14,6 +14,7 @@ GRE tunnel they negotiated.
 import ipaddress
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -387,6 +388,32 @@ class ScriptedLma(unittest.TestCase):
         self.assertEqual((s["paths"][0]["local"], s["paths"][0]["remote"]), (MAG6, LMA6))
         self.assertEqual((s.get("hnp"), s.get("hoa")), ("2001:db8:a:1::/64", "10.0.0.2/32"))
         self.assertEqual(s["mn_interface"], "acc0")
+
+    def test_metrics_count_pbus_pbas_by_code_and_bindings_by_state(self):
+        """The MAG's Prometheus aggregates (README "Metrics"): PBUs per LMA, PBAs by code, the
+        bindings gauge by state; no series per session."""
+        self.m.start_mag(extra_top="metrics: 127.0.0.1:9432\n")
+        self.m.show_up(1)
+        self.answer(self.expect_pbu(), gre="key", key=0xABCE)
+        self.wait_session(1)
+        self.m.show_up(2)
+        self.answer(self.expect_pbu(), status=129)   # administratively prohibited: not retried
+
+        def scrape():
+            return self.m.mag_ns.run("/usr/bin/python3", "-c", "import urllib.request;print(urllib.request.urlopen("
+                                     "'http://127.0.0.1:9432/metrics',timeout=5).read().decode())").stdout
+        lma = f'peer="{LMA6}"'
+        want = [f'xpmip_pba_received_total{{code="0",{lma},status="ACCEPTED"}} 1',
+                f'xpmip_pba_received_total{{code="129",{lma},status="ADMINISTRATIVELY_PROHIBITED"}} 1',
+                f'xpmip_bindings{{encap="gre",{lma},state="registered"}} 1']
+        # The gauge is published within 5 s of a change.
+        self.assertTrue(dptest.wait_for(lambda: all(w in scrape() for w in want), timeout=20),
+                        f"want {want} in:\n{scrape()}")
+        m = scrape()
+        pbus = re.search(rf'^xpmip_pbu_sent_total\{{{re.escape(lma)}\}} (\d+)', m, re.M)
+        self.assertIsNotNone(pbus, m)
+        self.assertGreaterEqual(int(pbus.group(1)), 2)
+        self.assertNotIn("session=", m)
 
     def test_4_2_option_without_key_is_gre_mode_only(self):
         self.m.start_mag()

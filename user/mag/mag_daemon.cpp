@@ -137,54 +137,54 @@ namespace {
 
 nlohmann::json binding_view(const MobileAccessGateway& mag, const std::string& id, const BindingUpdateListEntry& e,
                             Clock::time_point now) {
-        nlohmann::json b{{"mn", id},
-                         {"mac", e.mac.to_string()},
-                         {"interface", e.interface},
-                         {"lma", to_string(mag.config().lma)},
-                         {"state", state_name(e.state)},
-                         {"status", wire::status_name(e.last_status)},
-                         {"lifetime", e.lifetime.count()},
-                         {"gre", e.gre},
-                         {"tlv", e.tlv_header},
-                         {"session", e.session_id}};
-        b["remaining"] = e.state == BindingUpdateListEntry::State::Registered
-                             ? nlohmann::json(std::chrono::duration_cast<std::chrono::seconds>(e.expires - now).count())
-                             : nlohmann::json();
-        b["key_downlink"] = control::json_or_null(e.key_downlink);
-        b["key_uplink"] = control::json_or_null(e.key_uplink);
-        b["hnp"] = control::json_or_null(e.hnp);
-        b["hoa"] = control::json_or_null(e.ipv4_hoa);
-        b["hoa_prefix_length"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_prefix_length) : nlohmann::json();
-        b["ipv4_router"] = control::json_or_null(e.ipv4_router);
-        b["multipath"] = mag.config().multipath() && !mag.multipath_disabled(id);
-        if (mag.config().multipath()) {
-            // RFC 8278: every path's registration (the first path's is also the row above).
-            nlohmann::json paths = nlohmann::json::array();
-            std::vector<const BindingUpdateListEntry*> all{&e};
-            for (const auto& x : e.paths) {
-                all.push_back(&x);
-            }
-            for (const auto* x : all) {
-                const auto& wan = mag.config().wans[x->path];
-                bool up = false;
-                for (const auto& sp : e.session.paths) {
-                    up = up || (e.session_installed && x->in_dataplane && sp.bid == wan.bid && sp.up);
-                }
-                paths.push_back({{"bid", wan.bid},
-                                 {"label", wan.label},
-                                 {"label_name", mag.config().steering.label_name(wan.label)},
-                                 {"interface", wan.interface},
-                                 {"address", to_string(wan.address)},
-                                 {"lma", to_string(wan.lma)},
-                                 {"state", state_name(x->state)},
-                                 {"status", wire::status_name(x->last_status)},
-                                 {"up", up},
-                                 {"key_downlink", control::json_or_null(x->key_downlink)},
-                                 {"key_uplink", control::json_or_null(x->key_uplink)}});
-            }
-            b["paths"] = paths;
+    nlohmann::json b{{"mn", id},
+                     {"mac", e.mac.to_string()},
+                     {"interface", e.interface},
+                     {"lma", to_string(mag.config().lma)},
+                     {"state", state_name(e.state)},
+                     {"status", wire::status_name(e.last_status)},
+                     {"lifetime", e.lifetime.count()},
+                     {"gre", e.gre},
+                     {"tlv", e.tlv_header},
+                     {"session", e.session_id}};
+    b["remaining"] = e.state == BindingUpdateListEntry::State::Registered
+                         ? nlohmann::json(std::chrono::duration_cast<std::chrono::seconds>(e.expires - now).count())
+                         : nlohmann::json();
+    b["key_downlink"] = control::json_or_null(e.key_downlink);
+    b["key_uplink"] = control::json_or_null(e.key_uplink);
+    b["hnp"] = control::json_or_null(e.hnp);
+    b["hoa"] = control::json_or_null(e.ipv4_hoa);
+    b["hoa_prefix_length"] = e.ipv4_hoa ? nlohmann::json(e.ipv4_prefix_length) : nlohmann::json();
+    b["ipv4_router"] = control::json_or_null(e.ipv4_router);
+    b["multipath"] = mag.config().multipath() && !mag.multipath_disabled(id);
+    if (mag.config().multipath()) {
+        // RFC 8278: every path's registration (the first path's is also the row above).
+        nlohmann::json paths = nlohmann::json::array();
+        std::vector<const BindingUpdateListEntry*> all{&e};
+        for (const auto& x : e.paths) {
+            all.push_back(&x);
         }
-        return b;
+        for (const auto* x : all) {
+            const auto& wan = mag.config().wans[x->path];
+            bool up = false;
+            for (const auto& sp : e.session.paths) {
+                up = up || (e.session_installed && x->in_dataplane && sp.bid == wan.bid && sp.up);
+            }
+            paths.push_back({{"bid", wan.bid},
+                             {"label", wan.label},
+                             {"label_name", mag.config().steering.label_name(wan.label)},
+                             {"interface", wan.interface},
+                             {"address", to_string(wan.address)},
+                             {"lma", to_string(wan.lma)},
+                             {"state", state_name(x->state)},
+                             {"status", wire::status_name(x->last_status)},
+                             {"up", up},
+                             {"key_downlink", control::json_or_null(x->key_downlink)},
+                             {"key_uplink", control::json_or_null(x->key_uplink)}});
+        }
+        b["paths"] = paths;
+    }
+    return b;
 }
 
 } // namespace
