@@ -11,7 +11,9 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <functional>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -90,6 +92,30 @@ nlohmann::json show_from_dataplane(const std::string& what, const dataplane::Map
                                    const PageRequest& page = {});   // sessions|paths|nexthops|stats
 // Every page of a view from `fetch(after)` (a page answer as above) into one array.
 nlohmann::json all_pages(const std::function<nlohmann::json(const nlohmann::json& after)>& fetch);
+
+// A page of a map keyed by MN-ID (the LMA's binding cache, the MAG's binding update list): the
+// entry of `mn` alone when given, else up to page.limit entries after page.after, in key order;
+// `view(id, entry)` renders one. `next` is the last id of a full page with more after it.
+template <class Entries, class View>
+nlohmann::json mn_page(const Entries& entries, const PageRequest& page, const std::optional<std::string>& mn,
+                       View view) {
+    nlohmann::json out = nlohmann::json::array();
+    if (mn) {
+        if (auto it = entries.find(*mn); it != entries.end()) {
+            out.push_back(view(it->first, it->second));
+        }
+        return {{"result", out}, {"next", nullptr}};
+    }
+    if (!page.after.is_null() && !page.after.is_string()) {
+        throw ControlError("after: " + page.after.dump() + " is not an MN-ID");
+    }
+    auto it = page.after.is_null() ? entries.begin() : entries.upper_bound(page.after.get<std::string>());
+    for (; it != entries.end() && out.size() < page.limit; ++it) {
+        out.push_back(view(it->first, it->second));
+    }
+    return {{"result", out},
+            {"next", it != entries.end() && !out.empty() ? nlohmann::json(std::prev(it)->first) : nullptr}};
+}
 
 // Human-readable tables of the views (`show` without --json).
 std::string format_table(const std::string& what, const nlohmann::json& view);

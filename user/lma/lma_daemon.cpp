@@ -103,22 +103,8 @@ nlohmann::json binding_view(const LocalMobilityAnchor& lma, const std::string& i
 
 nlohmann::json bindings_view(const LocalMobilityAnchor& lma, Clock::time_point now, const control::PageRequest& page,
                              const std::optional<std::string>& mn) {
-    nlohmann::json out = nlohmann::json::array();
-    const auto& entries = lma.cache().entries();
-    if (mn) {
-        if (auto it = entries.find(*mn); it != entries.end()) {
-            out.push_back(binding_view(lma, it->first, it->second, now));
-        }
-        return {{"result", out}, {"next", nullptr}};
-    }
-    if (!page.after.is_null() && !page.after.is_string()) {
-        throw control::ControlError(fmt::format("after: {} is not an MN-ID", page.after.dump()));
-    }
-    auto it = page.after.is_null() ? entries.begin() : entries.upper_bound(page.after.get<std::string>());
-    for (; it != entries.end() && out.size() < page.limit; ++it) {
-        out.push_back(binding_view(lma, it->first, it->second, now));
-    }
-    return {{"result", out}, {"next", it != entries.end() && !out.empty() ? nlohmann::json(out.back()["mn"]) : nullptr}};
+    return control::mn_page(lma.cache().entries(), page, mn,
+                            [&](const std::string& id, const auto& e) { return binding_view(lma, id, e, now); });
 }
 
 namespace {
