@@ -9,6 +9,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cstdlib>
+#include <malloc.h>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -43,6 +44,8 @@ struct RecordingSink : SessionSink {
     }
     void remove(std::uint32_t id) override { sessions.erase(id); }
     std::uint32_t realm_ifindex(std::uint32_t realm) override { return 10 + realm; }
+    std::set<std::uint32_t> links_down;   // by ifindex
+    bool link_up(std::uint32_t ifindex) override { return !links_down.contains(ifindex); }
 };
 
 std::string lma_yaml(const std::string& extra_mns = "", const std::string& lma_extra = "",
@@ -104,6 +107,7 @@ struct PbuSpec {
     bool mag_id = true;                            // with mmb: the MAG Identifier option
     std::string mag_name = "mag-a.example";
     bool mn_id = true;
+    bool access_link = false;                      // the MN's link-layer id and our link-local (our MAG sends both)
 };
 
 struct Lma {
@@ -154,6 +158,10 @@ struct Lma {
         if (p.gre != PbuSpec::Gre::None) {
             u.options.add(GreKeyOption{p.gre == PbuSpec::Gre::Key ? std::optional(p.key) : std::nullopt});
         }
+        if (p.access_link) {
+            u.options.add(MobileNodeLinkLayerIdOption{{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}});
+            u.options.add(LinkLocalAddressOption{Ipv6Address::parse("fe80::1")});
+        }
         if (p.mmb) {
             u.options.add(*p.mmb);
             if (p.mag_id) {
@@ -165,14 +173,34 @@ struct Lma {
     // Send and expect exactly one PBA back.
     ProxyBindingAcknowledgement send(const PbuSpec& p) {
         auto out = lma.on_pbu(pbu(p), now);
+        check_dataplane();
         BOOST_REQUIRE_EQUAL(out.size(), 1u);
         return out[0].pba;
+    }
+    // The cache keeps no copy of the sessions: what it says the data plane holds (derived from
+    // the entry) must be what was written, after every PBU and timer.
+    void check_dataplane() {
+        std::size_t in_dataplane = 0;
+        for (const auto& [id, e] : lma.cache().entries()) {
+            if (!e.in_dataplane) {
+                continue;
+            }
+            ++in_dataplane;
+            auto it = sink.sessions.find(e.session_id);
+            BOOST_REQUIRE_MESSAGE(it != sink.sessions.end(), id << ": session " << e.session_id << " not written");
+            BOOST_TEST((it->second == lma.dataplane_session(e)), id << ": the written session differs from the entry's");
+        }
+        BOOST_TEST(in_dataplane == sink.sessions.size());
     }
     void pass(std::chrono::milliseconds d) {
         now += d;
         wall += static_cast<std::uint64_t>(d.count()) * 65536 / 1000;
     }
-    std::vector<OutgoingPba> tick() { return lma.on_timer(now); }
+    std::vector<OutgoingPba> tick() {
+        auto out = lma.on_timer(now);
+        check_dataplane();
+        return out;
+    }
     const BindingCacheEntry* entry(const std::string& mn) const { return lma.cache().find(mn); }
 };
 
@@ -221,7 +249,7 @@ BOOST_AUTO_TEST_CASE(accepted_over_ipv6_assigns_a_prefix_and_an_address_and_writ
     BOOST_TEST(s.realm == 1u);
     BOOST_TEST(s.mn_ifindex == 11u);
     BOOST_TEST((s.encap == dataplane::Encapsulation::IpInIp));
-    BOOST_TEST(l.entry("mn1@op.example")->peer == "mag-a");
+    BOOST_TEST(l.lma.cache().peer_name(*l.entry("mn1@op.example")) == "mag-a");
 }
 
 BOOST_AUTO_TEST_CASE(s154_a_mag_not_in_the_peer_list) {
@@ -778,7 +806,7 @@ BOOST_AUTO_TEST_CASE(binding_counts_follow_registration_deregistration_and_delet
     const control::BindingClass reg{"registered", "1", "mag-a", "ipip"}, held{"deregistered", "1", "mag-a", "ipip"};
     PbuSpec p;
     REQUIRE_STATUS(l.send(p), Accepted);
-    const auto c = binding_class(*l.entry("mn1@op.example"));
+    const auto c = l.lma.cache().binding_class(*l.entry("mn1@op.example"));
     BOOST_TEST(c.state + "/" + c.realm + "/" + c.peer + "/" + c.encap == "registered/1/mag-a/ipip");
     p.mn = "mn2@op.example";
     REQUIRE_STATUS(l.send(p), Accepted);
@@ -849,7 +877,37 @@ BOOST_AUTO_TEST_CASE(rfc8278_two_bindings_one_session_with_a_path_and_key_each) 
     BOOST_REQUIRE_EQUAL(s.paths.size(), 2u);
     BOOST_TEST(s.paths[0].bid == 1u);
     BOOST_TEST(s.paths[1].bid == 2u);
-    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 2u);
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->bindings.size() == 2u);
+}
+
+// A link losing carrier takes its paths down in the data plane and back up (RFC 8278 §3: the
+// flows move), written once per change; a refused write leaves the entry as the data plane is.
+BOOST_AUTO_TEST_CASE(rfc8278_paths_follow_their_links_carrier) {
+    Multipath l;
+    REQUIRE_STATUS(l.send(l.path(1)), Accepted);
+    REQUIRE_STATUS(l.send(l.path(2)), Accepted);
+    const auto& s = l.sink.sessions.begin()->second;
+    const unsigned writes = l.sink.upserts;
+    l.lma.on_link_change();   // nothing changed
+    BOOST_TEST(l.sink.upserts == writes);
+
+    l.sink.links_down = {3};  // the link of binding 2 (kMagA4b)
+    l.lma.on_link_change();
+    l.check_dataplane();
+    BOOST_TEST(l.sink.upserts == writes + 1);
+    BOOST_TEST(s.paths[0].up);
+    BOOST_TEST(!s.paths[1].up);
+    l.lma.on_link_change();
+    BOOST_TEST(l.sink.upserts == writes + 1, "written once per change");
+
+    l.sink.links_down.clear();
+    l.sink.fail_next = [](const auto&) { throw dataplane::DataplaneError("map busy"); };
+    l.lma.on_link_change();
+    l.check_dataplane();      // the entry still says what the data plane holds: path 2 down
+    BOOST_TEST(!s.paths[1].up);
+    l.lma.on_link_change();   // and the next change notice writes it
+    l.check_dataplane();
+    BOOST_TEST(s.paths[1].up);
 }
 
 BOOST_AUTO_TEST_CASE(rfc8278_180_without_the_mag_identifier) {
@@ -875,7 +933,7 @@ BOOST_AUTO_TEST_CASE(rfc8278_180_for_a_binding_of_another_encapsulation) {
     p.gre = PbuSpec::Gre::None;   // IP-in-IP beside a keyed GRE binding
     l.pass(10ms);
     REQUIRE_STATUS(l.send(p), CannotSupportMultipathBinding);
-    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 1u);
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->bindings.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(rfc8278_o_flag_replaces_the_other_bindings) {
@@ -888,7 +946,7 @@ BOOST_AUTO_TEST_CASE(rfc8278_o_flag_replaces_the_other_bindings) {
     p.hi = 5;
     l.pass(10ms);
     REQUIRE_STATUS(l.send(p), Accepted);
-    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 1u);
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->bindings.size() == 1u);
     BOOST_TEST(l.sink.sessions.begin()->second.paths.size() == 1u);
 }
 
@@ -908,7 +966,7 @@ BOOST_AUTO_TEST_CASE(rfc8278_b_flag_refreshes_every_binding) {
     REQUIRE_STATUS(l.send(bulk), Accepted);
     l.pass(20s);   // 50 s after binding 1 was registered: alive through the bulk refresh
     l.tick();
-    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 2u);
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->bindings.size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(rfc8278_deregistering_one_bid_keeps_the_others) {
@@ -922,7 +980,7 @@ BOOST_AUTO_TEST_CASE(rfc8278_deregistering_one_bid_keeps_the_others) {
     REQUIRE_STATUS(l.send(d), Accepted);
     const auto* e = l.entry("mn1@op.example");
     BOOST_TEST(!e->deregistered);
-    BOOST_TEST(e->bindings.size() == 1u);
+    BOOST_TEST(e->multipath->bindings.size() == 1u);
     BOOST_TEST(l.sink.sessions.begin()->second.paths.size() == 1u);
     BOOST_TEST(l.sink.sessions.begin()->second.paths[0].bid == 1u);
 }
@@ -949,7 +1007,7 @@ BOOST_AUTO_TEST_CASE(rfc8278_a_binding_expires_alone) {
     REQUIRE_STATUS(l.send(b), Accepted);
     l.pass(9s);
     l.tick();
-    BOOST_TEST(l.entry("mn1@op.example")->bindings.size() == 1u);
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->bindings.size() == 1u);
     BOOST_TEST(l.sink.sessions.begin()->second.paths.size() == 1u);
 }
 
@@ -960,6 +1018,61 @@ BOOST_AUTO_TEST_CASE(rfc8278_a_legacy_lma_ignores_options_63_and_64) {
     REQUIRE_STATUS(pba, Accepted);
     BOOST_TEST(pba.options.find<MagMultipathBindingOption>() == nullptr);
     BOOST_TEST(!l.entry("mn1@op.example")->multipath);
+}
+
+
+// ---- Memory (issue 16: at most 400 B of agent memory per binding at a million) -----------
+
+namespace {
+
+struct NullSink : SessionSink {
+    void upsert(const dataplane::SessionConfig&) override {}
+    void remove(std::uint32_t) override {}
+    std::uint32_t realm_ifindex(std::uint32_t realm) override { return 10 + realm; }
+};
+
+std::size_t heap_in_use() {
+    return mallinfo2().uordblks;
+}
+
+} // namespace
+
+// What the heap holds per binding: the full session of the registration benchmark (IPv4/UDP, an
+// HNP, an IPv4 HoA and GRE keys) with the options our MAG sends (link-layer id and link-local),
+// NAIs long enough to be on the heap, counted after a warm-up so one-off costs are left out.
+BOOST_AUTO_TEST_CASE(a_binding_costs_at_most_400_bytes_of_heap) {
+    NullSink sink;
+    std::uint64_t wall = std::uint64_t{1'700'000'000} << 16;
+    LocalMobilityAnchor lma(parse_lma_config(config::load_string(
+                                lma_yaml() + "mobile_node_domains:\n  - {domain: bench.example, realm: 1}\n", "lma.yaml")),
+                            sink, [&] { return wall; });
+    Lma shape;   // only to build PBUs
+    const Clock::time_point now = Clock::time_point{} + 1000s;
+    auto register_mns = [&](unsigned from, unsigned to) {
+        for (unsigned i = from; i < to; ++i) {
+            PbuSpec p;
+            p.mn = "mn" + std::to_string(100000 + i) + "@bench.example";
+            p.from = kMagA4;
+            p.to = kLma4;
+            p.ipv4 = true;
+            p.gre = PbuSpec::Gre::Key;
+            p.key = 0x10000 + i;
+            p.access_link = true;
+            p.timestamp = wall;
+            auto out = lma.on_pbu(shape.pbu(p), now);
+            BOOST_REQUIRE_EQUAL(out.size(), 1u);
+            BOOST_REQUIRE_EQUAL(unsigned(out[0].pba.status), 0u);
+            wall += 1;
+        }
+    };
+    constexpr unsigned kWarmUp = 2000, kCounted = 20000;
+    register_mns(0, kWarmUp);
+    const std::size_t before = heap_in_use();
+    register_mns(kWarmUp, kWarmUp + kCounted);
+    const double per_binding = double(heap_in_use() - before) / kCounted;
+    BOOST_TEST_MESSAGE("heap per binding: " << per_binding << " B");
+    BOOST_TEST(lma.cache().size() == kWarmUp + kCounted);
+    BOOST_TEST(per_binding <= 400.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

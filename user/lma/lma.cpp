@@ -188,7 +188,6 @@ std::vector<OutgoingPba> LocalMobilityAnchor::register_binding(Registration& r) 
         }
     }
     r.next = r.entry ? *r.entry : BindingCacheEntry{};
-    r.next.mn_id = r.id;
     r.next.realm = r.profile->realm;
     Reservation res(session_ids_, uplink_keys_, pool_of(ipv6_pools_, r.profile->realm),
                     pool_of(ipv4_pools_, r.profile->realm), r.now);
@@ -265,8 +264,9 @@ Rejection LocalMobilityAnchor::check_multipath_request(const Registration& r) co
 void LocalMobilityAnchor::find_binding(Registration& r) {
     r.entry = cache_.find(r.id);
     if (r.multipath() && r.entry && r.entry->multipath) {
-        auto it = r.entry->bindings.find(r.opt.multipath->binding_id);
-        r.binding = it == r.entry->bindings.end() ? nullptr : &it->second;
+        auto& bindings = r.entry->multipath->bindings;
+        auto it = bindings.find(r.opt.multipath->binding_id);
+        r.binding = it == bindings.end() ? nullptr : &it->second;
     }
 }
 
@@ -311,7 +311,7 @@ bool LocalMobilityAnchor::is_handoff(const Registration& r) const {
     if (!e || e->deregistered) {
         return false;
     }
-    return r.multipath() && e->multipath ? e->mag_id != r.opt.mag_identifier->identifier : e->proxy_coa != r.in.src;
+    return r.multipath() && e->multipath ? e->multipath->mag_id != r.opt.mag_identifier->identifier : e->proxy_coa != r.in.src;
 }
 
 // RFC 5213 §5.4.1.3: with the handoff state unknown (HI 4) while the previous MAG's binding is
@@ -448,7 +448,11 @@ void LocalMobilityAnchor::replace_bindings(Registration& r) {
     BindingCacheEntry& ne = r.next;
     r.next_binding = r.binding && !r.handoff ? *r.binding : MultipathBinding{};
     auto drop_all_but = [&](std::optional<std::uint8_t> keep) {
-        for (auto it = ne.bindings.begin(); it != ne.bindings.end();) {
+        if (!ne.multipath) {
+            return;
+        }
+        auto& bindings = ne.multipath->bindings;
+        for (auto it = bindings.begin(); it != bindings.end();) {
             if (it->first == keep) {
                 ++it;
                 continue;
@@ -456,7 +460,7 @@ void LocalMobilityAnchor::replace_bindings(Registration& r) {
             if (it->second.key_uplink) {
                 r.dropped_keys.push_back(*it->second.key_uplink);
             }
-            it = ne.bindings.erase(it);
+            it = bindings.erase(it);
         }
     };
     if (r.multipath()) {
@@ -473,7 +477,7 @@ void LocalMobilityAnchor::replace_bindings(Registration& r) {
         }
     } else if (ne.multipath) {
         drop_all_but(std::nullopt);
-        ne.multipath = false;
+        ne.multipath.reset();
     }
 }
 
@@ -514,32 +518,21 @@ Rejection LocalMobilityAnchor::assign_session_id(Registration& r, Reservation& r
     return std::nullopt;
 }
 
-// The data plane session (RFC 5845 §5.1: the downlink key in every packet to the MN).
+// The data plane session (RFC 5845 §5.1: the downlink key in every packet to the MN), as the
+// entry's fields that dataplane_session() derives it from.
 void LocalMobilityAnchor::build_session(Registration& r) {
-    const BindingCacheEntry& ne = r.next;
-    dataplane::SessionConfig& s = r.session;
-    s.id = ne.session_id;
-    s.realm = r.profile->realm;
-    if (r.addresses.serve6 || (ne.hnp && !r.addresses.serve4)) {
-        s.hnp = ne.hnp;
-    }
-    if (r.addresses.serve4 && ne.ipv4_hoa) {
-        s.hoa = Ipv4Prefix{*ne.ipv4_hoa, 32};
-    }
+    BindingCacheEntry& ne = r.next;
+    ne.proxy_coa = r.in.src;
+    ne.lma_address = r.in.dst;
+    ne.serves_hnp = r.addresses.serve6 || (ne.hnp && !r.addresses.serve4);
+    ne.serves_hoa = r.addresses.serve4 && ne.ipv4_hoa;
     if (r.gre.gre) {
-        s.encap = (r.udp_transport && r.gre.tlv) ? dataplane::Encapsulation::UdpTlvGre : dataplane::Encapsulation::Gre;
-        s.gre_keys = r.gre.keyed;
+        ne.encap = (r.udp_transport && r.gre.tlv) ? dataplane::Encapsulation::UdpTlvGre : dataplane::Encapsulation::Gre;
     } else {
-        s.encap = r.force_udp ? dataplane::Encapsulation::Udp : dataplane::Encapsulation::IpInIp;
+        ne.encap = r.force_udp ? dataplane::Encapsulation::Udp : dataplane::Encapsulation::IpInIp;
     }
-    dataplane::PathConfig path;
-    path.local = r.in.dst;
-    path.remote = r.in.src;
-    if (r.gre.keyed) {
-        path.key_downlink = *r.opt.gre->key;
-        path.key_uplink = *r.uplink_key();
-    }
-    s.paths = {path};
+    ne.gre_keys = r.gre.gre && r.gre.keyed;
+    ne.key_downlink = r.gre.keyed && !r.multipath() ? r.opt.gre->key : std::nullopt;
     r.granted = std::min<std::chrono::seconds>(r.pbu.lifetime_seconds(), config_.timers.max_lifetime);
 }
 
@@ -549,6 +542,7 @@ Rejection LocalMobilityAnchor::add_multipath_binding(Registration& r) {
         return std::nullopt;
     }
     const auto& mmb = *r.opt.multipath;
+    MultipathState& mp = r.next.multipath.get_or_emplace();
     MultipathBinding& nb = r.next_binding;
     nb.bid = mmb.binding_id;
     nb.label = mmb.if_label;
@@ -564,8 +558,8 @@ Rejection LocalMobilityAnchor::add_multipath_binding(Registration& r) {
     nb.gre = r.gre.gre;
     nb.key_downlink = r.gre.keyed ? r.opt.gre->key : std::nullopt;
     nb.tlv_header = r.gre.tlv;
-    nb.encap = r.session.encap;
-    for (const auto& [bid, b] : r.next.bindings) {
+    nb.encap = r.next.encap;
+    for (const auto& [bid, b] : mp.bindings) {
         if (bid != nb.bid && (b.encap != nb.encap || b.key_uplink.has_value() != nb.key_uplink.has_value())) {
             spdlog::warn("PBU mn={} binding {}: encapsulation {}{} differs from binding {}'s {}{}: one session has one "
                          "encapsulation", r.id, nb.bid, dataplane::to_string(nb.encap), nb.key_uplink ? " keyed" : "",
@@ -575,32 +569,31 @@ Rejection LocalMobilityAnchor::add_multipath_binding(Registration& r) {
     }
     if (mmb.bulk_reregistration) {
         // §4.1 B: "update the binding lifetime of all the mobile node's bindings".
-        for (auto& [bid, b] : r.next.bindings) {
+        for (auto& [bid, b] : mp.bindings) {
             b.expires = r.now + r.granted;
         }
     }
-    r.next.bindings[nb.bid] = nb;
-    r.next.multipath = true;
-    r.next.mag_id = r.opt.mag_identifier->identifier;
+    mp.bindings[nb.bid] = nb;
+    mp.mag_id = r.opt.mag_identifier->identifier;
     return std::nullopt;
 }
 
 // Forwarding before the PBA (RFC 5213 §5.3.1: an LMA that cannot set it up answers 130). The
 // session table writes all or nothing; the entry stays as it was on failure.
 Rejection LocalMobilityAnchor::write_session(Registration& r) {
-    dataplane::SessionConfig& s = r.session;
+    std::uint32_t sid = r.next.session_id;
     try {
-        s.mn_ifindex = sink_.realm_ifindex(r.profile->realm);
         if (r.multipath()) {
-            s = multipath_session(r.next, s);
+            follow_links(r.next);
         }
-        if (!(r.next.in_dataplane && r.next.session == s)) {
+        const dataplane::SessionConfig s = dataplane_session(r.next);
+        if (!dataplane_holds(r.entry, s)) {   // a plain refresh changes nothing there
             sink_.upsert(s);
         }
         return std::nullopt;
     } catch (const dataplane::KeyConflictError& ex) {
         if (ex.map() != dataplane::MapId::TunnelKeyless) {
-            spdlog::error("session {} for {}: the data plane refused it: {}", s.id, r.id, ex.what());
+            spdlog::error("session {} for {}: the data plane refused it: {}", sid, r.id, ex.what());
             return Status::InsufficientResources;
         }
         // RFC 5845 §5.1 "overlapping IPv4 private addressing is in use": a key-less session is
@@ -609,7 +602,7 @@ Rejection LocalMobilityAnchor::write_session(Registration& r) {
         spdlog::info("{}: {}: GRE keys are required", r.id, ex.what());
         return Status::GreKeyOptionRequired;
     } catch (const std::exception& ex) {
-        spdlog::error("session {} for {}: the data plane refused it: {}", s.id, r.id, ex.what());
+        spdlog::error("session {} for {}: the data plane refused it: {}", sid, r.id, ex.what());
         return Status::InsufficientResources;
     }
 }
@@ -617,14 +610,17 @@ Rejection LocalMobilityAnchor::write_session(Registration& r) {
 // The Binding Cache entry (RFC 5213 §5.1, RFC 5844 §3.2.1, RFC 5845 §5.1) as registered.
 BindingCacheEntry& LocalMobilityAnchor::commit_entry(Registration& r) {
     BindingCacheEntry& ne = r.next;
-    ne.peer = r.peer->name;
-    ne.proxy_coa = r.in.src;
-    ne.lma_address = r.in.dst;
+    ne.peer = cache_.peer_id(r.peer->name);
     ne.transport = r.in.transport;
     ne.mag_port = r.in.src_port;
     ne.att = r.opt.att->value;
     ne.handoff_indicator = r.opt.hi->value;
-    ne.mn_ll_id = r.opt.mn_link_layer ? r.opt.mn_link_layer->identifier : std::vector<std::uint8_t>{};
+    if (r.opt.mn_link_layer) {
+        const auto& id = r.opt.mn_link_layer->identifier;
+        ne.mn_ll_id.assign(id.begin(), id.end());
+    } else {
+        ne.mn_ll_id.clear();
+    }
     ne.link_local = r.opt.link_local ? std::optional(r.opt.link_local->address) : std::nullopt;
     ne.lifetime = r.granted;
     // A multipath session lasts as long as its last binding.
@@ -635,15 +631,13 @@ BindingCacheEntry& LocalMobilityAnchor::commit_entry(Registration& r) {
     }
     ne.deregistered = false;
     ne.gre = r.gre.gre;
-    ne.key_downlink = r.gre.keyed && !r.multipath() ? r.opt.gre->key : std::nullopt;
     ne.tlv_header = r.gre.tlv;
     ne.force_udp = r.force_udp;
-    ne.session = r.session;
     ne.in_dataplane = true;
     if (r.handoff) {
         spdlog::info("handoff of {} from {} to {}", r.id, to_string(r.entry->proxy_coa), to_string(r.in.src));
     }
-    BindingCacheEntry& entry = cache_.insert(std::move(ne));
+    BindingCacheEntry& entry = cache_.insert(r.id, std::move(ne));
     deferred_.erase(r.id);
     return entry;
 }
@@ -668,23 +662,23 @@ void LocalMobilityAnchor::deregister_one_binding(Registration& r) {
     const auto bid = r.opt.multipath->binding_id;
     if (e.deregistered || !r.binding) {
         spdlog::info("de-registration of {} binding {} from {}: no such binding", r.id, bid, to_string(r.in.src));
-    } else if (e.mag_id != r.opt.mag_identifier->identifier) {
+    } else if (e.multipath->mag_id != r.opt.mag_identifier->identifier) {
         spdlog::info("de-registration of {} binding {} from MAG '{}' after its handoff to '{}': binding kept", r.id,
-                     bid, r.opt.mag_identifier->identifier, e.mag_id);
-    } else if (e.bindings.size() == 1) {
+                     bid, r.opt.mag_identifier->identifier, e.multipath->mag_id);
+    } else if (e.multipath->bindings.size() == 1) {
         r.binding->last_sequence = r.pbu.sequence;
         deregister(e, r.now);   // the last one: the session goes (held MinDelayBeforeBCEDelete)
     } else {
         const MultipathBinding gone = *r.binding;
         r.binding = nullptr;
-        e.bindings.erase(bid);
+        e.multipath->bindings.erase(bid);
         e.expires = bindings_expiry(e);
-        rewrite_paths(e);
+        rewrite_paths(e, true);
         if (gone.key_uplink) {
             release_uplink_key(*gone.key_uplink, r.now);
         }
         spdlog::info("binding {} of {} ({} label {}) de-registered; {} binding(s) left", gone.bid, r.id,
-                     to_string(gone.proxy_coa), config_.steering.label_name(gone.label), e.bindings.size());
+                     to_string(gone.proxy_coa), config_.steering.label_name(gone.label), e.multipath->bindings.size());
     }
 }
 

@@ -86,6 +86,10 @@ public:
     // subscriber store's (decoded into `storage`), else its NAI domain's; null if none.
     const MobileNodeProfile* profile_of(const std::string& id, MobileNodeProfile& storage) const;
 
+    // The session the data plane holds for an entry (while in_dataplane): derived from the entry,
+    // which keeps no copy of it.
+    dataplane::SessionConfig dataplane_session(const BindingCacheEntry& e) const;
+
 private:
     struct Deferred {
         IncomingPbu in;
@@ -138,10 +142,16 @@ private:
     void touch_for(const IncomingPbu& in);
     // When the last binding of a multipath entry expires.
     static Clock::time_point bindings_expiry(const BindingCacheEntry& e);
-    // The data plane session of a multipath entry: `base` with one path per binding.
-    dataplane::SessionConfig multipath_session(const BindingCacheEntry& e, dataplane::SessionConfig base);
-    // Write a multipath entry's paths as its bindings and their links now are (errors logged).
-    void rewrite_paths(BindingCacheEntry& e);
+    // Whether the data plane holds `s` for `e` already (a refresh that changes nothing there).
+    bool dataplane_holds(const BindingCacheEntry* e, const dataplane::SessionConfig& s) const;
+    // A multipath entry's paths as their links and the steering configuration now are: whether
+    // that differs from what was written, and taking it over (RFC 8278 §3).
+    bool links_moved(const BindingCacheEntry& e) const;
+    void follow_links(BindingCacheEntry& e) const;
+    bool link_carries(const MultipathBinding& b) const;
+    // Write a multipath entry's paths again when its bindings changed or links_moved (errors
+    // logged, and the entry keeps what the data plane holds).
+    void rewrite_paths(BindingCacheEntry& e, bool bindings_changed);
     void reserve_static_addresses(const LmaConfig& config);
     void open_subscriber_store();
     void release_uplink_key(std::uint32_t key, Clock::time_point now);

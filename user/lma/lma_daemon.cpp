@@ -64,7 +64,7 @@ nlohmann::json binding_view(const LocalMobilityAnchor& lma, const std::string& i
                      {"state", e.deregistered ? "deregistered" : "registered"},
                      {"lifetime", e.lifetime.count()},
                      {"remaining", std::chrono::duration_cast<std::chrono::seconds>(
-                                       (e.deregistered ? e.delete_at : e.expires) - now).count()},
+                                       e.expires - now).count()},
                      {"gre", e.gre},
                      {"key_downlink", control::json_or_null(e.key_downlink)},
                      {"key_uplink", control::json_or_null(e.key_uplink)},
@@ -72,22 +72,20 @@ nlohmann::json binding_view(const LocalMobilityAnchor& lma, const std::string& i
                      {"session", e.session_id}};
     b["hnp"] = control::json_or_null(e.hnp);
     b["hoa"] = control::json_or_null(e.ipv4_hoa);
-    b["multipath"] = e.multipath;
+    b["multipath"] = static_cast<bool>(e.multipath);
     if (e.multipath) {
         // RFC 8278: one row per binding; the keys above are the bindings' (none of the session).
-        b["mag_id"] = e.mag_id;
+        b["mag_id"] = e.multipath->mag_id;
         nlohmann::json paths = nlohmann::json::array();
-        for (const auto& [binding_id, p] : e.bindings) {
+        for (const auto& [binding_id, p] : e.multipath->bindings) {
             const std::uint8_t bid = binding_id;
-            const bool up = std::any_of(e.session.paths.begin(), e.session.paths.end(),
-                                        [bid](const auto& sp) { return sp.bid == bid && sp.up; });
             paths.push_back({{"bid", bid},
                              {"label", p.label},
                              {"label_name", lma.config().steering.label_name(p.label)},
                              {"if_att", p.if_att},
                              {"mag", to_string(p.proxy_coa)},
                              {"lma", to_string(p.lma_address)},
-                             {"up", e.in_dataplane && up},
+                             {"up", e.in_dataplane && p.path_up},
                              {"remaining", std::chrono::duration_cast<std::chrono::seconds>(p.expires - now).count()},
                              {"gre", p.gre},
                              {"key_downlink", control::json_or_null(p.key_downlink)},

@@ -18,18 +18,18 @@ void LocalMobilityAnchor::deregister(BindingCacheEntry& e, Clock::time_point now
         try {
             sink_.remove(e.session_id);
         } catch (const std::exception& ex) {
-            spdlog::error("session {} for {}: removing it from the data plane failed: {}", e.session_id, e.mn_id,
+            spdlog::error("session {} for {}: removing it from the data plane failed: {}", e.session_id, *e.key,
                           ex.what());
         }
         e.in_dataplane = false;
     }
     e.deregistered = true;
-    e.delete_at = now + config_.timers.min_delay_before_bce_delete;
+    e.expires = now + config_.timers.min_delay_before_bce_delete;   // the entry's end now
 }
 
 void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::time_point now) {
     MobileNodeProfile stored;
-    const MobileNodeProfile* profile = profile_of(e.mn_id, stored);
+    const MobileNodeProfile* profile = profile_of(*e.key, stored);
     if (auto* v6 = pool_of(ipv6_pools_, e.realm); v6 && e.hnp && !(profile && profile->home_network_prefix == e.hnp)) {
         v6->release(*e.hnp, now);
     }
@@ -39,7 +39,7 @@ void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::t
     if (e.key_uplink) {
         release_uplink_key(*e.key_uplink, now);
     }
-    for (const auto& [bid, b] : e.bindings) {
+    for (const auto& [bid, b] : bindings_of(e)) {
         if (b.key_uplink) {
             release_uplink_key(*b.key_uplink, now);
         }
@@ -69,27 +69,30 @@ void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_poi
 void LocalMobilityAnchor::expire_multipath_bindings(const std::vector<std::string>& due, Clock::time_point now) {
     for (const auto& id : due) {
         BindingCacheEntry& e = *cache_.find(id);
-        if (!e.multipath || e.deregistered || e.expires <= now || e.bindings.empty()) {
+        if (!e.multipath || e.deregistered || e.expires <= now || e.multipath->bindings.empty()) {
             continue;
         }
-        if (std::all_of(e.bindings.begin(), e.bindings.end(), [&](const auto& kv) { return kv.second.expires <= now; })) {
+        auto& bindings = e.multipath->bindings;
+        if (std::all_of(bindings.begin(), bindings.end(), [&](const auto& kv) { return kv.second.expires <= now; })) {
             e.expires = now;
             continue;
         }
-        for (auto it = e.bindings.begin(); it != e.bindings.end();) {
+        bool changed = false;
+        for (auto it = bindings.begin(); it != bindings.end();) {
             if (it->second.expires <= now) {
                 spdlog::info("binding {} of {} ({} label {}) expired", it->first, id, to_string(it->second.proxy_coa),
                              config_.steering.label_name(it->second.label));
                 if (it->second.key_uplink) {
                     release_uplink_key(*it->second.key_uplink, now);
                 }
-                it = e.bindings.erase(it);
+                it = bindings.erase(it);
+                changed = true;
             } else {
                 ++it;
             }
         }
         e.expires = bindings_expiry(e);
-        rewrite_paths(e);
+        rewrite_paths(e, changed);
     }
 }
 
@@ -103,7 +106,7 @@ std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
         const BindingCacheEntry& e = *cache_.find(id);
         if (!e.deregistered && e.expires <= now) {
             expired.push_back(id);
-        } else if (e.deregistered && e.delete_at <= now) {
+        } else if (e.deregistered && e.expires <= now) {
             deleted.push_back(id);
         }
     }
@@ -139,10 +142,10 @@ std::vector<OutgoingPba> LocalMobilityAnchor::on_timer(Clock::time_point now) {
 
 Clock::time_point LocalMobilityAnchor::entry_deadline(const BindingCacheEntry& e) {
     if (e.deregistered) {
-        return e.delete_at;
+        return e.expires;
     }
     Clock::time_point t = e.expires;
-    for (const auto& [bid, b] : e.bindings) {
+    for (const auto& [bid, b] : bindings_of(e)) {
         t = std::min(t, b.expires);
     }
     return t;
@@ -151,7 +154,7 @@ Clock::time_point LocalMobilityAnchor::entry_deadline(const BindingCacheEntry& e
 void LocalMobilityAnchor::touch(const std::string& mn_id) {
     if (BindingCacheEntry* e = cache_.find(mn_id)) {
         cache_.recount(*e);   // its state may have changed (metrics)
-        cache_.schedule(mn_id, entry_deadline(*e));
+        cache_.schedule(*e, entry_deadline(*e));
     }
 }
 
@@ -175,16 +178,37 @@ std::optional<Clock::time_point> LocalMobilityAnchor::next_deadline() const {
 
 Clock::time_point LocalMobilityAnchor::bindings_expiry(const BindingCacheEntry& e) {
     Clock::time_point last{};
-    for (const auto& [bid, b] : e.bindings) {
+    for (const auto& [bid, b] : bindings_of(e)) {
         last = std::max(last, b.expires);
     }
     return last;
 }
 
-dataplane::SessionConfig LocalMobilityAnchor::multipath_session(const BindingCacheEntry& e,
-                                                               dataplane::SessionConfig base) {
-    base.paths.clear();
-    for (const auto& [bid, b] : e.bindings) {   // by Binding-Id: the same order at both ends
+dataplane::SessionConfig LocalMobilityAnchor::dataplane_session(const BindingCacheEntry& e) const {
+    dataplane::SessionConfig s;
+    s.id = e.session_id;
+    s.encap = e.encap;
+    s.gre_keys = e.gre_keys;
+    s.realm = e.realm;
+    if (e.serves_hnp) {
+        s.hnp = e.hnp;
+    }
+    if (e.serves_hoa && e.ipv4_hoa) {
+        s.hoa = Ipv4Prefix{*e.ipv4_hoa, 32};
+    }
+    s.mn_ifindex = sink_.realm_ifindex(e.realm);
+    if (!e.multipath) {
+        dataplane::PathConfig p;
+        p.local = e.lma_address;
+        p.remote = e.proxy_coa;
+        if (e.key_downlink && e.key_uplink) {
+            p.key_downlink = *e.key_downlink;
+            p.key_uplink = *e.key_uplink;
+        }
+        s.paths = {p};
+        return s;
+    }
+    for (const auto& [bid, b] : e.multipath->bindings) {   // by Binding-Id: the same order at both ends
         dataplane::PathConfig p;
         p.local = b.lma_address;
         p.remote = b.proxy_coa;
@@ -194,34 +218,66 @@ dataplane::SessionConfig LocalMobilityAnchor::multipath_session(const BindingCac
         }
         p.label = b.label;
         p.bid = b.bid;
-        p.weight = config_.steering.weight(b.label);
-        p.up = b.ifindex == 0 || sink_.link_up(b.ifindex);
-        base.paths.push_back(p);
+        p.weight = b.weight;
+        p.up = b.path_up;
+        s.paths.push_back(p);
     }
-    base.policy = config_.steering.policy.rules.empty() ? 0 : config::kSteeringPolicyId;
-    return base;
+    s.policy = e.policy;
+    return s;
 }
 
-void LocalMobilityAnchor::rewrite_paths(BindingCacheEntry& e) {
-    if (!e.multipath || !e.in_dataplane) {
-        return;
+bool LocalMobilityAnchor::dataplane_holds(const BindingCacheEntry* e, const dataplane::SessionConfig& s) const {
+    if (!e || !e->in_dataplane) {
+        return false;
     }
     try {
-        auto s = multipath_session(e, e.session);
-        if (s != e.session) {
-            sink_.upsert(s);
-            e.session = s;
-        }
+        return dataplane_session(*e) == s;
+    } catch (const std::exception&) {
+        return false;   // (its realm gone from the configuration: write it again)
+    }
+}
+
+bool LocalMobilityAnchor::links_moved(const BindingCacheEntry& e) const {
+    const std::uint8_t policy = config_.steering.policy.rules.empty() ? 0 : config::kSteeringPolicyId;
+    return e.policy != policy ||
+           std::any_of(e.multipath->bindings.begin(), e.multipath->bindings.end(), [&](const auto& kv) {
+               const MultipathBinding& b = kv.second;
+               return b.path_up != link_carries(b) || b.weight != config_.steering.weight(b.label);
+           });
+}
+
+void LocalMobilityAnchor::follow_links(BindingCacheEntry& e) const {
+    for (auto& [bid, b] : e.multipath->bindings) {
+        b.path_up = link_carries(b);
+        b.weight = config_.steering.weight(b.label);
+    }
+    e.policy = config_.steering.policy.rules.empty() ? 0 : config::kSteeringPolicyId;
+}
+
+bool LocalMobilityAnchor::link_carries(const MultipathBinding& b) const {
+    return b.ifindex == 0 || sink_.link_up(b.ifindex);
+}
+
+void LocalMobilityAnchor::rewrite_paths(BindingCacheEntry& e, bool bindings_changed) {
+    if (!e.multipath || !e.in_dataplane || (!bindings_changed && !links_moved(e))) {
+        return;
+    }
+    const MultipathState before = *e.multipath;
+    const std::uint8_t policy_before = e.policy;
+    follow_links(e);
+    try {
+        sink_.upsert(dataplane_session(e));
     } catch (const std::exception& ex) {
-        spdlog::error("session {} for {}: updating its paths failed: {}", e.session_id, e.mn_id, ex.what());
+        *e.multipath = before;   // what the data plane still holds
+        e.policy = policy_before;
+        spdlog::error("session {} for {}: updating its paths failed: {}", e.session_id, *e.key, ex.what());
     }
 }
 
 void LocalMobilityAnchor::on_link_change() {
     for (auto& [id, e] : cache_.entries()) {
-        rewrite_paths(e);
+        rewrite_paths(e, false);
     }
 }
-
 
 } // namespace xpmip::lma

@@ -100,8 +100,8 @@ OutgoingPba LocalMobilityAnchor::accept(const Registration& r, const BindingCach
         pba.flags |= ba_flag::kTlvHeader;
     }
     echo_options(r, pba, false);
-    if (r.session.hnp) {
-        pba.options.add(HomeNetworkPrefixOption{r.session.hnp->length, r.session.hnp->address});
+    if (entry.serves_hnp && entry.hnp) {
+        pba.options.add(HomeNetworkPrefixOption{entry.hnp->length, entry.hnp->address});
     }
     if (r.opt.ipv4_coa) {
         pba.options.add(*r.opt.ipv4_coa);
@@ -120,7 +120,7 @@ OutgoingPba LocalMobilityAnchor::accept(const Registration& r, const BindingCach
         }
     }
     if (r.gre.include_option) {
-        const auto key = r.multipath() ? entry.bindings.at(r.opt.multipath->binding_id).key_uplink : entry.key_uplink;
+        const auto key = r.multipath() ? entry.multipath->bindings.at(r.opt.multipath->binding_id).key_uplink : entry.key_uplink;
         pba.options.add(GreKeyOption{r.gre.keyed ? key : std::nullopt});
     }
     if (r.force_udp) {
@@ -157,7 +157,7 @@ void LocalMobilityAnchor::log_exchange(const IncomingPbu& in, const OutgoingPba&
         if (e->ipv4_hoa) {
             addrs += " hoa=" + e->ipv4_hoa->to_string();
         }
-        addrs += fmt::format(" session={} encap={}", e->session_id, dataplane::to_string(e->session.encap));
+        addrs += fmt::format(" session={} encap={}", e->session_id, dataplane::to_string(e->encap));
     }
     std::string multipath;
     if (const auto* m = in.pbu.options.find<MagMultipathBindingOption>(); m && config_.multipath) {

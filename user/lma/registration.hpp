@@ -83,7 +83,6 @@ struct Registration {
     BindingCacheEntry next;
     MultipathBinding next_binding;
     std::vector<std::uint32_t> dropped_keys;
-    dataplane::SessionConfig session;
     std::chrono::seconds granted{0};
 
     bool multipath() const { return opt.multipath != nullptr; }
