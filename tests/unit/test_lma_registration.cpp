@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <malloc.h>
 #include <filesystem>
+#include <fstream>
+#include <unistd.h>
 #include <map>
 #include <set>
 #include <sstream>
@@ -46,6 +48,13 @@ struct RecordingSink : SessionSink {
     std::uint32_t realm_ifindex(std::uint32_t realm) override { return 10 + realm; }
     std::set<std::uint32_t> links_down;   // by ifindex
     bool link_up(std::uint32_t ifindex) override { return !links_down.contains(ifindex); }
+    std::vector<dataplane::SessionConfig> held_sessions() override {
+        std::vector<dataplane::SessionConfig> out;
+        for (const auto& [id, s] : sessions) {
+            out.push_back(s);
+        }
+        return out;
+    }
 };
 
 std::string lma_yaml(const std::string& extra_mns = "", const std::string& lma_extra = "",
@@ -1029,6 +1038,7 @@ struct NullSink : SessionSink {
     void upsert(const dataplane::SessionConfig&) override {}
     void remove(std::uint32_t) override {}
     std::uint32_t realm_ifindex(std::uint32_t realm) override { return 10 + realm; }
+    std::vector<dataplane::SessionConfig> held_sessions() override { return {}; }
 };
 
 std::size_t heap_in_use() {
@@ -1282,6 +1292,347 @@ BOOST_AUTO_TEST_CASE(json_lines_arrays_quoted_csv_and_replace) {
     BOOST_TEST(store.get("q,1@x").has_value());
     const auto page = store.page("", 10);
     BOOST_TEST(page.size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- The binding journal (issue 17: a restart loses no binding) -------------------------
+
+namespace {
+
+struct JournalDir {
+    std::filesystem::path dir;
+    JournalDir() {
+        char tmpl[] = "/tmp/xpmip-unit-journal-XXXXXX";
+        dir = ::mkdtemp(tmpl);
+    }
+    ~JournalDir() { std::filesystem::remove_all(dir); }
+    std::filesystem::path journal(std::uint64_t g) const { return dir / ("journal-" + std::to_string(g)); }
+};
+
+// An LMA with a journal in `d`, as the daemon runs it: restored from it first, then journaling.
+struct JournaledLma : Lma {
+    std::unique_ptr<BindingJournal> journal;
+    RestoreReport report;
+    JournalRecovery recovery;
+    JournaledLma(const JournalDir& d, const std::string& yaml = lma_yaml(),
+                 std::map<std::uint32_t, dataplane::SessionConfig> held = {})
+        : Lma(yaml) {
+        sink.sessions = std::move(held);
+        journal = std::make_unique<BindingJournal>(d.dir);
+        recovery = journal->take_recovery();
+        lma.attach_journal(journal.get());
+        report = lma.restore(std::move(recovery.entries), now);
+        journal->flush();
+    }
+    ProxyBindingAcknowledgement send(const PbuSpec& p) {
+        pass(10ms);   // (a newer timestamp each)
+        auto a = Lma::send(p);
+        journal->flush();
+        return a;
+    }
+};
+
+BindingCacheEntry every_field() {
+    BindingCacheEntry e;
+    e.session_id = 7;
+    e.realm = 2;
+    e.proxy_coa = kMagA4;
+    e.lma_address = kLma4;
+    e.transport = Transport::Ipv4Udp;
+    e.mag_port = 40000;
+    e.hnp = Ipv6Prefix::parse("2001:db8:a:1::/64");
+    e.ipv4_hoa = Ipv4Address::parse("10.0.0.9");
+    e.ipv4_hoa_length = 24;
+    e.att = 4;
+    e.handoff_indicator = 5;
+    e.mn_ll_id = std::string("\x02\x00\x5e\x10\x00\x01", 6);
+    e.link_local = Ipv6Address::parse("fe80::1");
+    e.lifetime = 400s;
+    e.last_sequence = 9;
+    e.last_timestamp = 12345;
+    e.gre = true;
+    e.key_downlink = 0x100;
+    e.key_uplink = 7;
+    e.tlv_header = true;
+    e.force_udp = true;
+    e.in_dataplane = true;
+    e.serves_hnp = true;
+    e.serves_hoa = true;
+    e.gre_keys = true;
+    e.encap = dataplane::Encapsulation::UdpTlvGre;
+    e.policy = 3;
+    auto& mp = e.multipath.get_or_emplace();
+    mp.mag_id = "mag-a.example";
+    for (std::uint8_t bid : {std::uint8_t{1}, std::uint8_t{2}}) {
+        MultipathBinding b;
+        b.bid = bid;
+        b.label = bid;
+        b.if_att = 4;
+        b.proxy_coa = bid == 1 ? kMagA4 : kMagA4b;
+        b.lma_address = kLma4;
+        b.ifindex = 2u + bid;
+        b.last_sequence = bid;
+        b.last_timestamp = 99;
+        b.gre = true;
+        b.key_downlink = 0x200u + bid;
+        b.key_uplink = 1000u + bid;
+        b.tlv_header = true;
+        b.encap = dataplane::Encapsulation::UdpTlvGre;
+        b.path_up = bid == 1;
+        b.weight = 3;
+        mp.bindings[bid] = b;
+    }
+    return e;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(lma_journal)
+
+BOOST_AUTO_TEST_CASE(an_entry_round_trips_every_field) {
+    const auto e = every_field();
+    const std::string bytes = encode_entry("mn1@op.example", "mag-a", e);
+    const auto rec = decode_entry(bytes);
+    BOOST_TEST(rec.mn_id == "mn1@op.example");
+    BOOST_TEST(rec.peer == "mag-a");
+    BOOST_TEST(encode_entry(rec.mn_id, rec.peer, rec.entry) == bytes);
+    BOOST_TEST(*rec.entry.multipath->bindings.at(2).key_uplink == 1002u);
+    BOOST_TEST(rec.entry.mn_ll_id.size() == 6u);
+    // A refresh (sequence, timestamps) does not change the encoding without freshness.
+    auto refreshed = e;
+    refreshed.last_sequence = 10;
+    refreshed.last_timestamp = 12346;
+    refreshed.multipath->bindings.at(1).last_sequence = 5;
+    BOOST_TEST(encode_entry("m", "p", refreshed, false) == encode_entry("m", "p", e, false));
+    BOOST_TEST(encode_entry("m", "p", refreshed) != encode_entry("m", "p", e));
+    auto moved = e;
+    moved.key_downlink = 0x101;
+    BOOST_TEST(encode_entry("m", "p", moved, false) != encode_entry("m", "p", e, false));
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_payload_is_an_error_naming_the_field) {
+    const std::string bytes = encode_entry("mn1@op.example", "mag-a", every_field());
+    try {
+        decode_entry(std::string_view(bytes).substr(0, 30));
+        BOOST_FAIL("a cut payload decoded");
+    } catch (const JournalError& ex) {
+        BOOST_TEST(std::string(ex.what()).find("cut short") != std::string::npos, ex.what());
+    }
+    std::string bad = bytes;
+    bad[2 + 14 + 2 + 5 + 4 + 4] = 9;   // proxy_coa's family
+    try {
+        decode_entry(bad);
+        BOOST_FAIL("family 9 decoded");
+    } catch (const JournalError& ex) {
+        BOOST_TEST(std::string(ex.what()).find("proxy_coa: address family 9") != std::string::npos, ex.what());
+    }
+    BOOST_CHECK_THROW(decode_entry(bytes + "x"), JournalError);
+}
+
+BOOST_AUTO_TEST_CASE(a_restarted_lma_has_every_binding_with_its_keys_and_addresses) {
+    JournalDir d;
+    std::map<std::uint32_t, dataplane::SessionConfig> held;
+    std::map<std::string, std::string> before;   // MN -> its entry's encoding
+    {
+        JournaledLma a(d);
+        PbuSpec p;
+        p.ipv4 = true;
+        p.gre = PbuSpec::Gre::Key;
+        REQUIRE_STATUS(a.send(p), Accepted);
+        p.mn = "mn2@op.example";
+        p.key = 0x2000;
+        REQUIRE_STATUS(a.send(p), Accepted);
+        PbuSpec s;
+        s.mn = "static@op.example";
+        s.ipv4 = true;
+        REQUIRE_STATUS(a.send(s), Accepted);
+        PbuSpec gone;
+        gone.mn = "v6only@op.example";
+        REQUIRE_STATUS(a.send(gone), Accepted);
+        gone.lifetime_s = 0;
+        gone.seq = 2;
+        REQUIRE_STATUS(a.send(gone), Accepted);   // de-registered: held MinDelayBeforeBCEDelete
+        for (const auto& [id, e] : a.lma.cache().entries()) {
+            before[id] = encode_entry(id, a.lma.cache().peer_name(e), e, false);
+        }
+        held = a.sink.sessions;   // kill -9: the data plane stays as it was
+    }
+    // One session lost (as if the crash came between the journal and the map write), one that
+    // no binding owns.
+    const auto lost = held.begin()->first;
+    held.erase(lost);
+    dataplane::SessionConfig orphan = held.begin()->second;
+    orphan.id = 900;
+    orphan.hnp = Ipv6Prefix::parse("2001:db8:a:900::/64");
+    orphan.hoa.reset();
+    orphan.paths[0].key_downlink = orphan.paths[0].key_uplink = 0;
+    orphan.gre_keys = false;
+    held[900] = orphan;
+
+    JournaledLma b(d, lma_yaml(), held);
+    BOOST_TEST(b.recovery.losses.empty());
+    BOOST_TEST(b.report.bindings == 4u);
+    BOOST_TEST(b.report.sessions_kept == 2u);
+    BOOST_TEST(b.report.sessions_written == 1u);
+    BOOST_TEST(b.report.orphans_removed == 1u);
+    BOOST_TEST(!b.sink.sessions.contains(900u));
+    b.check_dataplane();
+    for (const auto& [id, e] : b.lma.cache().entries()) {
+        BOOST_TEST(encode_entry(id, b.lma.cache().peer_name(e), e, false) == before.at(id), id << " differs");
+    }
+    BOOST_TEST(b.entry("v6only@op.example")->deregistered);
+
+    // The MAG's next refresh: accepted with the same prefix, address and key.
+    const auto* e1 = b.entry("mn1@op.example");
+    PbuSpec p;
+    p.ipv4 = true;
+    p.gre = PbuSpec::Gre::Key;
+    p.seq = 2;
+    p.hi = 5;
+    b.pass(1s);
+    auto pba = b.send(p);
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST((pba.options.find<HomeNetworkPrefixOption>()->prefix == e1->hnp->address));
+    BOOST_TEST((pba.options.find<Ipv4HomeAddressReplyOption>()->address == *e1->ipv4_hoa));
+    BOOST_TEST(*pba.options.find<GreKeyOption>()->key == *e1->key_uplink);
+    // What the restored bindings hold is not handed out again.
+    PbuSpec n;
+    n.mn = "mn3@op.example";   // not listed: add it
+    JournaledLma c(d, lma_yaml("  - {id: mn3@op.example, realm: 1}\n"), b.sink.sessions);
+    n.ipv4 = true;
+    auto fresh = c.send(n);
+    REQUIRE_STATUS(fresh, Accepted);
+    for (const auto& [id, e] : c.lma.cache().entries()) {
+        if (id != "mn3@op.example") {
+            BOOST_TEST(e.session_id != c.entry("mn3@op.example")->session_id);
+            BOOST_TEST((e.ipv4_hoa != c.entry("mn3@op.example")->ipv4_hoa));
+            BOOST_TEST((e.hnp != c.entry("mn3@op.example")->hnp));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_refresh_is_not_journaled_and_every_change_is) {
+    JournalDir d;
+    JournaledLma l(d);
+    PbuSpec p;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    const auto after_create = l.journal->records_since_snapshot();
+    BOOST_TEST(after_create == 1u);
+    p.seq = 2;
+    l.pass(1s);
+    REQUIRE_STATUS(l.send(p), Accepted);   // a plain refresh
+    BOOST_TEST(l.journal->records_since_snapshot() == after_create);
+    p.seq = 3;
+    p.from = kMagB6;                       // a handoff
+    p.hi = 2;
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.journal->records_since_snapshot() == after_create + 1);
+    p.seq = 4;
+    p.lifetime_s = 0;                      // de-registration
+    REQUIRE_STATUS(l.send(p), Accepted);
+    BOOST_TEST(l.journal->records_since_snapshot() == after_create + 2);
+    l.pass(11s);                           // the hold ends: deleted
+    l.tick();
+    BOOST_TEST(l.journal->records_since_snapshot() == after_create + 3);
+    l.journal->flush();
+    JournaledLma again(d);
+    BOOST_TEST(again.lma.cache().size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_torn_or_corrupt_tail_keeps_what_is_intact_and_says_what_was_lost) {
+    JournalDir d;
+    {
+        JournaledLma a(d);
+        for (const char* mn : {"mn1@op.example", "mn2@op.example", "static@op.example"}) {
+            PbuSpec p;
+            p.mn = mn;
+            REQUIRE_STATUS(a.send(p), Accepted);
+        }
+    }
+    const auto path = d.journal(1);
+    const auto size = std::filesystem::file_size(path);
+    std::filesystem::resize_file(path, size - 5);   // the last record cut short
+    {
+        JournaledLma b(d);
+        BOOST_TEST(b.report.bindings == 2u);
+        BOOST_REQUIRE_EQUAL(b.recovery.losses.size(), 1u);
+        BOOST_TEST(b.recovery.losses[0].find("record 3") != std::string::npos, b.recovery.losses[0]);
+        BOOST_TEST(b.recovery.losses[0].find("cut short") != std::string::npos, b.recovery.losses[0]);
+        BOOST_TEST(b.journal->generation() == 2u, "appends go to a new file, after the torn one");
+    }
+    // A flipped octet in record 2's payload: records from there on are lost, never misread.
+    {
+        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekg(0, std::ios::end);
+        const auto n = static_cast<std::streamoff>(f.tellg());
+        BOOST_REQUIRE(n > 200);
+        f.seekp(24 + (n - 24) / 2);   // inside record 2 of about three
+        f.put('\xff');
+    }
+    JournaledLma c(d);
+    BOOST_TEST(c.report.bindings <= 2u);
+    BOOST_TEST(c.recovery.losses.size() >= 1u);
+    BOOST_TEST(c.recovery.losses[0].find("CRC") != std::string::npos, c.recovery.losses[0]);
+}
+
+BOOST_AUTO_TEST_CASE(compaction_writes_a_snapshot_from_a_child_and_drops_older_journals) {
+    JournalDir d;
+    {
+        JournaledLma a(d);
+        a.journal->set_threshold(2);
+        for (const char* mn : {"mn1@op.example", "mn2@op.example"}) {
+            PbuSpec p;
+            p.mn = mn;
+            REQUIRE_STATUS(a.send(p), Accepted);
+        }
+        BOOST_REQUIRE(a.journal->wants_compaction());
+        a.journal->compact(a.lma.cache());
+        PbuSpec p;
+        p.mn = "static@op.example";   // while the child writes: into the next generation
+        REQUIRE_STATUS(a.send(p), Accepted);
+        for (int i = 0; i < 2000 && a.journal->compacting(); ++i) {
+            a.journal->poll();
+            ::usleep(5000);
+        }
+        BOOST_TEST(a.journal->compactions() == 1u);
+        BOOST_TEST(std::filesystem::exists(d.dir / "snapshot"));
+        BOOST_TEST(!std::filesystem::exists(d.journal(1)));
+        BOOST_TEST(std::filesystem::exists(d.journal(2)));
+    }
+    JournaledLma b(d);
+    BOOST_TEST(b.recovery.losses.empty());
+    BOOST_TEST(b.report.bindings == 3u);
+    // A kill -9 mid-compaction: the journals it would have replaced still there, a half snapshot
+    // under its temporary name. Replaying them again over the snapshot changes nothing.
+    std::filesystem::copy_file(d.journal(2), d.journal(1));
+    std::ofstream(d.dir / "snapshot.tmp.1234") << "half";
+    JournaledLma c(d);
+    BOOST_TEST(c.recovery.losses.empty());
+    BOOST_TEST(c.report.bindings == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_binding_no_longer_valid_is_dropped_and_named) {
+    JournalDir d;
+    {
+        JournaledLma a(d);
+        PbuSpec p;
+        p.mn = "small1@op.example";
+        REQUIRE_STATUS(a.send(p), Accepted);
+        p.mn = "mn1@op.example";
+        REQUIRE_STATUS(a.send(p), Accepted);
+    }
+    // mn1 gone from mobile_nodes (its domain is not configured either).
+    std::string yaml = lma_yaml();
+    const std::string line = "  - {id: mn1@op.example, realm: 1}\n";
+    yaml.erase(yaml.find(line), line.size());
+    JournaledLma b(d, yaml);
+    BOOST_TEST(b.report.bindings == 1u);
+    BOOST_TEST(b.report.dropped == 1u);
+    BOOST_TEST(!b.entry("mn1@op.example"));
+    BOOST_TEST(b.entry("small1@op.example"));
+    JournaledLma c(d, yaml);   // and the journal forgot it
+    BOOST_TEST(c.report.dropped == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

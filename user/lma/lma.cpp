@@ -637,7 +637,13 @@ BindingCacheEntry& LocalMobilityAnchor::commit_entry(Registration& r) {
     if (r.handoff) {
         spdlog::info("handoff of {} from {} to {}", r.id, to_string(r.entry->proxy_coa), to_string(r.in.src));
     }
+    // Journaled unless it is a plain refresh (the same entry but for sequence and timestamp).
+    const bool journal = journal_ && (!r.entry || encode_entry(r.id, cache_.peer_name(*r.entry), *r.entry, false) !=
+                                                      encode_entry(r.id, cache_.peer_name(ne), ne, false));
     BindingCacheEntry& entry = cache_.insert(r.id, std::move(ne));
+    if (journal) {
+        journal_change(entry);
+    }
     deferred_.erase(r.id);
     return entry;
 }
@@ -674,6 +680,7 @@ void LocalMobilityAnchor::deregister_one_binding(Registration& r) {
         e.multipath->bindings.erase(bid);
         e.expires = bindings_expiry(e);
         rewrite_paths(e, true);
+        journal_change(e);
         if (gone.key_uplink) {
             release_uplink_key(*gone.key_uplink, r.now);
         }

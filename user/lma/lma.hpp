@@ -5,6 +5,7 @@
 #pragma once
 
 #include "lma/binding_cache.hpp"
+#include "lma/journal.hpp"
 #include "lma/lma_config.hpp"
 #include "lma/registration.hpp"
 #include "lma/reservation.hpp"
@@ -54,6 +55,17 @@ public:
     virtual std::uint32_t realm_ifindex(std::uint32_t realm) = 0;
     // Whether an interface has carrier (RFC 8278 paths over a link without it are down).
     virtual bool link_up(std::uint32_t /*ifindex*/) { return true; }
+    // Every session the data plane holds now (a restarted agent finds its predecessor's).
+    virtual std::vector<dataplane::SessionConfig> held_sessions() = 0;
+};
+
+// What a restart recovered (LocalMobilityAnchor::restore).
+struct RestoreReport {
+    std::size_t bindings = 0;          // back in the cache
+    std::size_t dropped = 0;           // journaled, but no longer valid here (each logged)
+    std::size_t sessions_kept = 0;     // found in the data plane as journaled
+    std::size_t sessions_written = 0;  // journaled, missing or different in the data plane: written
+    std::size_t orphans_removed = 0;   // in the data plane, in no binding: removed
 };
 
 class LocalMobilityAnchor {
@@ -76,6 +88,13 @@ public:
     // Replace the policy part of the configuration (peers, MNs, GRE policy, timers) without
     // touching existing bindings; they follow the new policy at their next registration.
     void reload(LmaConfig config);
+
+    // Restart (issue 17): take the journal's entries back (resources reserved, lifetimes counted
+    // again from `now`), then make the data plane match the cache: sessions missing written,
+    // sessions of no binding removed. Called once, before the first PBU, journal or not.
+    RestoreReport restore(std::vector<JournalRecord> records, Clock::time_point now);
+    // Every binding change from here on goes to `journal` (not plain refreshes); may be null.
+    void attach_journal(BindingJournal* journal) { journal_ = journal; }
 
     const BindingCache& cache() const { return cache_; }
     control::BindingClassCounts& binding_classes() { return cache_.classes(); }
@@ -153,6 +172,12 @@ private:
     // logged, and the entry keeps what the data plane holds).
     void rewrite_paths(BindingCacheEntry& e, bool bindings_changed);
     void reserve_static_addresses(const LmaConfig& config);
+    // restore(): one journaled entry back, or why it cannot be.
+    std::optional<std::string> adopt(JournalRecord& rec, Clock::time_point now);
+    void reconcile_dataplane(RestoreReport& report);
+    // The journal's record of `e` (after any change but a refresh), or of its deletion.
+    void journal_change(const BindingCacheEntry& e);
+    void journal_erase(const std::string& mn_id);
     void open_subscriber_store();
     void release_uplink_key(std::uint32_t key, Clock::time_point now);
     template <class Pool>
@@ -171,6 +196,7 @@ private:
     std::map<std::uint32_t, std::unique_ptr<Ipv4Pool>> ipv4_pools_;
     std::map<std::uint32_t, std::unique_ptr<Ipv6PrefixPool>> ipv6_pools_;
     std::map<std::string, Deferred> deferred_;   // by MN-ID
+    BindingJournal* journal_ = nullptr;
 };
 
 } // namespace xpmip::lma

@@ -96,6 +96,9 @@ struct LmaConfig {
     std::vector<Realm> realms;
     std::vector<MagPeer> peers;
     std::optional<std::string> subscriber_store;   // LMDB file of per-MN profiles (README "Subscribers")
+    // Where the binding journal lives (README "Restarts"); default /var/lib/xpmip/<instance>.
+    std::string state_directory;
+    bool journal = true;
     std::vector<MobileNodeProfile> mobile_nodes;
     std::unordered_map<std::string, std::size_t> mobile_node_index;   // MN-ID -> mobile_nodes[i]
     std::vector<MobileNodeDomain> mobile_node_domains;

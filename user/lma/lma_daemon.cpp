@@ -28,6 +28,7 @@ public:
         : dp_(dp), cfg_(cfg), links_(links) {}
     bool link_up(std::uint32_t ifindex) override { return links_.carrier(ifindex); }
     void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
+    std::vector<dataplane::SessionConfig> held_sessions() override { return dp_.sessions().list(); }
     void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
     std::uint32_t realm_ifindex(std::uint32_t realm) override {
         // Asked on every registration; the interfaces were attached by name at start-up, so
@@ -132,6 +133,7 @@ public:
           ctl_(control::socket_path(cfg_.instance)) {
         agent::serve_metrics(metrics_, cfg_.metrics, agent_dp_->maps());
         install_steering(cfg_.steering);
+        restore_bindings();
     }
 
     int run() {
@@ -162,6 +164,49 @@ public:
     }
 
 private:
+    // Issue 17: the bindings of the previous run back from the journal, and the data plane
+    // (pinned, so a kill -9 left it forwarding) made to match them, before the first PBU.
+    void restore_bindings() {
+        JournalRecovery recovered;
+        if (cfg_.journal) {
+            journal_ = std::make_unique<BindingJournal>(cfg_.state_directory);
+            recovered = journal_->take_recovery();
+            for (const auto& loss : recovered.losses) {
+                spdlog::error("binding journal: {}", loss);
+            }
+            lma_.attach_journal(journal_.get());
+        }
+        const std::size_t journaled = recovered.entries.size();
+        const auto r = lma_.restore(std::move(recovered.entries), Clock::now());
+        if (journal_) {
+            journal_->flush();
+            spdlog::info("binding journal {}: {} record(s) read, {} binding(s) restored, {} dropped (generation {})",
+                         cfg_.state_directory, recovered.records, r.bindings, journaled - r.bindings,
+                         journal_->generation());
+        } else {
+            spdlog::warn("journal: false: bindings do not survive a restart");
+        }
+        spdlog::info("data plane: {} session(s) adopted as they were, {} written, {} orphan(s) removed", r.sessions_kept,
+                     r.sessions_written, r.orphans_removed);
+    }
+
+    // The journal's records of this wake-up reach the kernel before its PBAs leave (a MAG told
+    // "accepted" finds the binding after a kill -9); a compaction starts when one is due.
+    void flush_journal() {
+        if (!journal_) {
+            return;
+        }
+        try {
+            journal_->flush();
+            journal_->poll();
+            if (journal_->wants_compaction()) {
+                journal_->compact(lma_.cache());
+            }
+        } catch (const std::exception& ex) {
+            spdlog::error("binding journal: {} (the records are kept and written with the next change)", ex.what());
+        }
+    }
+
     // RFC 8278 §3.2 routing rules: one policy for every multipath session.
     void install_steering(const config::SteeringConfig& st) {
         agent_dp_->sessions().set_policy(config::kSteeringPolicyId, st.policy);
@@ -221,6 +266,7 @@ private:
 
     // The PBAs queued since the last flush, out with one sendmmsg per socket.
     void flush() {
+        flush_journal();
         for (auto& s : sockets_) {
             for (const auto& e : s.flush()) {
                 spdlog::error("PBA: {}", e);
@@ -251,6 +297,7 @@ private:
     netlink::LinkMonitor links_;
     DataplaneSink sink_;
     LocalMobilityAnchor lma_;
+    std::unique_ptr<BindingJournal> journal_;
     std::vector<transport::SignalingSocket> sockets_;
     control::ControlServer ctl_;
     control::AgentMetrics metrics_{"lma"};   // after the data plane: its threads read the maps

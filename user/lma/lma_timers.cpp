@@ -25,6 +25,7 @@ void LocalMobilityAnchor::deregister(BindingCacheEntry& e, Clock::time_point now
     }
     e.deregistered = true;
     e.expires = now + config_.timers.min_delay_before_bce_delete;   // the entry's end now
+    journal_change(e);
 }
 
 void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::time_point now) {
@@ -61,6 +62,7 @@ void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_poi
         }
     }
     release_resources(*e, now);
+    journal_erase(mn_id);
     cache_.erase(mn_id);
 }
 
@@ -93,6 +95,9 @@ void LocalMobilityAnchor::expire_multipath_bindings(const std::vector<std::strin
         }
         e.expires = bindings_expiry(e);
         rewrite_paths(e, changed);
+        if (changed) {
+            journal_change(e);
+        }
     }
 }
 
@@ -267,6 +272,7 @@ void LocalMobilityAnchor::rewrite_paths(BindingCacheEntry& e, bool bindings_chan
     follow_links(e);
     try {
         sink_.upsert(dataplane_session(e));
+        journal_change(e);
     } catch (const std::exception& ex) {
         *e.multipath = before;   // what the data plane still holds
         e.policy = policy_before;
