@@ -174,7 +174,24 @@ struct RegisterOptions {
     double progress_interval = 1.0;
     int watch_pid = 0;   // sample this process's CPU time with the progress (0: none)
     bool malformed = false;   // each PBU's MN-ID option with the reserved Subtype 0: no answer
+    std::string accepted_out;   // a JSON line per accepted MN: what it was given (empty: none)
+    double rate = 0;            // PBUs per second at most (0: as fast as the window allows)
 };
+
+// What an accepted PBA gave the MN, as one JSON line (--accepted-out).
+json accepted_line(const std::string& mn, const ProxyBindingAcknowledgement& pba) {
+    json j{{"mn", mn}};
+    if (const auto* h = pba.options.find<HomeNetworkPrefixOption>()) {
+        j["hnp"] = fmt::format("{}/{}", h->prefix.to_string(), h->prefix_length);
+    }
+    if (const auto* r = pba.options.find<Ipv4HomeAddressReplyOption>()) {
+        j["hoa"] = r->address.to_string();
+    }
+    if (const auto* g = pba.options.find<GreKeyOption>(); g && g->key) {
+        j["key_uplink"] = *g->key;
+    }
+    return j;
+}
 
 // CPU time of a process so far, all its threads, user and system: the scheduler's count in
 // /proc/PID/task/TID/schedstat (nanoseconds). The LMA runs in another network namespace, not in
@@ -337,6 +354,13 @@ int cmd_register(const RegisterOptions& o) {
         return point;
     };
 
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> accepted_out(nullptr, &std::fclose);
+    if (!o.accepted_out.empty()) {
+        accepted_out.reset(std::fopen(o.accepted_out.c_str(), "a"));
+        if (!accepted_out) {
+            throw LoadgenError(fmt::format("--accepted-out: cannot open {}: {}", o.accepted_out, std::strerror(errno)));
+        }
+    }
     auto handle = [&](std::size_t mi, ByteView data, Clock::time_point now) {
         MobilityMessage msg;
         try {
@@ -367,6 +391,11 @@ int cmd_register(const RegisterOptions& o) {
         if (pba->status == static_cast<std::uint8_t>(Status::Accepted)) {
             if (complete(o, *pba)) {
                 ++t.accepted;
+                if (accepted_out) {
+                    const auto line = accepted_line(id->identifier, *pba).dump() + "\n";
+                    std::fputs(line.c_str(), accepted_out.get());
+                    std::fflush(accepted_out.get());   // (read while this runs)
+                }
                 t.rtt_us.push_back(std::chrono::duration<float, std::micro>(now - slot.sent).count());
             } else {
                 ++t.incomplete;
@@ -390,8 +419,12 @@ int cmd_register(const RegisterOptions& o) {
             }
             outstanding.pop_front();
         }
-        // Fill the window.
-        while (next_mn < o.count && in_flight < o.window) {
+        // Fill the window (at --rate at most).
+        auto paced = [&] {
+            return o.rate <= 0 ||
+                   static_cast<double>(next_mn) < o.rate * std::chrono::duration<double>(Clock::now() - start).count();
+        };
+        while (next_mn < o.count && in_flight < o.window && paced()) {
             const std::uint64_t mn = next_mn++;
             const std::size_t mi = mn % mags.size();
             Mag& m = mags[mi];
@@ -431,6 +464,9 @@ int cmd_register(const RegisterOptions& o) {
                 std::chrono::duration<double>(o.progress_interval));
         }
         if (in_flight == 0) {
+            if (next_mn < o.count) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));   // (paced: the next PBU is not due)
+            }
             continue;
         }
         // Wait for PBAs, at most until the oldest outstanding PBU times out.
@@ -439,7 +475,7 @@ int cmd_register(const RegisterOptions& o) {
                                                     timeout - now;
         const int ms = static_cast<int>(std::clamp<long long>(
             std::chrono::duration_cast<std::chrono::milliseconds>(wait).count() + 1, 0, 1000));
-        if (poll(fds.data(), fds.size(), std::min(ms, 100)) < 0 && errno != EINTR) {
+        if (poll(fds.data(), fds.size(), std::min(ms, o.rate > 0 ? 1 : 100)) < 0 && errno != EINTR) {
             fail_errno("poll");
         }
         for (std::size_t mi = 0; mi < mags.size(); ++mi) {
@@ -589,6 +625,9 @@ int main(int argc, char** argv) {
     reg->add_flag("!--no-hnp", o.hnp, "do not ask for a home network prefix");
     reg->add_flag("!--no-ipv4", o.ipv4, "do not ask for an IPv4 home address");
     reg->add_flag("!--no-gre-keys", o.gre_keys, "no GRE Key option (IP-in-IP tunnels)");
+    reg->add_option("--rate", o.rate, "PBUs per second at most (default: as fast as --window allows)");
+    reg->add_option("--accepted-out", o.accepted_out,
+                    "append a JSON line per accepted MN to this file: mn, hnp, hoa, key_uplink");
     reg->add_flag("--timestamps", o.timestamps, "Timestamp option (RFC 5213 §5.5) instead of sequence numbers");
     reg->add_flag("--malformed", o.malformed,
                   "send malformed PBUs (MN-ID Subtype 0), --window at a time with a 0.5 ms pause, expecting no answer");

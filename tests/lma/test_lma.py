@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -168,6 +169,8 @@ class LmaTest(unittest.TestCase):
             cls.world.close()
         if getattr(cls, "log", None):
             cls.log.close()
+        if getattr(cls, "state_dir", None):
+            shutil.rmtree(cls.state_dir, ignore_errors=True)
             for f in (cls.log_path, cls.cfg_file.name):
                 if os.path.exists(f):
                     os.unlink(f)
@@ -183,6 +186,7 @@ class LmaTest(unittest.TestCase):
         mns += [f"  - {{id: fill{i:02d}@op1.example, realm: 1, ipv4: false}}" for i in range(N_FILL)]
         return f"""# written by tests/lma/test_lma.py
 instance: {cls.world.prefix}-lma
+state_directory: {cls.state_dir}
 log_level: debug
 metrics: 127.0.0.1:9430
 lma:
@@ -253,6 +257,7 @@ mobile_node_domains:
         lma.ip(f"neigh replace {CN2_4} lladdr {cn2_mac} dev core2 nud permanent")
         cls.extra_network(lma, mag)
 
+        cls.state_dir = tempfile.mkdtemp(prefix="xpmip-lma-state-")   # the binding journal's
         cls.cfg_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="lma-", delete=False)
         cls.cfg_file.write(cls.config_text())
         cls.cfg_file.close()

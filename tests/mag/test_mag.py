@@ -660,6 +660,7 @@ class WithOurLma(unittest.TestCase):
         m = MagWorld("mw", with_lma=True)
         try:
             lma_cfg = f"""instance: {m.w.prefix}-lma
+journal: false
 lma:
   addresses: [{LMA6}, {LMA4}]
   gre: keys-required

@@ -73,13 +73,14 @@ std::string lma_config_yaml() {
         "# Written by `xpmip lab up`: the LMA of RFC 5845 Figure 1, two operators whose mobile nodes'\n"
         "# IPv4 home addresses overlap (both realms use 10.0.0.0/16); GRE keys keep them apart.\n"
         "instance: xl-lma\n"
+        "state_directory: {}/lma-state   # the binding journal (`xpmip lab down` removes it)\n"
         "log_level: info\n"
         "lma:\n"
         "  addresses: [\"{}\", {}, {}]   # the last: its address on the BLUE link\n"
         "  gre: keys-required     # RFC 5845 §5.1: overlapping private addresses need keys\n"
         "  multipath: true        # RFC 8278 MAG multipath bindings\n"
         "interfaces:\n",
-        wan.lma6, wan.lma4, wan_links()[1].lma4);
+        kStateDir.string(), wan.lma6, wan.lma4, wan_links()[1].lma4);
     for (const auto& l : wan_links()) {
         y += fmt::format("  - {{name: {}, kind: tunnel}}\n", l.lma_if);
     }
