@@ -47,6 +47,7 @@ on SIGTERM and leaves no pins.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -63,11 +64,13 @@ LMA_CPU, GENERATOR_CPU = 0, 1
 METRICS_PORT = 9431
 
 
-def config(instance, sessions, store=None):
+def config(instance, sessions, store=None, state=None):
+    """The LMA's configuration; `state`: its state directory (the binding journal), else no journal."""
     mags = "\n".join(f"  - {{name: mag{i}, addresses: [{a}]}}" for i, a in enumerate(MAGS))
     return f"""# written by bench/registrations.py
 instance: {instance}
 {f"subscriber_store: {store}" if store else ""}
+{f"state_directory: {state}" if state else "journal: false"}
 log_level: warn                # info logs a line per PBU
 metrics: 127.0.0.1:{METRICS_PORT}
 lma:
@@ -399,6 +402,42 @@ def subscribers(rig, checks, count, registrations):
             "cpu_us_per_registration": cpu / registrations * 1e6}
 
 
+def journal_cost(rig, checks, n, journal):
+    """Registrations/s and LMA CPU per registration for `n` new MNs, the binding journal on or off
+    (issue 17: it may cost at most 10 %), and what the journal held after."""
+    name = f"{rig.world.prefix}-j{'on' if journal else 'off'}"
+    sock = f"/run/xpmip/{name}.sock"
+    tmp = tempfile.mkdtemp(prefix="xpmip-bench-journal-")
+    cfg = f"{tmp}/lma.yaml"
+    with open(cfg, "w") as f:
+        f.write(config(name, n, state=f"{tmp}/state" if journal else None))
+    pins = Pins(rig.lma_ns, name)
+    rig.world.instances.append(pins)
+    try:
+        log(f"registrations: {n} MNs with the journal {'on' if journal else 'off'}")
+        p = rig.start([rig.tools.xpmip, "lma", "-c", cfg], output=subprocess.DEVNULL)
+        dptest.wait_for(lambda: p.poll() is not None or os.path.exists(sock), timeout=120, interval=0.01)
+        cpu0 = cpu_seconds(p.pid)
+        r = rig.loadgen("--count", str(n), "--window", str(WINDOW), "--nai", f"mn{{}}@{DOMAIN}")
+        cpu = cpu_seconds(p.pid) - cpu0
+        code, _, _ = stop(p)
+        rig.world.processes.remove(p)
+        left = os.path.exists(f"/sys/fs/bpf/xpmip/{name}")
+        files = sorted(os.listdir(f"{tmp}/state")) if journal else []
+        size = sum(os.path.getsize(f"{tmp}/state/{x}") for x in files)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not left:
+        rig.world.instances.remove(pins)
+    checks.check(f"registrations.journal_{'on' if journal else 'off'}.accepted",
+                 r["accepted"] == n and r["timed_out"] == 0 and code == 0 and not left,
+                 f"{r['accepted']} of {n} accepted, exit {code}")
+    if journal:
+        checks.check("registrations.journal_on.files", size > n * 50, f"journal files {files}, {size} bytes")
+    return {"mns": n, "journal": journal, "per_second": r["per_second"], "cpu_us_per_registration": cpu / n * 1e6,
+            "journal_files": files, "journal_bytes": size}
+
+
 def run(tools: Tools, checks: Checks, quick: bool):
     sizes = [1000] if quick else [10_000, 100_000, 1_000_000]
     echo_count = 1000 if quick else 100_000
@@ -413,6 +452,8 @@ def run(tools: Tools, checks: Checks, quick: bool):
         for n in sizes:
             results["runs"].append(measure(rig, checks, n, probe, extra, extra))
         results["subscribers"] = subscribers(rig, checks, stored, by_store)
+        journaled = 1000 if quick else 100_000
+        results["journal"] = [journal_cost(rig, checks, journaled, False), journal_cost(rig, checks, journaled, True)]
         base = results["runs"][0]
         for r in results["runs"]:
             r["vs_first"] = r["per_second"] / base["per_second"] if base["per_second"] else 0.0

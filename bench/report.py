@@ -189,6 +189,16 @@ def _registrations(rg):
                 f"on it up in {sub['startup_seconds']:.2f} s with {_bytes(sub['rss'])} RSS; {_count(sub['registrations'])} "
                 f"MNs registered by their stored profiles at {sub['per_second']:.0f}/s, "
                 f"{sub['cpu_us_per_registration']:.0f} us of LMA CPU each."]
+    jr = rg.get("journal")
+    if jr:
+        off, on = jr
+        ratio = on["per_second"] / off["per_second"] if off["per_second"] else 0.0
+        out += ["", f"The binding journal (issue 17), {_count(on['mns'])} new MNs at a fresh LMA, off and on in the same run "
+                "(the figures above are with it off):", "",
+                "| journal | registrations/s | LMA CPU per registration | on disk after |", "|---|---|---|---|",
+                f"| off | {off['per_second']:.0f} | {off['cpu_us_per_registration']:.1f} us | - |",
+                f"| on | {on['per_second']:.0f} ({ratio:.2f}x) | {on['cpu_us_per_registration']:.1f} us | "
+                f"{_bytes(on['journal_bytes'])} in {', '.join(on['journal_files'])} |"]
     return out + [""]
 
 

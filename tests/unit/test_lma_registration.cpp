@@ -1610,6 +1610,7 @@ BOOST_AUTO_TEST_CASE(compaction_writes_a_snapshot_from_a_child_and_drops_older_j
     JournaledLma c(d);
     BOOST_TEST(c.recovery.losses.empty());
     BOOST_TEST(c.report.bindings == 3u);
+    BOOST_TEST(!std::filesystem::exists(d.dir / "snapshot.tmp.1234"), "a half snapshot is removed");
 }
 
 BOOST_AUTO_TEST_CASE(a_binding_no_longer_valid_is_dropped_and_named) {

@@ -363,6 +363,12 @@ std::string encode_entry(const std::string& mn_id, const std::string& peer, cons
                          bool with_freshness) {
     std::string out;
     out.reserve(160);
+    encode_entry_into(out, mn_id, peer, e, with_freshness);
+    return out;
+}
+
+void encode_entry_into(std::string& out, const std::string& mn_id, const std::string& peer, const BindingCacheEntry& e,
+                       bool with_freshness) {
     Writer w(out);
     w.bytes(mn_id);
     w.bytes(peer);
@@ -405,7 +411,6 @@ std::string encode_entry(const std::string& mn_id, const std::string& peer, cons
             write_binding(w, b, with_freshness);
         }
     }
-    return out;
 }
 
 JournalRecord decode_entry(std::string_view payload) {
@@ -481,6 +486,14 @@ BindingJournal::BindingJournal(fs::path dir) : dir_(std::move(dir)) {
     if (ec || !fs::is_directory(dir_)) {
         throw JournalError(fmt::format("state directory {}: cannot create it: {}", dir_.string(), ec.message()));
     }
+    // A snapshot a killed compaction left half-written is nothing (and a child of the previous
+    // process still writing one just fails its rename: the journals it would replace stay).
+    for (const auto& f : fs::directory_iterator(dir_)) {
+        if (f.path().filename().string().rfind("snapshot.tmp", 0) == 0) {
+            std::error_code ignored;
+            fs::remove(f.path(), ignored);
+        }
+    }
     std::map<std::string, JournalRecord> state;
     std::uint64_t from = 0;   // the snapshot's generation: older journals are in it
     if (fs::exists(dir_ / "snapshot")) {
@@ -539,7 +552,18 @@ void BindingJournal::open_generation(std::uint64_t g) {
 }
 
 void BindingJournal::put(const std::string& mn_id, const std::string& peer, const BindingCacheEntry& e) {
-    pending_ += framed(kPut, encode_entry(mn_id, peer, e));
+    // Encoded in place after a header filled in once the payload's length is known (no copies:
+    // this runs once per registration that changes something).
+    const std::size_t at = pending_.size();
+    pending_.append(kRecordHeader, '\0');
+    pending_.push_back(kPut);
+    encode_entry_into(pending_, mn_id, peer, e, true);
+    const std::string_view body = std::string_view(pending_).substr(at + kRecordHeader);
+    std::string h;
+    Writer w(h);
+    w.u32(static_cast<std::uint32_t>(body.size()));
+    w.u32(crc_of(body));
+    pending_.replace(at, kRecordHeader, h);
     ++since_snapshot_;
 }
 
@@ -575,7 +599,7 @@ void BindingJournal::compact(const BindingCache& cache) {
         // Nothing here logs or touches the data plane; glibc's malloc is fork-safe.
         int code = 0;
         try {
-            const fs::path tmp = dir_ / "snapshot.tmp";
+            const fs::path tmp = dir_ / fmt::format("snapshot.tmp.{}", ::getpid());
             UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
             if (!fd) {
                 ::_exit(2);

@@ -46,6 +46,8 @@ struct JournalRecord {
 // timestamps): two entries that encode alike so differ only by a refresh.
 std::string encode_entry(const std::string& mn_id, const std::string& peer, const BindingCacheEntry& e,
                          bool with_freshness = true);
+void encode_entry_into(std::string& out, const std::string& mn_id, const std::string& peer,
+                       const BindingCacheEntry& e, bool with_freshness);
 JournalRecord decode_entry(std::string_view payload);   // throws JournalError naming the field
 
 struct JournalRecovery {
