@@ -314,6 +314,49 @@ BOOST_AUTO_TEST_CASE(rejections_a_retransmission_can_cure_are_retried_the_others
     BOOST_TEST((m.entry("mn2@op.example").state == BindingUpdateListEntry::State::Failed), "153: stops");
 }
 
+// Issue 17: an LMA that lost its bindings (restarted without them) answers a refresh with 155.
+// The MN is not given up: it registers again at once as a new attachment (HI 1, ::/0 and
+// 0.0.0.0), takes what that gets, and a second refusal is left to the retransmission back-off.
+BOOST_AUTO_TEST_CASE(an_lma_that_forgot_the_binding_gets_a_new_attachment_once_then_back_off) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    auto pbu = m.attach("mn1@op.example");
+    m.answer(pbu, [](auto& pba) {
+        with_addresses(pba);
+        pba.lifetime = 100 / kLifetimeUnitSeconds;
+    });
+    m.now += 80s;
+    auto refresh = m.mag.on_timer(m.now);
+    BOOST_REQUIRE_EQUAL(refresh.size(), 1u);
+    auto out = m.answer(refresh[0], [](auto& pba) {
+        pba.status = static_cast<std::uint8_t>(Status::NotAuthorizedForHomeNetworkPrefix);
+    });
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST(unsigned(out[0].pbu.options.find<HandoffIndicatorOption>()->value) == 1u, "a new attachment");
+    BOOST_TEST(out[0].pbu.options.find<HomeNetworkPrefixOption>()->prefix.is_unspecified(), "::/0: any prefix");
+    BOOST_TEST(out[0].pbu.options.find<Ipv4HomeAddressRequestOption>()->address.is_unspecified());
+    BOOST_TEST((m.entry("mn1@op.example").state != BindingUpdateListEntry::State::Failed));
+    // Refused again: no resend at once, not failed; the retransmission timer tries later.
+    auto again = m.answer(out[0], [](auto& pba) {
+        pba.status = static_cast<std::uint8_t>(Status::NotAuthorizedForHomeNetworkPrefix);
+    });
+    BOOST_TEST(again.empty());
+    BOOST_TEST((m.entry("mn1@op.example").state != BindingUpdateListEntry::State::Failed));
+    m.now += 2s;
+    auto later = m.mag.on_timer(m.now);
+    BOOST_REQUIRE_EQUAL(later.size(), 1u);
+    // Accepted with another prefix: that is the MN's now.
+    const auto other = Ipv6Address::parse("2001:db8:a:77::");
+    m.answer(later[0], [&](auto& pba) {
+        pba.options.add(HomeNetworkPrefixOption{64, other});
+        pba.options.add(Ipv4HomeAddressReplyOption{ipv4_hoa_status::kSuccess, 16, Ipv4Address::parse("10.0.0.9")});
+    });
+    const auto& e = m.entry("mn1@op.example");
+    BOOST_TEST((e.state == BindingUpdateListEntry::State::Registered));
+    BOOST_TEST((e.hnp->address == other));
+    BOOST_TEST(m.sink.sessions.size() == 1u);
+    BOOST_TEST((*m.sink.sessions.begin()->second.hnp == *e.hnp), "the data plane has the new prefix");
+}
+
 BOOST_AUTO_TEST_CASE(status_135_takes_the_lmas_sequence_number_and_resends_at_once) {
     Mag m(mag_yaml("2001:db8:ffff::1"));
     auto pbu = m.attach("mn1@op.example");

@@ -27,6 +27,12 @@ bool worth_retrying(std::uint8_t status) {
     }
 }
 
+// The LMA does not (or no longer) know the addresses the MN holds (RFC 5213 §5.3.1: 155;
+// RFC 5844 §3.2.2: 171).
+bool refuses_held_addresses(Status status) {
+    return status == Status::NotAuthorizedForHomeNetworkPrefix || status == Status::NotAuthorizedForIpv4HomeAddress;
+}
+
 } // namespace
 
 MobileAccessGateway::MobileAccessGateway(MagConfig config, MagSink& sink, std::function<std::uint64_t()> wall_timestamp)
@@ -500,6 +506,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
     take_home_network_prefix(*e, pba, in.src);
     take_ipv4_addresses(*e, pba);
     e->lifetime = pba.lifetime_seconds();
+    e->reattaching = false;
     if (e->lifetime.count() == 0 || (!e->hnp && !e->ipv4_hoa)) {
         spdlog::error("{}: accepted without a lifetime or an address: registration stopped", e->mn_id);
         uninstall(*e);
@@ -596,10 +603,32 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_rejection(BindingUpdateListEntr
     if (worth_retrying(pba.status)) {
         return {};   // the retransmission timer sends again with back-off
     }
+    if (refuses_held_addresses(status)) {
+        return reattach(e, status, now);
+    }
     spdlog::error("registration of {} rejected with {}({}): not retried", e.mn_id, status_name(pba.status), pba.status);
     uninstall(e);
     e.state = State::Failed;
     return {};
+}
+
+// Issue 17: an LMA that lost the MN's binding (a restart without it, another LMA behind the same
+// address) refuses the prefix or address the MN holds. The MN is not given up: registered again
+// at once as a new attachment (HI 1, ::/0 and 0.0.0.0: RFC 5213 §6.9.1.1), and if that is refused
+// too, the retransmission timer tries again with its back-off (RFC 6275 §11.8).
+std::vector<OutgoingPbu> MobileAccessGateway::reattach(BindingUpdateListEntry& e, Status status, Clock::time_point now) {
+    if (e.reattaching) {
+        spdlog::warn("{}: its new attachment refused too with {}({}): trying again with back-off", e.mn_id,
+                     status_name(e.last_status), e.last_status);
+        return {};
+    }
+    spdlog::warn("{}: the LMA refused the addresses it holds with {}({}) (did the LMA lose its bindings?): "
+                 "registering it again as a new attachment", e.mn_id, status_name(e.last_status),
+                 static_cast<unsigned>(status));
+    e.reattaching = true;
+    e.hnp.reset();
+    e.ipv4_hoa.reset();
+    return send(e, false, now);
 }
 
 // RFC 5845 §4.2: what the GRE Key option (or its absence) in an accepting PBA says.

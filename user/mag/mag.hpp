@@ -64,6 +64,7 @@ struct BindingUpdateListEntry {
     bool tlv_header = false;
     bool tlv_requested = false;               // its last PBU set T (RFC 5845 §7.3)
     bool udp = false;                         // UDP encapsulation (F flag accepted)
+    bool reattaching = false;                 // registering again as new after a 155/171 (issue 17)
 
     // Retransmission (RFC 6275 §11.8): the next send and its back-off.
     Clock::time_point next_send{};
@@ -159,6 +160,7 @@ private:
     void finish_deregistration(BindingUpdateListEntry& e);
     std::optional<std::vector<OutgoingPbu>> on_legacy_lma(BindingUpdateListEntry& e, const IncomingPba& in,
                                                           Clock::time_point now);
+    std::vector<OutgoingPbu> reattach(BindingUpdateListEntry& e, wire::Status status, Clock::time_point now);
     std::vector<OutgoingPbu> on_rejection(BindingUpdateListEntry& e, const wire::ProxyBindingAcknowledgement& pba,
                                           Clock::time_point now);
     void take_gre_answer(BindingUpdateListEntry& e, const wire::ProxyBindingAcknowledgement& pba);
