@@ -401,6 +401,38 @@ mobile_node_domains:
         self.assertStatus(self.send4(self.pbu("mn02@op1.example", hnp=None, v4=True), src=ROGUE4),
                           S_MAG_NOT_AUTHORIZED)
 
+    def test_signaling_from_the_core_side_is_dropped_counted_and_logged(self):
+        """Issue 17: a PBU with an authorized MAG's address sent from a correspondent's network
+        (core1) neither registers an MN nor de-registers one; it is counted and logged."""
+        self.lma_ns.sysctl("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.core1.rp_filter=0")   # (the kernel's
+        # reverse-path filter would hide what the agent does)
+        self.assertStatus(self.send4(self.pbu("mn40@op1.example", hnp=None, v4=True)), S_ACCEPTED)
+        refused = lambda: self.lma_ns.run("/usr/bin/python3", "-c", (   # noqa: E731
+            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9430/metrics',timeout=5)"
+            ".read().decode())")).stdout
+        def count():
+            for line in refused().splitlines():
+                if line.startswith('xpmip_signaling_refused_total{reason="interface"}'):
+                    return float(line.split()[-1])
+            return None
+        before = count()
+        self.assertIsNotNone(before, "the counter is exported")
+        new = self.pbu("mn41@op1.example", hnp=None, v4=True, seq=self.next_seq())
+        dereg = self.pbu("mn40@op1.example", hnp=None, v4=True, lifetime=0, seq=self.next_seq())
+        for bu in (new, dereg):
+            bu.cksum = 0
+        script = ("import sys\nfrom scapy.all import IP, UDP, Raw, send\n"
+                  "for h in sys.argv[3:]:\n"
+                  "    send(IP(src=sys.argv[1], dst=sys.argv[2]) / UDP(sport=5436, dport=5436) / Raw(bytes.fromhex(h)),"
+                  " verbose=False)\n")
+        self.cn1.run("/usr/bin/python3", "-c", script, MAG_A4, LMA4, bytes(new).hex(), bytes(dereg).hex())
+        self.assertTrue(wait_for(lambda: count() >= before + 2, timeout=10), f"refused {count()}\n{self.log_tail()}")
+        self.assertIn("arrived on core1", self.log_text())
+        b = {x["mn"]: x for x in json.loads(subprocess.run([XPMIP, "show", "bindings", "-i", self.instance, "--json"],
+                                                           capture_output=True, text=True, check=True).stdout)}
+        self.assertNotIn("mn41@op1.example", b, "no registration from the core side")
+        self.assertEqual(b["mn40@op1.example"]["state"], "registered", "no de-registration from the core side")
+
     def test_rfc5213_160_missing_mn_identifier(self):
         self.assertStatus(self.send6(self.pbu(None)), S_MISSING_MNID)
 

@@ -9,10 +9,13 @@
 #include "control/dataplane_metrics.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
+#include <net/if.h>
 
 namespace xpmip::agent {
 
@@ -134,7 +137,31 @@ std::string suppressed_note(std::uint64_t suppressed) {
     return suppressed ? fmt::format(" ({} more like it suppressed)", suppressed) : "";
 }
 
+SignalingInterfaces::SignalingInterfaces(std::vector<std::string> names) : names_(std::move(names)) {
+    for (const auto& n : names_) {
+        ifindexes_.push_back(static_cast<std::uint32_t>(netlink::query_interface(n).ifindex));
+    }
+    spdlog::info("{} (signaling arriving elsewhere is dropped unread)", describe());
+}
+
+bool SignalingInterfaces::admits(std::uint32_t ifindex) const {
+    return ifindex != 0 && std::find(ifindexes_.begin(), ifindexes_.end(), ifindex) != ifindexes_.end();
+}
+
+std::string SignalingInterfaces::name_of(std::uint32_t ifindex) const {
+    char name[IF_NAMESIZE] = {};
+    if (ifindex != 0 && if_indextoname(ifindex, name)) {
+        return name;
+    }
+    return fmt::format("ifindex {}", ifindex);
+}
+
+std::string SignalingInterfaces::describe() const {
+    return fmt::format("signaling interfaces: {}", fmt::join(names_, ", "));
+}
+
 void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
+                      const SignalingInterfaces& allowed,
                       const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message,
                       const std::function<void()>& after_batch) {
     auto& limiter = signaling_log_limiter();
@@ -149,6 +176,16 @@ void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& m
             break;
         }
         for (const auto& d : batch) {
+            if (!allowed.admits(d.ifindex)) {
+                // A MAG's (LMA's) address from a network it is not on: spoofed; not even parsed.
+                metrics.refused_interface();
+                if (limiter.admit(to_string(d.src), "wrong interface", Clock::now(), &suppressed)) {
+                    spdlog::warn("signaling from {} arrived on {} ({}), which is not a signaling interface: "
+                                 "dropped{}", to_string(d.src), allowed.name_of(d.ifindex), allowed.describe(),
+                                 suppressed_note(suppressed));
+                }
+                continue;
+            }
             try {
                 auto msg = wire::decode(d.mh);
                 on_message(d, msg);

@@ -89,7 +89,22 @@ void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl, co
 // with their source (rate limited per source: README "Logs under attack") and dropped
 // (RFC 6275 §9.2: silently, for the peer). They are read a batch at a time (recvmmsg);
 // after_batch runs after each (the LMA sends the batch's PBAs then, with one sendmmsg).
+// The interfaces signaling may arrive on (README "Trust boundaries"): the `tunnel` interfaces, or
+// the configured `signaling_interfaces`; resolved to ifindexes once, at start.
+class SignalingInterfaces {
+public:
+    explicit SignalingInterfaces(std::vector<std::string> names);
+    bool admits(std::uint32_t ifindex) const;   // 0 (arrival unknown) is not admitted
+    std::string name_of(std::uint32_t ifindex) const;
+    std::string describe() const;                // "signaling interfaces: tun0, tun1"
+
+private:
+    std::vector<std::string> names_;
+    std::vector<std::uint32_t> ifindexes_;
+};
+
 void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
+                      const SignalingInterfaces& allowed,
                       const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message,
                       const std::function<void()>& after_batch = nullptr);
 

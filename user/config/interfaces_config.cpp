@@ -48,4 +48,22 @@ DataplaneTuning read_dataplane(MapReader& root) {
     return t;
 }
 
+std::vector<std::string> read_signaling_interfaces(MapReader& root,
+                                                   const std::vector<dataplane::InterfaceConfig>& interfaces) {
+    std::vector<std::string> names = root.str_list("signaling_interfaces");
+    for (const auto& n : names) {
+        if (n.empty() || n.size() >= 16) {
+            root.fail("signaling_interfaces", fmt::format("'{}' is not an interface name", n));
+        }
+    }
+    if (names.empty()) {
+        for (const auto& i : interfaces) {
+            if (i.kind == dataplane::InterfaceKind::Tunnel) {
+                names.push_back(i.name);
+            }
+        }
+    }
+    return names;
+}
+
 } // namespace xpmip::config

@@ -9,6 +9,11 @@
 namespace xpmip::config {
 
 // Each entry: name, kind (core, core-l2, tunnel, access), realm, generic_xdp. Names unique.
+// `signaling_interfaces:` the interfaces PBUs/PBAs may arrive on (README "Trust boundaries");
+// default: every `tunnel` interface. Signaling from anywhere else is dropped unread.
+std::vector<std::string> read_signaling_interfaces(MapReader& root,
+                                                   const std::vector<dataplane::InterfaceConfig>& interfaces);
+
 std::vector<dataplane::InterfaceConfig> read_interfaces(MapReader& root);
 
 // `dataplane:`, how the data plane runs (defaults when absent).

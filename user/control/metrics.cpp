@@ -65,7 +65,13 @@ AgentMetrics::AgentMetrics(std::string role)
                      .Name("xpmip_signaling_malformed_total")
                      .Help("Signaling messages dropped as malformed")
                      .Register(*registry_)
-                     .Add({})) {}
+                     .Add({})),
+      refused_interface_(prometheus::BuildCounter()
+                             .Name("xpmip_signaling_refused_total")
+                             .Help("Signaling messages dropped unread: they arrived on an interface signaling may not "
+                                   "come from")
+                             .Register(*registry_)
+                             .Add({{"reason", "interface"}})) {}
 
 AgentMetrics::~AgentMetrics() = default;
 
@@ -116,6 +122,12 @@ void AgentMetrics::pba(const std::string& peer, wire::Status status) {
 }
 
 void AgentMetrics::malformed() { malformed_.Increment(); }
+
+void AgentMetrics::refused_interface() { refused_interface_.Increment(); }
+
+std::uint64_t AgentMetrics::refused_interface_count() const {
+    return static_cast<std::uint64_t>(refused_interface_.Value());
+}
 
 std::uint64_t AgentMetrics::malformed_count() const { return static_cast<std::uint64_t>(malformed_.Value()); }
 

@@ -67,11 +67,14 @@ public:
     void pbu(const std::string& peer);
     void pba(const std::string& peer, wire::Status status);
     void malformed();
+    // Signaling that arrived on an interface it may not come from (README "Trust boundaries").
+    void refused_interface();
     void log_suppressed(std::string_view reason, std::uint64_t lines);
     // The bindings of one class now: a gauge (classes that become empty stay at 0).
     void set_bindings(const BindingClass& c, std::int64_t count);
 
     std::uint64_t malformed_count() const;
+    std::uint64_t refused_interface_count() const;
 
 private:
     prometheus::Counter& counter_of(std::map<std::string, prometheus::Counter*>& cache,
@@ -85,6 +88,7 @@ private:
     prometheus::Family<prometheus::Counter>& suppressed_family_;
     prometheus::Family<prometheus::Gauge>& bindings_family_;
     prometheus::Counter& malformed_;
+    prometheus::Counter& refused_interface_;
     std::map<std::string, prometheus::Counter*> pbu_;
     std::map<std::tuple<std::string, int>, prometheus::Counter*> pba_;
     std::map<std::string, prometheus::Counter*> suppressed_;

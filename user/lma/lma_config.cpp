@@ -359,6 +359,7 @@ LmaConfig parse_lma_config(MapReader root) {
     c.journal = root.opt_bool("journal").value_or(true);
     read_lma_section(root, c);
     c.interfaces = config::read_interfaces(root);
+    c.signaling_interfaces = config::read_signaling_interfaces(root, c.interfaces);
     c.dataplane = config::read_dataplane(root);
     if (c.interfaces.empty()) {
         root.fail("interfaces", "at least one interface is required");

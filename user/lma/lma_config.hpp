@@ -98,6 +98,7 @@ struct LmaConfig {
     std::optional<std::string> subscriber_store;   // LMDB file of per-MN profiles (README "Subscribers")
     // Where the binding journal lives (README "Restarts"); default /var/lib/xpmip/<instance>.
     std::string state_directory;
+    std::vector<std::string> signaling_interfaces;   // where PBUs may arrive (README "Trust boundaries")
     bool journal = true;
     std::vector<MobileNodeProfile> mobile_nodes;
     std::unordered_map<std::string, std::size_t> mobile_node_index;   // MN-ID -> mobile_nodes[i]

@@ -254,7 +254,7 @@ private:
     }
 
     void receive(transport::SignalingSocket& sock) {
-        agent::receive_messages(sock, metrics_, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
+        agent::receive_messages(sock, metrics_, signaling_, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
             if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&m)) {
                 metrics_.pbu(peer_name(d.src));
                 send(lma_.on_pbu(IncomingPbu{d.transport, d.src, d.dst, d.src_port, *pbu, d.ifindex}, Clock::now()));
@@ -299,6 +299,7 @@ private:
     LocalMobilityAnchor lma_;
     std::unique_ptr<BindingJournal> journal_;
     std::vector<transport::SignalingSocket> sockets_;
+    agent::SignalingInterfaces signaling_{cfg_.signaling_interfaces};
     control::ControlServer ctl_;
     control::AgentMetrics metrics_{"lma"};   // after the data plane: its threads read the maps
 };

@@ -240,6 +240,7 @@ MagConfig parse_mag_config(MapReader root) {
     c.metrics = root.opt_endpoint("metrics");
     read_mag_section(root, c);
     c.interfaces = config::read_interfaces(root);
+    c.signaling_interfaces = config::read_signaling_interfaces(root, c.interfaces);
     c.dataplane = config::read_dataplane(root);
     if (std::none_of(c.interfaces.begin(), c.interfaces.end(),
                      [](const auto& i) { return i.kind == dataplane::InterfaceKind::Tunnel; })) {

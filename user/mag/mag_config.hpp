@@ -65,6 +65,7 @@ struct MagConfig {
     std::string instance = "mag";
     std::string log_level = "info";
     std::optional<std::string> metrics;      // Prometheus endpoint, "address:port"
+    std::vector<std::string> signaling_interfaces;   // where PBAs may arrive (README "Trust boundaries")
     std::vector<IpAddress> addresses;        // proxy CoAs (one per family)
     IpAddress lma;                           // LMAA or IPv4-LMAA (the latter: UDP 5436)
     GreMode gre = GreMode::Keys;

@@ -344,7 +344,7 @@ private:
     }
 
     void receive() {
-        agent::receive_messages(sock_, metrics_, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
+        agent::receive_messages(sock_, metrics_, signaling_, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
             if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&m)) {
                 metrics_.pba(to_string(d.src), static_cast<wire::Status>(pba->status));
                 send(mag_.on_pba(IncomingPba{d.transport, d.src, *pba}, Clock::now()));
@@ -438,6 +438,7 @@ private:
     DataplaneSink sink_;
     MobileAccessGateway mag_;
     transport::SignalingSocket sock_;
+    agent::SignalingInterfaces signaling_{cfg_.signaling_interfaces};
     control::AgentMetrics metrics_{"mag"};   // after the data plane: its threads read the maps
     std::map<control::BindingClass, std::int64_t> published_;
     Clock::time_point last_publish_{};
