@@ -168,9 +168,9 @@ BOOST_AUTO_TEST_CASE(unsupported_mh_type_reaches_the_caller_of_parse_packet) {
     fix_mh_checksum(v6);
     expect_unsupported(v6, 42, 16);
     auto v4 = frame_ipv4_udp(ba, kLma4, kMag4, 5436, 40000);
-    v4[28 + 2] = 13;  // Heartbeat (RFC 5847)
+    v4[28 + 2] = 7;  // Binding Error (RFC 6275 §6.1.9)
     fix_udp_checksum(v4);
-    expect_unsupported(v4, 30, 13);
+    expect_unsupported(v4, 30, 7);
 }
 
 // RFC 791 §3.1 / RFC 8200 §3: the IP length fields say where the packet ends; octets after it

@@ -201,3 +201,45 @@ BOOST_AUTO_TEST_CASE(every_golden_vector_is_a_whole_number_of_8_octet_units) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// RFC 5847 §6.1 and §6.2, octet by octet: a Heartbeat response with the Restart Counter.
+BOOST_AUTO_TEST_SUITE(heartbeat)
+
+BOOST_AUTO_TEST_CASE(a_heartbeat_response_with_its_restart_counter_octet_by_octet) {
+    Heartbeat hb;
+    hb.flags = hb_flag::kResponse;
+    hb.sequence = 0x01020304;
+    hb.options.add(RestartCounterOption{7});
+    const Bytes got = encode(hb);
+    // MH (Payload Proto 59, Header Len 2: 24 octets, type 13, checksum), Reserved, Flags R,
+    // Sequence Number; a PadN of 2 octets so the option sits at 4n+2; padding to 8n at the end.
+    BOOST_REQUIRE_EQUAL(got.size(), 24u);
+    BOOST_TEST(std::vector<std::uint8_t>(got.begin(), got.begin() + 12) ==
+               std::vector<std::uint8_t>({0x3b, 0x02, 13, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x02, 0x03, 0x04}),
+               boost::test_tools::per_element());
+    BOOST_TEST(got[12] == 0x01);   // PadN, Length 0
+    BOOST_TEST(got[13] == 0x00);
+    BOOST_TEST(std::vector<std::uint8_t>(got.begin() + 14, got.begin() + 20) ==
+                   std::vector<std::uint8_t>({0x1c, 0x04, 0x00, 0x00, 0x00, 0x07}),
+               boost::test_tools::per_element());
+    const auto back = decode(got);
+    BOOST_TEST((std::get<Heartbeat>(back) == hb));
+    BOOST_TEST(std::get<Heartbeat>(back).response());
+    BOOST_TEST(!std::get<Heartbeat>(back).unsolicited());
+}
+
+BOOST_AUTO_TEST_CASE(a_heartbeat_cut_short_is_an_error_naming_the_field) {
+    Heartbeat hb;
+    hb.sequence = 9;
+    Bytes mh = encode(hb);
+    mh[1] = 0;   // Header Len 0: 8 octets, no room for the sequence number
+    mh.resize(8);
+    try {
+        decode(mh);
+        BOOST_FAIL("decoded");
+    } catch (const WireError& e) {
+        BOOST_TEST(std::string(e.what()).find("Header Len") != std::string::npos, e.what());
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -148,9 +148,10 @@ BOOST_AUTO_TEST_CASE(alignment_table_matches_the_rfcs) {
     pin(Ipv4DhcpSupportModeOption{}, 4, 0);         // 39 RFC 5844 §3.3.4: 4n
     pin(MagMultipathBindingOption{}, 8, 2);         // 63 RFC 8278 §4.1: 8n+2
     pin(MagIdentifierOption{}, 1, 0);               // 64 RFC 8278 §4.2: none
+    pin(RestartCounterOption{}, 4, 2);              // 28 RFC 5847 §6.2: 4n+2
     pin(UnknownOption{200, {}}, 1, 0);              // kept raw, no alignment
-    // Every alternative of MobilityOption is pinned above (17 known options + unknown).
-    BOOST_TEST(std::variant_size_v<MobilityOption> == 18u);
+    // Every alternative of MobilityOption is pinned above (18 known options + unknown).
+    BOOST_TEST(std::variant_size_v<MobilityOption> == 19u);
 }
 
 BOOST_AUTO_TEST_CASE(unknown_options_are_kept_raw_and_skipped_by_length) {

@@ -73,7 +73,8 @@ class TsharkDecodesOurMessages(unittest.TestCase):
               "mip6.natd.f_flag", "mip6.natd.refresh_t", "mip6.options.natd", "mip6.ipv4dsm.s_flag",
               "mip6.options.ipv4dsm", "mip6.mnlli.lli", "mip6.options.mnlli", "mip6.bi.bid",
               "mip6.bi.status", "mip6.bi.h_flag", "mip6.bi.coa_ipv4", "mip6.bi.coa_ipv6",
-              "mip6.options.bi", "mip6.options.ipv4harep",
+              "mip6.options.bi", "mip6.options.ipv4harep", "mip6.hb.u_flag", "mip6.hb.r_flag",
+              "mip6.hb.seqnr", "mip6.rc", "mip6.options.rc",
               "mip6.opt.len.invalid", "_ws.malformed"]
 
     def decode(self, messages, frame, **addr):
@@ -248,6 +249,20 @@ class TsharkDecodesOurMessages(unittest.TestCase):
         self.assertEqual(one(p, "mip6.hi"), "2")
         self.assertEqual(one(p, "mip6.att"), "3")
         self.assertEqual(one(p, "mip6.gre_key"), "77")
+
+    def test_heartbeat_request_and_response_with_the_restart_counter(self):
+        # RFC 5847 §6.1 and §6.2, over both transports.
+        request = {"type": "heartbeat", "sequence": 77, "flags": {"U": False, "R": False}}
+        response = {"type": "heartbeat", "sequence": 77, "flags": {"U": False, "R": True},
+                    "options": [{"type": "restart_counter", "value": 3}]}
+        for frame in ("ipv6", "udp"):
+            q, r = self.decode([request, response], frame)
+            self.assertEqual(one(q, "mip6.mhtype"), "13")
+            self.assertEqual((one(q, "mip6.hb.seqnr"), one(q, "mip6.hb.r_flag"), one(q, "mip6.hb.u_flag")),
+                             ("77", "0", "0"))
+            self.assertEqual(one(r, "mip6.mhtype"), "13")
+            self.assertEqual((one(r, "mip6.hb.seqnr"), one(r, "mip6.hb.r_flag")), ("77", "1"))
+            self.assertEqual(one(r, "mip6.rc"), "3")
 
 
 if __name__ == "__main__":

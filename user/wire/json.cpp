@@ -270,6 +270,7 @@ json option_json(const MagIdentifierOption& o) {
     identifier_to_json(j, o.subtype, o.identifier);
     return j;
 }
+json option_json(const RestartCounterOption& o) { return {{"type", "restart_counter"}, {"value", o.counter}}; }
 json option_json(const UnknownOption& o) {
     return {{"type", "unknown"}, {"option_type", o.type}, {"data", to_hex(o.data)}};
 }
@@ -365,6 +366,8 @@ constexpr JsonOptionReader kJsonOptionReaders[] = {
     {"mag_identifier", [](const json& j) -> MobilityOption {
          return MagIdentifierOption{get_uint_or<std::uint8_t>(j, "subtype", kMnIdSubtypeNai), identifier_from_json(j)};
      }},
+    {"restart_counter",
+     [](const json& j) -> MobilityOption { return RestartCounterOption{get_uint<std::uint32_t>(j, "value")}; }},
     {"unknown", [](const json& j) -> MobilityOption {
          return UnknownOption{get_uint<std::uint8_t>(j, "option_type"), from_hex(get_string_or(j, "data", ""), "data")};
      }},
@@ -419,6 +422,13 @@ json to_json(const MobilityMessage& message) {
                         {"lifetime", bu.lifetime},
                         {"lifetime_seconds", bu.lifetime_seconds().count()},
                         {"options", options_to_json(bu.options)}};
+            },
+            [](const Heartbeat& hb) -> json {
+                return {{"type", "heartbeat"},
+                        {"sequence", hb.sequence},
+                        {"flags", {{"U", hb.unsolicited()}, {"R", hb.response()}}},
+                        {"flags_raw", hb.flags},
+                        {"options", options_to_json(hb.options)}};
             },
             [](const ProxyBindingAcknowledgement& ba) -> json {
                 return {{"type", "PBA"},
@@ -482,7 +492,18 @@ MobilityMessage message_from_json(const json& j) {
             ba.options = options_from_json(j);
             return ba;
         }
-        throw std::invalid_argument(fmt::format("type: '{}' must be PBU or PBA", type));
+        if (type == "heartbeat") {
+            Heartbeat hb;
+            hb.sequence = get_uint_or<std::uint32_t>(j, "sequence", 0);
+            hb.flags = get_uint_or<std::uint8_t>(j, "flags_raw", 0);
+            if (j.contains("flags") && j["flags"].is_object()) {
+                hb.flags = static_cast<std::uint8_t>((get_bool_or(j["flags"], "U", false) ? hb_flag::kUnsolicited : 0) |
+                                                     (get_bool_or(j["flags"], "R", false) ? hb_flag::kResponse : 0));
+            }
+            hb.options = options_from_json(j);
+            return hb;
+        }
+        throw std::invalid_argument(fmt::format("type: '{}' must be PBU, PBA or heartbeat", type));
     } catch (const json::exception& e) {
         throw std::invalid_argument(e.what());
     }

@@ -34,28 +34,37 @@ Bytes encode(const MobilityMessage& message) {
     ByteWriter w(out);
     w.u8(kMhPayloadProtoNone);
     w.u8(0);  // Header Len, patched below
-    const bool is_bu = std::holds_alternative<ProxyBindingUpdate>(message);
-    w.u8(is_bu ? kMhTypeBindingUpdate : kMhTypeBindingAck);
-    w.u8(0);   // Reserved
-    w.u16(0);  // Checksum
     const OptionList* options = nullptr;
-    if (is_bu) {
-        const auto& bu = std::get<ProxyBindingUpdate>(message);
-        w.u16(bu.sequence);
-        w.u16(bu.flags);
-        w.u16(bu.lifetime);
-        options = &bu.options;
+    if (const auto* bu = std::get_if<ProxyBindingUpdate>(&message)) {
+        w.u8(kMhTypeBindingUpdate);
+        w.u8(0);   // Reserved
+        w.u16(0);  // Checksum
+        w.u16(bu->sequence);
+        w.u16(bu->flags);
+        w.u16(bu->lifetime);
+        options = &bu->options;
+    } else if (const auto* ba = std::get_if<ProxyBindingAcknowledgement>(&message)) {
+        w.u8(kMhTypeBindingAck);
+        w.u8(0);
+        w.u16(0);
+        w.u8(ba->status);
+        w.u8(ba->flags);
+        w.u16(ba->sequence);
+        w.u16(ba->lifetime);
+        options = &ba->options;
     } else {
-        const auto& ba = std::get<ProxyBindingAcknowledgement>(message);
-        w.u8(ba.status);
-        w.u8(ba.flags);
-        w.u16(ba.sequence);
-        w.u16(ba.lifetime);
-        options = &ba.options;
+        const auto& hb = std::get<Heartbeat>(message);
+        w.u8(kMhTypeHeartbeat);
+        w.u8(0);
+        w.u16(0);
+        w.u8(0);   // Reserved (RFC 5847 §6.1)
+        w.u8(hb.flags);
+        w.u32(hb.sequence);
+        options = &hb.options;
     }
     const auto option_offsets = encode_options(*options, out);
-    if (is_bu) {
-        check_deregistration(std::get<ProxyBindingUpdate>(message), option_offsets);
+    if (const auto* bu = std::get_if<ProxyBindingUpdate>(&message)) {
+        check_deregistration(*bu, option_offsets);
     }
     // Header Len: 8-octet units, excluding the first 8 octets (RFC 6275 §6.1.1).
     const std::size_t units = out.size() / 8 - 1;
@@ -91,18 +100,28 @@ MobilityMessage decode(ByteView mh) {
     }
     // RFC 6275 §9.2: an unknown MH Type is answered with a Binding Error (Status 2), so a
     // well-formed message of another type raises the distinguishable UnsupportedMessageError.
-    if (mh_type != kMhTypeBindingUpdate && mh_type != kMhTypeBindingAck) {
-        throw UnsupportedMessageError(
-            "MH Type", 2,
-            fmt::format("{} is not supported (only Binding Update (5) and Binding Acknowledgement (6) are)", mh_type),
-            mh_type);
+    if (mh_type != kMhTypeBindingUpdate && mh_type != kMhTypeBindingAck && mh_type != kMhTypeHeartbeat) {
+        throw UnsupportedMessageError("MH Type", 2,
+                                      fmt::format("{} is not supported (only Binding Update (5), Binding "
+                                                  "Acknowledgement (6) and Heartbeat (13) are)",
+                                                  mh_type),
+                                      mh_type);
     }
     if (total < kMhFixedPartLength) {
-        throw WireError("Header Len", 1,
-                        fmt::format("{} is too short for a {} (needs at least 1)", header_len,
-                                    mh_type == kMhTypeBindingUpdate ? "Binding Update" : "Binding Acknowledgement"));
+        const char* name = mh_type == kMhTypeBindingUpdate ? "Binding Update"
+                           : mh_type == kMhTypeBindingAck  ? "Binding Acknowledgement"
+                                                           : "Heartbeat";
+        throw WireError("Header Len", 1, fmt::format("{} is too short for a {} (needs at least 1)", header_len, name));
     }
     ByteReader body(mh.subspan(6, total - 6), 6);
+    if (mh_type == kMhTypeHeartbeat) {
+        Heartbeat hb;
+        body.skip(1, "Reserved");
+        hb.flags = body.u8("Flags");
+        hb.sequence = body.u32("Sequence Number");
+        hb.options = decode_options(body.rest(), kMhFixedPartLength);
+        return hb;
+    }
     if (mh_type == kMhTypeBindingUpdate) {
         ProxyBindingUpdate bu;
         bu.sequence = body.u16("Sequence #");

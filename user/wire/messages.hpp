@@ -37,7 +37,25 @@ struct ProxyBindingAcknowledgement {
     bool operator==(const ProxyBindingAcknowledgement&) const = default;
 };
 
-using MobilityMessage = std::variant<ProxyBindingUpdate, ProxyBindingAcknowledgement>;
+// RFC 5847 §6.1: Reserved(1), Flags(1: U 0x02 unsolicited, R 0x01 response), Sequence Number(4),
+// options (the Restart Counter, §6.2). Between a MAG and its LMA, to see a peer that stopped
+// answering or restarted.
+namespace hb_flag {
+inline constexpr std::uint8_t kUnsolicited = 0x02;
+inline constexpr std::uint8_t kResponse = 0x01;
+}
+
+struct Heartbeat {
+    std::uint8_t flags = 0;
+    std::uint32_t sequence = 0;
+    OptionList options;
+
+    bool response() const { return (flags & hb_flag::kResponse) != 0; }
+    bool unsolicited() const { return (flags & hb_flag::kUnsolicited) != 0; }
+    bool operator==(const Heartbeat&) const = default;
+};
+
+using MobilityMessage = std::variant<ProxyBindingUpdate, ProxyBindingAcknowledgement, Heartbeat>;
 
 // Offsets inside the Mobility Header (RFC 6275 §6.1.1, §6.1.7, §6.1.8).
 inline constexpr std::size_t kMhChecksumOffset = 4;

@@ -14,6 +14,7 @@ inline constexpr std::uint8_t kIpProtoMobilityHeader = 135;
 inline constexpr std::uint8_t kMhPayloadProtoNone = 59;  // IPPROTO_NONE: nothing follows the MH
 inline constexpr std::uint8_t kMhTypeBindingUpdate = 5;
 inline constexpr std::uint8_t kMhTypeBindingAck = 6;
+inline constexpr std::uint8_t kMhTypeHeartbeat = 13;   // RFC 5847 §6.1 (IANA; Wireshark's MIP6_HB)
 // RFC 5844 §3: the control plane over IPv4 is UDP to this port.
 inline constexpr std::uint16_t kUdpPortPmipControl = 5436;
 
@@ -51,6 +52,7 @@ enum class OptionType : std::uint8_t {
     MobileNodeLinkLayerId = 25,     // RFC 5213 §8.6
     LinkLocalAddress = 26,          // RFC 5213 §8.7
     Timestamp = 27,                 // RFC 5213 §8.8
+    RestartCounter = 28,            // RFC 5847 §6.2
     NatDetection = 31,              // RFC 5555 §4.2.2
     Ipv4CareOfAddress = 32,         // RFC 5555 §3.1.1
     GreKey = 33,                    // RFC 5845 §6.1

@@ -225,6 +225,13 @@ TimestampOption TimestampOption::decode(OptionReader& r) {
 }
 void TimestampOption::encode(ByteWriter& w) const { w.u64(value); }
 
+// RFC 5847 §6.2: Restart Counter(4).
+RestartCounterOption RestartCounterOption::decode(OptionReader& r) {
+    r.expect_length({4});
+    return RestartCounterOption{r.u32(r.field("Restart Counter"))};
+}
+void RestartCounterOption::encode(ByteWriter& w) const { w.u32(counter); }
+
 // RFC 5555 §3.2: F flag(1 bit) + Reserved(15 bits), Refresh Time(4).
 NatDetectionOption NatDetectionOption::decode(OptionReader& r) {
     r.expect_length({6});

@@ -137,6 +137,17 @@ struct TimestampOption {
     bool operator==(const TimestampOption&) const = default;
 };
 
+// RFC 5847 §6.2: Restart Counter(4), the sender's count of its restarts. Alignment 4n+2.
+struct RestartCounterOption {
+    static constexpr OptionType kType = OptionType::RestartCounter;
+    static constexpr Alignment kAlign{4, 2};
+    static constexpr bool kMayRepeat = false;
+    std::uint32_t counter = 0;
+    static RestartCounterOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
+    bool operator==(const RestartCounterOption&) const = default;
+};
+
 // RFC 5555 §4.2.2: F flag (UDP encapsulation required) + Reserved, Refresh time (seconds).
 struct NatDetectionOption {
     static constexpr OptionType kType = OptionType::NatDetection;
@@ -283,7 +294,7 @@ using MobilityOption =
                  TimestampOption, NatDetectionOption, Ipv4CareOfAddressOption, GreKeyOption,
                  BindingIdentifierOption, Ipv4HomeAddressRequestOption, Ipv4HomeAddressReplyOption,
                  Ipv4DefaultRouterAddressOption, Ipv4DhcpSupportModeOption, MagMultipathBindingOption,
-                 MagIdentifierOption, UnknownOption>;
+                 MagIdentifierOption, RestartCounterOption, UnknownOption>;
 
 std::uint8_t option_type(const MobilityOption& option);
 Alignment option_alignment(const MobilityOption& option);
