@@ -525,3 +525,101 @@ BOOST_AUTO_TEST_CASE(an_ordinary_hnp_is_accepted) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// ---- RFC 5847 Heartbeat (issue 17) ---------------------------------------------------------
+
+#include "mag/heartbeat.hpp"
+
+namespace {
+
+const IpAddress kHbLocal = Ipv4Address::parse("192.0.2.10");
+const IpAddress kHbLma = Ipv4Address::parse("192.0.2.1");
+
+Heartbeat response_to(const HeartbeatEvent& sent, std::optional<std::uint32_t> counter) {
+    Heartbeat hb;
+    hb.flags = hb_flag::kResponse;
+    hb.sequence = sent.message.sequence;
+    if (counter) {
+        hb.options.add(RestartCounterOption{*counter});
+    }
+    return hb;
+}
+
+std::size_t count_kind(const std::vector<HeartbeatEvent>& ev, HeartbeatEvent::Kind k) {
+    return static_cast<std::size_t>(std::count_if(ev.begin(), ev.end(), [k](const auto& e) { return e.kind == k; }));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(mag_heartbeat)
+
+BOOST_AUTO_TEST_CASE(a_request_every_interval_with_a_new_sequence_number_none_when_off) {
+    HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 5000ms, 3);
+    Clock::time_point now{};
+    auto a = hb.on_timer(now);
+    BOOST_REQUIRE_EQUAL(a.size(), 1u);
+    BOOST_TEST((a[0].kind == HeartbeatEvent::Kind::Send));
+    BOOST_TEST(!a[0].message.response());
+    BOOST_TEST(hb.on_timer(now + 4999ms).empty());
+    auto b = hb.on_timer(now + 5000ms);
+    BOOST_REQUIRE_EQUAL(count_kind(b, HeartbeatEvent::Kind::Send), 1u);
+    BOOST_TEST(b.back().message.sequence == a[0].message.sequence + 1);
+    HeartbeatMonitor off({{kHbLocal, kHbLma}}, 0ms, 3);
+    BOOST_TEST(off.on_timer(now).empty());
+    BOOST_TEST(!off.next_deadline());
+}
+
+BOOST_AUTO_TEST_CASE(missing_heartbeats_take_the_path_down_once_and_an_answer_brings_it_up) {
+    HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 1000ms, 3);
+    Clock::time_point now{};
+    std::vector<HeartbeatEvent> all;
+    for (int i = 0; i <= 5; ++i) {   // sends at 0..5 s, none answered: misses at 1..5 s
+        auto ev = hb.on_timer(now + std::chrono::seconds(i));
+        all.insert(all.end(), ev.begin(), ev.end());
+    }
+    BOOST_TEST(count_kind(all, HeartbeatEvent::Kind::PeerDown) == 1u, "down once, at the third miss");
+    BOOST_TEST(!hb.up(0));
+    std::vector<HeartbeatEvent> ev;
+    // An answer to an older request, or from another address, changes nothing.
+    BOOST_TEST(!hb.on_message(kHbLma, response_to(all.front(), 1), now, ev));
+    BOOST_TEST(!hb.on_message(kHbLocal, response_to(all.back(), 1), now, ev));
+    BOOST_TEST(ev.empty());
+    BOOST_TEST(hb.on_message(kHbLma, response_to(all.back(), 1), now, ev));
+    BOOST_REQUIRE_EQUAL(ev.size(), 1u);
+    BOOST_TEST((ev[0].kind == HeartbeatEvent::Kind::PeerUp));
+    BOOST_TEST(hb.up(0));
+}
+
+BOOST_AUTO_TEST_CASE(a_changed_restart_counter_is_a_restart_of_the_lma) {
+    HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 1000ms, 3);
+    Clock::time_point now{};
+    std::vector<HeartbeatEvent> ev;
+    auto s1 = hb.on_timer(now);
+    BOOST_TEST(hb.on_message(kHbLma, response_to(s1[0], 4), now, ev));
+    BOOST_TEST(ev.empty(), "the first counter seen is no restart");
+    auto s2 = hb.on_timer(now + 1s);
+    BOOST_TEST(hb.on_message(kHbLma, response_to(s2[0], 4), now, ev));
+    BOOST_TEST(ev.empty(), "the same counter: no restart");
+    auto s3 = hb.on_timer(now + 2s);
+    BOOST_TEST(hb.on_message(kHbLma, response_to(s3[0], 5), now, ev));
+    BOOST_REQUIRE_EQUAL(ev.size(), 1u);
+    BOOST_TEST((ev[0].kind == HeartbeatEvent::Kind::PeerRestarted));
+    BOOST_TEST(ev[0].counter == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(a_restarted_lma_gets_every_binding_refreshed_at_once) {
+    Mag m(mag_yaml("192.0.2.1"));
+    auto p1 = m.attach("mn1@op.example");
+    m.answer(p1, [](auto& pba) {
+        with_addresses(pba);
+        pba.lifetime = 1000 / kLifetimeUnitSeconds;
+    });
+    BOOST_TEST(m.mag.on_timer(m.now + 10s).empty(), "no refresh due yet");
+    auto out = m.mag.on_lma_restart(Ipv4Address::parse("192.0.2.1"), m.now + 10s);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST(unsigned(out[0].pbu.options.find<HandoffIndicatorOption>()->value) == 5u, "a refresh (HI 5)");
+    BOOST_TEST((out[0].pbu.options.find<HomeNetworkPrefixOption>()->prefix == kHnp), "of the prefix it holds");
+    BOOST_TEST(m.mag.on_lma_restart(Ipv4Address::parse("192.0.2.99"), m.now + 10s).empty(), "another LMA: nothing");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -15,6 +15,9 @@
 
 #include <algorithm>
 #include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <net/if.h>
 
 namespace xpmip::agent {
@@ -135,6 +138,34 @@ void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl, co
 
 std::string suppressed_note(std::uint64_t suppressed) {
     return suppressed ? fmt::format(" ({} more like it suppressed)", suppressed) : "";
+}
+
+std::uint32_t next_restart_counter(const std::string& state_directory) {
+    namespace fs = std::filesystem;
+    const fs::path path = fs::path(state_directory) / "restart_counter";
+    try {
+        fs::create_directories(state_directory);
+        std::uint32_t last = 0;
+        if (std::ifstream in(path); in) {
+            in >> last;
+        }
+        const std::uint32_t now = last + 1;
+        const fs::path tmp = path.string() + ".tmp";
+        {
+            std::ofstream out(tmp, std::ios::trunc);
+            out << now << "\n";
+            if (!out.flush()) {
+                throw std::runtime_error(fmt::format("cannot write {}", tmp.string()));
+            }
+        }
+        fs::rename(tmp, path);
+        spdlog::info("restart counter {} ({})", now, path.string());
+        return now;
+    } catch (const std::exception& e) {
+        const auto t = static_cast<std::uint32_t>(std::time(nullptr));
+        spdlog::warn("restart counter: {} ({}): using the time, {}", path.string(), e.what(), t);
+        return t;
+    }
 }
 
 SignalingInterfaces::SignalingInterfaces(std::vector<std::string> names) : names_(std::move(names)) {

@@ -103,6 +103,11 @@ private:
     std::vector<std::uint32_t> ifindexes_;
 };
 
+// RFC 5847 §6.2: this start's Restart Counter, one more than the last start's, kept in
+// `state_directory`/restart_counter. Where that cannot be written, the time in seconds (it
+// still changes at every restart, which is all a peer looks at).
+std::uint32_t next_restart_counter(const std::string& state_directory);
+
 void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
                       const SignalingInterfaces& allowed,
                       const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message,

@@ -254,14 +254,35 @@ private:
     }
 
     void receive(transport::SignalingSocket& sock) {
-        agent::receive_messages(sock, metrics_, signaling_, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
+        agent::receive_messages(sock, metrics_, signaling_, [this, &sock](const transport::Datagram& d, wire::MobilityMessage& m) {
             if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&m)) {
                 metrics_.pbu(peer_name(d.src));
                 send(lma_.on_pbu(IncomingPbu{d.transport, d.src, d.dst, d.src_port, *pbu, d.ifindex}, Clock::now()));
+            } else if (auto* hb = std::get_if<wire::Heartbeat>(&m)) {
+                answer_heartbeat(sock, d, *hb);
             } else {
                 spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d.src));
             }
         }, [this] { flush(); });
+    }
+
+    // RFC 5847 §3.1: a request from a configured MAG is answered at once with the same Sequence
+    // Number and our Restart Counter (§6.2), the way it came; nothing else is answered.
+    void answer_heartbeat(transport::SignalingSocket& sock, const transport::Datagram& d, const wire::Heartbeat& hb) {
+        if (hb.response() || !lma_.config().peer_by_address(d.src)) {
+            spdlog::debug("heartbeat seq={} R={} from {}: not a request of a configured MAG, ignored", hb.sequence,
+                          hb.response() ? 1 : 0, to_string(d.src));
+            return;
+        }
+        wire::Heartbeat answer;
+        answer.flags = wire::hb_flag::kResponse;
+        answer.sequence = hb.sequence;
+        answer.options.add(wire::RestartCounterOption{restart_counter_});
+        try {
+            sock.queue(wire::encode(answer), d.dst, d.src, d.src_port);
+        } catch (const std::exception& e) {
+            spdlog::error("heartbeat to {}: {}", to_string(d.src), e.what());
+        }
     }
 
     // The PBAs queued since the last flush, out with one sendmmsg per socket.
@@ -300,6 +321,7 @@ private:
     std::unique_ptr<BindingJournal> journal_;
     std::vector<transport::SignalingSocket> sockets_;
     agent::SignalingInterfaces signaling_{cfg_.signaling_interfaces};
+    std::uint32_t restart_counter_ = agent::next_restart_counter(cfg_.state_directory);
     control::ControlServer ctl_;
     control::AgentMetrics metrics_{"lma"};   // after the data plane: its threads read the maps
 };

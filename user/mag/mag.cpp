@@ -833,6 +833,30 @@ std::vector<OutgoingPbu> MobileAccessGateway::registered_timer(BindingUpdateList
     return send(e, false, now);
 }
 
+// The LMA at `lma` restarted (RFC 5847 §6.2 Restart Counter): every binding registered with it is
+// refreshed now rather than at 80 % of its lifetime. An LMA that kept its bindings accepts them
+// (same prefixes and keys); one that lost them refuses and the MN registers as new (reattach).
+std::vector<OutgoingPbu> MobileAccessGateway::on_lma_restart(const IpAddress& lma, Clock::time_point now) {
+    std::vector<OutgoingPbu> out;
+    std::size_t refreshed = 0;
+    for (auto& [id, primary_entry] : bul_) {
+        for (auto* e : all_paths(primary_entry)) {
+            if (e->state != State::Registered || config_.wans[e->path].lma != lma) {
+                continue;
+            }
+            e->refreshing = true;
+            e->attempts = 0;
+            e->backoff = config_.timers.initial_retransmit;
+            e->next_send = now;
+            auto pbus = send(*e, false, now);
+            out.insert(out.end(), pbus.begin(), pbus.end());
+            ++refreshed;
+        }
+    }
+    spdlog::info("LMA {} restarted: {} binding(s) registered again now", to_string(lma), refreshed);
+    return out;
+}
+
 // The entry of a path that gave up: the MN's (its first path) or one of its other paths'.
 void MobileAccessGateway::drop_path(const std::string& mn_id, std::size_t path) {
     auto it = bul_.find(mn_id);

@@ -125,6 +125,9 @@ public:
     unsigned gre_alarms() const { return gre_alarms_; }
     // A WAN link's carrier changed: paths over it go down or up in the data plane at once.
     void on_link_change();
+    // RFC 5847: the LMA at `lma` restarted (its Restart Counter changed): refresh every binding
+    // registered with it at once.
+    std::vector<OutgoingPbu> on_lma_restart(const IpAddress& lma, Clock::time_point now);
     // RFC 8278 §4.4: multipath is off for this MN (legacy LMA or status 180).
     bool multipath_disabled(const std::string& mn_id) const { return multipath_off_.count(mn_id) > 0; }
 

@@ -58,6 +58,10 @@ struct MagTimers {
     double refresh_at = 0.8;                               // share of the granted lifetime
     std::chrono::seconds inactivity_timeout{0};            // detach after this idle time; 0: never
     unsigned deregistration_attempts = 3;
+    // RFC 5847 §3.1 (its defaults): a Heartbeat to the LMA every interval (0: off); this many
+    // unanswered in a row take the path down.
+    std::chrono::milliseconds heartbeat_interval{60000};
+    unsigned missing_heartbeats_allowed = 3;
 };
 
 struct MagConfig {

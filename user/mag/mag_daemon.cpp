@@ -7,6 +7,7 @@
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/events.hpp"
+#include "mag/heartbeat.hpp"
 #include "mag/mag.hpp"
 #include "netlink/interfaces.hpp"
 #include "netlink/link_monitor.hpp"
@@ -26,11 +27,27 @@ namespace {
 
 using AccessLinks = std::map<std::string, std::unique_ptr<access::AccessLink>>;
 
+std::vector<HeartbeatPeer> heartbeat_peers(const MagConfig& cfg) {
+    std::vector<HeartbeatPeer> out;
+    for (const auto& w : cfg.wans) {
+        out.push_back({w.address, w.lma});
+    }
+    return out;
+}
+
 class DataplaneSink : public MagSink {
 public:
     DataplaneSink(dataplane::Dataplane& dp, AccessLinks& links, const netlink::LinkMonitor& carrier)
         : dp_(dp), links_(links), carrier_(carrier) {}
-    bool link_up(std::uint32_t ifindex) override { return carrier_.carrier(ifindex); }
+    // A WAN path is up with carrier and while its LMA answers heartbeats (RFC 5847).
+    bool link_up(std::uint32_t ifindex) override { return carrier_.carrier(ifindex) && !unanswered_.contains(ifindex); }
+    void set_peer_answers(std::uint32_t ifindex, bool answers) {
+        if (answers) {
+            unanswered_.erase(ifindex);
+        } else {
+            unanswered_.insert(ifindex);
+        }
+    }
     ~DataplaneSink() override {
         for (const auto& [ifname, addr] : routers_) {
             try {
@@ -103,6 +120,7 @@ private:
     dataplane::Dataplane& dp_;
     AccessLinks& links_;
     const netlink::LinkMonitor& carrier_;
+    std::set<std::uint32_t> unanswered_;   // WAN ifindexes whose LMA stopped answering heartbeats
     std::set<std::pair<std::string, Ipv4Address>> routers_;   // added by us, removed at exit
     std::map<std::string, std::uint32_t> ifindex_;
 };
@@ -256,6 +274,8 @@ public:
         agent_dp_.watch_next_hops(loop);
         loop.deadline("binding update list timers", [this] { return mag_.next_deadline(); },
                       [this] { send(mag_.on_timer(Clock::now())); });
+        loop.deadline("heartbeats", [this] { return heartbeat_.next_deadline(); },
+                      [this] { on_heartbeat_events(heartbeat_.on_timer(Clock::now())); });
         loop.watch("signaling socket", sock_.fd(), [this] { receive(); });
         loop.watch("station events", events_.fd(), [this] { events_.consume(); });
         for (auto& [name, link] : links_) {
@@ -348,10 +368,46 @@ private:
             if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&m)) {
                 metrics_.pba(to_string(d.src), static_cast<wire::Status>(pba->status));
                 send(mag_.on_pba(IncomingPba{d.transport, d.src, *pba}, Clock::now()));
+            } else if (auto* hb = std::get_if<wire::Heartbeat>(&m)) {
+                std::vector<HeartbeatEvent> events;
+                if (!heartbeat_.on_message(d.src, *hb, Clock::now(), events)) {
+                    spdlog::debug("heartbeat seq={} R={} from {}: no request of ours outstanding, ignored",
+                                  hb->sequence, hb->response() ? 1 : 0, to_string(d.src));
+                }
+                on_heartbeat_events(events);
             } else {
                 spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d.src));
             }
         });
+    }
+
+    // RFC 5847: requests out, paths down or up as their LMA stops or resumes answering, and a
+    // restarted LMA's bindings registered again at once.
+    void on_heartbeat_events(const std::vector<HeartbeatEvent>& events) {
+        bool links = false;
+        for (const auto& ev : events) {
+            const WanPath& wan = cfg_.wans.at(ev.path);
+            switch (ev.kind) {
+            case HeartbeatEvent::Kind::Send:
+                try {
+                    sock_.send(wire::encode(ev.message), wan.address, wan.lma);
+                } catch (const std::exception& e) {
+                    spdlog::error("heartbeat to {}: {}", to_string(wan.lma), e.what());
+                }
+                break;
+            case HeartbeatEvent::Kind::PeerDown:
+            case HeartbeatEvent::Kind::PeerUp:
+                sink_.set_peer_answers(sink_.ifindex(wan.interface), ev.kind == HeartbeatEvent::Kind::PeerUp);
+                links = true;
+                break;
+            case HeartbeatEvent::Kind::PeerRestarted:
+                send(mag_.on_lma_restart(wan.lma, Clock::now()));
+                break;
+            }
+        }
+        if (links) {
+            mag_.on_link_change();
+        }
     }
 
     void send(const std::vector<OutgoingPbu>& pbus) {
@@ -439,6 +495,8 @@ private:
     MobileAccessGateway mag_;
     transport::SignalingSocket sock_;
     agent::SignalingInterfaces signaling_{cfg_.signaling_interfaces};
+    HeartbeatMonitor heartbeat_{heartbeat_peers(cfg_), cfg_.timers.heartbeat_interval,
+                                cfg_.timers.missing_heartbeats_allowed};
     control::AgentMetrics metrics_{"mag"};   // after the data plane: its threads read the maps
     std::map<control::BindingClass, std::int64_t> published_;
     Clock::time_point last_publish_{};

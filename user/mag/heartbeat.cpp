@@ -1,0 +1,88 @@
+#include "mag/heartbeat.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace xpmip::mag {
+
+HeartbeatMonitor::HeartbeatMonitor(std::vector<HeartbeatPeer> peers, std::chrono::milliseconds interval,
+                                   unsigned missing_allowed)
+    : interval_(interval), missing_allowed_(std::max(missing_allowed, 1u)) {
+    for (auto& p : peers) {
+        paths_.push_back(PathState{.peer = std::move(p)});
+    }
+}
+
+// RFC 5847 §3.1: a request every HEARTBEAT_INTERVAL; the one before it unanswered is a miss.
+std::vector<HeartbeatEvent> HeartbeatMonitor::on_timer(Clock::time_point now) {
+    std::vector<HeartbeatEvent> out;
+    if (interval_.count() == 0) {
+        return out;
+    }
+    for (std::size_t i = 0; i < paths_.size(); ++i) {
+        PathState& p = paths_[i];
+        if (now < p.next_send) {
+            continue;
+        }
+        if (p.outstanding) {
+            ++p.missed;
+            // §3.1: MISSING_HEARTBEATS_ALLOWED in a row: the peer is unreachable.
+            if (p.up && p.missed >= missing_allowed_) {
+                p.up = false;
+                spdlog::warn("heartbeat: LMA {} (from {}) missed {} heartbeat(s) in a row: path down",
+                             to_string(p.peer.lma), to_string(p.peer.local), p.missed);
+                out.push_back({.kind = HeartbeatEvent::Kind::PeerDown, .path = i});
+            }
+        }
+        wire::Heartbeat hb;
+        hb.sequence = p.next_sequence++;
+        p.outstanding = hb.sequence;
+        p.next_send = now + interval_;
+        out.push_back({.kind = HeartbeatEvent::Kind::Send, .path = i, .message = std::move(hb)});
+    }
+    return out;
+}
+
+bool HeartbeatMonitor::on_message(const IpAddress& src, const wire::Heartbeat& hb, Clock::time_point /*now*/,
+                                  std::vector<HeartbeatEvent>& events) {
+    if (!hb.response()) {
+        return false;   // (an LMA's request: we do not answer yet; README "Heartbeat")
+    }
+    for (std::size_t i = 0; i < paths_.size(); ++i) {
+        PathState& p = paths_[i];
+        if (p.peer.lma != src || p.outstanding != hb.sequence) {
+            continue;
+        }
+        p.outstanding.reset();
+        p.missed = 0;
+        if (!p.up) {
+            p.up = true;
+            spdlog::info("heartbeat: LMA {} (from {}) answers again: path up", to_string(p.peer.lma),
+                         to_string(p.peer.local));
+            events.push_back({.kind = HeartbeatEvent::Kind::PeerUp, .path = i});
+        }
+        if (const auto* rc = hb.options.find<wire::RestartCounterOption>()) {
+            // §6.2: a counter that changed is a restart of the peer.
+            if (p.restart_counter && *p.restart_counter != rc->counter) {
+                spdlog::warn("heartbeat: LMA {} restarted (Restart Counter {} -> {})", to_string(p.peer.lma),
+                             *p.restart_counter, rc->counter);
+                events.push_back({.kind = HeartbeatEvent::Kind::PeerRestarted, .path = i, .counter = rc->counter});
+            }
+            p.restart_counter = rc->counter;
+        }
+        return true;
+    }
+    return false;
+}
+
+std::optional<Clock::time_point> HeartbeatMonitor::next_deadline() const {
+    if (interval_.count() == 0 || paths_.empty()) {
+        return std::nullopt;
+    }
+    auto t = paths_.front().next_send;
+    for (const auto& p : paths_) {
+        t = std::min(t, p.next_send);
+    }
+    return t;
+}
+
+} // namespace xpmip::mag
