@@ -19,6 +19,7 @@ import signal
 import struct
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 import unittest
@@ -183,7 +184,7 @@ class MagWorld:
         return p, text
 
     def start_mag(self, *, gre="keys", lma=LMA6, tlv=False, force_udp=False, lifetime=400, inactivity=0,
-                  static=(), extra_mag="", extra_interfaces="", extra_top=""):
+                  static=(), extra_mag="", extra_interfaces="", extra_top="", heartbeat=0, missing_heartbeats=3):
         self.stop_mag()
         if hasattr(self, "lma"):
             self.ask(self.lma, op="drain")   # what the previous MAG sent, de-registrations included
@@ -204,6 +205,8 @@ mag:
 {extra_interfaces}{extra_top}timers:
   lifetime: {lifetime}
   inactivity_timeout: {inactivity}
+  heartbeat_interval: {heartbeat}     # (0: off; the scripted LMA peer does not answer heartbeats)
+  missing_heartbeats_allowed: {missing_heartbeats}
 mobile_nodes:
 {mns}
 """
@@ -652,6 +655,62 @@ esac
 
 
 class WithOurLma(unittest.TestCase):
+    def test_heartbeats_see_an_lma_restart_and_an_lma_that_went_silent(self):
+        """RFC 5847 between our MAG and our LMA (issue 17): a kill -9 and restart of the LMA is seen
+        by its Restart Counter and the MAG registers its MN again at once (not at 80 % of the
+        lifetime); an LMA that stops answering takes the MN's path down in the data plane, and
+        its return brings it up."""
+        m = MagWorld("mh", with_lma=True)
+        state = tempfile.mkdtemp(prefix="xpmip-hb-state-")
+        try:
+            lma_cfg = f"""instance: {m.w.prefix}-lma
+state_directory: {state}
+lma:
+  addresses: [{LMA6}, {LMA4}]
+  gre: keys-required
+interfaces:
+  - {{name: tun0, kind: tunnel}}
+  - {{name: core1, kind: core, realm: 1}}
+realms:
+  - {{id: 1, interface: core1, ipv4_pool: 10.0.0.0/16, ipv6_pool: "2001:db8:a::/48"}}
+peers:
+  - {{name: mag, addresses: [{MAG6}, {MAG4}]}}
+mobile_nodes:
+  - {{id: {mn_id(1)}, realm: 1}}
+"""
+            m.lma_proc, lma_log = m.start_proc(m.lma_ns, "lma", lma_cfg, "up:")
+            m.start_mag(static=(1,), lifetime=3600, heartbeat=0.3, missing_heartbeats=2)
+            ok = wait_for(lambda: any(s.get("mn_mac") == mac_of(1) for s in m.sessions()), timeout=10)
+            self.assertTrue(ok, m.mag_log() + lma_log())
+            before = [s for s in m.sessions() if s.get("mn_mac") == mac_of(1)][0]
+            self.assertTrue(wait_for(lambda: "restart counter" in lma_log(), timeout=5), lma_log())
+
+            m.lma_proc.kill()
+            m.lma_proc.wait()
+            m.lma_proc, lma_log = m.start_proc(m.lma_ns, "lma", lma_cfg, "up:")
+            self.assertTrue(wait_for(lambda: "restarted: 1 binding(s) registered again now" in m.mag_log(), timeout=15),
+                            m.mag_log()[-3000:])
+            self.assertTrue(wait_for(lambda: "PBA status=ACCEPTED" in lma_log(), timeout=10), lma_log()[-3000:])
+            after = [s for s in m.sessions() if s.get("mn_mac") == mac_of(1)][0]
+            self.assertEqual((after["hnp"], after["hoa"], after["paths"][0]["key_uplink"]),
+                             (before["hnp"], before["hoa"], before["paths"][0]["key_uplink"]),
+                             "the journal kept the binding: the same prefix, address and key")
+
+            m.lma_proc.kill()   # silent from now on
+            m.lma_proc.wait()
+            self.assertTrue(wait_for(lambda: "path down" in m.mag_log(), timeout=15), m.mag_log()[-3000:])
+            self.assertTrue(wait_for(lambda: not [s for s in m.sessions()
+                                                  if s.get("mn_mac") == mac_of(1)][0]["paths"][0]["up"], timeout=5),
+                            str(m.sessions()))
+            m.lma_proc, lma_log = m.start_proc(m.lma_ns, "lma", lma_cfg, "up:")
+            self.assertTrue(wait_for(lambda: "answers again: path up" in m.mag_log(), timeout=15), m.mag_log()[-3000:])
+            self.assertTrue(wait_for(lambda: [s for s in m.sessions()
+                                              if s.get("mn_mac") == mac_of(1)][0]["paths"][0]["up"], timeout=5),
+                            str(m.sessions()))
+        finally:
+            m.close()
+            shutil.rmtree(state, ignore_errors=True)
+
     """MAG and LMA processes negotiate GRE keys; a real MN gets its IPv4 home address by DHCP and
     its IPv6 address by SLAAC from the MAG's Router Advertisement, then pings its correspondent
     through the tunnel over both."""

@@ -312,6 +312,10 @@ std::optional<dataplane::SessionConfig> MobileAccessGateway::session_of(BindingU
             path.label = wan.label;
             path.bid = wan.bid;
             path.weight = config_.steering.weight(wan.label);
+        } else {
+            // One path: down while its link has no carrier or its LMA stopped answering heartbeats
+            // (RFC 5847), which the data plane counts rather than sending into nothing.
+            path.up = sink_.link_up(sink_.ifindex(wan.interface));
         }
         s.paths.push_back(path);
     }
