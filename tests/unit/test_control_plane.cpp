@@ -70,3 +70,35 @@ BOOST_AUTO_TEST_CASE(binding_counts_move_between_classes) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// The agents' event loop: each deadline has a timer of its own (the MAG's binding update list
+// timers and its heartbeats: with one shared timer the second replaced the first, and refreshes
+// stopped).
+#include "agent/event_loop.hpp"
+
+BOOST_AUTO_TEST_SUITE(event_loop)
+
+BOOST_AUTO_TEST_CASE(two_deadlines_both_fire_each_at_its_own_time) {
+    using xpmip::agent::Clock;
+    xpmip::agent::EventLoop loop;
+    const auto start = Clock::now();
+    std::optional<Clock::time_point> a = start + std::chrono::milliseconds(10);
+    std::optional<Clock::time_point> b = start + std::chrono::milliseconds(500);
+    std::optional<Clock::time_point> fired_a, fired_b;
+    loop.deadline("a", [&] { return a; }, [&] {
+        fired_a = Clock::now();
+        a.reset();
+    });
+    loop.deadline("b", [&] { return b; }, [&] {
+        fired_b = Clock::now();
+        b.reset();
+        loop.stop();
+    });
+    loop.run();
+    BOOST_REQUIRE(fired_a);
+    BOOST_REQUIRE(fired_b);
+    BOOST_TEST((*fired_a < start + std::chrono::milliseconds(500)), "a did not wait for b's time");
+    BOOST_TEST((*fired_b >= start + std::chrono::milliseconds(500)));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

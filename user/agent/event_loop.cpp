@@ -14,7 +14,7 @@
 
 namespace xpmip::agent {
 
-EventLoop::EventLoop() : timer_(timer_fd()) {}
+EventLoop::EventLoop() = default;
 
 void EventLoop::watch(std::string name, int fd, Handler on_readable) {
     if (fd >= 0) {
@@ -23,9 +23,11 @@ void EventLoop::watch(std::string name, int fd, Handler on_readable) {
 }
 
 void EventLoop::deadline(std::string name, std::function<std::optional<Clock::time_point>()> next, Handler on_due) {
-    next_deadline_ = std::move(next);
-    watch(std::move(name), timer_.get(), [this, on_due = std::move(on_due)] {
-        clear_timer(timer_.get());
+    auto d = std::make_unique<Deadline>(Deadline{std::move(next), timer_fd()});
+    const int fd = d->timer.get();
+    deadlines_.push_back(std::move(d));
+    watch(std::move(name), fd, [fd, on_due = std::move(on_due)] {
+        clear_timer(fd);
         on_due();
     });
 }
@@ -57,8 +59,8 @@ void EventLoop::run() {
         call(t.name, [&] { task_wait_ = std::min(task_wait_, t.run()); });
     }
     while (running_) {
-        if (next_deadline_) {
-            arm_timer(timer_.get(), next_deadline_());
+        for (const auto& d : deadlines_) {
+            arm_timer(d->timer.get(), d->next());
         }
         fds.clear();
         for (const auto& w : watches_) {

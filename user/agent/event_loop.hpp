@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,7 +26,8 @@ public:
     // Call `on_readable` when `fd` is readable (an fd < 0 is never). A handler that throws is
     // logged with its name and the loop goes on: one bad message must not stop signaling.
     void watch(std::string name, int fd, Handler on_readable);
-    // Before every wait: arm the timer at next() (nothing: disarmed); `on_due` runs when it fires.
+    // Before every wait: arm this deadline's own timer at next() (nothing: disarmed); `on_due`
+    // runs when it fires. Several deadlines each have a timer of their own.
     void deadline(std::string name, std::function<std::optional<Clock::time_point>()> next, Handler on_due);
     // After every wake-up: `task` runs and returns how long the loop may wait before running it again.
     void after_wakeup(std::string name, std::function<std::chrono::milliseconds()> task);
@@ -39,6 +41,10 @@ private:
         int fd;
         Handler handler;
     };
+    struct Deadline {
+        std::function<std::optional<Clock::time_point>()> next;
+        UniqueFd timer;
+    };
     struct Task {
         std::string name;
         std::function<std::chrono::milliseconds()> run;
@@ -48,8 +54,7 @@ private:
 
     std::vector<Watch> watches_;
     std::vector<Task> tasks_;
-    std::function<std::optional<Clock::time_point>()> next_deadline_;
-    UniqueFd timer_;
+    std::vector<std::unique_ptr<Deadline>> deadlines_;
     std::chrono::milliseconds task_wait_{-1};
     bool running_ = true;
 };
