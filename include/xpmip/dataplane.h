@@ -266,8 +266,14 @@ struct xpmip_config {
     __u32 route_generation; /* route_cache entries of another generation are stale */
     __u32 flags;          /* enum xpmip_config_flags */
     __u32 route_ttl_ms;   /* route_cache entries older than this are stale (0: XPMIP_ROUTE_CACHE_TTL_MS) */
+    __u32 abi_version;    /* XPMIP_MAP_ABI_VERSION of the build that loaded the maps */
 };
-XPMIP_ASSERT_SIZE(struct xpmip_config, 24);
+XPMIP_ASSERT_SIZE(struct xpmip_config, 28);
+
+/* The layout and meaning of these maps. A build with another version refuses pinned maps of
+ * this one (an agent upgrade keeps maps only when the layout is the same: README "Upgrades").
+ * Raise it with any change to a map's key or value a restarted agent could misread. */
+#define XPMIP_MAP_ABI_VERSION 1
 
 /* route_cache (LRU hash): the route of the LMA uplink toward a correspondent as bpf_fib_lookup
  * last found it, in the realm's core interface (README "Route cache"). An entry serves while it is

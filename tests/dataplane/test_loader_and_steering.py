@@ -98,6 +98,32 @@ class LoaderAndSteering(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("pinned map sessions is sized for 4 but the configuration asks for 8 (limits.sessions)", r.stderr)
 
+    def test_pinned_maps_of_another_layout_or_map_abi_version_are_refused_by_name(self):
+        """Issue 17 (upgrades): a build whose map layout differs refuses the pinned maps, naming the
+        map and the sizes, instead of misreading them; so does one of another map ABI version."""
+        inst = self.world.instance(self.lma_ns, "abi", "lma", [], sessions=4)
+        pins = f"/sys/fs/bpf/xpmip/{inst.name}"
+        try:
+            # The config map as a build before the ABI field made it: value 24 octets, not 28.
+            os.unlink(f"{pins}/config")
+            sh("bpftool", "map", "create", f"{pins}/config", "type", "array", "key", "4", "value", "24",
+               "entries", "1", "name", "config")
+            r = inst.dp(*inst.load_args, check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(f"pinned map {pins}/config was made by another build: key 4 / value 24 octets", r.stderr)
+            self.assertIn("this build's are 4 / 28", r.stderr)
+            # The right layout but another map ABI version in it.
+            inst.unload()
+            inst.reload()
+            value = struct.pack("<7I", 1, 5, 0, 1, 0, 0, 0)   # role lma, ..., abi_version 0
+            sh("bpftool", "map", "update", "pinned", f"{pins}/config", "key", "0", "0", "0", "0",
+               "value", *[str(b) for b in value])
+            r = inst.dp(*inst.load_args, check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("its pinned maps have map ABI version 0, this build's is 1", r.stderr)
+        finally:
+            inst.unload()
+
     def test_other_role_than_the_pinned_instance_is_refused(self):
         r = self.lma.dp("load", "--role", "mag", "--sessions", "4", check=False)
         self.assertNotEqual(r.returncode, 0)

@@ -119,6 +119,33 @@ void size_maps(bpf_object* obj, const Limits& limits) {
     }
 }
 
+// A map pinned by another build whose key or value differs from this build's would be misread
+// (libbpf only refuses it with EINVAL): name it and its sizes before loading.
+void check_pinned_layout(bpf_object* obj, const fs::path& pin_dir) {
+    bpf_map* map = nullptr;
+    bpf_object__for_each_map(map, obj) {
+        const fs::path path = pin_dir / bpf_map__name(map);
+        if (!fs::exists(path)) {
+            continue;
+        }
+        UniqueFd fd(bpf_obj_get(path.c_str()));
+        bpf_map_info info{};
+        std::uint32_t len = sizeof(info);
+        if (!fd || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) {
+            continue;   // (libbpf's own error follows)
+        }
+        if (info.key_size != bpf_map__key_size(map) || info.value_size != bpf_map__value_size(map) ||
+            info.type != static_cast<std::uint32_t>(bpf_map__type(map))) {
+            throw DataplaneError(fmt::format(
+                "pinned map {} was made by another build: key {} / value {} octets (type {}), this build's are "
+                "{} / {} (type {}); the map layout changed, so its entries cannot be kept across this upgrade "
+                "(`xpmip-dp -i <instance> unload` removes them; the agents then register every MN again)",
+                path.string(), info.key_size, info.value_size, info.type, bpf_map__key_size(map),
+                bpf_map__value_size(map), static_cast<unsigned>(bpf_map__type(map))));
+        }
+    }
+}
+
 template <class Skel>
 SkelPtr<Skel> load_skeleton(Skel* (*open_opts)(const bpf_object_open_opts*), int (*load)(Skel*),
                             void (*destroy)(Skel*), const char* what, const fs::path& pin_dir, const Limits& limits,
@@ -131,6 +158,7 @@ SkelPtr<Skel> load_skeleton(Skel* (*open_opts)(const bpf_object_open_opts*), int
         throw DataplaneError(fmt::format("cannot open the {} BPF object: {}", what, std::strerror(errno)));
     }
     size_maps(skel->obj, limits);
+    check_pinned_layout(skel->obj, pin_dir);
     if (before_load) {
         before_load(*skel);
     }
@@ -234,6 +262,13 @@ Dataplane::Dataplane(const DataplaneOptions& options)
     if (MapSet::pinned(pin_dir_)) {
         const auto pinned = MapSet::open_pinned(pin_dir_);
         const auto cfg = read_config(pinned);
+        if (cfg.role && cfg.abi_version != XPMIP_MAP_ABI_VERSION) {
+            throw DataplaneError(fmt::format(
+                "instance '{}': its pinned maps have map ABI version {}, this build's is {}: they cannot be kept "
+                "across this upgrade (`xpmip-dp -i {} unload` removes them and their sessions; the agents then "
+                "register every MN again)",
+                options_.instance, cfg.abi_version, XPMIP_MAP_ABI_VERSION, options_.instance));
+        }
         if (cfg.role && cfg.role != static_cast<std::uint32_t>(options_.role)) {
             throw DataplaneError(fmt::format("instance '{}' was loaded as {}; unload it before loading it as {}",
                                              options_.instance, to_string(static_cast<Role>(cfg.role)),
@@ -270,7 +305,7 @@ Dataplane::Dataplane(const DataplaneOptions& options)
     const xpmip_config cfg{static_cast<std::uint32_t>(options_.role), options_.limits.sessions + 1,
                            static_cast<std::uint32_t>(options_.spread_cpus.size()), previous.route_generation + 1,
                            options_.route_cache ? static_cast<std::uint32_t>(XPMIP_CONFIG_ROUTE_CACHE) : 0u,
-                           options_.route_cache_ttl_ms};
+                           options_.route_cache_ttl_ms, XPMIP_MAP_ABI_VERSION};
     maps_.update(MapId::Config, &zero, &cfg);
 }
 
