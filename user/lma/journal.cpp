@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -548,6 +549,7 @@ void BindingJournal::open_generation(std::uint64_t g) {
         write_all(fd.get(), header(g), path);
     }
     log_ = std::move(fd);
+    log_path_ = path;
     generation_ = g;
 }
 
@@ -578,7 +580,7 @@ void BindingJournal::flush() {
     if (pending_.empty()) {
         return;
     }
-    write_all(log_.get(), pending_, journal_path(dir_, generation_));
+    write_all(log_.get(), pending_, log_path_);
     pending_.clear();
 }
 
@@ -598,6 +600,14 @@ void BindingJournal::compact(const BindingCache& cache) {
         // The child: the cache as it was at the fork, into the snapshot of generation `next`.
         // Nothing here logs or touches the data plane; glibc's malloc is fork-safe.
         int code = 0;
+        // Out of the event loop's way: any CPU (the agent may be pinned to one), lowest priority.
+        cpu_set_t all;
+        CPU_ZERO(&all);
+        for (long c = 0; c < ::sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; ++c) {
+            CPU_SET(static_cast<int>(c), &all);
+        }
+        (void)::sched_setaffinity(0, sizeof all, &all);
+        (void)::nice(19);
         try {
             const fs::path tmp = dir_ / fmt::format("snapshot.tmp.{}", ::getpid());
             UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

@@ -95,6 +95,7 @@ private:
     JournalRecovery recovery_;
     std::uint64_t generation_ = 1;
     UniqueFd log_;
+    std::filesystem::path log_path_;   // (for errors: not formatted per write)
     std::string pending_;
     std::uint64_t since_snapshot_ = 0;
     std::uint64_t live_at_snapshot_ = 0;
