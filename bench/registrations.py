@@ -64,13 +64,14 @@ LMA_CPU, GENERATOR_CPU = 0, 1
 METRICS_PORT = 9431
 
 
-def config(instance, sessions, store=None, state=None):
-    """The LMA's configuration; `state`: its state directory (the binding journal), else no journal."""
+def config(instance, sessions, state, store=None, journal=False):
+    """The LMA's configuration; `state`: its state directory (restart counter, binding journal)."""
     mags = "\n".join(f"  - {{name: mag{i}, addresses: [{a}]}}" for i, a in enumerate(MAGS))
     return f"""# written by bench/registrations.py
 instance: {instance}
 {f"subscriber_store: {store}" if store else ""}
-{f"state_directory: {state}" if state else "journal: false"}
+state_directory: {state}
+journal: {str(journal).lower()}
 log_level: warn                # info logs a line per PBU
 metrics: 127.0.0.1:{METRICS_PORT}
 lma:
@@ -272,8 +273,9 @@ def measure(rig, checks, n, probe, extra, bad):
     name = f"{rig.world.prefix}-r{n}"
     sock = f"/run/xpmip/{name}.sock"
     pin_dir = f"/sys/fs/bpf/xpmip/{name}"
+    state = tempfile.mkdtemp(prefix="xpmip-bench-state-")
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"{name}-", delete=False) as f:
-        f.write(config(name, n + 2 * extra))
+        f.write(config(name, n + 2 * extra, state))
     logfile = tempfile.TemporaryFile("w+")   # the LMA's log (warnings and errors only)
     pins = Pins(rig.lma_ns, name)
     rig.world.instances.append(pins)
@@ -314,6 +316,7 @@ def measure(rig, checks, n, probe, extra, bad):
     finally:
         os.unlink(f.name)
         logfile.close()
+        shutil.rmtree(state, ignore_errors=True)
     if not left:
         rig.world.instances.remove(pins)
 
@@ -360,7 +363,7 @@ def subscribers(rig, checks, count, registrations):
     tmp = tempfile.mkdtemp(prefix="xpmip-bench-subscribers-")
     store, csv, cfg = f"{tmp}/subscribers.lmdb", f"{tmp}/subscribers.csv", f"{tmp}/lma.yaml"
     with open(cfg, "w") as f:   # no mobile_node_domains: only the store authorizes
-        f.write(config(name, registrations, store).split("mobile_node_domains:")[0])
+        f.write(config(name, registrations, f"{tmp}/state", store).split("mobile_node_domains:")[0])
     with open(csv, "w") as f:
         f.write("id,realm,gre\n")
         f.writelines(f"sub{i}@{DOMAIN},1,{'keys-required' if i % 2 else ''}\n" for i in range(count))
@@ -388,10 +391,7 @@ def subscribers(rig, checks, count, registrations):
         rig.world.processes.remove(p)
         left = os.path.exists(f"/sys/fs/bpf/xpmip/{name}")
     finally:
-        for f in (csv, cfg, store, store + "-lock"):
-            if os.path.exists(f):
-                os.unlink(f)
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     if not left:
         rig.world.instances.remove(pins)
     checks.check("registrations.subscribers.accepted", r["accepted"] == registrations and r["timed_out"] == 0,
@@ -410,7 +410,7 @@ def journal_cost(rig, checks, n, journal):
     tmp = tempfile.mkdtemp(prefix="xpmip-bench-journal-")
     cfg = f"{tmp}/lma.yaml"
     with open(cfg, "w") as f:
-        f.write(config(name, n, state=f"{tmp}/state" if journal else None))
+        f.write(config(name, n, f"{tmp}/state", journal=journal))
     pins = Pins(rig.lma_ns, name)
     rig.world.instances.append(pins)
     try:
@@ -423,7 +423,7 @@ def journal_cost(rig, checks, n, journal):
         code, _, _ = stop(p)
         rig.world.processes.remove(p)
         left = os.path.exists(f"/sys/fs/bpf/xpmip/{name}")
-        files = sorted(os.listdir(f"{tmp}/state")) if journal else []
+        files = sorted(x for x in os.listdir(f"{tmp}/state") if x.startswith(("journal-", "snapshot"))) if journal else []
         size = sum(os.path.getsize(f"{tmp}/state/{x}") for x in files)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -717,8 +717,10 @@ mobile_nodes:
 
     def test_mn_autoconfigures_and_pings_its_correspondent_through_the_gre_tunnel(self):
         m = MagWorld("mw", with_lma=True)
+        state = tempfile.mkdtemp(prefix="xpmip-mw-state-")   # (its restart counter)
         try:
             lma_cfg = f"""instance: {m.w.prefix}-lma
+state_directory: {state}
 journal: false
 lma:
   addresses: [{LMA6}, {LMA4}]
@@ -805,6 +807,7 @@ mobile_nodes:
             self.assertEqual(r.returncode, 0, r.stdout)
         finally:
             m.close()
+            shutil.rmtree(state, ignore_errors=True)
 
 
 MAG4_2, LMA4_2 = "192.0.3.10", "192.0.3.1"   # the MAG's second WAN link (wan1 -- tun1)
