@@ -93,7 +93,10 @@ class RestartTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        killed = cls.L.lma_proc.poll() is not None   # (a test that failed with the LMA killed)
         base.LmaTest.tearDownClass()
+        if killed:
+            subprocess.run([dptest.TOOL, "-i", cls.L.instance, "unload"], capture_output=True)
         for f in cls.files:
             if os.path.exists(f):
                 os.unlink(f)

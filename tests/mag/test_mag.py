@@ -708,7 +708,10 @@ mobile_nodes:
                                               if s.get("mn_mac") == mac_of(1)][0]["paths"][0]["up"], timeout=5),
                             str(m.sessions()))
         finally:
+            killed = m.lma_proc is not None and m.lma_proc.poll() is not None   # (failed while killed)
             m.close()
+            if killed:
+                subprocess.run([dptest.TOOL, "-i", f"{m.w.prefix}-lma", "unload"], capture_output=True)
             shutil.rmtree(state, ignore_errors=True)
 
     """MAG and LMA processes negotiate GRE keys; a real MN gets its IPv4 home address by DHCP and
