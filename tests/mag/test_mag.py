@@ -654,17 +654,11 @@ esac
 """
 
 
-class WithOurLma(unittest.TestCase):
-    def test_heartbeats_see_an_lma_restart_and_an_lma_that_went_silent(self):
-        """RFC 5847 between our MAG and our LMA (issue 17): a kill -9 and restart of the LMA is seen
-        by its Restart Counter and the MAG registers its MN again at once (not at 80 % of the
-        lifetime); an LMA that stops answering takes the MN's path down in the data plane, and
-        its return brings it up."""
-        m = MagWorld("mh", with_lma=True)
-        state = tempfile.mkdtemp(prefix="xpmip-hb-state-")
-        try:
-            lma_cfg = f"""instance: {m.w.prefix}-lma
+def our_lma_config(m, state, journal):
+    """Our LMA for MN 1 behind the MAG of `m`, GRE keys required, its state in `state`."""
+    return f"""instance: {m.w.prefix}-lma
 state_directory: {state}
+journal: {str(journal).lower()}
 lma:
   addresses: [{LMA6}, {LMA4}]
   gre: keys-required
@@ -678,6 +672,18 @@ peers:
 mobile_nodes:
   - {{id: {mn_id(1)}, realm: 1}}
 """
+
+
+class WithOurLma(unittest.TestCase):
+    def test_heartbeats_see_an_lma_restart_and_an_lma_that_went_silent(self):
+        """RFC 5847 between our MAG and our LMA (issue 17): a kill -9 and restart of the LMA is seen
+        by its Restart Counter and the MAG registers its MN again at once (not at 80 % of the
+        lifetime); an LMA that stops answering takes the MN's path down in the data plane, and
+        its return brings it up."""
+        m = MagWorld("mh", with_lma=True)
+        state = tempfile.mkdtemp(prefix="xpmip-hb-state-")
+        try:
+            lma_cfg = our_lma_config(m, state, journal=True)
             m.lma_proc, lma_log = m.start_proc(m.lma_ns, "lma", lma_cfg, "up:")
             m.start_mag(static=(1,), lifetime=3600, heartbeat=0.3, missing_heartbeats=2)
             ok = wait_for(lambda: any(s.get("mn_mac") == mac_of(1) for s in m.sessions()), timeout=10)
@@ -722,22 +728,7 @@ mobile_nodes:
         m = MagWorld("mw", with_lma=True)
         state = tempfile.mkdtemp(prefix="xpmip-mw-state-")   # (its restart counter)
         try:
-            lma_cfg = f"""instance: {m.w.prefix}-lma
-state_directory: {state}
-journal: false
-lma:
-  addresses: [{LMA6}, {LMA4}]
-  gre: keys-required
-interfaces:
-  - {{name: tun0, kind: tunnel}}
-  - {{name: core1, kind: core, realm: 1}}
-realms:
-  - {{id: 1, interface: core1, ipv4_pool: 10.0.0.0/16, ipv6_pool: "2001:db8:a::/48"}}
-peers:
-  - {{name: mag, addresses: [{MAG6}, {MAG4}]}}
-mobile_nodes:
-  - {{id: {mn_id(1)}, realm: 1}}
-"""
+            lma_cfg = our_lma_config(m, state, journal=False)
             m.cn_ns.ip("addr add 2001:db8:cc::2/64 dev eth0 nodad")
             m.cn_ns.ip("route add default via 2001:db8:cc::1")
             m.lma_ns.ip("addr add 2001:db8:cc::1/64 dev core1 nodad")

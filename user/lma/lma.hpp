@@ -168,6 +168,7 @@ private:
     bool links_moved(const BindingCacheEntry& e) const;
     void follow_links(BindingCacheEntry& e) const;
     bool link_carries(const MultipathBinding& b) const;
+    std::uint8_t steering_policy_id() const;   // RFC 8278 §3.2 rules in force: their policy id, else 0
     // Write a multipath entry's paths again when its bindings changed or links_moved (errors
     // logged, and the entry keeps what the data plane holds).
     void rewrite_paths(BindingCacheEntry& e, bool bindings_changed);

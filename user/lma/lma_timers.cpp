@@ -189,6 +189,23 @@ Clock::time_point LocalMobilityAnchor::bindings_expiry(const BindingCacheEntry& 
     return last;
 }
 
+namespace {
+
+// A path between our address and the MAG's, with its keys when it has both (RFC 5845 §5.1).
+dataplane::PathConfig path_between(const IpAddress& lma, const IpAddress& mag, const std::optional<std::uint32_t>& down,
+                                   const std::optional<std::uint32_t>& up) {
+    dataplane::PathConfig p;
+    p.local = lma;
+    p.remote = mag;
+    if (down && up) {
+        p.key_downlink = *down;
+        p.key_uplink = *up;
+    }
+    return p;
+}
+
+} // namespace
+
 dataplane::SessionConfig LocalMobilityAnchor::dataplane_session(const BindingCacheEntry& e) const {
     dataplane::SessionConfig s;
     s.id = e.session_id;
@@ -203,24 +220,11 @@ dataplane::SessionConfig LocalMobilityAnchor::dataplane_session(const BindingCac
     }
     s.mn_ifindex = sink_.realm_ifindex(e.realm);
     if (!e.multipath) {
-        dataplane::PathConfig p;
-        p.local = e.lma_address;
-        p.remote = e.proxy_coa;
-        if (e.key_downlink && e.key_uplink) {
-            p.key_downlink = *e.key_downlink;
-            p.key_uplink = *e.key_uplink;
-        }
-        s.paths = {p};
+        s.paths = {path_between(e.lma_address, e.proxy_coa, e.key_downlink, e.key_uplink)};
         return s;
     }
     for (const auto& [bid, b] : e.multipath->bindings) {   // by Binding-Id: the same order at both ends
-        dataplane::PathConfig p;
-        p.local = b.lma_address;
-        p.remote = b.proxy_coa;
-        if (b.key_uplink && b.key_downlink) {
-            p.key_downlink = *b.key_downlink;
-            p.key_uplink = *b.key_uplink;
-        }
+        dataplane::PathConfig p = path_between(b.lma_address, b.proxy_coa, b.key_downlink, b.key_uplink);
         p.label = b.label;
         p.bid = b.bid;
         p.weight = b.weight;
@@ -242,9 +246,12 @@ bool LocalMobilityAnchor::dataplane_holds(const BindingCacheEntry* e, const data
     }
 }
 
+std::uint8_t LocalMobilityAnchor::steering_policy_id() const {
+    return config_.steering.policy.rules.empty() ? 0 : config::kSteeringPolicyId;
+}
+
 bool LocalMobilityAnchor::links_moved(const BindingCacheEntry& e) const {
-    const std::uint8_t policy = config_.steering.policy.rules.empty() ? 0 : config::kSteeringPolicyId;
-    return e.policy != policy ||
+    return e.policy != steering_policy_id() ||
            std::any_of(e.multipath->bindings.begin(), e.multipath->bindings.end(), [&](const auto& kv) {
                const MultipathBinding& b = kv.second;
                return b.path_up != link_carries(b) || b.weight != config_.steering.weight(b.label);
@@ -256,7 +263,7 @@ void LocalMobilityAnchor::follow_links(BindingCacheEntry& e) const {
         b.path_up = link_carries(b);
         b.weight = config_.steering.weight(b.label);
     }
-    e.policy = config_.steering.policy.rules.empty() ? 0 : config::kSteeringPolicyId;
+    e.policy = steering_policy_id();
 }
 
 bool LocalMobilityAnchor::link_carries(const MultipathBinding& b) const {
