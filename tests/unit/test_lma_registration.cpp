@@ -994,6 +994,39 @@ BOOST_AUTO_TEST_CASE(rfc8278_deregistering_one_bid_keeps_the_others) {
     BOOST_TEST(l.sink.sessions.begin()->second.paths[0].bid == 1u);
 }
 
+// Issue 17: a MAG that de-registers one path (a SIGTERM) and registers it again within
+// MinDelayBeforeBCEDelete gets the binding's uplink key back (RFC 5213 §5.3.5, RFC 5845 §3.3).
+BOOST_AUTO_TEST_CASE(rfc8278_a_deregistered_bid_keeps_its_key_min_delay) {
+    Multipath l;
+    REQUIRE_STATUS(l.send(l.path(1)), Accepted);
+    REQUIRE_STATUS(l.send(l.path(2)), Accepted);
+    const auto key = l.entry("mn1@op.example")->multipath->bindings.at(2).key_uplink;
+    BOOST_TEST_REQUIRE(key.has_value());
+    auto d = l.path(2, 2);
+    d.lifetime_s = 0;
+    d.gre = PbuSpec::Gre::None;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(d), Accepted);
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->held_keys.count(2) == 1u);
+    l.pass(5s);
+    l.tick();
+    REQUIRE_STATUS(l.send(l.path(2, 3)), Accepted);
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->bindings.at(2).key_uplink.value_or(0) == *key,
+               "the same key within the hold");
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->held_keys.empty());
+    l.check_dataplane();
+
+    // Past the hold, the key goes back to the pool (and a third registration gets another).
+    auto d2 = l.path(2, 4);
+    d2.lifetime_s = 0;
+    d2.gre = PbuSpec::Gre::None;
+    l.pass(10ms);
+    REQUIRE_STATUS(l.send(d2), Accepted);
+    l.pass(11s);
+    l.tick();
+    BOOST_TEST(l.entry("mn1@op.example")->multipath->held_keys.empty(), "released when the hold ends");
+}
+
 BOOST_AUTO_TEST_CASE(rfc8278_deregistering_the_last_bid_deregisters_the_session) {
     Multipath l;
     REQUIRE_STATUS(l.send(l.path(1)), Accepted);

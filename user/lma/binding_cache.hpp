@@ -49,6 +49,14 @@ struct MultipathBinding {
 struct MultipathState {
     std::string mag_id;                              // MAG Identifier option (64)
     std::map<std::uint8_t, MultipathBinding> bindings;
+    // Uplink keys of bindings de-registered while others stay, by Binding-Id, each until its
+    // MinDelayBeforeBCEDelete hold ends (RFC 5213 §5.3.5, RFC 5845 §3.3): the binding registering
+    // again within it gets its key back. Not journaled (a restart ends the holds).
+    struct HeldKey {
+        std::uint32_t key = 0;
+        Clock::time_point until{};
+    };
+    std::map<std::uint8_t, HeldKey> held_keys;
 };
 
 // Laid out for a million of them (issue 16: at most 400 B of agent memory per binding, the map

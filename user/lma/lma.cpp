@@ -119,6 +119,46 @@ void LocalMobilityAnchor::release_uplink_key(std::uint32_t key, Clock::time_poin
     }
 }
 
+// RFC 5213 §5.3.5 for one binding of several (RFC 8278): its key rests with the MN for
+// MinDelayBeforeBCEDelete, so that the binding registering again keeps it (RFC 5845 §3.3).
+void LocalMobilityAnchor::hold_uplink_key(BindingCacheEntry& e, std::uint8_t bid, std::uint32_t key,
+                                          Clock::time_point now) {
+    auto& held = e.multipath->held_keys;
+    if (auto old = held.find(bid); old != held.end() && old->second.key != key) {
+        release_uplink_key(old->second.key, now);
+    }
+    held[bid] = MultipathState::HeldKey{key, now + config_.timers.min_delay_before_bce_delete};
+}
+
+std::optional<std::uint32_t> LocalMobilityAnchor::take_held_uplink_key(BindingCacheEntry& e, std::uint8_t bid) {
+    if (!e.multipath) {
+        return std::nullopt;
+    }
+    auto it = e.multipath->held_keys.find(bid);
+    if (it == e.multipath->held_keys.end()) {
+        return std::nullopt;
+    }
+    const auto key = it->second.key;
+    e.multipath->held_keys.erase(it);
+    return key;
+}
+
+// Held keys whose hold has ended go back to the pool (all of them when the entry goes).
+void LocalMobilityAnchor::release_held_keys(BindingCacheEntry& e, Clock::time_point now, bool all) {
+    if (!e.multipath) {
+        return;
+    }
+    auto& held = e.multipath->held_keys;
+    for (auto it = held.begin(); it != held.end();) {
+        if (all || it->second.until <= now) {
+            release_uplink_key(it->second.key, now);
+            it = held.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
 void LocalMobilityAnchor::reserve_static_addresses(const LmaConfig& config) {
     // Static addresses belong to their MN for good: the pools never hand them out.
     for (const auto& m : config.mobile_nodes) {
@@ -462,6 +502,14 @@ void LocalMobilityAnchor::replace_bindings(Registration& r) {
             }
             it = bindings.erase(it);
         }
+        for (auto it = ne.multipath->held_keys.begin(); it != ne.multipath->held_keys.end();) {
+            if (it->first == keep) {
+                ++it;
+                continue;
+            }
+            r.dropped_keys.push_back(it->second.key);
+            it = ne.multipath->held_keys.erase(it);
+        }
     };
     if (r.multipath()) {
         if (!ne.multipath || r.handoff || ne.deregistered) {
@@ -487,6 +535,9 @@ void LocalMobilityAnchor::replace_bindings(Registration& r) {
 Rejection LocalMobilityAnchor::assign_uplink_key(Registration& r, Reservation& res) {
     auto& slot = r.uplink_key();
     if (r.gre.gre && r.gre.keyed) {
+        if (!slot && r.multipath()) {
+            slot = take_held_uplink_key(r.next, r.opt.multipath->binding_id);
+        }
         if (!slot) {
             slot = r.multipath() ? res.uplink_key() : std::optional(r.next.session_id);
         }
@@ -682,7 +733,7 @@ void LocalMobilityAnchor::deregister_one_binding(Registration& r) {
         rewrite_paths(e, true);
         journal_change(e);
         if (gone.key_uplink) {
-            release_uplink_key(*gone.key_uplink, r.now);
+            hold_uplink_key(e, bid, *gone.key_uplink, r.now);
         }
         spdlog::info("binding {} of {} ({} label {}) de-registered; {} binding(s) left", gone.bid, r.id,
                      to_string(gone.proxy_coa), config_.steering.label_name(gone.label), e.multipath->bindings.size());

@@ -181,6 +181,9 @@ private:
     void journal_erase(const std::string& mn_id);
     void open_subscriber_store();
     void release_uplink_key(std::uint32_t key, Clock::time_point now);
+    void hold_uplink_key(BindingCacheEntry& e, std::uint8_t bid, std::uint32_t key, Clock::time_point now);
+    std::optional<std::uint32_t> take_held_uplink_key(BindingCacheEntry& e, std::uint8_t bid);
+    void release_held_keys(BindingCacheEntry& e, Clock::time_point now, bool all);
     template <class Pool>
     static Pool* pool_of(std::map<std::uint32_t, std::unique_ptr<Pool>>& pools, std::uint32_t realm) {
         auto it = pools.find(realm);

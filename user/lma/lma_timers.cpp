@@ -45,6 +45,11 @@ void LocalMobilityAnchor::release_resources(const BindingCacheEntry& e, Clock::t
             release_uplink_key(*b.key_uplink, now);
         }
     }
+    if (e.multipath) {
+        for (const auto& [bid, h] : e.multipath->held_keys) {
+            release_uplink_key(h.key, now);
+        }
+    }
     session_ids_.release(e.session_id, now);   // it may have been the session's key: it rests too
 }
 
@@ -71,6 +76,7 @@ void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_poi
 void LocalMobilityAnchor::expire_multipath_bindings(const std::vector<std::string>& due, Clock::time_point now) {
     for (const auto& id : due) {
         BindingCacheEntry& e = *cache_.find(id);
+        release_held_keys(e, now, false);
         if (!e.multipath || e.deregistered || e.expires <= now || e.multipath->bindings.empty()) {
             continue;
         }
@@ -152,6 +158,11 @@ Clock::time_point LocalMobilityAnchor::entry_deadline(const BindingCacheEntry& e
     Clock::time_point t = e.expires;
     for (const auto& [bid, b] : bindings_of(e)) {
         t = std::min(t, b.expires);
+    }
+    if (e.multipath) {
+        for (const auto& [bid, h] : e.multipath->held_keys) {
+            t = std::min(t, h.until);
+        }
     }
     return t;
 }
