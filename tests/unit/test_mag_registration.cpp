@@ -387,6 +387,35 @@ BOOST_AUTO_TEST_CASE(a_deregistration_is_retransmitted_then_dropped_after_its_at
     BOOST_TEST(m.mag.entries().count("mn1@op.example") == 0u);
 }
 
+// Issue 17: at SIGTERM, de-registrations are resent every initial_retransmit (no doubling, no
+// attempt limit) until the LMA answers; the daemon bounds the wait by shutdown_timeout.
+BOOST_AUTO_TEST_CASE(shutdown_resends_deregistrations_until_answered) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    m.answer(m.attach("mn1@op.example"), with_addresses);
+    m.now += 2s;
+    auto d = m.mag.shutdown(m.now);
+    BOOST_REQUIRE_EQUAL(d.size(), 1u);
+    BOOST_TEST(d[0].pbu.lifetime == 0u);
+    BOOST_TEST(m.mag.deregistrations_outstanding() == 1u);
+    BOOST_TEST(m.mag.attach("mn1@op.example", m.now).empty(), "no attach while shutting down");
+    std::vector<OutgoingPbu> last;
+    unsigned resent = 0;
+    for (int i = 0; i < 8; ++i) {
+        m.now += 1s;
+        auto out = m.mag.on_timer(m.now);
+        resent += static_cast<unsigned>(out.size());
+        if (!out.empty()) {
+            last = out;
+        }
+    }
+    BOOST_TEST(resent == 8u, "one every initial_retransmit (1 s), past deregistration_attempts (3)");
+    BOOST_REQUIRE(!last.empty());
+    BOOST_TEST(m.mag.deregistrations_outstanding() == 1u);
+    m.answer(last[0], [](auto&) {});
+    BOOST_TEST(m.mag.deregistrations_outstanding() == 0u);
+    BOOST_TEST(m.mag.entries().empty());
+}
+
 // ---- RFC 8278 at the MAG ------------------------------------------------------------------------
 
 std::string multipath_yaml() {

@@ -110,17 +110,23 @@ bool carrier_changed(netlink::LinkMonitor& links) {
 
 void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl, control::AgentMetrics& metrics,
                  netlink::LinkMonitor& links, AgentHooks hooks) {
-    loop.watch("signals", signal_fd, [&loop, signal_fd, reload = hooks.reload, shutdown = hooks.shutdown] {
-        for (int signo : read_signals(signal_fd)) {
-            if (signo == SIGHUP) {
-                reload();
-                continue;
-            }
-            shutdown(signo);
-            loop.stop();
-            return;
-        }
-    });
+    loop.watch("signals", signal_fd,
+               [&loop, signal_fd, reload = hooks.reload, shutdown = hooks.shutdown, asked = false]() mutable {
+                   for (int signo : read_signals(signal_fd)) {
+                       if (signo == SIGHUP) {
+                           reload();
+                           continue;
+                       }
+                       if (asked) {
+                           spdlog::info("signal {} again: stopping now", signo);
+                       }
+                       if (asked || shutdown(signo)) {
+                           loop.stop();
+                           return;
+                       }
+                       asked = true;
+                   }
+               });
     loop.watch("control socket", ctl.fd(), [&ctl, handler = hooks.control] { ctl.serve_pending(handler); });
     loop.watch("link events", links.fd(), [&links, changed = hooks.link_changed] {
         if (carrier_changed(links)) {

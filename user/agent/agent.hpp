@@ -74,7 +74,9 @@ Config with_log_level(Config c) {
 // What the common part of an agent asks of its role.
 struct AgentHooks {
     std::function<void()> reload;                     // SIGHUP: re-read the configuration
-    std::function<void(int signo)> shutdown;          // SIGTERM / SIGINT, before the loop stops
+    // SIGTERM / SIGINT. True: the loop stops now; false: the role stops it once it is done (a
+    // second signal stops it at once).
+    std::function<bool(int signo)> shutdown;
     control::ControlServer::Handler control;          // a control socket request
     std::function<void()> link_changed;               // a carrier changed (RFC 8278 failover)
     std::function<void()> publish_metrics;            // after a wake-up: what changed, into the gauges

@@ -142,6 +142,7 @@ public:
                            {.reload = [this] { reload(); },
                             .shutdown = [this](int signo) {
                                 spdlog::info("signal {}: shutting down ({} binding(s))", signo, lma_.cache().size());
+                                return true;
                             },
                             .control = [this](const nlohmann::json& req) { return control(req); },
                             .link_changed = [this] { lma_.on_link_change(); },

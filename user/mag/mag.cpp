@@ -193,7 +193,10 @@ std::vector<OutgoingPbu> MobileAccessGateway::send(BindingUpdateListEntry& e, bo
     recent_sends_[e.mn_id].push_back(now);
     ++e.attempts;
     e.next_send = now + e.backoff;
-    e.backoff = std::min(e.backoff * 2, config_.timers.max_retransmit);
+    // While shutting down, de-registrations go out every initial_retransmit until answered: the
+    // daemon bounds the whole by timers.shutdown_timeout (issue 17: lossy links).
+    e.backoff = shutting_down_ ? config_.timers.initial_retransmit
+                               : std::min(e.backoff * 2, config_.timers.max_retransmit);
     return out;
 }
 
@@ -201,6 +204,10 @@ std::vector<OutgoingPbu> MobileAccessGateway::attach(const std::string& mn_id, C
     const MobileNodeConfig* mn = config_.mobile_node(mn_id);
     if (!mn) {
         throw std::invalid_argument(fmt::format("mobile node '{}' is not configured", mn_id));
+    }
+    if (shutting_down_) {
+        spdlog::info("{}: not attached, the MAG is shutting down", mn_id);
+        return {};
     }
     auto it = bul_.find(mn_id);
     if (it != bul_.end() && (it->second.state == State::Registering || it->second.state == State::Registered)) {
@@ -466,6 +473,31 @@ std::vector<OutgoingPbu> MobileAccessGateway::detach(const std::string& mn_id, C
         out.insert(out.end(), more.begin(), more.end());
     }
     return out;
+}
+
+std::vector<OutgoingPbu> MobileAccessGateway::shutdown(Clock::time_point now) {
+    shutting_down_ = true;
+    std::vector<std::string> ids;
+    for (const auto& [id, e] : bul_) {
+        ids.push_back(id);
+    }
+    std::vector<OutgoingPbu> out;
+    for (const auto& id : ids) {
+        auto more = detach(id, now);
+        out.insert(out.end(), more.begin(), more.end());
+    }
+    return out;
+}
+
+std::size_t MobileAccessGateway::deregistrations_outstanding() const {
+    std::size_t n = 0;
+    for (const auto& [id, e] : bul_) {
+        n += e.state == BindingUpdateListEntry::State::Deregistering;
+        for (const auto& x : e.paths) {
+            n += x.state == BindingUpdateListEntry::State::Deregistering;
+        }
+    }
+    return n;
 }
 
 // RFC 5213 §6.9.1.2 (the MAG's PBA processing), with RFC 5845 §4.2 and §7.3 and RFC 8278 §4.4, as
@@ -795,7 +827,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
                 if (x->next_send > now) {
                     break;
                 }
-                if (x->attempts >= config_.timers.deregistration_attempts) {
+                if (x->attempts >= config_.timers.deregistration_attempts && !shutting_down_) {
                     spdlog::warn("de-registration of {} (path {}) unanswered after {} attempts: dropped", id, x->path,
                                  x->attempts);
                     given_up.emplace_back(id, x->path);

@@ -108,6 +108,12 @@ public:
     std::vector<OutgoingPbu> attach(const std::string& mn_id, Clock::time_point now);
     // Stop serving it: the data plane session goes, a de-registration goes to the LMA.
     std::vector<OutgoingPbu> detach(const std::string& mn_id, Clock::time_point now);
+    // SIGTERM: every MN detached; their de-registrations are retransmitted every
+    // initial_retransmit, without the attempt limit, until answered (the daemon stops waiting
+    // after timers.shutdown_timeout). Attaches are refused from here on.
+    std::vector<OutgoingPbu> shutdown(Clock::time_point now);
+    std::size_t deregistrations_outstanding() const;
+    bool shutting_down() const { return shutting_down_; }
     std::vector<OutgoingPbu> on_pba(const IncomingPba& in, Clock::time_point now);
     // Retransmissions, refreshes, expiry.
     std::vector<OutgoingPbu> on_timer(Clock::time_point now);
@@ -196,6 +202,7 @@ private:
     bool lma_multipath_known_ = false;   // a PBA carried option 63 (RFC 8278 §4.4)
     std::set<std::string> multipath_off_;
     unsigned gre_alarms_ = 0;
+    bool shutting_down_ = false;
     // LMAs already logged for a deviation (a T flag we did not ask for, a prefix of nothing): once each.
     std::set<std::string> deviations_logged_;
 };

@@ -193,6 +193,7 @@ void read_timers_and_limits(MapReader& root, MagConfig& c) {
     m.lifetime = std::chrono::seconds(t->opt_uint("lifetime", 4, 65535u * 4).value_or(3600));
     m.inactivity_timeout = std::chrono::seconds(t->opt_uint("inactivity_timeout", 0, 86400).value_or(0));
     m.deregistration_attempts = static_cast<unsigned>(t->opt_uint("deregistration_attempts", 1, 10).value_or(3));
+    m.shutdown_timeout = t->opt_seconds("shutdown_timeout", 0, 600).value_or(m.shutdown_timeout);
     m.heartbeat_interval = t->opt_seconds("heartbeat_interval", 0, 3600).value_or(m.heartbeat_interval);
     m.missing_heartbeats_allowed =
         static_cast<unsigned>(t->opt_uint("missing_heartbeats_allowed", 1, 100).value_or(m.missing_heartbeats_allowed));

@@ -58,6 +58,9 @@ struct MagTimers {
     double refresh_at = 0.8;                               // share of the granted lifetime
     std::chrono::seconds inactivity_timeout{0};            // detach after this idle time; 0: never
     unsigned deregistration_attempts = 3;
+    // SIGTERM: how long the MAG waits for its de-registrations' PBAs (resent every
+    // initial_retransmit meanwhile) before it exits; 0: send once and exit.
+    std::chrono::milliseconds shutdown_timeout{10000};
     // RFC 5847 §3.1 (its defaults): a Heartbeat to the LMA every interval (0: off); this many
     // unanswered in a row take the path down.
     std::chrono::milliseconds heartbeat_interval{60000};

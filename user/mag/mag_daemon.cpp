@@ -267,7 +267,7 @@ public:
         agent::EventLoop loop;
         agent::watch_agent(loop, signals_.get(), ctl_, metrics_, carrier_,
                            {.reload = [this] { reload(); },
-                            .shutdown = [this](int signo) { shutdown(signo); },
+                            .shutdown = [this](int signo) { return shutdown(signo); },
                             .control = [this](const nlohmann::json& req) { return control(req); },
                             .link_changed = [this] { mag_.on_link_change(); },
                             .publish_metrics = [this] { publish_metrics(Clock::now()); }});
@@ -283,6 +283,7 @@ public:
         }
         loop.after_wakeup("access link timers", [this] { return access_link_ticks(); });
         loop.after_wakeup("inactivity", [this] { return detach_idle(Clock::now()); });
+        loop.after_wakeup("shutdown", [this, &loop] { return finish_shutdown(loop); });
         spdlog::info("MAG '{}' up: LMA {}, {} mobile node(s)", cfg_.instance, to_string(cfg_.lma),
                      cfg_.mobile_nodes.size());
         loop.run();
@@ -302,15 +303,36 @@ private:
         }
     }
 
-    void shutdown(int signo) {
-        spdlog::info("signal {}: de-registering {} mobile node(s) and shutting down", signo, mag_.entries().size());
-        std::vector<std::string> ids;
-        for (const auto& [id, e] : mag_.entries()) {
-            ids.push_back(id);
+    // SIGTERM: every MN de-registered, and the loop runs on until every de-registration is
+    // answered or timers.shutdown_timeout has passed (issue 17: one lost PBU must not leave a
+    // binding behind at the LMA).
+    bool shutdown(int signo) {
+        const auto timeout = mag_.config().timers.shutdown_timeout;
+        spdlog::info("signal {}: de-registering {} mobile node(s), waiting up to {} ms for the LMA", signo,
+                     mag_.entries().size(), timeout.count());
+        send(mag_.shutdown(Clock::now()));
+        shutdown_deadline_ = Clock::now() + timeout;
+        return timeout.count() == 0 || mag_.deregistrations_outstanding() == 0;
+    }
+
+    // While shutting down, after every wake-up: done once nothing is outstanding or time is up.
+    std::chrono::milliseconds finish_shutdown(agent::EventLoop& loop) {
+        if (!shutdown_deadline_) {
+            return std::chrono::milliseconds(60000);
         }
-        for (const auto& id : ids) {
-            send(mag_.detach(id, Clock::now()));
+        const auto left = mag_.deregistrations_outstanding();
+        if (left == 0 || Clock::now() >= *shutdown_deadline_) {
+            if (left > 0) {
+                spdlog::warn("shutdown: {} de-registration(s) unanswered after {} ms: the LMA expires them by "
+                             "their lifetime", left, mag_.config().timers.shutdown_timeout.count());
+            } else {
+                spdlog::info("shutdown: every de-registration answered");
+            }
+            loop.stop();
+            return std::chrono::milliseconds(0);
         }
+        return std::chrono::duration_cast<std::chrono::milliseconds>(*shutdown_deadline_ - Clock::now()) +
+               std::chrono::milliseconds(1);
     }
 
     nlohmann::json control(const nlohmann::json& req) {
@@ -505,6 +527,7 @@ private:
     std::map<std::string, Clock::time_point> ignored_;
     std::map<std::string, Activity> activity_;
     Clock::time_point last_sweep_ = Clock::now();
+    std::optional<Clock::time_point> shutdown_deadline_;
 };
 
 } // namespace
