@@ -452,6 +452,31 @@ static __noinline int classify_tunnel(void *ctx, void *data, void *data_end, con
     return 0;
 }
 
+/* Issue 17, trust boundaries: on an interface no MAG or LMA is behind, PMIPv6 signaling (the
+ * Mobility Header, RFC 6275 §6.1; RFC 5844's UDP 5436) is dropped before the stack sees it. Only
+ * what would go up the stack is looked at: tunnelled traffic has been planned already. */
+#define PMIP_MH_PROTO 135
+#define PMIP_UDP_PORT_SIGNALING 5436
+static __noinline int refuse_signaling(void *data, void *data_end, struct plan *pl) {
+    struct ethhdr *eth = data;
+    if (!pl || (void *)(eth + 1) > data_end) {
+        return 0;
+    }
+    struct scratch *sc = scratch_get();
+    if (!sc) {
+        return 0;
+    }
+    __builtin_memset(&sc->out, 0, sizeof(sc->out));
+    if (parse_ip(eth + 1, data_end, bpf_ntohs(eth->h_proto), &sc->out) != PARSE_OK) {
+        return 0;
+    }
+    if (sc->out.proto == PMIP_MH_PROTO ||
+        (sc->out.proto == IPPROTO_UDP && !sc->out.later_fragment && sc->out.dport == PMIP_UDP_PORT_SIGNALING)) {
+        plan_drop(pl, XPMIP_STAT_DROP_SIGNALING);
+    }
+    return 0;
+}
+
 /* Dispatch by what the ingress interface is. */
 static __always_inline void classify(void *ctx, void *data, void *data_end, __u32 ifindex, struct plan *pl) {
     const struct xpmip_iface *ifc = bpf_map_lookup_elem(&ifaces, &ifindex);
@@ -474,6 +499,9 @@ static __always_inline void classify(void *ctx, void *data, void *data_end, __u3
     case XPMIP_IF_TUNNEL:
         classify_tunnel(ctx, data, data_end, ifc, pl);
         break;
+    }
+    if (pl->kind == PLAN_PASS && (ifc->flags & XPMIP_IFACE_NO_SIGNALING)) {
+        refuse_signaling(data, data_end, pl);
     }
 }
 

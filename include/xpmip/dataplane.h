@@ -251,8 +251,15 @@ struct xpmip_iface {
     __u16 mtu;            /* packets sent out of it are held to this (access links: RFC 1812 §5.2.2) */
     __u8 addr4[4];        /* source of ICMP errors this gateway sends from here */
     __u8 addr6[16];
+    __u32 flags;          /* enum xpmip_iface_flags */
 };
-XPMIP_ASSERT_SIZE(struct xpmip_iface, 36);
+XPMIP_ASSERT_SIZE(struct xpmip_iface, 40);
+
+enum xpmip_iface_flags {
+    /* Signaling (MH, UDP 5436) addressed to this host is dropped here, in XDP, and counted
+     * (XPMIP_STAT_DROP_SIGNALING): MAGs and LMAs are not on this side (README "Trust boundaries"). */
+    XPMIP_IFACE_NO_SIGNALING = 1 << 0,
+};
 
 /* config[0]: the instance. */
 enum xpmip_config_flags {
@@ -273,7 +280,7 @@ XPMIP_ASSERT_SIZE(struct xpmip_config, 28);
 /* The layout and meaning of these maps. A build with another version refuses pinned maps of
  * this one (an agent upgrade keeps maps only when the layout is the same: README "Upgrades").
  * Raise it with any change to a map's key or value a restarted agent could misread. */
-#define XPMIP_MAP_ABI_VERSION 1
+#define XPMIP_MAP_ABI_VERSION 2
 
 /* route_cache (LRU hash): the route of the LMA uplink toward a correspondent as bpf_fib_lookup
  * last found it, in the realm's core interface (README "Route cache"). An entry serves while it is
@@ -364,6 +371,7 @@ enum xpmip_stat {
     XPMIP_STAT_DROP_NOT_FORWARDABLE,  /* inner destination or source a router does not forward (RFC 1812 §5.3.7) */
     XPMIP_STAT_CPU_SPREAD,            /* tunnel packets handed to another CPU (cpumap), counted on the giver */
     XPMIP_STAT_SPREAD_RECEIVED,       /* tunnel packets taken from the cpumap, counted on the taker */
+    XPMIP_STAT_DROP_SIGNALING,        /* MH or UDP 5436 arriving where no MAG/LMA is (XPMIP_IFACE_NO_SIGNALING) */
     XPMIP_STAT_MAX,
 };
 

@@ -403,34 +403,62 @@ mobile_node_domains:
 
     def test_signaling_from_the_core_side_is_dropped_counted_and_logged(self):
         """Issue 17: a PBU with an authorized MAG's address sent from a correspondent's network
-        (core1) neither registers an MN nor de-registers one; it is counted and logged."""
-        self.lma_ns.sysctl("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.core1.rp_filter=0")   # (the kernel's
-        # reverse-path filter would hide what the agent does)
+        (core1), over IPv4 UDP and as an IPv6 Mobility Header, neither registers an MN nor
+        de-registers one: XDP drops it on core1 (drop_signaling). One arriving where no XDP
+        program is (the loopback) is refused by the agent's arrival check, counted and logged."""
+        self.lma_ns.sysctl("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.core1.rp_filter=0",
+                           "net.ipv4.conf.lo.rp_filter=0")   # (the kernel's reverse-path filter would hide what we do)
         self.assertStatus(self.send4(self.pbu("mn40@op1.example", hnp=None, v4=True)), S_ACCEPTED)
-        refused = lambda: self.lma_ns.run("/usr/bin/python3", "-c", (   # noqa: E731
+        metrics = lambda: self.lma_ns.run("/usr/bin/python3", "-c", (   # noqa: E731
             "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9430/metrics',timeout=5)"
             ".read().decode())")).stdout
-        def count():
-            for line in refused().splitlines():
+        def refused():
+            for line in metrics().splitlines():
                 if line.startswith('xpmip_signaling_refused_total{reason="interface"}'):
                     return float(line.split()[-1])
             return None
-        before = count()
+        def xdp_dropped():
+            out = subprocess.run([XPMIP, "show", "stats", "-i", self.instance, "--json"], capture_output=True, text=True,
+                                 check=True).stdout
+            return json.loads(out)["drop_signaling"]
+        before, dropped_before = refused(), xdp_dropped()
         self.assertIsNotNone(before, "the counter is exported")
         new = self.pbu("mn41@op1.example", hnp=None, v4=True, seq=self.next_seq())
         dereg = self.pbu("mn40@op1.example", hnp=None, v4=True, lifetime=0, seq=self.next_seq())
+        new6 = self.pbu("mn42@op1.example", seq=self.next_seq())
         for bu in (new, dereg):
             bu.cksum = 0
-        script = ("import sys\nfrom scapy.all import IP, UDP, Raw, send\n"
-                  "for h in sys.argv[3:]:\n"
+        script = ("import sys\nfrom scapy.all import Ether, IP, IPv6, UDP, Raw, send, sendp\n"
+                  "for h in sys.argv[5:7]:\n"
                   "    send(IP(src=sys.argv[1], dst=sys.argv[2]) / UDP(sport=5436, dport=5436) / Raw(bytes.fromhex(h)),"
-                  " verbose=False)\n")
-        self.cn1.run("/usr/bin/python3", "-c", script, MAG_A4, LMA4, bytes(new).hex(), bytes(dereg).hex())
-        self.assertTrue(wait_for(lambda: count() >= before + 2, timeout=10), f"refused {count()}\n{self.log_tail()}")
-        self.assertIn("arrived on core1", self.log_text())
+                  " verbose=False)\n"
+                  "sendp(Ether(dst=sys.argv[8]) / IPv6(src=sys.argv[3], dst=sys.argv[4], nh=135) / Raw(bytes.fromhex(sys.argv[7])),"
+                  " iface='eth0', verbose=False)\n")   # (at L2: cn1 has no IPv6 route)
+        mh6 = bytes(IPv6(src=MAG_A6, dst=LMA6) / new6)[40:]   # (scapy's MH checksum, over these addresses)
+        self.cn1.run("/usr/bin/python3", "-c", script, MAG_A4, LMA4, MAG_A6, LMA6, bytes(new).hex(), bytes(dereg).hex(),
+                     mh6.hex(), self.lma_ns.mac("core1"))
+        self.assertTrue(wait_for(lambda: xdp_dropped() >= dropped_before + 3, timeout=10),
+                        f"drop_signaling {xdp_dropped()}\n{self.log_tail()}")
+        self.assertEqual(refused(), before, "dropped in XDP: the agent never saw them")
+
+        # Second layer: the same PBU on an interface the data plane is not attached to (a
+        # management link, no XDP) is refused by the agent's arrival check (IP_PKTINFO).
+        self.world.veth(self.lma_ns, "mgmt0", self.cn1, "mgmt1")
+        try:
+            self.lma_ns.sysctl("net.ipv4.conf.mgmt0.rp_filter=0")
+            self.lma_ns.ip("addr add 169.254.77.1/30 dev mgmt0")
+            l2 = ("import sys\nfrom scapy.all import Ether, IP, UDP, Raw, sendp\n"
+                  "sendp(Ether(dst=sys.argv[3]) / IP(src=sys.argv[1], dst=sys.argv[2]) / UDP(sport=5436, dport=5436) /"
+                  " Raw(bytes.fromhex(sys.argv[4])), iface='mgmt1', verbose=False)\n")
+            self.cn1.run("/usr/bin/python3", "-c", l2, MAG_A4, LMA4, self.lma_ns.mac("mgmt0"), bytes(new).hex())
+            self.assertTrue(wait_for(lambda: refused() >= before + 1, timeout=10), f"refused {refused()}\n{self.log_tail()}")
+            self.assertIn("arrived on mgmt0", self.log_text())
+        finally:
+            self.lma_ns.ip("link del mgmt0")
         b = {x["mn"]: x for x in json.loads(subprocess.run([XPMIP, "show", "bindings", "-i", self.instance, "--json"],
                                                            capture_output=True, text=True, check=True).stdout)}
         self.assertNotIn("mn41@op1.example", b, "no registration from the core side")
+        self.assertNotIn("mn42@op1.example", b, "no registration from the core side (IPv6)")
         self.assertEqual(b["mn40@op1.example"]["state"], "registered", "no de-registration from the core side")
 
     def test_rfc5213_160_missing_mn_identifier(self):

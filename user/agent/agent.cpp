@@ -24,7 +24,8 @@ namespace xpmip::agent {
 
 AgentDataplane::AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
                                const config::DataplaneTuning& tuning,
-                               const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep)
+                               const std::vector<dataplane::InterfaceConfig>& interfaces,
+                               const std::vector<std::string>& signaling_interfaces, bool keep)
     : keep_(keep) {
     dataplane::DataplaneOptions o;
     o.instance = instance;
@@ -37,7 +38,10 @@ AgentDataplane::AgentDataplane(const std::string& instance, dataplane::Role role
         spdlog::info("tunnel ingress spread over {} CPUs by inner flow", tuning.spread_cpus.size());
     }
     try {
-        for (const auto& iface : interfaces) {
+        for (auto iface : interfaces) {
+            // Trust boundaries (issue 17): signaling is dropped in XDP where no peer may be.
+            iface.refuse_signaling = std::find(signaling_interfaces.begin(), signaling_interfaces.end(), iface.name) ==
+                                     signaling_interfaces.end();
             dp_->attach(iface);
             spdlog::info("interface {} attached as {} (realm {})", iface.name, dataplane::to_string(iface.kind),
                          iface.realm);

@@ -30,7 +30,8 @@ class AgentDataplane {
 public:
     AgentDataplane(const std::string& instance, dataplane::Role role, const dataplane::Limits& limits,
                    const config::DataplaneTuning& tuning,
-                   const std::vector<dataplane::InterfaceConfig>& interfaces, bool keep);
+                   const std::vector<dataplane::InterfaceConfig>& interfaces,
+                   const std::vector<std::string>& signaling_interfaces, bool keep);
     ~AgentDataplane();
     AgentDataplane(const AgentDataplane&) = delete;
     AgentDataplane& operator=(const AgentDataplane&) = delete;

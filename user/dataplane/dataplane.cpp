@@ -387,6 +387,7 @@ void Dataplane::attach(const InterfaceConfig& iface) {
     xpmip_iface v{};
     v.kind = static_cast<std::uint32_t>(iface.kind);
     v.realm = iface.realm;
+    v.flags = iface.refuse_signaling ? XPMIP_IFACE_NO_SIGNALING : 0;
     maps_.update(MapId::Ifaces, &key, &v);
     refresh_interface(iface.name);
 

@@ -38,6 +38,8 @@ struct InterfaceConfig {
     InterfaceKind kind = InterfaceKind::Tunnel;
     std::uint32_t realm = 0;     // core/access: the realm; tunnel: key scope
     bool generic_xdp = false;    // native XDP unless asked for explicitly
+    // No MAG or LMA is on this side: signaling arriving here is dropped in XDP (issue 17).
+    bool refuse_signaling = false;
 };
 
 struct AttachedInterface {

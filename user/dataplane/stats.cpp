@@ -37,6 +37,7 @@ std::string_view stat_name(unsigned stat) {
     case XPMIP_STAT_DROP_NOT_FORWARDABLE: return "drop_not_forwardable";
     case XPMIP_STAT_CPU_SPREAD: return "cpu_spread";
     case XPMIP_STAT_SPREAD_RECEIVED: return "spread_received";
+    case XPMIP_STAT_DROP_SIGNALING: return "drop_signaling";
     case XPMIP_STAT_MAX: break;
     }
     return "unknown";

@@ -127,7 +127,7 @@ class LmaDaemon {
 public:
     explicit LmaDaemon(const LmaRunOptions& options, UniqueFd signals)
         : options_(options), signals_(std::move(signals)), cfg_(agent::with_log_level(load_lma_config(options.config_file))),
-          agent_dp_(cfg_.instance, dataplane::Role::Lma, cfg_.limits, cfg_.dataplane, cfg_.interfaces,
+          agent_dp_(cfg_.instance, dataplane::Role::Lma, cfg_.limits, cfg_.dataplane, cfg_.interfaces, cfg_.signaling_interfaces,
                     options.keep_dataplane),
           sink_(*agent_dp_, cfg_, links_), lma_(cfg_, sink_), sockets_(open_sockets(cfg_)),
           ctl_(control::socket_path(cfg_.instance)) {

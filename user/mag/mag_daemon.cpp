@@ -243,7 +243,7 @@ class MagDaemon {
 public:
     MagDaemon(const MagRunOptions& options, UniqueFd signals)
         : options_(options), signals_(std::move(signals)), cfg_(agent::with_log_level(load_mag_config(options.config_file))),
-          agent_dp_(cfg_.instance, dataplane::Role::Mag, cfg_.limits, cfg_.dataplane, cfg_.interfaces,
+          agent_dp_(cfg_.instance, dataplane::Role::Mag, cfg_.limits, cfg_.dataplane, cfg_.interfaces, cfg_.signaling_interfaces,
                     options.keep_dataplane),
           links_(open_access_links(cfg_)), sink_(*agent_dp_, links_, carrier_), mag_(cfg_, sink_),
           sock_(is_ipv4(cfg_.lma) ? transport::SignalingSocket::open_ipv4_udp() : transport::SignalingSocket::open_ipv6()),
