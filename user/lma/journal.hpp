@@ -1,23 +1,11 @@
-// The Binding Cache journal (issue 17: a restart loses no binding). An append-only log of
-// binding changes (create, handoff, key, address, path, de-registration hold, delete; not plain
-// lifetime refreshes) and a snapshot that compaction writes from a forked copy of the process, so
-// the event loop never waits for it.
-//
-// Files in the state directory:
-//   snapshot       every entry at the start of a generation (absent before the first compaction)
-//   journal-<g>    the changes of generation g, appended as they happen
-// Each file starts with a header (magic, format version, generation); each record is
-// [u32 length][u32 CRC-32 of the payload][payload]. Recovery reads the snapshot, then every
-// journal-<g> with g at least the snapshot's generation, in order; a record that is cut short or
-// fails its CRC ends the file's replay (what came before it is kept, the rest reported lost).
-//
-// Writes reach the kernel (write(2)) once per event-loop wake-up, before the PBAs of that
-// wake-up are sent, which is what survives `kill -9`; they are not fsync'ed (a power loss may
-// lose the last changes: the MAGs' next refreshes register them again).
+// The Binding Cache journal (issue 17: a restart loses no binding): every binding change (create,
+// handoff, key, address, path, de-registration hold, delete; not plain lifetime refreshes) in the
+// agents' record log (user/state/record_log.hpp: files, format, recovery, compaction, a full
+// disk), with the entry codec below.
 #pragma once
 
-#include "common/fd.hpp"
 #include "lma/binding_cache.hpp"
+#include "state/record_log.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -28,10 +16,7 @@
 
 namespace xpmip::lma {
 
-class JournalError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
+using JournalError = state::RecordError;
 
 // One entry as the journal holds it: the MN-ID, the peer's name and the entry. Times are not
 // kept (the process's clock means nothing after a restart): recovery gives every binding its
@@ -61,48 +46,31 @@ class BindingJournal {
 public:
     // Read what `dir` holds (created if missing) and open the current generation for appending.
     explicit BindingJournal(std::filesystem::path dir);
-    ~BindingJournal();
-    BindingJournal(const BindingJournal&) = delete;
-    BindingJournal& operator=(const BindingJournal&) = delete;
 
     // What the files held when opened (moved out once).
     JournalRecovery take_recovery() { return std::move(recovery_); }
 
-    // Queue a change; flush() writes the queue.
+    // Queue a change; flush() writes the queue (throws JournalError when the write fails).
     void put(const std::string& mn_id, const std::string& peer, const BindingCacheEntry& e);
-    void erase(const std::string& mn_id);
-    void flush();   // throws JournalError when the write fails (disk full: named with the path)
+    void erase(const std::string& mn_id) { log_->erase(mn_id); }
+    void flush() { log_->flush(); }
 
-    // Compaction, when the log has grown past `threshold` records since the last snapshot (and
-    // no compaction is running): a child process writes the snapshot of `cache` as it is now
-    // while this one goes on appending to the next generation. poll() reaps a finished child.
-    bool wants_compaction() const;
+    // Compaction (state::RecordLog): the snapshot of `cache` as it is now, from a child process.
+    bool wants_compaction() const { return log_->wants_compaction(); }
     void compact(const BindingCache& cache);
-    void poll();
-    bool compacting() const { return child_ > 0; }
+    void poll() { log_->poll(); }
+    bool compacting() const { return log_->compacting(); }
 
-    std::uint64_t generation() const { return generation_; }
-    std::uint64_t records_since_snapshot() const { return since_snapshot_; }
-    std::uint64_t compactions() const { return compactions_; }
-    const std::filesystem::path& directory() const { return dir_; }
-    void set_threshold(std::uint64_t records) { threshold_ = records; }
+    std::uint64_t generation() const { return log_->generation(); }
+    std::uint64_t records_since_snapshot() const { return log_->records_since_snapshot(); }
+    std::uint64_t compactions() const { return log_->compactions(); }
+    const std::filesystem::path& directory() const { return log_->directory(); }
+    void set_threshold(std::uint64_t records) { log_->set_threshold(records); }
+    state::RecordLog& log() { return *log_; }
 
 private:
-    void open_generation(std::uint64_t g);
-    void append(char kind, std::string_view payload);
-
-    std::filesystem::path dir_;
+    std::optional<state::RecordLog> log_;
     JournalRecovery recovery_;
-    std::uint64_t generation_ = 1;
-    UniqueFd log_;
-    std::filesystem::path log_path_;   // (for errors: not formatted per write)
-    std::string pending_;
-    std::uint64_t since_snapshot_ = 0;
-    std::uint64_t live_at_snapshot_ = 0;
-    std::uint64_t threshold_ = 1u << 16;
-    pid_t child_ = -1;
-    std::uint64_t child_generation_ = 0;
-    std::uint64_t compactions_ = 0;
 };
 
 } // namespace xpmip::lma
