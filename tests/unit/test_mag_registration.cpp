@@ -387,6 +387,32 @@ BOOST_AUTO_TEST_CASE(a_deregistration_is_retransmitted_then_dropped_after_its_at
     BOOST_TEST(m.mag.entries().count("mn1@op.example") == 0u);
 }
 
+// RFC 6275 §11.7.1: an MN's PBUs carry its own increasing sequence numbers, whatever the MAG
+// sends for other MNs in between (a shared counter moved them past the LMA's window at scale).
+BOOST_AUTO_TEST_CASE(an_mns_sequence_numbers_are_its_own) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    const auto first = m.attach("mn1@op.example");
+    m.answer(first, with_addresses);
+    for (int i = 0; i < 5; ++i) {   // mn2 registers, detaches and comes back: PBUs in between
+        m.now += 2s;
+        m.answer(m.attach("mn2@op.example"), with_addresses);
+        m.now += 2s;
+        m.mag.detach("mn2@op.example", m.now);
+    }
+    m.now += 400s;
+    std::vector<OutgoingPbu> refresh;
+    for (int i = 0; i < 4000 && refresh.empty(); ++i) {
+        m.now += 1s;
+        for (auto& p : m.mag.on_timer(m.now)) {
+            if (p.pbu.options.find<MobileNodeIdentifierOption>()->identifier == "mn1@op.example") {
+                refresh.push_back(p);
+            }
+        }
+    }
+    BOOST_REQUIRE(!refresh.empty());
+    BOOST_TEST(refresh[0].pbu.sequence == static_cast<std::uint16_t>(first.pbu.sequence + 1));
+}
+
 // Issue 17: at SIGTERM, de-registrations are resent every initial_retransmit (no doubling, no
 // attempt limit) until the LMA answers; the daemon bounds the wait by shutdown_timeout.
 BOOST_AUTO_TEST_CASE(shutdown_resends_deregistrations_until_answered) {

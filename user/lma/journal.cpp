@@ -212,15 +212,27 @@ void BindingJournal::put(const std::string& mn_id, const std::string& peer, cons
     log_->put([&](std::string& out) { encode_entry_into(out, mn_id, peer, e, true); });
 }
 
-void BindingJournal::compact(const BindingCache& cache) {
-    log_->compact(cache.size(), [&cache](const state::RecordLog::Emit& emit) {
+namespace {
+
+state::RecordLog::Walk walk_of(const BindingCache& cache) {
+    return [&cache](const state::RecordLog::Emit& emit) {
         std::string payload;
         for (const auto& [id, e] : cache.entries()) {
             payload.clear();
             encode_entry_into(payload, id, cache.peer_name(e), e, true);
             emit(payload);
         }
-    });
+    };
+}
+
+} // namespace
+
+void BindingJournal::compact(const BindingCache& cache) {
+    log_->compact(cache.size(), walk_of(cache));
+}
+
+void BindingJournal::tend(const BindingCache& cache) {
+    log_->tend(cache.size(), walk_of(cache));
 }
 
 } // namespace xpmip::lma

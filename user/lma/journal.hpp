@@ -58,6 +58,8 @@ public:
     // Compaction (state::RecordLog): the snapshot of `cache` as it is now, from a child process.
     bool wants_compaction() const { return log_->wants_compaction(); }
     void compact(const BindingCache& cache);
+    // Once per wake-up (state::RecordLog::tend): written, compacted when due, errors logged.
+    void tend(const BindingCache& cache);
     void poll() { log_->poll(); }
     bool compacting() const { return log_->compacting(); }
 

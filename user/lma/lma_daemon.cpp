@@ -197,15 +197,7 @@ private:
         if (!journal_) {
             return;
         }
-        try {
-            journal_->flush();
-            journal_->poll();
-            if (journal_->wants_compaction()) {
-                journal_->compact(lma_.cache());
-            }
-        } catch (const std::exception& ex) {
-            spdlog::error("binding journal: {} (the records are kept and written with the next change)", ex.what());
-        }
+        journal_->tend(lma_.cache());
     }
 
     // RFC 8278 §3.2 routing rules: one policy for every multipath session.

@@ -94,7 +94,11 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
     out.src = wan.address;
     out.dst = wan.lma;
     ProxyBindingUpdate& pbu = out.pbu;
-    e.sequence = next_sequence_++;
+    // RFC 6275 §11.7.1: each binding's PBUs carry increasing sequence numbers, its own (a
+    // counter shared by every MN would move an MN's numbers by what the others sent: past half
+    // the 16-bit space, the LMA takes them as old). A new entry starts from the shared counter.
+    e.sequence = e.sequenced ? static_cast<std::uint16_t>(e.sequence + 1) : next_sequence_++;
+    e.sequenced = true;
     pbu.sequence = e.sequence;
     pbu.lifetime = deregistration ? 0 : static_cast<std::uint16_t>(config_.timers.lifetime.count() / kLifetimeUnitSeconds);
     const bool udp = out.transport == Transport::Ipv4Udp;
@@ -633,7 +637,8 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_rejection(BindingUpdateListEntr
         return send(e, false, now);
     }
     if (status == Status::SequenceNumberOutOfWindow) {
-        next_sequence_ = static_cast<std::uint16_t>(pba.sequence + 1);
+        e.sequence = pba.sequence;   // (the LMA's last accepted: ours goes on from there)
+        e.sequenced = true;
         return send(e, false, now);
     }
     if (worth_retrying(pba.status)) {

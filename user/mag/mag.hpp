@@ -45,6 +45,7 @@ struct BindingUpdateListEntry {
     State state = State::Registering;
     bool refreshing = false;                  // a re-registration is outstanding
     std::uint16_t sequence = 0;               // of the last PBU sent
+    bool sequenced = false;                   // a PBU was sent: the next one's is sequence + 1
     std::uint8_t last_status = 0;
 
     // What the LMA gave (RFC 5213 §6.9.1.2, RFC 5844 §3.1.2).

@@ -404,4 +404,24 @@ void RecordLog::poll() {
                  live_at_snapshot_);
 }
 
+void RecordLog::tend(std::size_t live, const Walk& walk) {
+    try {
+        flush();
+        poll();
+        if (wants_compaction()) {
+            compact(live, walk);
+        }
+    } catch (const std::exception& ex) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_error_log_ < std::chrono::seconds(10)) {
+            ++errors_unlogged_;
+            return;
+        }
+        spdlog::error("{}: {} ({} octets queued for the next try{}; {} more such error(s) since the last line)", what_,
+                      ex.what(), pending_.size(), resync_ ? ", and a snapshot is due" : "", errors_unlogged_);
+        last_error_log_ = now;
+        errors_unlogged_ = 0;
+    }
+}
+
 } // namespace xpmip::state

@@ -83,6 +83,9 @@ public:
     bool wants_compaction() const;
     void compact(std::size_t live, const Walk& walk);
     void poll();
+    // Once per event-loop wake-up: flush, reap a finished compaction, start one that is due.
+    // Errors are logged (at most one line per 10 s while they last), never thrown.
+    void tend(std::size_t live, const Walk& walk);
     bool compacting() const { return child_ > 0; }
 
     std::uint64_t generation() const { return generation_; }
@@ -117,6 +120,8 @@ private:
     std::uint64_t child_generation_ = 0;
     std::uint64_t compactions_ = 0;
     std::chrono::steady_clock::time_point retry_compaction_{};
+    std::chrono::steady_clock::time_point last_error_log_{};
+    std::uint64_t errors_unlogged_ = 0;
 };
 
 } // namespace xpmip::state
