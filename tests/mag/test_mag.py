@@ -110,6 +110,7 @@ class MagWorld:
         self.mag_proc = None
         self.lma_proc = None
         self.files = []
+        self.mag_state = tempfile.mkdtemp(prefix="xpmip-mag-state-")   # (its journal, its restart counter)
         try:
             self._build(with_lma)
         except BaseException:
@@ -184,7 +185,8 @@ class MagWorld:
         return p, text
 
     def start_mag(self, *, gre="keys", lma=LMA6, tlv=False, force_udp=False, lifetime=400, inactivity=0,
-                  static=(), extra_mag="", extra_interfaces="", extra_top="", heartbeat=0, missing_heartbeats=3):
+                  static=(), extra_mag="", extra_interfaces="", extra_top="", heartbeat=0, missing_heartbeats=3,
+                  journal=False, shutdown_timeout=0):
         self.stop_mag()
         if hasattr(self, "lma"):
             self.ask(self.lma, op="drain")   # what the previous MAG sent, de-registrations included
@@ -192,6 +194,8 @@ class MagWorld:
                         f"attach: {'static' if i in static else 'dynamic'}}}" for i in range(N_MN))
         self.mag_instance = f"{self.w.prefix}-mag"
         cfg = f"""instance: {self.mag_instance}
+state_directory: {self.mag_state}
+journal: {str(journal).lower()}   # (off by default here: each test starts from an empty list)
 log_level: debug
 mag:
   addresses: [{MAG6}, {MAG4}]
@@ -206,6 +210,7 @@ mag:
   lifetime: {lifetime}
   inactivity_timeout: {inactivity}
   heartbeat_interval: {heartbeat}     # (0: off; the scripted LMA peer does not answer heartbeats)
+  shutdown_timeout: {shutdown_timeout}   # (0: SIGTERM sends each de-registration once and exits)
   missing_heartbeats_allowed: {missing_heartbeats}
 mobile_nodes:
 {mns}
@@ -243,6 +248,7 @@ mobile_nodes:
         for f in self.files:
             if os.path.exists(f):
                 os.unlink(f)
+        shutil.rmtree(self.mag_state, ignore_errors=True)
 
 
 class ScriptedLma(unittest.TestCase):
@@ -685,7 +691,8 @@ class WithOurLma(unittest.TestCase):
         try:
             lma_cfg = our_lma_config(m, state, journal=True)
             m.lma_proc, lma_log = m.start_proc(m.lma_ns, "lma", lma_cfg, "up:")
-            m.start_mag(static=(1,), lifetime=3600, heartbeat=0.3, missing_heartbeats=2)
+            m.start_mag(static=(1,), lifetime=3600, heartbeat=0.3, missing_heartbeats=2, journal=True,
+                        shutdown_timeout=5)
             ok = wait_for(lambda: any(s.get("mn_mac") == mac_of(1) for s in m.sessions()), timeout=10)
             self.assertTrue(ok, m.mag_log() + lma_log())
             before = [s for s in m.sessions() if s.get("mn_mac") == mac_of(1)][0]
@@ -737,7 +744,7 @@ class WithOurLma(unittest.TestCase):
             # The MN: its MAC as configured, SLAAC on, no address yet.
             m.mn_ns.ip(f"link set eth0 address {mac_of(1)}")
             m.mn_ns.sysctl("net.ipv6.conf.eth0.accept_ra=2", "net.ipv6.conf.eth0.autoconf=1")
-            m.start_mag(static=(1,))
+            m.start_mag(static=(1,), journal=True, shutdown_timeout=5)
             ok = wait_for(lambda: any(s.get("mn_mac") == mac_of(1) for s in m.sessions()), timeout=10)
             self.assertTrue(ok, m.mag_log() + lma_log())
             s = [x for x in m.sessions() if x.get("mn_mac") == mac_of(1)][0]

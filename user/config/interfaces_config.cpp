@@ -48,6 +48,15 @@ DataplaneTuning read_dataplane(MapReader& root) {
     return t;
 }
 
+std::string read_state_directory(MapReader& root, const std::string& instance, const char* role) {
+    std::string dir = root.opt_str("state_directory").value_or("/var/lib/xpmip/" + instance);
+    if (dir.empty() || dir.front() != '/') {
+        root.fail("state_directory", fmt::format("'{}' is not an absolute path (a directory of the {}'s own, e.g. "
+                                                 "/var/lib/xpmip/{})", dir, role, instance));
+    }
+    return dir;
+}
+
 std::vector<std::string> read_signaling_interfaces(MapReader& root,
                                                    const std::vector<dataplane::InterfaceConfig>& interfaces) {
     std::vector<std::string> names = root.str_list("signaling_interfaces");

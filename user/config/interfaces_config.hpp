@@ -8,6 +8,10 @@
 
 namespace xpmip::config {
 
+// `state_directory` (issue 17: the journal, the restart counter): absolute, default
+// /var/lib/xpmip/<instance>; `role` names the agent in the error ("LMA", "MAG").
+std::string read_state_directory(MapReader& root, const std::string& instance, const char* role);
+
 // Each entry: name, kind (core, core-l2, tunnel, access), realm, generic_xdp. Names unique.
 // `signaling_interfaces:` the interfaces PBUs/PBAs may arrive on (README "Trust boundaries");
 // default: every `tunnel` interface. Signaling from anywhere else is dropped unread.

@@ -111,13 +111,14 @@ std::string mag_config_yaml() {
     std::string y = fmt::format(
         "# Written by `xpmip lab up`: one MAG serving both operators' mobile nodes, one access link each.\n"
         "instance: xl-mag\n"
+        "state_directory: {}/mag-state   # the binding update list journal (`xpmip lab down` removes it)\n"
         "log_level: info\n"
         "mag:\n"
         "  lma: {}                   # IPv4-LMAA: PBUs over UDP 5436 (RFC 5844), GRE over IPv4\n"
         "  gre: keys                 # the GRE Key option with a downlink key (RFC 5845 §3.1)\n"
         "  identifier: xl-mag.lab.example   # MAG Identifier option (RFC 8278 §4.2)\n"
         "interfaces:\n",
-        wan.lma4);
+        kStateDir.string(), wan.lma4);
     for (const auto& l : wan_links()) {
         y += fmt::format("  - {{name: {}, kind: tunnel}}\n", l.mag_if);
     }

@@ -351,11 +351,7 @@ LmaConfig parse_lma_config(MapReader root) {
         root.fail("subscriber_store", fmt::format("'{}' is not an absolute path (the store's file, e.g. "
                                                   "/var/lib/xpmip/subscribers.lmdb)", *c.subscriber_store));
     }
-    c.state_directory = root.opt_str("state_directory").value_or("/var/lib/xpmip/" + c.instance);
-    if (c.state_directory.empty() || c.state_directory.front() != '/') {
-        root.fail("state_directory", fmt::format("'{}' is not an absolute path (a directory of the LMA's own, e.g. "
-                                                 "/var/lib/xpmip/{})", c.state_directory, c.instance));
-    }
+    c.state_directory = config::read_state_directory(root, c.instance, "LMA");
     c.journal = root.opt_bool("journal").value_or(true);
     read_lma_section(root, c);
     c.interfaces = config::read_interfaces(root);

@@ -1,5 +1,7 @@
 #include "mag/mag.hpp"
 
+#include "mag/bul_journal.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -67,7 +69,24 @@ void MobileAccessGateway::forget(std::map<std::string, BindingUpdateListEntry>::
     }
     release_key(it->second);
     session_ids_.release(it->second.session_id, Clock::time_point{});
+    if (journal_ && it->second.journaled) {
+        journal_->erase(it->first);
+    }
     bul_.erase(it);
+}
+
+void MobileAccessGateway::journal(const std::string& mn_id) {
+    auto it = bul_.find(mn_id);
+    if (!journal_ || it == bul_.end()) {
+        return;
+    }
+    BindingUpdateListEntry& p = it->second;
+    std::size_t h = std::hash<std::string>{}(encode_bul_entry(p, false));
+    h = h ? h : 1;   // (0: never journaled)
+    if (h != p.journaled) {
+        journal_->put(p);
+        p.journaled = h;
+    }
 }
 
 bool MobileAccessGateway::include_gre_option(const BindingUpdateListEntry& e) const {
@@ -242,7 +261,9 @@ std::vector<OutgoingPbu> MobileAccessGateway::attach(const std::string& mn_id, C
     }
     auto& ref = bul_.emplace(mn_id, std::move(e)).first->second;
     spdlog::info("mobile node {} ({}) attached on {}", mn_id, mn->mac.to_string(), mn->interface);
-    return send(ref, false, now);
+    auto out = send(ref, false, now);
+    journal(mn_id);
+    return out;
 }
 
 BindingUpdateListEntry& MobileAccessGateway::primary(BindingUpdateListEntry& e) {
@@ -476,6 +497,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::detach(const std::string& mn_id, C
         auto more = send(*x, true, now);
         out.insert(out.end(), more.begin(), more.end());
     }
+    journal(mn_id);
     return out;
 }
 
@@ -507,6 +529,15 @@ std::size_t MobileAccessGateway::deregistrations_outstanding() const {
 // RFC 5213 §6.9.1.2 (the MAG's PBA processing), with RFC 5845 §4.2 and §7.3 and RFC 8278 §4.4, as
 // named steps.
 std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Clock::time_point now) {
+    pba_mn_.clear();
+    auto out = handle_pba(in, now);
+    if (!pba_mn_.empty()) {
+        journal(pba_mn_);
+    }
+    return out;
+}
+
+std::vector<OutgoingPbu> MobileAccessGateway::handle_pba(const IncomingPba& in, Clock::time_point now) {
     const ProxyBindingAcknowledgement& pba = in.pba;
     if (!config_.is_lma_address(in.src)) {
         spdlog::warn("PBA from {}, which is not our LMA {}: dropped", to_string(in.src), to_string(config_.lma));
@@ -518,6 +549,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_pba(const IncomingPba& in, Cloc
                      status_name(pba.status), pba.status);
         return {};
     }
+    pba_mn_ = e->mn_id;
     spdlog::log(pba.accepted() ? spdlog::level::info : spdlog::level::warn,
                 "PBA mn={} lma={} seq={} status={}({}) lifetime={}s gre={} T={}", e->mn_id, to_string(in.src),
                 pba.sequence, status_name(pba.status), pba.status, pba.lifetime_seconds().count(),
@@ -816,6 +848,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::reload(MagConfig config, Clock::ti
 std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
     std::vector<OutgoingPbu> out;
     std::vector<std::pair<std::string, std::size_t>> given_up;   // (MN, path) whose de-registration went unanswered
+    std::vector<std::string> touched;
     for (auto& [id, p] : bul_) {
         for (auto* x : all_paths(p)) {
             std::vector<OutgoingPbu> more;
@@ -843,11 +876,18 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_timer(Clock::time_point now) {
             case State::Failed:
                 break;
             }
+            if (!more.empty()) {
+                touched.push_back(id);
+            }
             out.insert(out.end(), more.begin(), more.end());
         }
     }
     for (const auto& [id, path] : given_up) {
         drop_path(id, path);
+        touched.push_back(id);
+    }
+    for (const auto& id : touched) {
+        journal(id);   // (what expired or gave up; a plain refresh changes nothing there)
     }
     return out;
 }

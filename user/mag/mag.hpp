@@ -83,6 +83,24 @@ struct BindingUpdateListEntry {
     bool multipath_sent = false;              // its last PBU carried options 63 and 64
     std::vector<BindingUpdateListEntry> paths;
     bool session_installed = false;           // (the MN's entry) its session is in the data plane
+    std::size_t journaled = 0;                // (the MN's entry) hash of what the journal last got of it
+};
+
+// Where the MN's entries go when they change (issue 17: mag/bul_journal.hpp).
+class BulJournalSink {
+public:
+    virtual ~BulJournalSink() = default;
+    virtual void put(const BindingUpdateListEntry& primary) = 0;
+    virtual void erase(const std::string& mn_id) = 0;
+};
+
+// What a restart recovered (MobileAccessGateway::restore).
+struct MagRestoreReport {
+    std::size_t bindings = 0;          // back in the list
+    std::size_t dropped = 0;           // journaled, no longer valid here (each logged)
+    std::size_t sessions_written = 0;  // the restored MNs' sessions, written as the journal says
+    std::size_t orphans_removed = 0;   // in the data plane, of no MN: removed
+    std::vector<OutgoingPbu> pbus;     // every restored MN registers again at once
 };
 
 // The data plane and the access link, as the MAG's logic sees them.
@@ -96,6 +114,8 @@ public:
     virtual std::optional<Ipv6Address> link_local(const std::string& /*interface*/) { return std::nullopt; }
     // Carrier of a WAN interface: paths over one without it are down (RFC 8278 failover).
     virtual bool link_up(std::uint32_t /*ifindex*/) { return true; }
+    // Session ids in the data plane (a restart's orphans are among them).
+    virtual std::vector<std::uint32_t> held_sessions() { return {}; }
     // The MN's addresses are ready (RA/DHCP may hand them out) or gone.
     virtual void registered(const BindingUpdateListEntry&) {}
     virtual void deregistered(const BindingUpdateListEntry&) {}
@@ -116,6 +136,12 @@ public:
     std::size_t deregistrations_outstanding() const;
     bool shutting_down() const { return shutting_down_; }
     std::vector<OutgoingPbu> on_pba(const IncomingPba& in, Clock::time_point now);
+    // Restart (issue 17): the journal's entries back (session ids and keys reserved again), the
+    // data plane made to match them, orphans removed; every MN registers again at once, with the
+    // same keys. Called once, before anything else.
+    MagRestoreReport restore(std::vector<BindingUpdateListEntry> entries, Clock::time_point now);
+    // Every change of an MN's entry from here on goes to `journal` (not plain refreshes).
+    void attach_journal(BulJournalSink* journal) { journal_ = journal; }
     // Retransmissions, refreshes, expiry.
     std::vector<OutgoingPbu> on_timer(Clock::time_point now);
     std::optional<Clock::time_point> next_deadline() const;
@@ -187,6 +213,12 @@ private:
     std::uint32_t downlink_key_for(BindingUpdateListEntry& e);
     // An MN's entry goes: its keys and session id are free again.
     void forget(std::map<std::string, BindingUpdateListEntry>::iterator it);
+    std::vector<OutgoingPbu> handle_pba(const IncomingPba& in, Clock::time_point now);
+    // The MN's entry to the journal, unless only its sequence numbers moved (a refresh).
+    void journal(const std::string& mn_id);
+    // restore(): one journaled entry back, or why it cannot be.
+    std::optional<std::string> adopt(BindingUpdateListEntry& e, Clock::time_point now);
+    void reconcile_dataplane(MagRestoreReport& report);
 
     MagConfig config_;
     MagSink& sink_;
@@ -204,6 +236,8 @@ private:
     std::set<std::string> multipath_off_;
     unsigned gre_alarms_ = 0;
     bool shutting_down_ = false;
+    BulJournalSink* journal_ = nullptr;
+    std::string pba_mn_;   // the MN whose entry the PBA being handled answers
     // LMAs already logged for a deviation (a T flag we did not ask for, a prefix of nothing): once each.
     std::set<std::string> deviations_logged_;
 };

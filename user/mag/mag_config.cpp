@@ -242,6 +242,8 @@ MagConfig parse_mag_config(MapReader root) {
     c.instance = root.opt_str("instance").value_or("mag");
     c.log_level = root.opt_choice("log_level", {"trace", "debug", "info", "warn", "error"}).value_or("info");
     c.metrics = root.opt_endpoint("metrics");
+    c.state_directory = config::read_state_directory(root, c.instance, "MAG");
+    c.journal = root.opt_bool("journal").value_or(true);
     read_mag_section(root, c);
     c.interfaces = config::read_interfaces(root);
     c.signaling_interfaces = config::read_signaling_interfaces(root, c.interfaces);

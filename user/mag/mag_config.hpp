@@ -73,6 +73,10 @@ struct MagConfig {
     std::string log_level = "info";
     std::optional<std::string> metrics;      // Prometheus endpoint, "address:port"
     std::vector<std::string> signaling_interfaces;   // where PBAs may arrive (README "Trust boundaries")
+    // The Binding Update List journal and the restart counter (README "Restarts"); default
+    // /var/lib/xpmip/<instance>.
+    std::string state_directory;
+    bool journal = true;
     std::vector<IpAddress> addresses;        // proxy CoAs (one per family)
     IpAddress lma;                           // LMAA or IPv4-LMAA (the latter: UDP 5436)
     GreMode gre = GreMode::Keys;

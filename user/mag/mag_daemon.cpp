@@ -1,5 +1,7 @@
 #include "mag/mag_daemon.hpp"
 
+#include "mag/bul_journal.hpp"
+
 #include "access/access_link.hpp"
 #include "agent/agent.hpp"
 #include "agent/signals.hpp"
@@ -59,6 +61,13 @@ public:
     }
     void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
     void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
+    std::vector<std::uint32_t> held_sessions() override {
+        std::vector<std::uint32_t> ids;
+        for (const auto& s : dp_.sessions().list()) {
+            ids.push_back(s.id);
+        }
+        return ids;
+    }
     std::uint32_t ifindex(const std::string& name) override {
         // Asked on every registration; attached by name at start-up: one netlink query each.
         if (auto it = ifindex_.find(name); it != ifindex_.end()) {
@@ -256,9 +265,10 @@ public:
         for (auto& [name, link] : links_) {
             link->on_unknown_station = [this, ifname = name](const MacAddress& mac) { station_seen(mac, ifname); };
         }
+        restore_bindings();
         for (const auto& mn : cfg_.mobile_nodes) {
             if (!mn.dynamic) {
-                send(mag_.attach(mn.id, Clock::now()));
+                send(mag_.attach(mn.id, Clock::now()));   // (nothing for one the journal brought back)
             }
         }
     }
@@ -284,6 +294,12 @@ public:
         loop.after_wakeup("access link timers", [this] { return access_link_ticks(); });
         loop.after_wakeup("inactivity", [this] { return detach_idle(Clock::now()); });
         loop.after_wakeup("shutdown", [this, &loop] { return finish_shutdown(loop); });
+        loop.after_wakeup("journal", [this] {
+            if (journal_) {
+                journal_->tend(mag_.entries());   // (changes without a PBU: a PBA, an entry gone)
+            }
+            return std::chrono::milliseconds(1000);
+        });
         spdlog::info("MAG '{}' up: LMA {}, {} mobile node(s)", cfg_.instance, to_string(cfg_.lma),
                      cfg_.mobile_nodes.size());
         loop.run();
@@ -291,6 +307,32 @@ public:
     }
 
 private:
+    // Issue 17: the Binding Update List of the previous run back from the journal, the data plane
+    // (pinned: a kill -9 left it forwarding) made to match it, every MN registered again at once.
+    void restore_bindings() {
+        BulRecovery recovered;
+        if (cfg_.journal) {
+            journal_ = std::make_unique<BulJournal>(cfg_.state_directory);
+            recovered = journal_->take_recovery();
+            for (const auto& loss : recovered.losses) {
+                spdlog::error("binding update list journal: {}", loss);
+            }
+            mag_.attach_journal(journal_.get());
+        }
+        const std::size_t journaled = recovered.entries.size();
+        auto r = mag_.restore(std::move(recovered.entries), Clock::now());
+        if (journal_) {
+            spdlog::info("binding update list journal {}: {} record(s) read, {} mobile node(s) restored, {} dropped "
+                         "(generation {})", cfg_.state_directory, recovered.records, r.bindings,
+                         journaled - r.bindings, journal_->log().generation());
+        } else {
+            spdlog::warn("journal: false: the binding update list does not survive a restart");
+        }
+        spdlog::info("data plane: {} session(s) written as journaled, {} orphan(s) removed", r.sessions_written,
+                     r.orphans_removed);
+        send(r.pbus);
+    }
+
     void reload() {
         try {
             auto fresh = load_mag_config(options_.config_file);
@@ -433,6 +475,9 @@ private:
     }
 
     void send(const std::vector<OutgoingPbu>& pbus) {
+        if (journal_ && !pbus.empty()) {
+            journal_->tend(mag_.entries());   // what the PBUs say reaches the journal before they leave
+        }
         for (const auto& p : pbus) {
             metrics_.pbu(to_string(p.dst));
             try {
@@ -528,6 +573,7 @@ private:
     std::map<std::string, Activity> activity_;
     Clock::time_point last_sweep_ = Clock::now();
     std::optional<Clock::time_point> shutdown_deadline_;
+    std::unique_ptr<BulJournal> journal_;
 };
 
 } // namespace
