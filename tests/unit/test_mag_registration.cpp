@@ -2,6 +2,7 @@
 // a recording sink (the data plane's own session validation included) and a clock the test
 // moves. Each case is a deviation seen from another implementation's LMA.
 #include "dataplane/types.hpp"
+#include "mag/bul_journal.hpp"
 #include "mag/mag.hpp"
 #include "mag/mag_config.hpp"
 
@@ -675,6 +676,135 @@ BOOST_AUTO_TEST_CASE(a_restarted_lma_gets_every_binding_refreshed_at_once) {
     BOOST_TEST(unsigned(out[0].pbu.options.find<HandoffIndicatorOption>()->value) == 5u, "a refresh (HI 5)");
     BOOST_TEST((out[0].pbu.options.find<HomeNetworkPrefixOption>()->prefix == kHnp), "of the prefix it holds");
     BOOST_TEST(m.mag.on_lma_restart(Ipv4Address::parse("192.0.2.99"), m.now + 10s).empty(), "another LMA: nothing");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- The Binding Update List journal (issue 17) -----------------------------------------------
+
+namespace {
+
+struct RecordingJournal : BulJournalSink {
+    std::map<std::string, std::string> records;   // MN-ID -> its last put, encoded
+    unsigned puts = 0;
+    void put(const BindingUpdateListEntry& p) override {
+        records[p.mn_id] = encode_bul_entry(p);
+        ++puts;
+    }
+    void erase(const std::string& id) override { records.erase(id); }
+    std::vector<BindingUpdateListEntry> entries() const {
+        std::vector<BindingUpdateListEntry> out;
+        for (const auto& [id, r] : records) {
+            out.push_back(decode_bul_entry(r));
+        }
+        return out;
+    }
+};
+
+struct HoldingSink : RecordingSink {
+    std::vector<std::uint32_t> held;
+    std::vector<std::uint32_t> held_sessions() override { return held; }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(mag_journal)
+
+BOOST_AUTO_TEST_CASE(an_entry_round_trips_and_a_refresh_is_not_a_change) {
+    Mag m(mag_yaml("2001:db8:ffff::1"));
+    RecordingJournal j;
+    m.mag.attach_journal(&j);
+    auto pbu = m.attach("mn1@op.example");
+    BOOST_TEST(j.records.count("mn1@op.example") == 1u, "journaled at attach");
+    m.answer(pbu, [](auto& pba) {
+        with_addresses(pba);
+        pba.options.add(GreKeyOption{0x5151});
+    });
+    const auto& e = m.entry("mn1@op.example");
+    const std::string bytes = encode_bul_entry(e);
+    BOOST_TEST(encode_bul_entry(decode_bul_entry(bytes)) == bytes, "every field round-trips");
+    BOOST_TEST(j.records.at("mn1@op.example") == bytes, "the registration is journaled");
+    BOOST_TEST(decode_bul_entry(bytes).key_uplink.value_or(0) == 0x5151u);
+    const unsigned puts = j.puts;
+    m.now += 3000s;   // the refresh
+    auto refresh = m.mag.on_timer(m.now);
+    BOOST_REQUIRE_EQUAL(refresh.size(), 1u);
+    m.answer(refresh[0], [](auto& pba) {
+        with_addresses(pba);
+        pba.options.add(GreKeyOption{0x5151});
+    });
+    BOOST_TEST(j.puts == puts, "a plain refresh is not journaled");
+    m.mag.detach("mn1@op.example", m.now);
+    BOOST_TEST((decode_bul_entry(j.records.at("mn1@op.example")).state == BindingUpdateListEntry::State::Deregistering));
+    try {
+        decode_bul_entry(std::string_view(bytes).substr(0, 20));
+        BOOST_FAIL("a cut entry decoded");
+    } catch (const xpmip::state::RecordError& ex) {
+        BOOST_TEST(std::string(ex.what()).find("cut short") != std::string::npos, ex.what());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_restart_brings_the_entry_back_with_its_keys_and_removes_orphans) {
+    RecordingJournal j;
+    std::uint32_t sid = 0, key_down = 0;
+    {
+        Mag m(mag_yaml("2001:db8:ffff::1"));
+        m.mag.attach_journal(&j);
+        m.answer(m.attach("mn2@op.example"), [](auto& pba) {
+            pba.options.add(HomeNetworkPrefixOption{64, kHnp});
+            pba.options.add(GreKeyOption{0x7777});
+        });
+        sid = m.entry("mn2@op.example").session_id;
+        key_down = m.entry("mn2@op.example").key_downlink.value_or(0);
+        m.attach("mn1@op.example");   // registering when the MAG dies
+    }
+    HoldingSink sink;
+    sink.held = {sid, 999};   // its session, pinned, and an orphan
+    MobileAccessGateway mag(parse_mag_config(config::load_string(mag_yaml("2001:db8:ffff::1"), "mag.yaml")), sink,
+                            [] { return std::uint64_t{1} << 32; });
+    mag.attach_journal(&j);
+    const auto old_seq = decode_bul_entry(j.records.at("mn2@op.example")).sequence;
+    auto r = mag.restore(j.entries(), Clock::time_point{} + 5000s);
+    BOOST_TEST(r.bindings == 2u);
+    BOOST_TEST(r.orphans_removed == 1u);
+    BOOST_TEST(r.sessions_written == 1u);
+    BOOST_TEST(sink.sessions.count(sid) == 1u, "its session written again as it was");
+    BOOST_TEST(sink.sessions.at(sid).paths.at(0).key_uplink == 0x7777u);
+    BOOST_TEST(sink.registered_calls == 1u, "the access link serves its addresses again");
+    BOOST_REQUIRE_EQUAL(r.pbus.size(), 2u);
+    for (const auto& p : r.pbus) {
+        const auto id = p.pbu.options.find<MobileNodeIdentifierOption>()->identifier;
+        const auto hi = unsigned(p.pbu.options.find<HandoffIndicatorOption>()->value);
+        if (id == "mn2@op.example") {
+            BOOST_TEST(hi == 5u, "a refresh");
+            BOOST_TEST(p.pbu.options.find<GreKeyOption>()->key.value_or(0) == key_down, "the same downlink key");
+            BOOST_TEST(p.pbu.sequence == static_cast<std::uint16_t>(old_seq + 257), "past what it may have sent");
+        } else {
+            BOOST_TEST(hi == 1u, "a registration under way goes on");
+        }
+    }
+    BOOST_TEST(mag.attach("mn2@op.example", Clock::time_point{} + 5000s).empty(), "already there");
+    BOOST_TEST(mag.entries().at("mn2@op.example").session_id == sid);
+}
+
+BOOST_AUTO_TEST_CASE(an_entry_no_longer_configured_is_dropped_and_forgotten) {
+    RecordingJournal j;
+    {
+        Mag m(mag_yaml("2001:db8:ffff::1"));
+        m.mag.attach_journal(&j);
+        m.answer(m.attach("mn1@op.example"), with_addresses);
+    }
+    auto yaml = mag_yaml("2001:db8:ffff::1");
+    yaml = yaml.substr(0, yaml.find("  - {id: mn1@op.example"));
+    yaml += "  - {id: mn3@op.example, mac: '02:00:00:00:01:03', interface: acc0}\n";
+    HoldingSink sink;
+    MobileAccessGateway mag(parse_mag_config(config::load_string(yaml, "mag.yaml")), sink,
+                            [] { return std::uint64_t{1} << 32; });
+    mag.attach_journal(&j);
+    auto r = mag.restore(j.entries(), Clock::time_point{} + 10s);
+    BOOST_TEST(r.dropped == 1u);
+    BOOST_TEST(r.bindings == 0u);
+    BOOST_TEST(j.records.empty(), "the journal forgets it too");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
