@@ -83,6 +83,7 @@ interfaces:
 limits: {{sessions: {sessions}}}
 timers:
   timestamp_validity_window: 5  # the refresh PBUs carry timestamps; a busy machine delays them
+  heartbeat_interval: 0         # (xpmip-loadgen answers no heartbeats)
 realms:                         # room for 2 M IPv4 home addresses and 16 M /64 prefixes
   - {{id: 1, name: bench, interface: core0, ipv4_pool: 10.0.0.0/11, ipv6_pool: "2001:db8::/40"}}
 peers:

@@ -198,6 +198,7 @@ interfaces:
   - {{name: core2, kind: core, realm: 2}}
 limits: {{sessions: {SESSIONS}}}
 timers:
+  heartbeat_interval: 0   # (the scripted MAG answers no heartbeats)
   min_delay_before_bce_delete: {MIN_DELAY}
   max_delay_before_new_bce_assign: {MAX_DELAY}
   timestamp_validity_window: 2

@@ -13,7 +13,10 @@ of test_mag.py, with 240 dynamic MNs attached in a shuffled order through the co
 - with 20 % of the signaling lost each way (nftables, both namespaces), a SIGTERM leaves no
   binding registered at the LMA: de-registrations are resent until answered;
 - after that SIGTERM, the MNs attached again within MinDelayBeforeBCEDelete get their uplink keys
-  back (RFC 5213 §5.3.5, RFC 5845 §3.3).
+  back (RFC 5213 §5.3.5, RFC 5845 §3.3);
+- a MAG that restarts without its journal (its state lost) is seen by the LMA's heartbeats (its
+  Restart Counter changed, RFC 5847 §6.2), and the bindings it does not register again are let go
+  after mag_restart_grace instead of their lifetime.
 """
 import json
 import os
@@ -100,8 +103,12 @@ mobile_node_domains:
   - {{domain: op1.example, realm: 1}}
 timers:
   min_delay_before_bce_delete: 60
+  heartbeat_interval: 0.5       # RFC 5847 from the LMA: it sees the MAG's restarts
+  missing_heartbeats_allowed: 2
+  mag_restart_grace: 2
 """
-            cls.m.lma_proc, cls.lma_log = cls.m.start_proc(cls.m.lma_ns, "lma", cls.lma_cfg, "up:")
+            cls.m.lma_proc, log = cls.m.start_proc(cls.m.lma_ns, "lma", cls.lma_cfg, "up:")
+            cls.lma_log = staticmethod(log)
         except BaseException:
             cls.m.close()
             shutil.rmtree(cls.lma_state, ignore_errors=True)
@@ -140,7 +147,7 @@ timers:
         mns = "\n".join(f"  - {{id: {mn(i)}, mac: '{mac(i)}', interface: acc0, attach: dynamic}}" for i in range(STORM))
         return f"""instance: {self.m.mag_instance}
 state_directory: {self.m.mag_state}
-log_level: info
+log_level: debug
 mag:
   addresses: [{MAG6}, {MAG4}]
   lma: {LMA6}
@@ -296,6 +303,29 @@ mobile_nodes:
         for k, b in before.items():
             self.assertEqual((after[k]["key_uplink"], after[k]["hoa"], after[k]["hnp"]),
                              (b["key_uplink"], b["hoa"], b["hnp"]), f"{k}: within MinDelayBeforeBCEDelete")
+
+    def test_4_a_mag_that_lost_its_state_has_its_bindings_let_go(self):
+        self.start_mag()
+        ids = list(range(100, 110))
+        for i in ids:
+            self.attach(i)
+        self.assertTrue(wait_for(lambda: self.all_registered([mn(i) for i in ids]), timeout=60))
+        # (the LMA has heard this MAG's Restart Counter before it dies)
+        self.assertTrue(wait_for(lambda: "heartbeat of our LMA answered" in self.m.mag_log(), timeout=30))
+        self.kill_mag()
+        for f in os.listdir(self.m.mag_state):
+            if f != "restart_counter":
+                os.unlink(os.path.join(self.m.mag_state, f))   # the journal lost
+        self.start_mag()
+        mine = {mn(i) for i in ids}
+        gone = lambda: not any(k in mine and v["state"] == "registered"   # noqa: E731
+                               for k, v in self.lma_bindings().items())
+        self.assertTrue(wait_for(gone, timeout=30), f"{self.lma_bindings()}\n{self.lma_log()[-3000:]}")
+        counts = [int(x.split("restarted: ")[1].split()[0]) for x in self.lma_log().splitlines()
+                  if f"MAG {MAG6} restarted:" in x]
+        self.assertTrue(counts and counts[-1] >= len(ids), f"{counts}\n{self.lma_log()[-3000:]}")
+        self.assertEqual(self.mag_bindings(), {}, "the MAG holds none of them")
+        self.assertEqual(self.mag_sessions(), [], "their sessions were orphans at the MAG: removed")
 
 
 if __name__ == "__main__":

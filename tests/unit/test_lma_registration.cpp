@@ -48,6 +48,8 @@ struct RecordingSink : SessionSink {
     std::uint32_t realm_ifindex(std::uint32_t realm) override { return 10 + realm; }
     std::set<std::uint32_t> links_down;   // by ifindex
     bool link_up(std::uint32_t ifindex) override { return !links_down.contains(ifindex); }
+    std::set<IpAddress> silent;           // MAG addresses that stopped answering heartbeats
+    bool peer_answers(const IpAddress& a) override { return !silent.contains(a); }
     std::vector<dataplane::SessionConfig> held_sessions() override {
         std::vector<dataplane::SessionConfig> out;
         for (const auto& [id, s] : sessions) {
@@ -917,6 +919,48 @@ BOOST_AUTO_TEST_CASE(rfc8278_paths_follow_their_links_carrier) {
     l.lma.on_link_change();   // and the next change notice writes it
     l.check_dataplane();
     BOOST_TEST(s.paths[1].up);
+}
+
+// RFC 5847 at the LMA (issue 17): a MAG address that stopped answering heartbeats takes the
+// paths toward it down (the flows move to the MN's other paths), and back up when it answers.
+BOOST_AUTO_TEST_CASE(rfc5847_paths_toward_a_silent_mag_go_down_and_come_back) {
+    Multipath l;
+    REQUIRE_STATUS(l.send(l.path(1)), Accepted);
+    REQUIRE_STATUS(l.send(l.path(2)), Accepted);
+    const auto& s = l.sink.sessions.begin()->second;
+    l.sink.silent = {kMagA4b};
+    l.lma.on_link_change();
+    l.check_dataplane();
+    BOOST_TEST(s.paths[0].up);
+    BOOST_TEST(!s.paths[1].up, "the path toward the silent address is down");
+    l.sink.silent.clear();
+    l.lma.on_link_change();
+    BOOST_TEST(s.paths[1].up);
+}
+
+// RFC 5847 §6.2 at the LMA (issue 17): when a MAG's Restart Counter changes, its bindings it does
+// not register again go after mag_restart_grace; those it registered since the restart stay.
+BOOST_AUTO_TEST_CASE(rfc5847_a_restarted_mags_stale_bindings_go_after_the_grace) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example"}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn2@op.example"}), Accepted);
+    l.pass(5s);
+    const auto restarted_after = l.now;   // its last answer with the old counter
+    l.pass(1s);
+    auto again = PbuSpec{.mn = "mn2@op.example"};   // the MAG registers mn2 again after its restart
+    again.seq = 2;
+    again.hi = 5;
+    REQUIRE_STATUS(l.send(again), Accepted);
+    l.pass(1s);
+    BOOST_TEST(l.lma.on_mag_restart(kMagA6, restarted_after, l.now) == 1u, "mn1 only");
+    l.pass(5s);
+    l.tick();
+    BOOST_TEST(l.entry("mn1@op.example") != nullptr, "within the grace (10 s)");
+    l.pass(6s);
+    l.tick();
+    BOOST_TEST(l.entry("mn1@op.example") == nullptr, "gone after the grace");
+    BOOST_TEST(l.entry("mn2@op.example") != nullptr, "registered since the restart: kept");
+    BOOST_TEST(l.sink.sessions.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(rfc8278_180_without_the_mag_identifier) {

@@ -584,9 +584,12 @@ BOOST_AUTO_TEST_SUITE_END()
 
 // ---- RFC 5847 Heartbeat (issue 17) ---------------------------------------------------------
 
-#include "mag/heartbeat.hpp"
+#include "agent/heartbeat.hpp"
 
 namespace {
+
+using xpmip::agent::HeartbeatEvent;
+using xpmip::agent::HeartbeatMonitor;
 
 const IpAddress kHbLocal = Ipv4Address::parse("192.0.2.10");
 const IpAddress kHbLma = Ipv4Address::parse("192.0.2.1");

@@ -55,6 +55,8 @@ public:
     virtual std::uint32_t realm_ifindex(std::uint32_t realm) = 0;
     // Whether an interface has carrier (RFC 8278 paths over a link without it are down).
     virtual bool link_up(std::uint32_t /*ifindex*/) { return true; }
+    // The MAG at `address` answers heartbeats (RFC 5847): paths toward one that stopped are down.
+    virtual bool peer_answers(const IpAddress& /*address*/) { return true; }
     // Every session the data plane holds now (a restarted agent finds its predecessor's).
     virtual std::vector<dataplane::SessionConfig> held_sessions() = 0;
 };
@@ -84,6 +86,10 @@ public:
     // A link's carrier changed: the multipath sessions' paths over it go down or up (their
     // flows move to other paths in the data plane at once, no signaling).
     void on_link_change();
+    // RFC 5847 §6.2: the MAG at `mag` restarted after `restarted_after` (its last answer with the
+    // old Restart Counter). Its bindings not registered again since then are let go
+    // timers.mag_restart_grace from now unless it registers them (issue 17). Returns how many.
+    std::size_t on_mag_restart(const IpAddress& mag, Clock::time_point restarted_after, Clock::time_point now);
 
     // Replace the policy part of the configuration (peers, MNs, GRE policy, timers) without
     // touching existing bindings; they follow the new policy at their next registration.

@@ -214,6 +214,10 @@ void read_timers_and_limits(MapReader& root, LmaConfig& c) {
         t->opt_seconds("timestamp_validity_window", 0.001, 3600).value_or(m.timestamp_validity_window);
     // The Lifetime field counts 4-second units in 16 bits (RFC 6275 §6.1.7).
     m.max_lifetime = std::chrono::seconds(t->opt_uint("max_lifetime", 4, 65535u * 4).value_or(3600));
+    m.heartbeat_interval = t->opt_seconds("heartbeat_interval", 0, 3600).value_or(m.heartbeat_interval);
+    m.missing_heartbeats_allowed =
+        static_cast<unsigned>(t->opt_uint("missing_heartbeats_allowed", 1, 100).value_or(m.missing_heartbeats_allowed));
+    m.mag_restart_grace = t->opt_seconds("mag_restart_grace", 0, 3600).value_or(m.mag_restart_grace);
     t->finish();
 }
 

@@ -78,6 +78,13 @@ struct LmaTimers {
     std::chrono::milliseconds max_delay_before_new_bce_assign{1500};    // RFC 5213 §9.3
     std::chrono::milliseconds timestamp_validity_window{300};           // RFC 5213 §9.3
     std::chrono::seconds max_lifetime{3600};                            // granted at most
+    // RFC 5847 §3.1 (its defaults): a Heartbeat to every configured MAG address every interval
+    // (0: off); this many unanswered in a row take the paths toward it down.
+    std::chrono::milliseconds heartbeat_interval{60000};
+    unsigned missing_heartbeats_allowed = 3;
+    // A MAG that restarted (its Restart Counter changed) and does not register a binding again
+    // within this long loses it (issue 17: a MAG that lost its state leaves no stale bindings).
+    std::chrono::milliseconds mag_restart_grace{10000};
 };
 
 struct LmaConfig {

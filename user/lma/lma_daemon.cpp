@@ -2,6 +2,7 @@
 
 #include "common/fd.hpp"
 #include "agent/agent.hpp"
+#include "agent/heartbeat.hpp"
 #include "agent/signals.hpp"
 #include "control/control.hpp"
 #include "control/metrics.hpp"
@@ -13,6 +14,8 @@
 #include "wire/error.hpp"
 
 #include <fmt/format.h>
+
+#include <set>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -27,6 +30,14 @@ public:
     DataplaneSink(dataplane::Dataplane& dp, const LmaConfig& cfg, const netlink::LinkMonitor& links)
         : dp_(dp), cfg_(cfg), links_(links) {}
     bool link_up(std::uint32_t ifindex) override { return links_.carrier(ifindex); }
+    bool peer_answers(const IpAddress& address) override { return !silent_.contains(address); }
+    void set_peer_answers(const IpAddress& address, bool answers) {
+        if (answers) {
+            silent_.erase(address);
+        } else {
+            silent_.insert(address);
+        }
+    }
     void upsert(const dataplane::SessionConfig& s) override { dp_.sessions().upsert(s); }
     std::vector<dataplane::SessionConfig> held_sessions() override { return dp_.sessions().list(); }
     void remove(std::uint32_t id) override { dp_.sessions().remove(id); }
@@ -50,6 +61,7 @@ private:
     const LmaConfig& cfg_;
     const netlink::LinkMonitor& links_;
     std::map<std::uint32_t, std::uint32_t> ifindex_;   // realm -> its core interface
+    std::set<IpAddress> silent_;   // MAG addresses whose heartbeats go unanswered (RFC 5847)
 };
 
 } // namespace
@@ -122,6 +134,22 @@ std::vector<transport::SignalingSocket> open_sockets(const LmaConfig& cfg) {
     return sockets;
 }
 
+// RFC 5847 from the LMA: every configured MAG address, from our address of its family.
+std::vector<agent::HeartbeatPeer> heartbeat_peers(const LmaConfig& cfg) {
+    std::vector<agent::HeartbeatPeer> out;
+    for (const auto& peer : cfg.peers) {
+        for (const auto& a : peer.addresses) {
+            for (const auto& ours : cfg.addresses) {
+                if (is_ipv4(ours) == is_ipv4(a)) {
+                    out.push_back({ours, a});
+                    break;
+                }
+            }
+        }
+    }
+    return out;
+}
+
 // The running LMA: its logic, data plane, sockets and the handlers the event loop calls.
 class LmaDaemon {
 public:
@@ -157,6 +185,8 @@ public:
             loop.watch(sock.transport() == wire::Transport::Ipv6 ? "MH socket" : "UDP 5436 socket", sock.fd(),
                        [this, &sock] { receive(sock); });
         }
+        loop.deadline("heartbeats", [this] { return heartbeat_.next_deadline(); },
+                      [this] { on_heartbeat_events(heartbeat_.on_timer(Clock::now())); });
         spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s), {} mobile node domain(s)",
                      cfg_.instance, cfg_.realms.size(), cfg_.peers.size(), cfg_.mobile_nodes.size(),
                      cfg_.mobile_node_domains.size());
@@ -251,7 +281,14 @@ private:
             if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&m)) {
                 metrics_.pbu(peer_name(d.src));
                 send(lma_.on_pbu(IncomingPbu{d.transport, d.src, d.dst, d.src_port, *pbu, d.ifindex}, Clock::now()));
-            } else if (auto* hb = std::get_if<wire::Heartbeat>(&m)) {
+            } else if (auto* hb = std::get_if<wire::Heartbeat>(&m); hb && hb->response()) {
+                std::vector<agent::HeartbeatEvent> events;
+                if (!heartbeat_.on_message(d.src, *hb, Clock::now(), events)) {
+                    spdlog::debug("heartbeat response seq={} from {}: no request of ours outstanding, ignored",
+                                  hb->sequence, to_string(d.src));
+                }
+                on_heartbeat_events(events);
+            } else if (hb) {
                 answer_heartbeat(sock, d, *hb);
             } else {
                 spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d.src));
@@ -262,19 +299,49 @@ private:
     // RFC 5847 §3.1: a request from a configured MAG is answered at once with the same Sequence
     // Number and our Restart Counter (§6.2), the way it came; nothing else is answered.
     void answer_heartbeat(transport::SignalingSocket& sock, const transport::Datagram& d, const wire::Heartbeat& hb) {
-        if (hb.response() || !lma_.config().peer_by_address(d.src)) {
-            spdlog::debug("heartbeat seq={} R={} from {}: not a request of a configured MAG, ignored", hb.sequence,
-                          hb.response() ? 1 : 0, to_string(d.src));
+        if (!lma_.config().peer_by_address(d.src)) {
+            spdlog::debug("heartbeat seq={} from {}: not a configured MAG, ignored", hb.sequence, to_string(d.src));
             return;
         }
-        wire::Heartbeat answer;
-        answer.flags = wire::hb_flag::kResponse;
-        answer.sequence = hb.sequence;
-        answer.options.add(wire::RestartCounterOption{restart_counter_});
         try {
-            sock.queue(wire::encode(answer), d.dst, d.src, d.src_port);
+            sock.queue(wire::encode(agent::heartbeat_response(hb, restart_counter_)), d.dst, d.src, d.src_port);
         } catch (const std::exception& e) {
             spdlog::error("heartbeat to {}: {}", to_string(d.src), e.what());
+        }
+    }
+
+    // RFC 5847 from the LMA: requests out, the paths toward a MAG that stopped answering down
+    // (multipath sessions move to their other paths) and up when it answers, and a restarted
+    // MAG's bindings it does not register again let go.
+    void on_heartbeat_events(const std::vector<agent::HeartbeatEvent>& events) {
+        bool links = false;
+        for (const auto& ev : events) {
+            const agent::HeartbeatPeer& peer = heartbeat_peers_.at(ev.path);
+            switch (ev.kind) {
+            case agent::HeartbeatEvent::Kind::Send:
+                for (auto& s : sockets_) {
+                    if ((s.transport() == wire::Transport::Ipv4Udp) != is_ipv4(peer.remote)) {
+                        continue;
+                    }
+                    try {
+                        s.send(wire::encode(ev.message), peer.local, peer.remote);
+                    } catch (const std::exception& e) {
+                        spdlog::error("heartbeat to {}: {}", to_string(peer.remote), e.what());
+                    }
+                }
+                break;
+            case agent::HeartbeatEvent::Kind::PeerDown:
+            case agent::HeartbeatEvent::Kind::PeerUp:
+                sink_.set_peer_answers(peer.remote, ev.kind == agent::HeartbeatEvent::Kind::PeerUp);
+                links = true;
+                break;
+            case agent::HeartbeatEvent::Kind::PeerRestarted:
+                lma_.on_mag_restart(peer.remote, ev.last_old_answer, Clock::now());
+                break;
+            }
+        }
+        if (links) {
+            lma_.on_link_change();
         }
     }
 
@@ -315,6 +382,9 @@ private:
     std::vector<transport::SignalingSocket> sockets_;
     agent::SignalingInterfaces signaling_{cfg_.signaling_interfaces};
     std::uint32_t restart_counter_ = agent::next_restart_counter(cfg_.state_directory);
+    std::vector<agent::HeartbeatPeer> heartbeat_peers_ = heartbeat_peers(cfg_);
+    agent::HeartbeatMonitor heartbeat_{heartbeat_peers_, cfg_.timers.heartbeat_interval,
+                                       cfg_.timers.missing_heartbeats_allowed, "MAG"};
     control::ControlServer ctl_;
     control::AgentMetrics metrics_{"lma"};   // after the data plane: its threads read the maps
 };

@@ -278,7 +278,48 @@ void LocalMobilityAnchor::follow_links(BindingCacheEntry& e) const {
 }
 
 bool LocalMobilityAnchor::link_carries(const MultipathBinding& b) const {
-    return b.ifindex == 0 || sink_.link_up(b.ifindex);
+    return (b.ifindex == 0 || sink_.link_up(b.ifindex)) && sink_.peer_answers(b.proxy_coa);
+}
+
+std::size_t LocalMobilityAnchor::on_mag_restart(const IpAddress& mag, Clock::time_point restarted_after,
+                                                Clock::time_point now) {
+    const Clock::time_point until = now + config_.timers.mag_restart_grace;
+    // Registered (or refreshed) at or before the restart: `expires` less the lifetime granted.
+    auto stale = [&](Clock::time_point expires, std::chrono::seconds lifetime) {
+        return expires - lifetime <= restarted_after && expires > until;
+    };
+    std::vector<std::string> ids;
+    for (const auto& [id, e] : cache_.entries()) {
+        if (e.deregistered) {
+            continue;
+        }
+        bool mine = !e.multipath && e.proxy_coa == mag && stale(e.expires, e.lifetime);
+        for (const auto& [bid, b] : bindings_of(e)) {
+            mine = mine || (b.proxy_coa == mag && stale(b.expires, e.lifetime));
+        }
+        if (mine) {
+            ids.push_back(id);
+        }
+    }
+    for (const auto& id : ids) {
+        BindingCacheEntry& e = *cache_.find(id);
+        if (e.multipath) {
+            for (auto& [bid, b] : e.multipath->bindings) {
+                if (b.proxy_coa == mag && stale(b.expires, e.lifetime)) {
+                    b.expires = until;
+                }
+            }
+            e.expires = bindings_expiry(e);
+        } else {
+            e.expires = until;
+        }
+        touch(id);
+    }
+    if (!ids.empty()) {
+        spdlog::warn("MAG {} restarted: {} binding(s) it has not registered again since go in {} ms unless it does",
+                     to_string(mag), ids.size(), config_.timers.mag_restart_grace.count());
+    }
+    return ids.size();
 }
 
 void LocalMobilityAnchor::rewrite_paths(BindingCacheEntry& e, bool bindings_changed) {

@@ -9,7 +9,7 @@
 #include "control/metrics.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/events.hpp"
-#include "mag/heartbeat.hpp"
+#include "agent/heartbeat.hpp"
 #include "mag/mag.hpp"
 #include "netlink/interfaces.hpp"
 #include "netlink/link_monitor.hpp"
@@ -28,6 +28,9 @@ namespace xpmip::mag {
 namespace {
 
 using AccessLinks = std::map<std::string, std::unique_ptr<access::AccessLink>>;
+using agent::HeartbeatEvent;
+using agent::HeartbeatMonitor;
+using agent::HeartbeatPeer;
 
 std::vector<HeartbeatPeer> heartbeat_peers(const MagConfig& cfg) {
     std::vector<HeartbeatPeer> out;
@@ -432,7 +435,9 @@ private:
             if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&m)) {
                 metrics_.pba(to_string(d.src), static_cast<wire::Status>(pba->status));
                 send(mag_.on_pba(IncomingPba{d.transport, d.src, *pba}, Clock::now()));
-            } else if (auto* hb = std::get_if<wire::Heartbeat>(&m)) {
+            } else if (auto* hb = std::get_if<wire::Heartbeat>(&m); hb && !hb->response()) {
+                answer_heartbeat(d, *hb);
+            } else if (hb) {
                 std::vector<HeartbeatEvent> events;
                 if (!heartbeat_.on_message(d.src, *hb, Clock::now(), events)) {
                     spdlog::debug("heartbeat seq={} R={} from {}: no request of ours outstanding, ignored",
@@ -443,6 +448,22 @@ private:
                 spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d.src));
             }
         });
+    }
+
+    // RFC 5847 §3.1: a request of our LMA is answered at once with our Restart Counter (§6.2:
+    // an LMA seeing it change lets go the bindings we do not register again).
+    void answer_heartbeat(const transport::Datagram& d, const wire::Heartbeat& hb) {
+        if (!mag_.config().is_lma_address(d.src)) {
+            spdlog::debug("heartbeat seq={} from {}: not our LMA, ignored", hb.sequence, to_string(d.src));
+            return;
+        }
+        try {
+            sock_.send(wire::encode(agent::heartbeat_response(hb, restart_counter_)), d.dst, d.src, d.src_port);
+            spdlog::debug("heartbeat of our LMA answered: seq={} from {}, restart counter {}", hb.sequence,
+                          to_string(d.src), restart_counter_);
+        } catch (const std::exception& e) {
+            spdlog::error("heartbeat to {}: {}", to_string(d.src), e.what());
+        }
     }
 
     // RFC 5847: requests out, paths down or up as their LMA stops or resumes answering, and a
@@ -574,6 +595,7 @@ private:
     Clock::time_point last_sweep_ = Clock::now();
     std::optional<Clock::time_point> shutdown_deadline_;
     std::unique_ptr<BulJournal> journal_;
+    std::uint32_t restart_counter_ = agent::next_restart_counter(cfg_.state_directory);
 };
 
 } // namespace

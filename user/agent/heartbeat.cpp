@@ -1,12 +1,20 @@
-#include "mag/heartbeat.hpp"
+#include "agent/heartbeat.hpp"
 
 #include <spdlog/spdlog.h>
 
-namespace xpmip::mag {
+namespace xpmip::agent {
+
+wire::Heartbeat heartbeat_response(const wire::Heartbeat& request, std::uint32_t restart_counter) {
+    wire::Heartbeat answer;
+    answer.flags = wire::hb_flag::kResponse;
+    answer.sequence = request.sequence;
+    answer.options.add(wire::RestartCounterOption{restart_counter});
+    return answer;
+}
 
 HeartbeatMonitor::HeartbeatMonitor(std::vector<HeartbeatPeer> peers, std::chrono::milliseconds interval,
-                                   unsigned missing_allowed)
-    : interval_(interval), missing_allowed_(std::max(missing_allowed, 1u)) {
+                                   unsigned missing_allowed, std::string peer_role)
+    : role_(std::move(peer_role)), interval_(interval), missing_allowed_(std::max(missing_allowed, 1u)) {
     for (auto& p : peers) {
         paths_.push_back(PathState{.peer = std::move(p)});
     }
@@ -28,8 +36,8 @@ std::vector<HeartbeatEvent> HeartbeatMonitor::on_timer(Clock::time_point now) {
             // §3.1: MISSING_HEARTBEATS_ALLOWED in a row: the peer is unreachable.
             if (p.up && p.missed >= missing_allowed_) {
                 p.up = false;
-                spdlog::warn("heartbeat: LMA {} (from {}) missed {} heartbeat(s) in a row: path down",
-                             to_string(p.peer.lma), to_string(p.peer.local), p.missed);
+                spdlog::warn("heartbeat: {} {} (from {}) missed {} heartbeat(s) in a row: path down", role_,
+                             to_string(p.peer.remote), to_string(p.peer.local), p.missed);
                 out.push_back({.kind = HeartbeatEvent::Kind::PeerDown, .path = i});
             }
         }
@@ -42,33 +50,37 @@ std::vector<HeartbeatEvent> HeartbeatMonitor::on_timer(Clock::time_point now) {
     return out;
 }
 
-bool HeartbeatMonitor::on_message(const IpAddress& src, const wire::Heartbeat& hb, Clock::time_point /*now*/,
+bool HeartbeatMonitor::on_message(const IpAddress& src, const wire::Heartbeat& hb, Clock::time_point now,
                                   std::vector<HeartbeatEvent>& events) {
     if (!hb.response()) {
-        return false;   // (an LMA's request: we do not answer yet; README "Heartbeat")
+        return false;   // (a request: the daemon answers it)
     }
     for (std::size_t i = 0; i < paths_.size(); ++i) {
         PathState& p = paths_[i];
-        if (p.peer.lma != src || p.outstanding != hb.sequence) {
+        if (p.peer.remote != src || p.outstanding != hb.sequence) {
             continue;
         }
         p.outstanding.reset();
         p.missed = 0;
         if (!p.up) {
             p.up = true;
-            spdlog::info("heartbeat: LMA {} (from {}) answers again: path up", to_string(p.peer.lma),
+            spdlog::info("heartbeat: {} {} (from {}) answers again: path up", role_, to_string(p.peer.remote),
                          to_string(p.peer.local));
             events.push_back({.kind = HeartbeatEvent::Kind::PeerUp, .path = i});
         }
         if (const auto* rc = hb.options.find<wire::RestartCounterOption>()) {
             // §6.2: a counter that changed is a restart of the peer.
             if (p.restart_counter && *p.restart_counter != rc->counter) {
-                spdlog::warn("heartbeat: LMA {} restarted (Restart Counter {} -> {})", to_string(p.peer.lma),
+                spdlog::warn("heartbeat: {} {} restarted (Restart Counter {} -> {})", role_, to_string(p.peer.remote),
                              *p.restart_counter, rc->counter);
-                events.push_back({.kind = HeartbeatEvent::Kind::PeerRestarted, .path = i, .counter = rc->counter});
+                events.push_back({.kind = HeartbeatEvent::Kind::PeerRestarted,
+                                  .path = i,
+                                  .counter = rc->counter,
+                                  .last_old_answer = p.last_answer});
             }
             p.restart_counter = rc->counter;
         }
+        p.last_answer = now;
         return true;
     }
     return false;
@@ -85,4 +97,4 @@ std::optional<Clock::time_point> HeartbeatMonitor::next_deadline() const {
     return t;
 }
 
-} // namespace xpmip::mag
+} // namespace xpmip::agent

@@ -1,0 +1,73 @@
+// RFC 5847 Heartbeat, one exchange per peer: the MAG's toward its LMA over each WAN path, the
+// LMA's toward each configured MAG address. A request every `interval`; `missing_allowed`
+// unanswered in a row mark the peer down (the paths toward it go down in the data plane: RFC 8278
+// flows move to the other paths) and the next answer marks it up again. An answer whose Restart
+// Counter (§6.2) differs from the last one seen says the peer restarted (3GPP TS 23.007 style):
+// the MAG registers its MNs again at once, the LMA lets that MAG's bindings go that the MAG does
+// not register again. No sockets and no clocks: the daemon passes the time in and sends what
+// comes out.
+#pragma once
+
+#include "common/address.hpp"
+#include "wire/messages.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xpmip::agent {
+
+using Clock = std::chrono::steady_clock;
+
+struct HeartbeatPeer {
+    IpAddress local;    // our address toward it (the MAG: its proxy CoA on the path)
+    IpAddress remote;   // the peer's (the MAG: the LMA address it registers with)
+};
+
+struct HeartbeatEvent {
+    enum class Kind { Send, PeerDown, PeerUp, PeerRestarted };
+    Kind kind = Kind::Send;
+    std::size_t path = 0;      // the peer's index (the MAG: its WAN path)
+    wire::Heartbeat message;   // Kind::Send: the request to send
+    std::uint32_t counter = 0; // Kind::PeerRestarted: the new Restart Counter
+    // Kind::PeerRestarted: when the peer last answered with its old counter (it restarted after).
+    Clock::time_point last_old_answer{};
+};
+
+// RFC 5847 §3.1: the answer to a request, with its Sequence Number and our Restart Counter (§6.2).
+wire::Heartbeat heartbeat_response(const wire::Heartbeat& request, std::uint32_t restart_counter);
+
+class HeartbeatMonitor {
+public:
+    // interval 0: off (no requests, every peer up). `peer_role` names the peers in the log ("LMA").
+    HeartbeatMonitor(std::vector<HeartbeatPeer> peers, std::chrono::milliseconds interval, unsigned missing_allowed,
+                     std::string peer_role = "LMA");
+
+    std::vector<HeartbeatEvent> on_timer(Clock::time_point now);
+    // A Heartbeat from `src`: a response to our outstanding request (RFC 5847 §3.2: the same
+    // Sequence Number) counts; anything else is ignored (false).
+    bool on_message(const IpAddress& src, const wire::Heartbeat& hb, Clock::time_point now,
+                    std::vector<HeartbeatEvent>& events);
+    std::optional<Clock::time_point> next_deadline() const;
+    bool up(std::size_t path) const { return paths_.at(path).up; }
+    std::size_t size() const { return paths_.size(); }
+
+private:
+    struct PathState {
+        HeartbeatPeer peer;
+        std::uint32_t next_sequence = 1;
+        std::optional<std::uint32_t> outstanding;
+        unsigned missed = 0;
+        bool up = true;
+        std::optional<std::uint32_t> restart_counter;
+        Clock::time_point last_answer{};
+        Clock::time_point next_send{};
+    };
+    std::vector<PathState> paths_;
+    std::string role_;
+    std::chrono::milliseconds interval_;
+    unsigned missing_allowed_;
+};
+
+} // namespace xpmip::agent
