@@ -635,6 +635,23 @@ class ScriptedLma(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("mobile node 'nobody@x' is not in", r.stderr)
 
+    def test_a_pba_from_the_access_side_is_dropped_in_xdp_and_counted(self):
+        """Issue 17, trust boundaries at the MAG: a PBA with our LMA's address sent from an access
+        link never reaches the agent: XDP drops it on acc0 (drop_signaling)."""
+        self.m.start_mag()
+        inst = self.m.mag_instance
+        def dropped():
+            out = subprocess.run([XPMIP, "show", "stats", "-i", inst, "--json"], capture_output=True, text=True,
+                                 check=True).stdout
+            return json.loads(out)["drop_signaling"]
+        before = dropped()
+        pba = Ether(src=mac_of(3), dst=self.m.mag_ns.mac("acc0")) / IPv6(src=LMA6, dst=MAG6) / \
+            MIP6MH_BA(seq=777, status=0)
+        self.m.ask(self.m.mn, op="frame", ifname="eth0", data=bytes(pba).hex())
+        self.assertTrue(wait_for(lambda: dropped() >= before + 1, timeout=10), f"drop_signaling {dropped()}")
+        time.sleep(0.5)
+        self.assertNotIn("seq=777", self.m.mag_log(), "the agent never saw it")
+
     def test_static_mn_registers_at_start_and_sigterm_deregisters_it(self):
         self.m.start_mag(static=(4,))
         p = self.expect_pbu()

@@ -790,6 +790,21 @@ BOOST_AUTO_TEST_CASE(a_restart_brings_the_entry_back_with_its_keys_and_removes_o
     BOOST_TEST(mag.entries().at("mn2@op.example").session_id == sid);
 }
 
+// A failed MN detached is gone from the journal too, and its session id is free again.
+BOOST_AUTO_TEST_CASE(a_failed_mn_detached_is_erased_and_frees_its_session_id) {
+    Mag m(mag_yaml("2001:db8:ffff::1") + "limits: {sessions: 1}\n");   // one session id: it must come back
+    RecordingJournal j;
+    m.mag.attach_journal(&j);
+    auto pbu = m.attach("mn1@op.example");
+    m.answer(pbu, [](auto& pba) { pba.status = static_cast<std::uint8_t>(Status::NotLmaForThisMobileNode); });
+    BOOST_TEST((m.entry("mn1@op.example").state == BindingUpdateListEntry::State::Failed));
+    m.mag.detach("mn1@op.example", m.now);
+    BOOST_TEST(m.mag.entries().empty());
+    BOOST_TEST(j.records.empty(), "the journal forgets it");
+    m.now += 2s;
+    BOOST_CHECK_NO_THROW(m.attach("mn1@op.example"));   // (no session id left, had it not come back)
+}
+
 BOOST_AUTO_TEST_CASE(an_entry_no_longer_configured_is_dropped_and_forgotten) {
     RecordingJournal j;
     {

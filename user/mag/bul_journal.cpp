@@ -26,7 +26,6 @@ void write_registration(Writer& w, const BindingUpdateListEntry& e, bool with_se
     w.u8(static_cast<std::uint8_t>(e.state));
     w.u8(static_cast<std::uint8_t>(e.path));
     w.u16(with_sequence ? e.sequence : 0);
-    w.flag(with_sequence && e.sequenced);
     w.u8(e.last_status);
     w.optional(e.hnp, [&](const Ipv6Prefix& p) {
         w.raw(p.address.bytes);
@@ -52,7 +51,6 @@ void read_registration(Reader& r, BindingUpdateListEntry& e) {
     e.state = state_of(r.u8("state"));
     e.path = r.u8("path");
     e.sequence = r.u16("sequence");
-    e.sequenced = r.flag("sequenced");
     e.last_status = r.u8("last_status");
     e.hnp = r.optional("hnp", [&] {
         Ipv6Prefix p;
@@ -93,6 +91,8 @@ void encode_bul_entry_into(std::string& out, const BindingUpdateListEntry& e, bo
     w.bytes(e.interface);
     w.u32(e.session_id);
     w.flag(e.session_installed);
+    w.u16(with_sequence ? e.mn_sequence : 0);
+    w.flag(with_sequence && e.sequenced);
     write_registration(w, e, with_sequence);
     w.u8(static_cast<std::uint8_t>(e.paths.size()));
     for (const auto& x : e.paths) {
@@ -114,6 +114,8 @@ BindingUpdateListEntry decode_bul_entry(std::string_view payload) {
     e.interface = r.bytes("interface");
     e.session_id = r.u32("session_id");
     e.session_installed = r.flag("session_installed");
+    e.mn_sequence = r.u16("mn_sequence");
+    e.sequenced = r.flag("sequenced");
     read_registration(r, e);
     const auto n = r.u8("paths");
     for (unsigned i = 0; i < n; ++i) {

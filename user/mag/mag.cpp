@@ -113,11 +113,14 @@ OutgoingPbu MobileAccessGateway::build_pbu(BindingUpdateListEntry& e, bool dereg
     out.src = wan.address;
     out.dst = wan.lma;
     ProxyBindingUpdate& pbu = out.pbu;
-    // RFC 6275 §11.7.1: each binding's PBUs carry increasing sequence numbers, its own (a
-    // counter shared by every MN would move an MN's numbers by what the others sent: past half
-    // the 16-bit space, the LMA takes them as old). A new entry starts from the shared counter.
-    e.sequence = e.sequenced ? static_cast<std::uint16_t>(e.sequence + 1) : next_sequence_++;
-    e.sequenced = true;
+    // RFC 6275 §11.7.1: a binding's PBUs carry increasing sequence numbers. Each MN counts its
+    // own, for all its paths (RFC 8278), so that no two of its outstanding PBUs share one; a
+    // counter shared by every MN would move an MN's numbers by what the others sent, past half
+    // the 16-bit space, where the LMA takes them as old. A new MN starts from the shared one.
+    BindingUpdateListEntry& mn = primary(e);
+    mn.mn_sequence = mn.sequenced ? static_cast<std::uint16_t>(mn.mn_sequence + 1) : next_sequence_++;
+    mn.sequenced = true;
+    e.sequence = mn.mn_sequence;
     pbu.sequence = e.sequence;
     pbu.lifetime = deregistration ? 0 : static_cast<std::uint16_t>(config_.timers.lifetime.count() / kLifetimeUnitSeconds);
     const bool udp = out.transport == Transport::Ipv4Udp;
@@ -479,8 +482,7 @@ std::vector<OutgoingPbu> MobileAccessGateway::detach(const std::string& mn_id, C
     }
     spdlog::info("mobile node {} detached", mn_id);
     if (e.state == State::Failed || e.state == State::Deregistering) {
-        release_key(e);
-        bul_.erase(it);
+        forget(it);   // (its keys, its session id and its journal record go with it)
         return {};
     }
     // Every path that may be registered is de-registered (RFC 8278: per Binding-Id); the first path's
@@ -669,8 +671,12 @@ std::vector<OutgoingPbu> MobileAccessGateway::on_rejection(BindingUpdateListEntr
         return send(e, false, now);
     }
     if (status == Status::SequenceNumberOutOfWindow) {
-        e.sequence = pba.sequence;   // (the LMA's last accepted: ours goes on from there)
-        e.sequenced = true;
+        // The LMA's last accepted for this binding: the MN's numbers go on from past it.
+        BindingUpdateListEntry& mn = primary(e);
+        if (!mn.sequenced || static_cast<std::int16_t>(pba.sequence - mn.mn_sequence) > 0) {
+            mn.mn_sequence = pba.sequence;
+        }
+        mn.sequenced = true;
         return send(e, false, now);
     }
     if (worth_retrying(pba.status)) {

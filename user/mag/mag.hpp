@@ -45,7 +45,10 @@ struct BindingUpdateListEntry {
     State state = State::Registering;
     bool refreshing = false;                  // a re-registration is outstanding
     std::uint16_t sequence = 0;               // of the last PBU sent
-    bool sequenced = false;                   // a PBU was sent: the next one's is sequence + 1
+    // (the MN's entry) the MN's sequence numbers, for all its paths: the next PBU's is
+    // mn_sequence + 1 once one was sent (`sequenced`).
+    std::uint16_t mn_sequence = 0;
+    bool sequenced = false;
     std::uint8_t last_status = 0;
 
     // What the LMA gave (RFC 5213 §6.9.1.2, RFC 5844 §3.1.2).

@@ -95,8 +95,8 @@ std::optional<std::string> MobileAccessGateway::adopt(BindingUpdateListEntry& e,
             keys.push_back(*x.key_downlink);
         }
     }
+    e.mn_sequence = static_cast<std::uint16_t>(e.mn_sequence + kSequenceMargin);
     for (auto* x : regs) {
-        x->sequence = static_cast<std::uint16_t>(x->sequence + kSequenceMargin);
         x->refreshing = x->state == State::Registered;
         x->attempts = 0;
         x->backoff = config_.timers.initial_retransmit;
