@@ -314,10 +314,14 @@ mobile_nodes:
         self.assertTrue(wait_for(lambda: self.all_registered([mn(i) for i in ids]), timeout=60))
         # (the LMA has heard this MAG's Restart Counter before it dies)
         self.assertTrue(wait_for(lambda: "heartbeat of our LMA answered" in self.m.mag_log(), timeout=30))
+        down = f"MAG {MAG6} (from {LMA6}) missed"
+        downs = self.lma_log().count(down)
         self.kill_mag()
         for f in os.listdir(self.m.mag_state):
             if f != "restart_counter":
                 os.unlink(os.path.join(self.m.mag_state, f))   # the journal lost
+        # (the LMA sees it fall silent: what it heard before is of its old life)
+        self.assertTrue(wait_for(lambda: self.lma_log().count(down) > downs, timeout=30), self.lma_log()[-2000:])
         self.start_mag()
         mine = {mn(i) for i in ids}
         gone = lambda: not any(k in mine and v["state"] == "registered"   # noqa: E731

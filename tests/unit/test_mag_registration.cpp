@@ -612,6 +612,20 @@ std::size_t count_kind(const std::vector<HeartbeatEvent>& ev, HeartbeatEvent::Ki
 
 BOOST_AUTO_TEST_SUITE(mag_heartbeat)
 
+// The LMA asks a MAG address only once it spoke to us (a PBU, a heartbeat of its own).
+BOOST_AUTO_TEST_CASE(a_peer_on_first_contact_is_asked_only_after_it_spoke) {
+    HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 1000ms, 3, "MAG", true);
+    const auto t0 = Clock::time_point{} + 100s;
+    BOOST_TEST(hb.on_timer(t0).empty());
+    BOOST_TEST(!hb.next_deadline().has_value());
+    hb.heard(kHbLma, t0);
+    auto sent = hb.on_timer(t0 + 1ms);
+    BOOST_REQUIRE_EQUAL(sent.size(), 1u);
+    BOOST_TEST((sent[0].kind == HeartbeatEvent::Kind::Send));
+    hb.heard(kHbLma, t0 + 1ms);   // again: nothing changes
+    BOOST_TEST(hb.on_timer(t0 + 2ms).empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_request_every_interval_with_a_new_sequence_number_none_when_off) {
     HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 5000ms, 3);
     Clock::time_point now{};
@@ -664,6 +678,28 @@ BOOST_AUTO_TEST_CASE(a_changed_restart_counter_is_a_restart_of_the_lma) {
     BOOST_REQUIRE_EQUAL(ev.size(), 1u);
     BOOST_TEST((ev[0].kind == HeartbeatEvent::Kind::PeerRestarted));
     BOOST_TEST(ev[0].counter == 5u);
+}
+
+// What a restarted peer sent before `restarted_after` is of its old life: the last we heard of
+// it before it fell silent when it was down, else its last answer with the old counter.
+BOOST_AUTO_TEST_CASE(a_restart_after_silence_dates_from_the_last_word_before_it) {
+    HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 1000ms, 2, "MAG", true);
+    const Clock::time_point t0 = Clock::time_point{} + 100s;
+    std::vector<HeartbeatEvent> ev;
+    hb.heard(kHbLma, t0);
+    auto s1 = hb.on_timer(t0);
+    BOOST_TEST(hb.on_message(kHbLma, response_to(s1[0], 1), t0, ev));
+    hb.heard(kHbLma, t0 + 500ms);   // a PBU of its old life, after its last answer
+    for (int i = 1; i <= 3; ++i) {
+        hb.on_timer(t0 + std::chrono::seconds(i));   // silent: down at the second miss
+    }
+    BOOST_TEST(!hb.up(0));
+    hb.heard(kHbLma, t0 + 4s);   // its new life's refreshes, before its first answer
+    auto s2 = hb.on_timer(t0 + 4s);
+    BOOST_TEST(hb.on_message(kHbLma, response_to(s2.back(), 2), t0 + 4s, ev));
+    BOOST_REQUIRE_EQUAL(ev.size(), 2u);
+    BOOST_TEST((ev[1].kind == HeartbeatEvent::Kind::PeerRestarted));
+    BOOST_TEST((ev[1].restarted_after == t0 + 500ms), "the last word before the silence");
 }
 
 BOOST_AUTO_TEST_CASE(a_restarted_lma_gets_every_binding_refreshed_at_once) {

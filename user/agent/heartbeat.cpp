@@ -13,10 +13,26 @@ wire::Heartbeat heartbeat_response(const wire::Heartbeat& request, std::uint32_t
 }
 
 HeartbeatMonitor::HeartbeatMonitor(std::vector<HeartbeatPeer> peers, std::chrono::milliseconds interval,
-                                   unsigned missing_allowed, std::string peer_role)
+                                   unsigned missing_allowed, std::string peer_role, bool on_first_contact)
     : role_(std::move(peer_role)), interval_(interval), missing_allowed_(std::max(missing_allowed, 1u)) {
     for (auto& p : peers) {
-        paths_.push_back(PathState{.peer = std::move(p)});
+        by_remote_[p.remote].push_back(paths_.size());
+        paths_.push_back(PathState{.peer = std::move(p), .active = !on_first_contact});
+    }
+}
+
+void HeartbeatMonitor::heard(const IpAddress& remote, Clock::time_point now) {
+    auto it = by_remote_.find(remote);
+    if (it == by_remote_.end()) {
+        return;   // (not a peer)
+    }
+    for (auto i : it->second) {
+        PathState& p = paths_[i];
+        p.last_heard = now;
+        if (!p.active) {
+            p.active = true;
+            p.next_send = {};   // asked at once
+        }
     }
 }
 
@@ -28,7 +44,7 @@ std::vector<HeartbeatEvent> HeartbeatMonitor::on_timer(Clock::time_point now) {
     }
     for (std::size_t i = 0; i < paths_.size(); ++i) {
         PathState& p = paths_[i];
-        if (now < p.next_send) {
+        if (!p.active || now < p.next_send) {
             continue;
         }
         if (p.outstanding) {
@@ -36,6 +52,7 @@ std::vector<HeartbeatEvent> HeartbeatMonitor::on_timer(Clock::time_point now) {
             // §3.1: MISSING_HEARTBEATS_ALLOWED in a row: the peer is unreachable.
             if (p.up && p.missed >= missing_allowed_) {
                 p.up = false;
+                p.heard_before_down = p.last_heard;
                 spdlog::warn("heartbeat: {} {} (from {}) missed {} heartbeat(s) in a row: path down", role_,
                              to_string(p.peer.remote), to_string(p.peer.local), p.missed);
                 out.push_back({.kind = HeartbeatEvent::Kind::PeerDown, .path = i});
@@ -62,6 +79,8 @@ bool HeartbeatMonitor::on_message(const IpAddress& src, const wire::Heartbeat& h
         }
         p.outstanding.reset();
         p.missed = 0;
+        const auto silent_since = p.heard_before_down;
+        p.heard_before_down.reset();
         if (!p.up) {
             p.up = true;
             spdlog::info("heartbeat: {} {} (from {}) answers again: path up", role_, to_string(p.peer.remote),
@@ -76,11 +95,13 @@ bool HeartbeatMonitor::on_message(const IpAddress& src, const wire::Heartbeat& h
                 events.push_back({.kind = HeartbeatEvent::Kind::PeerRestarted,
                                   .path = i,
                                   .counter = rc->counter,
-                                  .last_old_answer = p.last_answer});
+                                  .restarted_after = silent_since ? std::max(*silent_since, p.last_answer)
+                                                                  : p.last_answer});
             }
             p.restart_counter = rc->counter;
         }
         p.last_answer = now;
+        p.last_heard = now;
         return true;
     }
     return false;
@@ -90,9 +111,11 @@ std::optional<Clock::time_point> HeartbeatMonitor::next_deadline() const {
     if (interval_.count() == 0 || paths_.empty()) {
         return std::nullopt;
     }
-    auto t = paths_.front().next_send;
+    std::optional<Clock::time_point> t;
     for (const auto& p : paths_) {
-        t = std::min(t, p.next_send);
+        if (p.active && (!t || p.next_send < *t)) {
+            t = p.next_send;
+        }
     }
     return t;
 }

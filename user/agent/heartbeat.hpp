@@ -12,6 +12,7 @@
 #include "wire/messages.hpp"
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,8 +32,10 @@ struct HeartbeatEvent {
     std::size_t path = 0;      // the peer's index (the MAG: its WAN path)
     wire::Heartbeat message;   // Kind::Send: the request to send
     std::uint32_t counter = 0; // Kind::PeerRestarted: the new Restart Counter
-    // Kind::PeerRestarted: when the peer last answered with its old counter (it restarted after).
-    Clock::time_point last_old_answer{};
+    // Kind::PeerRestarted: what the peer sent before this time came from before its restart:
+    // the last we heard of it before it fell silent (it was down), else its last answer with the
+    // old counter.
+    Clock::time_point restarted_after{};
 };
 
 // RFC 5847 §3.1: the answer to a request, with its Sequence Number and our Restart Counter (§6.2).
@@ -41,8 +44,14 @@ wire::Heartbeat heartbeat_response(const wire::Heartbeat& request, std::uint32_t
 class HeartbeatMonitor {
 public:
     // interval 0: off (no requests, every peer up). `peer_role` names the peers in the log ("LMA").
+    // `on_first_contact`: a peer is asked only once heard() says it spoke to us (the LMA: a
+    // configured MAG address that never sent a PBU is not one it talks to; its other family's,
+    // say, would only ever be "down").
     HeartbeatMonitor(std::vector<HeartbeatPeer> peers, std::chrono::milliseconds interval, unsigned missing_allowed,
-                     std::string peer_role = "LMA");
+                     std::string peer_role = "LMA", bool on_first_contact = false);
+    // The peer at `remote` spoke to us (a PBU, its own heartbeat): heartbeats to it start, and
+    // the time is kept (O(log peers): called per PBU).
+    void heard(const IpAddress& remote, Clock::time_point now);
 
     std::vector<HeartbeatEvent> on_timer(Clock::time_point now);
     // A Heartbeat from `src`: a response to our outstanding request (RFC 5847 §3.2: the same
@@ -62,9 +71,13 @@ private:
         bool up = true;
         std::optional<std::uint32_t> restart_counter;
         Clock::time_point last_answer{};
+        Clock::time_point last_heard{};         // its last answer or message (heard())
+        std::optional<Clock::time_point> heard_before_down;   // while down: last_heard when it went
         Clock::time_point next_send{};
+        bool active = true;
     };
     std::vector<PathState> paths_;
+    std::map<IpAddress, std::vector<std::size_t>> by_remote_;
     std::string role_;
     std::chrono::milliseconds interval_;
     unsigned missing_allowed_;

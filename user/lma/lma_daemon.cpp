@@ -219,6 +219,13 @@ private:
         }
         spdlog::info("data plane: {} session(s) adopted as they were, {} written, {} orphan(s) removed", r.sessions_kept,
                      r.sessions_written, r.orphans_removed);
+        const auto now = Clock::now();
+        for (const auto& [id, e] : lma_.cache().entries()) {   // (the MAGs it holds bindings of: heartbeats at once)
+            heartbeat_.heard(e.proxy_coa, now);
+            for (const auto& [bid, b] : bindings_of(e)) {
+                heartbeat_.heard(b.proxy_coa, now);
+            }
+        }
     }
 
     // The journal's records of this wake-up reach the kernel before its PBAs leave (a MAG told
@@ -280,6 +287,7 @@ private:
         agent::receive_messages(sock, metrics_, signaling_, [this, &sock](const transport::Datagram& d, wire::MobilityMessage& m) {
             if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&m)) {
                 metrics_.pbu(peer_name(d.src));
+                heartbeat_.heard(d.src, Clock::now());   // (RFC 5847 toward the MAG addresses that speak to us)
                 send(lma_.on_pbu(IncomingPbu{d.transport, d.src, d.dst, d.src_port, *pbu, d.ifindex}, Clock::now()));
             } else if (auto* hb = std::get_if<wire::Heartbeat>(&m); hb && hb->response()) {
                 std::vector<agent::HeartbeatEvent> events;
@@ -303,6 +311,7 @@ private:
             spdlog::debug("heartbeat seq={} from {}: not a configured MAG, ignored", hb.sequence, to_string(d.src));
             return;
         }
+        heartbeat_.heard(d.src, Clock::now());
         try {
             sock.queue(wire::encode(agent::heartbeat_response(hb, restart_counter_)), d.dst, d.src, d.src_port);
         } catch (const std::exception& e) {
@@ -336,7 +345,7 @@ private:
                 links = true;
                 break;
             case agent::HeartbeatEvent::Kind::PeerRestarted:
-                lma_.on_mag_restart(peer.remote, ev.last_old_answer, Clock::now());
+                lma_.on_mag_restart(peer.remote, ev.restarted_after, Clock::now());
                 break;
             }
         }
@@ -384,7 +393,7 @@ private:
     std::uint32_t restart_counter_ = agent::next_restart_counter(cfg_.state_directory);
     std::vector<agent::HeartbeatPeer> heartbeat_peers_ = heartbeat_peers(cfg_);
     agent::HeartbeatMonitor heartbeat_{heartbeat_peers_, cfg_.timers.heartbeat_interval,
-                                       cfg_.timers.missing_heartbeats_allowed, "MAG"};
+                                       cfg_.timers.missing_heartbeats_allowed, "MAG", true};
     control::ControlServer ctl_;
     control::AgentMetrics metrics_{"lma"};   // after the data plane: its threads read the maps
 };
