@@ -54,7 +54,8 @@ struct Command {
 void add_agent_commands(CLI::App& app, Command& c) {
     c.lma_cmd = app.add_subcommand(
         "lma", "Run a local mobility anchor in the foreground: load and attach the data plane, answer PBUs "
-               "over IPv6 (Mobility Header) and IPv4/UDP 5436, keep the binding cache. SIGTERM/SIGINT stop it "
+               "over IPv6 (Mobility Header) and IPv4/UDP 5436, keep the binding cache (journaled: a restart "
+               "brings it back). SIGTERM/SIGINT stop it "
                "(the data plane is unloaded unless --keep-dataplane), SIGHUP re-reads peers, mobile nodes, "
                "policies and timers from the file.");
     c.lma_cmd->add_option("-c,--config", c.lma.config_file, "YAML configuration file (see examples/lma.yaml)")
@@ -66,7 +67,8 @@ void add_agent_commands(CLI::App& app, Command& c) {
         "mag", "Run a mobile access gateway in the foreground: load and attach the data plane, register its "
                "mobile nodes with the LMA (PBUs over IPv6, or IPv4/UDP 5436 when the LMA address is IPv4), "
                "refresh and retransmit, attach dynamic MNs when their MAC shows up on an access link, detach "
-               "idle ones. SIGTERM/SIGINT de-register every MN and stop.");
+               "idle ones. SIGTERM/SIGINT de-register every MN (resent until answered, for at most "
+               "timers.shutdown_timeout) and stop; a restart brings its MNs back from its journal.");
     c.mag_cmd->add_option("-c,--config", c.mag.config_file, "YAML configuration file (see examples/mag.yaml)")
         ->required()
         ->check(CLI::ExistingFile);
