@@ -111,8 +111,11 @@ def run(tools: Tools, checks: Checks, quick: bool):
             wrapper = by_name["wrapper_xdp_tx"]
             bare_ns = bare["median_ns"]
             overhead = max(0.0, wrapper["median_ns"] - bare_ns)
-            checks.check(f"per_packet.{node}.bare_xdp_tx", bare["retval"] == dptest.XDP_TX and bare_ns > 0,
-                         f"verdict {bare['retval']}, {bare_ns:.2f} ns")
+            # (it ran, and took time: by our clock less the fixed cost, or on a loaded machine, where
+            # that difference can round to 0 for a 5 ns program, by the kernel's own)
+            checks.check(f"per_packet.{node}.bare_xdp_tx",
+                         bare["retval"] == dptest.XDP_TX and (bare_ns > 0 or bare["kernel_median_ns"] > 0),
+                         f"verdict {bare['retval']}, {bare_ns:.2f} ns, kernel {bare['kernel_median_ns']:.2f} ns")
             results["baseline"][node] = {"bare_xdp_tx_ns": bare_ns, "wrapper_ns": overhead,
                                          "bare_kernel_ns": bare["kernel_median_ns"],
                                          "fixed_cost_ns": out["fixed_cost_ns"]}

@@ -120,7 +120,7 @@ class LoaderAndSteering(unittest.TestCase):
                "value", *[str(b) for b in value])
             r = inst.dp(*inst.load_args, check=False)
             self.assertNotEqual(r.returncode, 0)
-            self.assertIn("its pinned maps have map ABI version 0, this build's is 1", r.stderr)
+            self.assertIn("its pinned maps have map ABI version 0, this build's is 2", r.stderr)
         finally:
             inst.unload()
 
