@@ -16,7 +16,9 @@ of test_mag.py, with 240 dynamic MNs attached in a shuffled order through the co
   back (RFC 5213 §5.3.5, RFC 5845 §3.3);
 - a MAG that restarts without its journal (its state lost) is seen by the LMA's heartbeats (its
   Restart Counter changed, RFC 5847 §6.2), and the bindings it does not register again are let go
-  after mag_restart_grace instead of their lifetime.
+  after mag_restart_grace instead of their lifetime;
+- a journal cut short or corrupted at its tail: what is intact comes back, the log says what was
+  lost, the agent runs.
 """
 import json
 import os
@@ -326,6 +328,39 @@ mobile_nodes:
         self.assertTrue(counts and counts[-1] >= len(ids), f"{counts}\n{self.lma_log()[-3000:]}")
         self.assertEqual(self.mag_bindings(), {}, "the MAG holds none of them")
         self.assertEqual(self.mag_sessions(), [], "their sessions were orphans at the MAG: removed")
+
+    def test_5_a_journal_cut_or_corrupt_at_its_tail_keeps_what_is_intact(self):
+        self.start_mag()
+        ids = list(range(120, 150))
+        for i in ids:
+            self.attach(i)
+        self.assertTrue(wait_for(lambda: self.all_registered([mn(i) for i in ids]), timeout=60))
+        for damage in ("cut", "corrupt"):
+            self.kill_mag()
+            journals = sorted((f for f in os.listdir(self.m.mag_state) if f.startswith("journal-")),
+                              key=lambda f: int(f.split("-")[1]))
+            path = os.path.join(self.m.mag_state, journals[-1])
+            size = os.path.getsize(path)
+            self.assertGreater(size, 100, journals)
+            with open(path, "r+b") as f:
+                if damage == "cut":
+                    f.truncate(size - 7)   # the last record cut short, as a crash mid-write leaves it
+                else:
+                    f.seek(size - 3)
+                    f.write(b"\xff\xfe\xfd")   # its last octets changed: its CRC fails
+            self.start_mag()
+            log = self.m.mag_log()
+            self.assertIn("binding update list journal:", log)
+            self.assertIn("cut short" if damage == "cut" else "its CRC does not match", log)
+            self.assertIn("are lost", log)
+            restored = int(log.split(" mobile node(s) restored")[0].rsplit(" ", 1)[1])
+            self.assertGreaterEqual(restored, len(ids) - 1, "all but the MN of the damaged record")
+            self.assertTrue(wait_for(lambda: sum(b["state"] == "registered" for b in self.mag_bindings().values())
+                                     == restored, timeout=60), self.m.mag_log()[-3000:])
+            self.assert_sessions_match_bindings()
+            for i in ids:   # the one whose record was lost attaches again (nothing else changes)
+                self.attach(i)
+            self.assertTrue(wait_for(lambda: self.all_registered([mn(i) for i in ids]), timeout=60))
 
 
 if __name__ == "__main__":
