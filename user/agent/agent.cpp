@@ -12,10 +12,12 @@
 #include <fmt/ranges.h>
 
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include <algorithm>
 #include <csignal>
 #include <ctime>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <net/if.h>
@@ -118,9 +120,12 @@ void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl, co
                [&loop, signal_fd, reload = hooks.reload, shutdown = hooks.shutdown, asked = false]() mutable {
                    for (int signo : read_signals(signal_fd)) {
                        if (signo == SIGHUP) {
+                           notify_systemd("RELOADING=1", "reloading the configuration");
                            reload();
+                           notify_systemd("READY=1", "configuration reload done (the log says how)");
                            continue;
                        }
+                       notify_systemd("STOPPING=1", fmt::format("signal {}: stopping", signo));
                        if (asked) {
                            spdlog::info("signal {} again: stopping now", signo);
                        }
@@ -148,6 +153,13 @@ void watch_agent(EventLoop& loop, int signal_fd, control::ControlServer& ctl, co
 
 std::string suppressed_note(std::uint64_t suppressed) {
     return suppressed ? fmt::format(" ({} more like it suppressed)", suppressed) : "";
+}
+
+void notify_systemd(const std::string& state, const std::string& status) {
+    const std::string message = state + "\nSTATUS=" + status;
+    if (const int rc = sd_notify(0, message.c_str()); rc < 0) {
+        spdlog::warn("sd_notify {}: {}", state, std::strerror(-rc));
+    }
 }
 
 std::uint32_t next_restart_counter(const std::string& state_directory) {

@@ -106,6 +106,11 @@ private:
     std::vector<std::uint32_t> ifindexes_;
 };
 
+// systemd's service notification (sd_notify(3)): "READY=1" once the data plane is attached and
+// the sockets are open, "RELOADING=1" / "READY=1" around a SIGHUP, "STOPPING=1" at SIGTERM, each
+// with a STATUS= line. Nothing when not started by systemd (no NOTIFY_SOCKET).
+void notify_systemd(const std::string& state, const std::string& status);
+
 // RFC 5847 §6.2: this start's Restart Counter, one more than the last start's, kept in
 // `state_directory`/restart_counter. Where that cannot be written, the time in seconds (it
 // still changes at every restart, which is all a peer looks at).

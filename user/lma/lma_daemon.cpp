@@ -190,6 +190,7 @@ public:
         spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s), {} mobile node domain(s)",
                      cfg_.instance, cfg_.realms.size(), cfg_.peers.size(), cfg_.mobile_nodes.size(),
                      cfg_.mobile_node_domains.size());
+        agent::notify_systemd("READY=1", fmt::format("LMA '{}' up", cfg_.instance));
         loop.run();
         return 0;
     }

@@ -305,6 +305,7 @@ public:
         });
         spdlog::info("MAG '{}' up: LMA {}, {} mobile node(s)", cfg_.instance, to_string(cfg_.lma),
                      cfg_.mobile_nodes.size());
+        agent::notify_systemd("READY=1", fmt::format("MAG '{}' up", cfg_.instance));
         loop.run();
         return 0;
     }
