@@ -14,11 +14,10 @@
 #include "wire/error.hpp"
 
 #include <fmt/format.h>
-
-#include <set>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 #include <map>
 
 namespace xpmip::lma {

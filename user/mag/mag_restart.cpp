@@ -45,6 +45,9 @@ MagRestoreReport MobileAccessGateway::restore(std::vector<BindingUpdateListEntry
             sink_.registered(p);   // (the access link serves its addresses again)
         }
         for (auto* x : all_paths(p)) {
+            if (x->state == State::Failed) {
+                continue;   // (a path whose registration had failed stays as it was)
+            }
             auto more = send(*x, x->state == State::Deregistering, now);
             report.pbus.insert(report.pbus.end(), more.begin(), more.end());
         }
