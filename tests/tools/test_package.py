@@ -10,7 +10,7 @@ metadata and contents checked, installed with dpkg into a scratch root, and run 
 - the systemd units say Type=notify, Restart=on-failure, ExecReload (SIGHUP) and the capability
   set; the installed LMA, started in a network namespace with exactly that capability set and a
   NOTIFY_SOCKET of ours, says READY=1 once up, RELOADING=1 / READY=1 at SIGHUP and STOPPING=1 at
-  SIGTERM (what systemd reads).
+  SIGTERM (what systemd reads); the MAG with the same set says READY=1 and STOPPING=1.
 """
 import glob
 import gzip
@@ -171,13 +171,41 @@ mobile_nodes:
             out, _ = p.communicate(timeout=60)
             self.assertEqual(p.returncode, 0, out)
             self.assertIn("up:", out)
+
+            # The MAG with the same set (its access links are raw packet sockets too).
+            mag_cfg = os.path.join(self.tmp, "mag.yaml")
+            with open(mag_cfg, "w") as f:
+                f.write(f"""instance: {ns}-m
+state_directory: {state}-m
+mag:
+  addresses: [2001:db8:ffff::10]
+  lma: 2001:db8:ffff::1
+interfaces:
+  - {{name: t1, kind: tunnel}}
+  - {{name: c1, kind: access}}
+mobile_nodes:
+  - {{id: mn1@x, mac: "02:00:00:00:01:01", interface: c1, attach: dynamic}}
+""")
+            run("ip", "-n", ns, "addr", "add", "2001:db8:ffff::10/64", "dev", "t1", "nodad")
+            p = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", "setpriv", f"--bounding-set={bounding}",
+                                  "--inh-caps=-all", self.xpmip, "mag", "-c", mag_cfg], cwd="/",
+                                 env=dict(os.environ, NOTIFY_SOCKET=notify), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+            got = s.recv(4096).decode()
+            self.assertIn("READY=1", got)
+            self.assertIn(f"STATUS=MAG '{ns}-m' up", got)
+            p.terminate()
+            self.assertIn("STOPPING=1", s.recv(4096).decode())
+            out, _ = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, out)
         finally:
             if p and p.poll() is None:
                 p.kill()
                 p.wait()
             s.close()
             run("ip", "netns", "del", ns, check=False)
-            run(os.path.join(self.root, "usr/sbin/xpmip-dp"), "-i", ns, "unload", check=False)
+            for inst in (ns, f"{ns}-m"):
+                run(os.path.join(self.root, "usr/sbin/xpmip-dp"), "-i", inst, "unload", check=False)
 
 
 if __name__ == "__main__":
