@@ -38,6 +38,14 @@ class PackageTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="xpmip-package-")
+        try:
+            cls.build_and_install()
+        except BaseException:
+            shutil.rmtree(cls.tmp, ignore_errors=True)   # (tearDownClass does not run then)
+            raise
+
+    @classmethod
+    def build_and_install(cls):
         out = os.path.join(cls.tmp, "out")
         run("cpack", "-G", "DEB", "-B", out, cwd=BUILD)
         debs = glob.glob(os.path.join(out, "*.deb"))
