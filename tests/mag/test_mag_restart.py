@@ -17,6 +17,8 @@ of test_mag.py, with 240 dynamic MNs attached in a shuffled order through the co
 - a MAG that restarts without its journal (its state lost) is seen by the LMA's heartbeats (its
   Restart Counter changed, RFC 5847 §6.2), and the bindings it does not register again are let go
   after mag_restart_grace instead of their lifetime;
+- a MAG restarted with its journal whose heartbeat answers are lost until the LMA has marked it
+  down (after its new life's PBUs) has none of the bindings it registered again let go;
 - a journal cut short or corrupted at its tail: what is intact comes back, the log says what was
   lost, the agent runs.
 """
@@ -42,6 +44,7 @@ from test_lma_restart import RECEIVER, FLOW_PORT  # noqa: E402
 STORM = 240
 ROUNDS = 3
 CN4 = "198.51.100.2"
+LMA_RESTART_GRACE = 2
 
 
 def mn(i):
@@ -106,8 +109,8 @@ mobile_node_domains:
 timers:
   min_delay_before_bce_delete: 60
   heartbeat_interval: 0.5       # RFC 5847 from the LMA: it sees the MAG's restarts
-  missing_heartbeats_allowed: 2
-  mag_restart_grace: 2
+  missing_heartbeats_allowed: 8   # (down after 4 s: a restarted MAG registers again first)
+  mag_restart_grace: {LMA_RESTART_GRACE}
 """
             cls.m.lma_proc, log = cls.m.start_proc(cls.m.lma_ns, "lma", cls.lma_cfg, "up:")
             cls.lma_log = staticmethod(log)
@@ -312,8 +315,11 @@ mobile_nodes:
         for i in ids:
             self.attach(i)
         self.assertTrue(wait_for(lambda: self.all_registered([mn(i) for i in ids]), timeout=60))
-        # (the LMA has heard this MAG's Restart Counter before it dies)
-        self.assertTrue(wait_for(lambda: "heartbeat of our LMA answered" in self.m.mag_log(), timeout=30))
+        # (the LMA has heard this MAG's Restart Counter since they registered, before it dies:
+        # what the MAG registered after its last answer is left to its lifetime)
+        answered = self.m.mag_log().count("heartbeat of our LMA answered")
+        self.assertTrue(wait_for(lambda: self.m.mag_log().count("heartbeat of our LMA answered") > answered,
+                                 timeout=30))
         down = f"MAG {MAG6} (from {LMA6}) missed"
         downs = self.lma_log().count(down)
         self.kill_mag()
@@ -365,6 +371,40 @@ mobile_nodes:
             for i in ids:   # the one whose record was lost attaches again (nothing else changes)
                 self.attach(i)
             self.assertTrue(wait_for(lambda: self.all_registered([mn(i) for i in ids]), timeout=60))
+
+
+    def test_6_a_restart_the_lma_sees_late_lets_go_nothing_registered_again(self):
+        """The restarted MAG registers its MNs again while its heartbeat answers are lost: the LMA
+        marks it down after those PBUs, and sees the new Restart Counter only then. What it heard
+        between its last answer with the old counter and then may be the new life's: no binding
+        the MAG registered again may be let go."""
+        self.start_mag()
+        ids = list(range(160, 180))
+        for i in ids:
+            self.attach(i)
+        self.assertTrue(wait_for(lambda: self.all_registered([mn(i) for i in ids]), timeout=60))
+        self.assertTrue(wait_for(lambda: "heartbeat of our LMA answered" in self.m.mag_log(), timeout=30))
+        down = f"MAG {MAG6} (from {LMA6}) missed"
+        seen = f"MAG {MAG6} restarted (Restart Counter"
+        cut = f"MAG {MAG6} restarted:"
+        downs, seens, cuts = (self.lma_log().count(x) for x in (down, seen, cut))
+        self.kill_mag()
+        rules = ("table inet hb {\n  chain in {\n    type filter hook input priority 0;\n"
+                 "    mh type 13 counter drop\n  }\n}\n")
+        self.m.lma_ns.run("nft", "-f", "-", input=rules)
+        try:
+            self.start_mag()
+            self.assertTrue(wait_for(lambda: self.all_registered([mn(i) for i in ids]), timeout=60))
+            self.assertTrue(wait_for(lambda: self.lma_log().count(down) > downs, timeout=30), self.lma_log()[-2000:])
+            out = self.m.lma_ns.run("nft", "list", "table", "inet", "hb").stdout
+            self.assertGreater(int(out.split("counter packets ")[1].split()[0]), 0, "answers were lost")
+        finally:
+            self.m.lma_ns.run("nft", "delete", "table", "inet", "hb", check=False)
+        self.assertTrue(wait_for(lambda: self.lma_log().count(seen) > seens, timeout=30), self.lma_log()[-2000:])
+        self.assertEqual(self.lma_log().count(cut), cuts, f"bindings let go\n{self.lma_log()[-3000:]}")
+        time.sleep(LMA_RESTART_GRACE + 1.0)
+        lost = sorted({mn(i) for i in ids} - set(self.registered_at_lma()))
+        self.assertEqual(lost, [], f"let go at the LMA though registered again\n{self.lma_log()[-3000:]}")
 
 
 if __name__ == "__main__":

@@ -680,26 +680,44 @@ BOOST_AUTO_TEST_CASE(a_changed_restart_counter_is_a_restart_of_the_lma) {
     BOOST_TEST(ev[0].counter == 5u);
 }
 
-// What a restarted peer sent before `restarted_after` is of its old life: the last we heard of
-// it before it fell silent when it was down, else its last answer with the old counter.
-BOOST_AUTO_TEST_CASE(a_restart_after_silence_dates_from_the_last_word_before_it) {
+// What a restarted peer sent before `restarted_after` is of its old life: only its last answer
+// with the old counter proves that. What it sent after, even before it fell silent, may be its new
+// life's (a MAG back within the missed heartbeats registers its MNs before we mark it down): a
+// later date would let go bindings it has just registered again.
+BOOST_AUTO_TEST_CASE(a_restart_dates_from_the_last_answer_with_the_old_counter) {
     HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 1000ms, 2, "MAG", true);
     const Clock::time_point t0 = Clock::time_point{} + 100s;
     std::vector<HeartbeatEvent> ev;
     hb.heard(kHbLma, t0);
     auto s1 = hb.on_timer(t0);
     BOOST_TEST(hb.on_message(kHbLma, response_to(s1[0], 1), t0, ev));
-    hb.heard(kHbLma, t0 + 500ms);   // a PBU of its old life, after its last answer
-    for (int i = 1; i <= 3; ++i) {
-        hb.on_timer(t0 + std::chrono::seconds(i));   // silent: down at the second miss
-    }
+    hb.heard(kHbLma, t0 + 500ms);    // old life or new: nothing says
+    hb.on_timer(t0 + 1s);            // asked
+    hb.on_timer(t0 + 2s);            // unanswered: a miss
+    hb.heard(kHbLma, t0 + 2500ms);   // its new life's refreshes, before we mark it down
+    auto s2 = hb.on_timer(t0 + 3s);  // the second miss: down
     BOOST_TEST(!hb.up(0));
-    hb.heard(kHbLma, t0 + 4s);   // its new life's refreshes, before its first answer
-    auto s2 = hb.on_timer(t0 + 4s);
-    BOOST_TEST(hb.on_message(kHbLma, response_to(s2.back(), 2), t0 + 4s, ev));
+    BOOST_TEST(hb.on_message(kHbLma, response_to(s2.back(), 2), t0 + 3s, ev));
     BOOST_REQUIRE_EQUAL(ev.size(), 2u);
     BOOST_TEST((ev[1].kind == HeartbeatEvent::Kind::PeerRestarted));
-    BOOST_TEST((ev[1].restarted_after == t0 + 500ms), "the last word before the silence");
+    BOOST_TEST((ev[1].restarted_after == t0), "its last answer with the old counter");
+}
+
+// A peer we hold down that speaks again (a PBU) is asked at once: its answer says whether it
+// restarted without waiting out the interval.
+BOOST_AUTO_TEST_CASE(a_peer_held_down_that_speaks_is_asked_at_once) {
+    HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 1000ms, 1, "MAG", true);
+    const Clock::time_point t0 = Clock::time_point{} + 100s;
+    hb.heard(kHbLma, t0);
+    hb.on_timer(t0);
+    hb.on_timer(t0 + 1s);   // the first miss: down
+    BOOST_TEST(!hb.up(0));
+    BOOST_TEST(hb.on_timer(t0 + 1100ms).empty(), "nothing due before the interval");
+    hb.heard(kHbLma, t0 + 1100ms);
+    auto sent = hb.on_timer(t0 + 1100ms);
+    BOOST_REQUIRE_EQUAL(count_kind(sent, HeartbeatEvent::Kind::Send), 1u);
+    hb.heard(kHbLma, t0 + 1200ms);   // (while asked: not again)
+    BOOST_TEST(hb.on_timer(t0 + 1200ms).empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_restarted_lma_gets_every_binding_refreshed_at_once) {

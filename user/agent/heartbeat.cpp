@@ -28,10 +28,14 @@ void HeartbeatMonitor::heard(const IpAddress& remote, Clock::time_point now) {
     }
     for (auto i : it->second) {
         PathState& p = paths_[i];
-        p.last_heard = now;
         if (!p.active) {
             p.active = true;
             p.next_send = {};   // asked at once
+        } else if (!p.up && !p.probed_while_down) {
+            // A peer held down speaks again: asked at once (once per down period: a PBU storm
+            // is not a heartbeat storm), so that its answer says soon whether it restarted.
+            p.probed_while_down = true;
+            p.next_send = std::min(p.next_send, now);
         }
     }
 }
@@ -52,7 +56,7 @@ std::vector<HeartbeatEvent> HeartbeatMonitor::on_timer(Clock::time_point now) {
             // §3.1: MISSING_HEARTBEATS_ALLOWED in a row: the peer is unreachable.
             if (p.up && p.missed >= missing_allowed_) {
                 p.up = false;
-                p.heard_before_down = p.last_heard;
+                p.probed_while_down = false;
                 spdlog::warn("heartbeat: {} {} (from {}) missed {} heartbeat(s) in a row: path down", role_,
                              to_string(p.peer.remote), to_string(p.peer.local), p.missed);
                 out.push_back({.kind = HeartbeatEvent::Kind::PeerDown, .path = i});
@@ -79,8 +83,6 @@ bool HeartbeatMonitor::on_message(const IpAddress& src, const wire::Heartbeat& h
         }
         p.outstanding.reset();
         p.missed = 0;
-        const auto silent_since = p.heard_before_down;
-        p.heard_before_down.reset();
         if (!p.up) {
             p.up = true;
             spdlog::info("heartbeat: {} {} (from {}) answers again: path up", role_, to_string(p.peer.remote),
@@ -88,20 +90,20 @@ bool HeartbeatMonitor::on_message(const IpAddress& src, const wire::Heartbeat& h
             events.push_back({.kind = HeartbeatEvent::Kind::PeerUp, .path = i});
         }
         if (const auto* rc = hb.options.find<wire::RestartCounterOption>()) {
-            // §6.2: a counter that changed is a restart of the peer.
+            // §6.2: a counter that changed is a restart of the peer. Only its last answer with
+            // the old counter is surely of its old life: what we heard from it since (even before
+            // it fell silent) may be its new life's registrations.
             if (p.restart_counter && *p.restart_counter != rc->counter) {
                 spdlog::warn("heartbeat: {} {} restarted (Restart Counter {} -> {})", role_, to_string(p.peer.remote),
                              *p.restart_counter, rc->counter);
                 events.push_back({.kind = HeartbeatEvent::Kind::PeerRestarted,
                                   .path = i,
                                   .counter = rc->counter,
-                                  .restarted_after = silent_since ? std::max(*silent_since, p.last_answer)
-                                                                  : p.last_answer});
+                                  .restarted_after = p.last_answer});
             }
             p.restart_counter = rc->counter;
         }
         p.last_answer = now;
-        p.last_heard = now;
         return true;
     }
     return false;

@@ -32,9 +32,8 @@ struct HeartbeatEvent {
     std::size_t path = 0;      // the peer's index (the MAG: its WAN path)
     wire::Heartbeat message;   // Kind::Send: the request to send
     std::uint32_t counter = 0; // Kind::PeerRestarted: the new Restart Counter
-    // Kind::PeerRestarted: what the peer sent before this time came from before its restart:
-    // the last we heard of it before it fell silent (it was down), else its last answer with the
-    // old counter.
+    // Kind::PeerRestarted: what the peer sent up to this time came from before its restart: its
+    // last answer with the old counter.
     Clock::time_point restarted_after{};
 };
 
@@ -49,8 +48,8 @@ public:
     // say, would only ever be "down").
     HeartbeatMonitor(std::vector<HeartbeatPeer> peers, std::chrono::milliseconds interval, unsigned missing_allowed,
                      std::string peer_role = "LMA", bool on_first_contact = false);
-    // The peer at `remote` spoke to us (a PBU, its own heartbeat): heartbeats to it start, and
-    // the time is kept (O(log peers): called per PBU).
+    // The peer at `remote` spoke to us (a PBU, its own heartbeat): heartbeats to it start; held
+    // down, it is asked at once (O(log peers): called per PBU).
     void heard(const IpAddress& remote, Clock::time_point now);
 
     std::vector<HeartbeatEvent> on_timer(Clock::time_point now);
@@ -71,8 +70,7 @@ private:
         bool up = true;
         std::optional<std::uint32_t> restart_counter;
         Clock::time_point last_answer{};
-        Clock::time_point last_heard{};         // its last answer or message (heard())
-        std::optional<Clock::time_point> heard_before_down;   // while down: last_heard when it went
+        bool probed_while_down = false;         // asked at once when it spoke while down
         Clock::time_point next_send{};
         bool active = true;
     };
