@@ -366,7 +366,7 @@ class ScriptedLma(unittest.TestCase):
         sent = [ln for ln in log.splitlines() if f"PBU mn={mn_id(8)}" in ln]
         stamps = [time.mktime(time.strptime(ln[:19], "%Y-%m-%dT%H:%M:%S")) + float(ln[19:23]) for ln in sent]
         for i in range(len(stamps) - 3):
-            self.assertGreaterEqual(stamps[i + 3] - stamps[i], 0.95, f"4 PBUs within a second:\n" + "\n".join(sent))
+            self.assertGreaterEqual(stamps[i + 3] - stamps[i], 0.95, "4 PBUs within a second:\n" + "\n".join(sent))
 
     def test_unknown_station_is_ignored(self):
         self.m.start_mag()
@@ -677,8 +677,10 @@ esac
 """
 
 
-def our_lma_config(m, state, journal):
-    """Our LMA for MN 1 behind the MAG of `m`, GRE keys required, its state in `state`."""
+def our_lma_config(m, state, journal, ipv6_pool="2001:db8:a::/48", subscribers=None, timers=""):
+    """Our LMA behind the MAG of `m`, GRE keys required, its state in `state`; its subscribers
+    MN 1 unless given (a YAML block), `timers` a YAML block too."""
+    subscribers = subscribers or f"mobile_nodes:\n  - {{id: {mn_id(1)}, realm: 1}}\n"
     return f"""instance: {m.w.prefix}-lma
 state_directory: {state}
 journal: {str(journal).lower()}
@@ -689,12 +691,10 @@ interfaces:
   - {{name: tun0, kind: tunnel}}
   - {{name: core1, kind: core, realm: 1}}
 realms:
-  - {{id: 1, interface: core1, ipv4_pool: 10.0.0.0/16, ipv6_pool: "2001:db8:a::/48"}}
+  - {{id: 1, interface: core1, ipv4_pool: 10.0.0.0/16, ipv6_pool: "{ipv6_pool}"}}
 peers:
   - {{name: mag, addresses: [{MAG6}, {MAG4}]}}
-mobile_nodes:
-  - {{id: {mn_id(1)}, realm: 1}}
-"""
+""" + subscribers + timers
 
 
 class WithOurLma(unittest.TestCase):

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lma"))
 import dptest  # noqa: E402
 from dptest import wait_for  # noqa: E402
-from test_mag import LMA4, LMA6, MAG4, MAG6, XPMIP, MagWorld  # noqa: E402
+from test_mag import LMA6, MAG4, MAG6, XPMIP, MagWorld, our_lma_config  # noqa: E402
 from test_lma_restart import RECEIVER, FLOW_PORT  # noqa: E402
 
 STORM = 240
@@ -92,26 +92,15 @@ class MagRestartTest(unittest.TestCase):
         cls.m = MagWorld("mr", with_lma=True)
         cls.lma_state = tempfile.mkdtemp(prefix="xpmip-mr-lma-")
         try:
-            cls.lma_cfg = f"""instance: {cls.m.w.prefix}-lma
-state_directory: {cls.lma_state}
-lma:
-  addresses: [{LMA6}, {LMA4}]
-  gre: keys-required
-interfaces:
-  - {{name: tun0, kind: tunnel}}
-  - {{name: core1, kind: core, realm: 1}}
-realms:
-  - {{id: 1, interface: core1, ipv4_pool: 10.0.0.0/16, ipv6_pool: "2001:db8:a00::/40"}}
-peers:
-  - {{name: mag, addresses: [{MAG6}, {MAG4}]}}
-mobile_node_domains:
-  - {{domain: op1.example, realm: 1}}
-timers:
+            cls.lma_cfg = our_lma_config(
+                cls.m, cls.lma_state, journal=True, ipv6_pool="2001:db8:a00::/40",
+                subscribers="mobile_node_domains:\n  - {domain: op1.example, realm: 1}\n",
+                timers=f"""timers:
   min_delay_before_bce_delete: 60
   heartbeat_interval: 0.5       # RFC 5847 from the LMA: it sees the MAG's restarts
   missing_heartbeats_allowed: 8   # (down after 4 s: a restarted MAG registers again first)
   mag_restart_grace: {LMA_RESTART_GRACE}
-"""
+""")
             cls.m.lma_proc, log = cls.m.start_proc(cls.m.lma_ns, "lma", cls.lma_cfg, "up:")
             cls.lma_log = staticmethod(log)
         except BaseException:

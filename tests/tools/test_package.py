@@ -18,9 +18,7 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 import unittest
 
 BUILD = os.environ["XPMIP_BUILD_DIR"]
@@ -157,17 +155,20 @@ mobile_nodes:
         s.bind(notify)
         s.settimeout(60)
         p = None
+
+        def start_as_unit(role, config):
+            """Root's uid with only the unit's capabilities, as systemd starts it."""
+            return subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", "setpriv", f"--bounding-set={bounding}",
+                                     "--inh-caps=-all", self.xpmip, role, "-c", config], cwd="/",
+                                    env=dict(os.environ, NOTIFY_SOCKET=notify), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
         try:
             for a, b in (("t0", "t1"), ("c0", "c1")):
                 run("ip", "-n", ns, "link", "add", a, "type", "veth", "peer", "name", b)
                 run("ip", "-n", ns, "link", "set", a, "up")
                 run("ip", "-n", ns, "link", "set", b, "up")
             run("ip", "-n", ns, "addr", "add", "2001:db8:ffff::1/64", "dev", "t0", "nodad")
-            # Root's uid with only the unit's capabilities, as systemd starts it.
-            p = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", "setpriv", f"--bounding-set={bounding}",
-                                  "--inh-caps=-all", self.xpmip, "lma", "-c", cfg], cwd="/",
-                                 env=dict(os.environ, NOTIFY_SOCKET=notify), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+            p = start_as_unit("lma", cfg)
             got = s.recv(4096).decode()
             self.assertIn("READY=1", got)
             self.assertIn(f"STATUS=LMA '{ns}' up", got)
@@ -195,10 +196,7 @@ mobile_nodes:
   - {{id: mn1@x, mac: "02:00:00:00:01:01", interface: c1, attach: dynamic}}
 """)
             run("ip", "-n", ns, "addr", "add", "2001:db8:ffff::10/64", "dev", "t1", "nodad")
-            p = subprocess.Popen(["nsenter", f"--net=/run/netns/{ns}", "setpriv", f"--bounding-set={bounding}",
-                                  "--inh-caps=-all", self.xpmip, "mag", "-c", mag_cfg], cwd="/",
-                                 env=dict(os.environ, NOTIFY_SOCKET=notify), stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+            p = start_as_unit("mag", mag_cfg)
             got = s.recv(4096).decode()
             self.assertIn("READY=1", got)
             self.assertIn(f"STATUS=MAG '{ns}-m' up", got)

@@ -35,10 +35,10 @@ void write_binding(Writer& w, const MultipathBinding& b, bool with_freshness) {
     w.address(b.lma_address);
     w.u32(b.ifindex);
     w.u16(with_freshness ? b.last_sequence : 0);
-    w.optional(with_freshness ? b.last_timestamp : std::nullopt, [&](auto v) { w.u64(v); });
+    w.opt_u64(with_freshness ? b.last_timestamp : std::nullopt);
     w.flag(b.gre);
-    w.optional(b.key_downlink, [&](auto v) { w.u32(v); });
-    w.optional(b.key_uplink, [&](auto v) { w.u32(v); });
+    w.opt_u32(b.key_downlink);
+    w.opt_u32(b.key_uplink);
     w.flag(b.tlv_header);
     w.u8(static_cast<std::uint8_t>(b.encap));
     w.flag(b.path_up);
@@ -54,10 +54,10 @@ MultipathBinding read_binding(Reader& r) {
     b.lma_address = r.address("binding.lma_address");
     b.ifindex = r.u32("binding.ifindex");
     b.last_sequence = r.u16("binding.last_sequence");
-    b.last_timestamp = r.optional("binding.last_timestamp", [&] { return r.u64("binding.last_timestamp"); });
+    b.last_timestamp = r.opt_u64("binding.last_timestamp");
     b.gre = r.flag("binding.gre");
-    b.key_downlink = r.optional("binding.key_downlink", [&] { return r.u32("binding.key_downlink"); });
-    b.key_uplink = r.optional("binding.key_uplink", [&] { return r.u32("binding.key_uplink"); });
+    b.key_downlink = r.opt_u32("binding.key_downlink");
+    b.key_uplink = r.opt_u32("binding.key_uplink");
     b.tlv_header = r.flag("binding.tlv_header");
     b.encap = encapsulation(r.u8("binding.encap"), "binding.encap");
     b.path_up = r.flag("binding.path_up");
@@ -86,23 +86,20 @@ void encode_entry_into(std::string& out, const std::string& mn_id, const std::st
     w.address(e.lma_address);
     w.u8(e.transport == wire::Transport::Ipv6 ? 6 : 4);
     w.u16(e.mag_port);
-    w.optional(e.hnp, [&](const Ipv6Prefix& p) {
-        w.raw(p.address.bytes);
-        w.u8(p.length);
-    });
-    w.optional(e.ipv4_hoa, [&](const Ipv4Address& a) { w.raw(a.bytes); });
+    w.opt_prefix6(e.hnp);
+    w.opt_ipv4(e.ipv4_hoa);
     w.u8(e.ipv4_hoa_length);
     w.u8(e.att);
     w.u8(e.handoff_indicator);
     w.bytes(e.mn_ll_id);
-    w.optional(e.link_local, [&](const Ipv6Address& a) { w.raw(a.bytes); });
+    w.opt_ipv6(e.link_local);
     w.u32(static_cast<std::uint32_t>(e.lifetime.count()));
     w.u16(with_freshness ? e.last_sequence : 0);
-    w.optional(with_freshness ? e.last_timestamp : std::nullopt, [&](auto v) { w.u64(v); });
+    w.opt_u64(with_freshness ? e.last_timestamp : std::nullopt);
     w.flag(e.deregistered);
     w.flag(e.gre);
-    w.optional(e.key_downlink, [&](auto v) { w.u32(v); });
-    w.optional(e.key_uplink, [&](auto v) { w.u32(v); });
+    w.opt_u32(e.key_downlink);
+    w.opt_u32(e.key_uplink);
     w.flag(e.tlv_header);
     w.flag(e.force_udp);
     w.flag(e.in_dataplane);
@@ -137,33 +134,20 @@ JournalRecord decode_entry(std::string_view payload) {
     }
     e.transport = transport == 6 ? wire::Transport::Ipv6 : wire::Transport::Ipv4Udp;
     e.mag_port = r.u16("mag_port");
-    e.hnp = r.optional("hnp", [&] {
-        Ipv6Prefix p;
-        r.raw(p.address.bytes, "hnp");
-        p.length = r.u8("hnp.length");
-        return p;
-    });
-    e.ipv4_hoa = r.optional("ipv4_hoa", [&] {
-        Ipv4Address a;
-        r.raw(a.bytes, "ipv4_hoa");
-        return a;
-    });
+    e.hnp = r.opt_prefix6("hnp");
+    e.ipv4_hoa = r.opt_ipv4("ipv4_hoa");
     e.ipv4_hoa_length = r.u8("ipv4_hoa_length");
     e.att = r.u8("att");
     e.handoff_indicator = r.u8("handoff_indicator");
     e.mn_ll_id = r.bytes("mn_ll_id");
-    e.link_local = r.optional("link_local", [&] {
-        Ipv6Address a;
-        r.raw(a.bytes, "link_local");
-        return a;
-    });
+    e.link_local = r.opt_ipv6("link_local");
     e.lifetime = std::chrono::seconds(r.u32("lifetime"));
     e.last_sequence = r.u16("last_sequence");
-    e.last_timestamp = r.optional("last_timestamp", [&] { return r.u64("last_timestamp"); });
+    e.last_timestamp = r.opt_u64("last_timestamp");
     e.deregistered = r.flag("deregistered");
     e.gre = r.flag("gre");
-    e.key_downlink = r.optional("key_downlink", [&] { return r.u32("key_downlink"); });
-    e.key_uplink = r.optional("key_uplink", [&] { return r.u32("key_uplink"); });
+    e.key_downlink = r.opt_u32("key_downlink");
+    e.key_uplink = r.opt_u32("key_uplink");
     e.tlv_header = r.flag("tlv_header");
     e.force_udp = r.flag("force_udp");
     e.in_dataplane = r.flag("in_dataplane");

@@ -27,19 +27,16 @@ void write_registration(Writer& w, const BindingUpdateListEntry& e, bool with_se
     w.u8(static_cast<std::uint8_t>(e.path));
     w.u16(with_sequence ? e.sequence : 0);
     w.u8(e.last_status);
-    w.optional(e.hnp, [&](const Ipv6Prefix& p) {
-        w.raw(p.address.bytes);
-        w.u8(p.length);
-    });
-    w.optional(e.ipv4_hoa, [&](const Ipv4Address& a) { w.raw(a.bytes); });
+    w.opt_prefix6(e.hnp);
+    w.opt_ipv4(e.ipv4_hoa);
     w.u8(e.ipv4_prefix_length);
-    w.optional(e.ipv4_router, [&](const Ipv4Address& a) { w.raw(a.bytes); });
+    w.opt_ipv4(e.ipv4_router);
     w.u32(static_cast<std::uint32_t>(e.lifetime.count()));
     w.flag(e.gre);
     w.flag(e.gre_for_session);
     w.flag(e.gre_forced);
-    w.optional(e.key_downlink, [&](auto v) { w.u32(v); });
-    w.optional(e.key_uplink, [&](auto v) { w.u32(v); });
+    w.opt_u32(e.key_downlink);
+    w.opt_u32(e.key_uplink);
     w.flag(e.tlv_header);
     w.flag(e.tlv_requested);
     w.flag(e.udp);
@@ -52,29 +49,16 @@ void read_registration(Reader& r, BindingUpdateListEntry& e) {
     e.path = r.u8("path");
     e.sequence = r.u16("sequence");
     e.last_status = r.u8("last_status");
-    e.hnp = r.optional("hnp", [&] {
-        Ipv6Prefix p;
-        r.raw(p.address.bytes, "hnp");
-        p.length = r.u8("hnp.length");
-        return p;
-    });
-    e.ipv4_hoa = r.optional("ipv4_hoa", [&] {
-        Ipv4Address a;
-        r.raw(a.bytes, "ipv4_hoa");
-        return a;
-    });
+    e.hnp = r.opt_prefix6("hnp");
+    e.ipv4_hoa = r.opt_ipv4("ipv4_hoa");
     e.ipv4_prefix_length = r.u8("ipv4_prefix_length");
-    e.ipv4_router = r.optional("ipv4_router", [&] {
-        Ipv4Address a;
-        r.raw(a.bytes, "ipv4_router");
-        return a;
-    });
+    e.ipv4_router = r.opt_ipv4("ipv4_router");
     e.lifetime = std::chrono::seconds(r.u32("lifetime"));
     e.gre = r.flag("gre");
     e.gre_for_session = r.flag("gre_for_session");
     e.gre_forced = r.flag("gre_forced");
-    e.key_downlink = r.optional("key_downlink", [&] { return r.u32("key_downlink"); });
-    e.key_uplink = r.optional("key_uplink", [&] { return r.u32("key_uplink"); });
+    e.key_downlink = r.opt_u32("key_downlink");
+    e.key_uplink = r.opt_u32("key_uplink");
     e.tlv_header = r.flag("tlv_header");
     e.tlv_requested = r.flag("tlv_requested");
     e.udp = r.flag("udp");

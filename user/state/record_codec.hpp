@@ -54,6 +54,17 @@ public:
             write(*v);
         }
     }
+    // The optional fields both journals hold, each a flag then its value.
+    void opt_u32(const std::optional<std::uint32_t>& v) { optional(v, [&](auto x) { u32(x); }); }
+    void opt_u64(const std::optional<std::uint64_t>& v) { optional(v, [&](auto x) { u64(x); }); }
+    void opt_ipv4(const std::optional<Ipv4Address>& v) { optional(v, [&](const auto& a) { raw(a.bytes); }); }
+    void opt_ipv6(const std::optional<Ipv6Address>& v) { optional(v, [&](const auto& a) { raw(a.bytes); }); }
+    void opt_prefix6(const std::optional<Ipv6Prefix>& v) {
+        optional(v, [&](const Ipv6Prefix& p) {
+            raw(p.address.bytes);
+            u8(p.length);
+        });
+    }
 
 private:
     void uint(std::uint64_t v, int n) {
@@ -112,6 +123,26 @@ public:
         }
         return read();
     }
+    std::optional<std::uint32_t> opt_u32(const char* field) {
+        return optional(field, [&] { return u32(field); });
+    }
+    std::optional<std::uint64_t> opt_u64(const char* field) {
+        return optional(field, [&] { return u64(field); });
+    }
+    std::optional<Ipv4Address> opt_ipv4(const char* field) {
+        return optional(field, [&] { return fixed<Ipv4Address>(field); });
+    }
+    std::optional<Ipv6Address> opt_ipv6(const char* field) {
+        return optional(field, [&] { return fixed<Ipv6Address>(field); });
+    }
+    std::optional<Ipv6Prefix> opt_prefix6(const char* field) {
+        return optional(field, [&] {
+            Ipv6Prefix p;
+            raw(p.address.bytes, field);
+            p.length = u8(field);
+            return p;
+        });
+    }
     void end() const {
         if (at_ != in_.size()) {
             throw RecordError(fmt::format("{} octets after the last field (offset {})", in_.size() - at_, at_));
@@ -119,6 +150,12 @@ public:
     }
 
 private:
+    template <class A>
+    A fixed(const char* field) {
+        A a;
+        raw(a.bytes, field);
+        return a;
+    }
     void need(std::size_t n, const char* field) const {
         if (in_.size() - at_ < n) {
             throw RecordError(fmt::format("{}: cut short at offset {} ({} of {} octets)", field, at_, in_.size() - at_, n));
