@@ -75,7 +75,8 @@ def handle(req):
     op = req["op"]
     if op == "send6":
         pkt = bytes.fromhex(req["packet"])
-        raw6.sendto(pkt, (socket.inet_ntop(socket.AF_INET6, pkt[24:40]), 0))
+        for _ in range(req.get("count", 1)):   # (a burst, as fast as the socket takes it)
+            raw6.sendto(pkt, (socket.inet_ntop(socket.AF_INET6, pkt[24:40]), 0))
         return {"ok": True}
     if op == "send4raw":
         pkt = bytes.fromhex(req["packet"])

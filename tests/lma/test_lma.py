@@ -12,10 +12,8 @@ Both realms hand out IPv4 home addresses from the same 10.0.0.0/16 (RFC 5845 Fig
 import ipaddress
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -28,7 +26,7 @@ import dptest  # noqa: E402
 from dptest import World, wait_for  # noqa: E402
 
 from scapy.layers.inet import IP, UDP  # noqa: E402
-from scapy.layers.inet6 import IPv6, MIP6MH_BA, MIP6MH_BU, MIP6OptMNID, MIP6OptUnknown  # noqa: E402
+from scapy.layers.inet6 import IPv6, MIP6MH_BA, MIP6MH_BE, MIP6MH_BU, MIP6MH_Generic, MIP6OptMNID, MIP6OptUnknown  # noqa: E402
 from scapy.layers.l2 import GRE  # noqa: E402
 from scapy.packet import Raw  # noqa: E402
 
@@ -349,6 +347,16 @@ mobile_node_domains:
         self.assertEqual(got[0]["to"], [src, sport], "the PBA goes to the PBU's source port")
         return Pba(bytes.fromhex(got[0]["data"]), got[0]["src"])
 
+    def metric(self, series, default=None):
+        """The value of one series of the LMA's metrics ('name{labels}'), `default` when absent."""
+        text = self.lma_ns.run("/usr/bin/python3", "-c", (
+            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9430/metrics',timeout=5)"
+            ".read().decode())")).stdout
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return default
+
     def log_tail(self, n=15):
         return "\n".join(self.log_text().splitlines()[-n:])
 
@@ -410,14 +418,8 @@ mobile_node_domains:
         self.lma_ns.sysctl("net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.core1.rp_filter=0",
                            "net.ipv4.conf.lo.rp_filter=0")   # (the kernel's reverse-path filter would hide what we do)
         self.assertStatus(self.send4(self.pbu("mn40@op1.example", hnp=None, v4=True)), S_ACCEPTED)
-        metrics = lambda: self.lma_ns.run("/usr/bin/python3", "-c", (   # noqa: E731
-            "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9430/metrics',timeout=5)"
-            ".read().decode())")).stdout
         def refused():
-            for line in metrics().splitlines():
-                if line.startswith('xpmip_signaling_refused_total{reason="interface"}'):
-                    return float(line.split()[-1])
-            return None
+            return self.metric('xpmip_signaling_refused_total{reason="interface"}')
         def xdp_dropped():
             out = subprocess.run([XPMIP, "show", "stats", "-i", self.instance, "--json"], capture_output=True, text=True,
                                  check=True).stdout
@@ -461,6 +463,60 @@ mobile_node_domains:
         self.assertNotIn("mn41@op1.example", b, "no registration from the core side")
         self.assertNotIn("mn42@op1.example", b, "no registration from the core side (IPv6)")
         self.assertEqual(b["mn40@op1.example"]["state"], "registered", "no de-registration from the core side")
+
+    def test_rfc6275_9_2_an_unknown_mh_type_gets_a_binding_error_the_way_it_came(self):
+        """MH Type 12 (Home Agent Switch), well formed, over IPv6 and over UDP 5436: answered with
+        a Binding Error, Status 2, from the address it was sent to. A Binding Error sent to the
+        LMA is counted and never answered (RFC 6275 §9.2)."""
+        sent = lambda: self.metric('xpmip_binding_errors_total{event="sent"}', 0)   # noqa: E731
+        received = lambda: self.metric('xpmip_binding_errors_total{event="received"}', 0)   # noqa: E731
+        sent0 = sent()
+        self.ask(op="drain")
+        unknown = MIP6MH_Generic(mhtype=12, msg=b"\0\0")
+        self.ask(op="send6", packet=bytes(IPv6(src=MAG_A6, dst=LMA6) / unknown).hex())
+        got = self.ask(op="recv", kinds=["mh6"], timeout=3)["got"]
+        self.assertTrue(got, f"no Binding Error\n{self.log_tail()}")
+        be = bytes.fromhex(got[0]["data"])
+        self.assertEqual((got[0]["src"], got[0]["dst"]), (LMA6, MAG_A6))
+        self.assertEqual((be[2], be[6], len(be)), (7, 2, 24), be.hex())
+        self.assertEqual(be[8:24], bytes(16), "the unspecified home address")
+        self.ask(op="open_udp", src=MAG_A4, sport=40123)
+        self.ask(op="drain")
+        self.ask(op="send_udp", src=MAG_A4, sport=40123, dst=LMA4, data=bytes(MIP6MH_Generic(mhtype=12, msg=b"\0\0",
+                                                                                        cksum=0)).hex())
+        got = self.ask(op="recv", kinds=["udp"], timeout=3)["got"]
+        self.assertTrue(got, f"no Binding Error over UDP\n{self.log_tail()}")
+        self.assertEqual((got[0]["src"], got[0]["sport"], got[0]["to"]), (LMA4, 5436, [MAG_A4, 40123]))
+        be = bytes.fromhex(got[0]["data"])
+        self.assertEqual((be[2], be[6]), (7, 2), be.hex())
+        self.assertEqual(sent(), sent0 + 2)
+        self.assertIn("MH type 12 from 2001:db8:ffff::10: not one we know; answered with a Binding Error",
+                      self.log_text())
+        # A Binding Error in: counted, not answered (the answer would be counted in the same step).
+        received0 = received()
+        self.ask(op="send6", packet=bytes(IPv6(src=MAG_A6, dst=LMA6) / MIP6MH_BE(status=2)).hex())
+        self.assertTrue(wait_for(lambda: received() >= received0 + 1, timeout=10), self.log_tail())
+        self.assertEqual(sent(), sent0 + 2, "no Binding Error in answer to a Binding Error")
+        self.assertIn("Binding Error status 2 (MH Type not recognized) from 2001:db8:ffff::10", self.log_text())
+
+    def test_rfc6275_binding_errors_are_rate_limited(self):
+        """A burst of 300 unknown MH Types gets at most the limit's burst (10) and its rate (10/s)
+        of Binding Errors; the rest are counted as rate_limited. Every one is accounted for."""
+        sent = lambda: self.metric('xpmip_binding_errors_total{event="sent"}', 0)   # noqa: E731
+        limited = lambda: self.metric('xpmip_binding_errors_total{event="rate_limited"}', 0)   # noqa: E731
+        time.sleep(1.1)   # (the bucket full again after the other tests)
+        sent0, limited0 = sent(), limited()
+        t0 = time.monotonic()
+        pkt = bytes(IPv6(src=MAG_A6, dst=LMA6) / MIP6MH_Generic(mhtype=17, msg=b"\0\0")).hex()
+        self.ask(op="send6", packet=pkt, count=300)
+        self.assertTrue(wait_for(lambda: sent() + limited() >= sent0 + limited0 + 300, timeout=30),
+                        f"sent {sent() - sent0}, limited {limited() - limited0}\n{self.log_tail()}")
+        elapsed = time.monotonic() - t0
+        answered = sent() - sent0
+        self.assertGreaterEqual(answered, 1)
+        self.assertLessEqual(answered, 10 + 10 * elapsed + 1, f"{answered} Binding Errors in {elapsed:.2f} s")
+        self.assertGreater(limited() - limited0, 0)
+        self.assertIsNone(self.lma_proc.poll())
 
     def test_rfc5213_160_missing_mn_identifier(self):
         self.assertStatus(self.send6(self.pbu(None)), S_MISSING_MNID)

@@ -36,9 +36,13 @@ DOMAIN = "roam.example"    # test_lma.py's mobile_node_domains: realm 1, keys re
 FLOW_PORT = 9999
 
 # Counts distinct sequence numbers of UDP datagrams to FLOW_PORT until 3 s pass without one.
+# Counts the distinct sequence numbers that reach FLOW_PORT. Its receive buffer is large (a loaded
+# machine may not run it for a while: the flow must not overflow it), and its second line says
+# where any loss was: the sequence numbers missing and the kernel's UDP receive-buffer errors.
 RECEIVER = f"""
 import socket, struct
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)   # SO_RCVBUFFORCE
 s.bind(("0.0.0.0", {FLOW_PORT}))
 print("ready", flush=True)
 seen = set()
@@ -50,8 +54,13 @@ while True:
         break
     seen.add(struct.unpack("!I", data[:4])[0])
     s.settimeout(3)
+udp = [l.split() for l in open("/proc/net/snmp") if l.startswith("Udp:")]
+errors = dict(zip(udp[0], udp[1]))["RcvbufErrors"]
+missing = sorted(set(range(max(seen) + 1)) - seen) if seen else []
 print(len(seen), flush=True)
+print(f"missing {{missing[:20]}} (highest seen {{max(seen) if seen else None}}), UDP RcvbufErrors {{errors}}", flush=True)
 """
+
 
 # Sends `count` GRE packets (key, inner IPv4/UDP from the MN's home address to the correspondent,
 # payload = sequence number) from the MAG's address to the LMA at `pps`.
@@ -222,9 +231,11 @@ class RestartTest(unittest.TestCase):
         self.assertEqual(tx.stdout.readline().strip(), f"sent {count}")
         tx.wait(timeout=30)
         got = int(rx.stdout.readline().strip() or 0)
+        where = rx.stdout.readline().strip()
         rx.wait(timeout=30)
         self.assertTrue("session(s) adopted" in self.L.log_text(), self.log_tail(20))
-        self.assertEqual(got, count, f"{count - got} of {count} packets lost across the restart\n{self.log_tail(20)}")
+        self.assertEqual(got, count, f"{count - got} of {count} packets lost across the restart: {where}\n"
+                                     f"{self.log_tail(20)}")
         self.assertIn(f"mn90000@{DOMAIN}", self.bindings())
 
     def test_after_sigterm_the_journal_writes_the_sessions_again(self):

@@ -30,7 +30,7 @@ import dptest  # noqa: E402
 from dptest import World, wait_for  # noqa: E402
 
 from scapy.layers.inet import IP, UDP  # noqa: E402
-from scapy.layers.inet6 import IPv6, MIP6MH_BA, MIP6MH_BU, MIP6OptMNID, MIP6OptUnknown  # noqa: E402
+from scapy.layers.inet6 import IPv6, MIP6MH_BA, MIP6MH_BE, MIP6MH_BU, MIP6OptMNID, MIP6OptUnknown  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 from scapy.packet import Raw  # noqa: E402
 
@@ -423,6 +423,28 @@ class ScriptedLma(unittest.TestCase):
         self.assertIsNotNone(pbus, m)
         self.assertGreaterEqual(int(pbus.group(1)), 2)
         self.assertNotIn("session=", m)
+
+    def test_an_lma_answering_heartbeats_with_a_binding_error_keeps_the_path_up(self):
+        """RFC 6275 §9.2 from an LMA without RFC 5847: a Binding Error (Status 2) for our Heartbeat
+        says it does not do heartbeats, not that it is gone. The path stays up (comes back up if
+        the misses took it down first) and no more requests go to that LMA."""
+        self.m.start_mag(static=(1,), lifetime=3600, heartbeat=0.3, missing_heartbeats=2)
+        p = self.expect_pbu()
+        self.answer(p, gre="key", key=0xBE02)
+        self.wait_session(1)
+        refused = "does not do RFC 5847"
+
+        def refuse_heartbeats():
+            for g in self.lma_ask(op="recv", kinds=["mh6"], timeout=0.3, count=20)["got"]:
+                if bytes.fromhex(g["data"])[2] == 13:
+                    self.lma_ask(op="send6", packet=bytes(IPv6(src=LMA6, dst=MAG6) / MIP6MH_BE(status=2)).hex())
+            return refused in self.m.mag_log()
+        self.assertTrue(wait_for(refuse_heartbeats, timeout=15), self.m.mag_log()[-3000:])
+        self.assertTrue(wait_for(lambda: self.session_of(1)["paths"][0]["up"], timeout=5), str(self.session_of(1)))
+        # More than two misses' worth of time: no request, and the path still up.
+        got = self.lma_ask(op="recv", kinds=["mh6"], timeout=2.0, count=50)["got"]
+        self.assertEqual([g for g in got if bytes.fromhex(g["data"])[2] == 13], [], "asked again")
+        self.assertTrue(self.session_of(1)["paths"][0]["up"], str(self.session_of(1)))
 
     def test_4_2_option_without_key_is_gre_mode_only(self):
         self.m.start_mag()

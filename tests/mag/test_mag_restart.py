@@ -258,9 +258,10 @@ mobile_nodes:
         self.assertEqual(tx.stdout.readline().strip(), f"sent {count}")
         tx.wait(timeout=30)
         got = int(rx.stdout.readline().strip() or 0)
+        where = rx.stdout.readline().strip()
         rx.wait(timeout=30)
         self.assertIn("mobile node(s) restored", self.m.mag_log())
-        self.assertEqual(got, count, f"{count - got} of {count} packets lost across the MAG's restart\n"
+        self.assertEqual(got, count, f"{count - got} of {count} packets lost across the MAG's restart: {where}\n"
                                      f"{self.m.mag_log()[-2000:]}")
 
     def test_3_sigterm_under_signaling_loss_deregisters_every_mn_and_keys_come_back(self):

@@ -1,5 +1,6 @@
 // The control plane's bookkeeping, in-process: the log limiter (README "Logs under attack") and
 // the binding counts behind the `xpmip_bindings` gauge (README "Metrics").
+#include "agent/binding_error.hpp"
 #include "common/log_limit.hpp"
 #include "control/metrics.hpp"
 
@@ -32,6 +33,34 @@ BOOST_AUTO_TEST_CASE(log_limiter_writes_a_burst_per_source_and_reason_and_counts
     BOOST_TEST(suppressed == 25u);
     BOOST_TEST(lim.admit("2001:db8::1", "malformed", t0 + 10s, &suppressed));
     BOOST_TEST(suppressed == 0u);
+}
+
+// RFC 6275 §9.2: Binding Errors are rate limited: a burst of the rate, then the rate.
+BOOST_AUTO_TEST_CASE(binding_errors_are_limited_to_their_rate) {
+    agent::BindingErrorLimit limit(10);
+    const auto t0 = Clock::time_point{} + 1000s;
+    unsigned sent = 0;
+    for (int i = 0; i < 1000; ++i) {   // 1000 in 100 ms
+        sent += limit.admit(t0 + std::chrono::microseconds(i * 100));
+    }
+    BOOST_TEST(sent >= 10u, "the burst of 10");
+    BOOST_TEST(sent <= 11u, "and at most one token refilled in 100 ms");
+    sent = 0;
+    for (int i = 0; i < 100; ++i) {   // one every 10 ms for a second after that
+        sent += limit.admit(t0 + 1s + std::chrono::milliseconds(i * 10));
+    }
+    BOOST_TEST(sent >= 10u);
+    BOOST_TEST(sent <= 20u, "about the rate, never the flood");
+}
+
+// RFC 6275 §9.3.3: no Binding Error to a source that is not a unicast address.
+BOOST_AUTO_TEST_CASE(binding_errors_go_to_unicast_sources_only) {
+    for (const char* a : {"192.0.2.1", "2001:db8::1", "fe80::1"}) {
+        BOOST_TEST(is_unicast(parse_ip_address(a)), a);
+    }
+    for (const char* a : {"0.0.0.0", "224.0.0.1", "255.255.255.255", "::", "ff02::1"}) {
+        BOOST_TEST(!is_unicast(parse_ip_address(a)), a);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(log_limiter_memory_is_bounded_under_spoofed_sources) {

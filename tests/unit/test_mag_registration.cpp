@@ -720,6 +720,29 @@ BOOST_AUTO_TEST_CASE(a_peer_held_down_that_speaks_is_asked_at_once) {
     BOOST_TEST(hb.on_timer(t0 + 1200ms).empty());
 }
 
+// RFC 6275 §9.2: a peer that does not know MH Type 13 answers our request with a Binding Error
+// (Status 2). Its path is not taken down for that (nor left down), and it is not asked again
+// for kRefusedRetry; a Binding Error with no request of ours outstanding changes nothing.
+BOOST_AUTO_TEST_CASE(a_peer_answering_heartbeats_with_a_binding_error_is_not_down_and_not_asked) {
+    HeartbeatMonitor hb({{kHbLocal, kHbLma}}, 1000ms, 1);
+    const Clock::time_point t0 = Clock::time_point{} + 100s;
+    std::vector<HeartbeatEvent> ev;
+    BOOST_TEST(!hb.on_refused(kHbLma, t0, ev), "nothing outstanding yet");
+    hb.on_timer(t0);
+    hb.on_timer(t0 + 1s);   // the first request unanswered: down (1 allowed)
+    BOOST_TEST(!hb.up(0));
+    BOOST_TEST(!hb.on_refused(kHbLocal, t0 + 1s, ev), "from another address");
+    BOOST_TEST(hb.on_refused(kHbLma, t0 + 1s, ev));
+    BOOST_REQUIRE_EQUAL(ev.size(), 1u);
+    BOOST_TEST((ev[0].kind == HeartbeatEvent::Kind::PeerUp));
+    BOOST_TEST(hb.up(0));
+    BOOST_TEST(hb.on_timer(t0 + 1s + HeartbeatMonitor::kRefusedRetry - 1s).empty(), "not asked meanwhile");
+    BOOST_TEST(hb.up(0));
+    auto again = hb.on_timer(t0 + 1s + HeartbeatMonitor::kRefusedRetry);
+    BOOST_TEST(count_kind(again, HeartbeatEvent::Kind::Send) == 1u, "asked again after the retry time");
+    BOOST_TEST(count_kind(again, HeartbeatEvent::Kind::PeerDown) == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_restarted_lma_gets_every_binding_refreshed_at_once) {
     Mag m(mag_yaml("192.0.2.1"));
     auto p1 = m.attach("mn1@op.example");

@@ -64,8 +64,9 @@ BOOST_AUTO_TEST_CASE(wrong_payload_proto) {
 // RFC 6275 §9.2: a well-formed message of an unknown MH Type is answered with a Binding Error
 // (Status 2), so it raises UnsupportedMessageError carrying the type, not a plain WireError.
 BOOST_AUTO_TEST_CASE(unsupported_but_well_formed_mh_types_raise_unsupported_message_error) {
-    // 7 Binding Error (RFC 6275 §6.1.9), 16 Binding Revocation (RFC 5846).
-    for (int t : {7, 16, 0, 255}) {
+    // 12 Home Agent Switch (RFC 5142), 17 Localized Routing Initiation (RFC 6705), 0 Binding
+    // Refresh Request (RFC 6275: a mobile node's), 255.
+    for (int t : {12, 17, 0, 255}) {
         const auto type = static_cast<std::uint8_t>(t);
         auto mh = golden::kPbaGreKeyRequired;
         mh[2] = type;
@@ -98,7 +99,7 @@ BOOST_AUTO_TEST_CASE(malformed_headers_of_unsupported_types_are_plain_wire_error
         }
     };
     auto mh = golden::kPbaGreKeyRequired;
-    mh[2] = 7;
+    mh[2] = 12;
     auto beyond = mh;
     beyond[1] = 2;  // Header Len claims 24 octets of 16
     expect_plain(beyond, "Header Len");

@@ -164,13 +164,13 @@ BOOST_AUTO_TEST_CASE(unsupported_mh_type_reaches_the_caller_of_parse_packet) {
     ProxyBindingAcknowledgement ba;
     ba.status = static_cast<std::uint8_t>(Status::GreKeyOptionRequired);
     auto v6 = frame_ipv6(ba, kLma6, kMag6);
-    v6[40 + 2] = 16;  // Binding Revocation (RFC 5846)
+    v6[40 + 2] = 17;  // Localized Routing Initiation (RFC 6705)
     fix_mh_checksum(v6);
-    expect_unsupported(v6, 42, 16);
+    expect_unsupported(v6, 42, 17);
     auto v4 = frame_ipv4_udp(ba, kLma4, kMag4, 5436, 40000);
-    v4[28 + 2] = 7;  // Binding Error (RFC 6275 §6.1.9)
+    v4[28 + 2] = 12;  // Home Agent Switch (RFC 5142)
     fix_udp_checksum(v4);
-    expect_unsupported(v4, 30, 7);
+    expect_unsupported(v4, 30, 12);
 }
 
 // RFC 791 §3.1 / RFC 8200 §3: the IP length fields say where the packet ends; octets after it

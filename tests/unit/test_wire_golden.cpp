@@ -243,3 +243,41 @@ BOOST_AUTO_TEST_CASE(a_heartbeat_cut_short_is_an_error_naming_the_field) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// RFC 6275 §6.1.9, octet by octet: Status 2, Reserved, the unspecified Home Address; options
+// start at octet 24 (Header Len 2).
+BOOST_AUTO_TEST_SUITE(binding_error)
+
+BOOST_AUTO_TEST_CASE(a_binding_error_octet_by_octet_and_back) {
+    BindingError be;
+    be.status = be_status::kUnrecognizedMhType;
+    const Bytes got = encode(be);
+    std::vector<std::uint8_t> want{0x3b, 0x02, 7, 0x00, 0x00, 0x00, 0x02, 0x00};
+    want.resize(24, 0x00);
+    BOOST_TEST(std::vector<std::uint8_t>(got.begin(), got.end()) == want, boost::test_tools::per_element());
+    BOOST_TEST((std::get<BindingError>(decode(got)) == be));
+    be.status = be_status::kUnknownBindingForHomeAddressOption;
+    be.home_address = Ipv6Address::parse("2001:db8::7");
+    const Bytes with_home = encode(be);
+    BOOST_TEST(with_home[6] == 1);
+    BOOST_TEST(with_home[8] == 0x20);
+    BOOST_TEST(with_home[23] == 0x07);
+    BOOST_TEST((std::get<BindingError>(decode(with_home)) == be));
+}
+
+BOOST_AUTO_TEST_CASE(a_binding_error_without_room_for_its_home_address_is_an_error) {
+    Bytes mh = encode(BindingError{});
+    mh[1] = 1;   // 16 octets: the Home Address cut
+    mh.resize(16);
+    try {
+        decode(mh);
+        BOOST_FAIL("decoded");
+    } catch (const UnsupportedMessageError& e) {
+        BOOST_FAIL("reported as an unknown type: " << e.what());
+    } catch (const WireError& e) {
+        BOOST_TEST(e.field() == "Header Len", e.what());
+        BOOST_TEST(std::string(e.what()).find("Binding Error (needs at least 2)") != std::string::npos, e.what());
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

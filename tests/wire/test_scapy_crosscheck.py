@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from crosscheck_util import Tools, decode_hex  # noqa: E402
 
 from scapy.layers.inet import IP, UDP  # noqa: E402
-from scapy.layers.inet6 import (IPv6, MIP6MH_BA, MIP6MH_BE, MIP6MH_BU,  # noqa: E402
+from scapy.layers.inet6 import (IPv6, MIP6MH_BA, MIP6MH_BE, MIP6MH_BU, MIP6MH_Generic,  # noqa: E402
                                 MIP6OptMNID, MIP6OptUnknown, in6_chksum)
 
 BU_F, BU_T = 0x100, 0x080   # bits of scapy's 9-bit BU 'reserved' field
@@ -207,13 +207,21 @@ class CodecDecodesScapyMessages(unittest.TestCase):
         raw[44] ^= 0x01   # now the checksum is wrong as well
         self.assertEqual(self.decode_error(raw)["field"], "Mobility Header Checksum")
 
-    def test_binding_error_is_reported_as_an_unsupported_mh_type(self):
-        # RFC 6275 §6.1.9 Binding Error (MH Type 7), well formed, with scapy's checksum.
+    def test_binding_error_built_by_scapy_decodes(self):
+        # RFC 6275 §6.1.9 Binding Error (MH Type 7), with scapy's checksum: status and home address.
         pkt = IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_BE(status=1, ha="2001:db8::9")
-        e = self.decode_error(pkt)
+        d = self.decode_ok(pkt)
+        self.assertEqual((d["type"], d["status"], d["home_address"]), ("binding-error", 1, "2001:db8::9"))
+        d = self.decode_ok(IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_BE(status=2))
+        self.assertEqual((d["status"], d["home_address"]), (2, "::"))
+
+    def test_an_unknown_mh_type_is_reported_as_unsupported(self):
+        # RFC 6275 §9.2: MH Type 12 (Home Agent Switch, RFC 5142), well formed: a Binding Error's case.
+        fixed = IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_Generic(mhtype=12, msg=b"\0\0")
+        e = self.decode_error(fixed)
         self.assertEqual(e["field"], "Mobility Header MH Type")
         self.assertEqual(e["offset"], 42)
-        self.assertIn("7 is not supported", e["reason"])
+        self.assertIn("12 is not supported", e["reason"])
 
     def test_ethernet_padding_after_a_short_ipv4_packet_is_ignored(self):
         # 20 + 8 + 16 = 44 octets; an Ethernet frame carries 46 at least (2 octets of padding).

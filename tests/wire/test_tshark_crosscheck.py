@@ -74,7 +74,7 @@ class TsharkDecodesOurMessages(unittest.TestCase):
               "mip6.options.ipv4dsm", "mip6.mnlli.lli", "mip6.options.mnlli", "mip6.bi.bid",
               "mip6.bi.status", "mip6.bi.h_flag", "mip6.bi.coa_ipv4", "mip6.bi.coa_ipv6",
               "mip6.options.bi", "mip6.options.ipv4harep", "mip6.hb.u_flag", "mip6.hb.r_flag",
-              "mip6.hb.seqnr", "mip6.rc", "mip6.options.rc",
+              "mip6.hb.seqnr", "mip6.rc", "mip6.options.rc", "mip6.be.status", "mip6.be.haddr",
               "mip6.opt.len.invalid", "_ws.malformed"]
 
     def decode(self, messages, frame, **addr):
@@ -263,6 +263,16 @@ class TsharkDecodesOurMessages(unittest.TestCase):
             self.assertEqual(one(r, "mip6.mhtype"), "13")
             self.assertEqual((one(r, "mip6.hb.seqnr"), one(r, "mip6.hb.r_flag")), ("77", "1"))
             self.assertEqual(one(r, "mip6.rc"), "3")
+
+    def test_binding_error_status_and_home_address(self):
+        # RFC 6275 §6.1.9, over both transports: what we answer an unknown MH Type with.
+        unknown_type = {"type": "binding-error", "status": 2}
+        with_home = {"type": "binding-error", "status": 1, "home_address": "2001:db8::9"}
+        for frame in ("ipv6", "udp"):
+            a, b = self.decode([unknown_type, with_home], frame)
+            self.assertEqual(one(a, "mip6.mhtype"), "7")
+            self.assertEqual((one(a, "mip6.be.status"), one(a, "mip6.be.haddr")), ("2", "::"))
+            self.assertEqual((one(b, "mip6.be.status"), one(b, "mip6.be.haddr")), ("1", "2001:db8::9"))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #include "agent/agent.hpp"
 
+#include "agent/binding_error.hpp"
 #include "agent/signals.hpp"
 
 #include "netlink/interfaces.hpp"
@@ -213,6 +214,60 @@ std::string SignalingInterfaces::describe() const {
     return fmt::format("signaling interfaces: {}", fmt::join(names_, ", "));
 }
 
+namespace {
+
+// RFC 6275 §9.2: an MH Type we do not know gets a Binding Error with Status 2, the way it came,
+// within the process's Binding Error rate limit.
+void answer_unrecognized_mh_type(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
+                                 const transport::Datagram& d, std::uint8_t mh_type) {
+    static BindingErrorLimit limit;
+    auto& limiter = signaling_log_limiter();
+    std::uint64_t suppressed = 0;
+    // §9.3.3: "If the source address ... does not contain a unicast address, the Binding Error
+    // message MUST NOT be sent."
+    if (!is_unicast(d.src)) {
+        metrics.binding_error("not_unicast");
+        return;
+    }
+    const bool answer = limit.admit(Clock::now());
+    if (answer) {
+        try {
+            sock.send(wire::encode(unrecognized_mh_type_error()), d.dst, d.src, d.src_port);
+            metrics.binding_error("sent");
+        } catch (const std::exception& e) {
+            spdlog::error("binding error to {}: {}", to_string(d.src), e.what());
+        }
+    } else {
+        metrics.binding_error("rate_limited");
+    }
+    if (limiter.admit(to_string(d.src), "unsupported MH type", Clock::now(), &suppressed)) {
+        spdlog::warn("MH type {} from {}: not one we know; {}{}", mh_type, to_string(d.src),
+                     answer ? "answered with a Binding Error (status 2)" : "Binding Error rate limit reached: dropped",
+                     suppressed_note(suppressed));
+    }
+}
+
+} // namespace
+
+std::vector<HeartbeatEvent> on_binding_error(control::AgentMetrics& metrics, const transport::Datagram& d,
+                                             const wire::BindingError& be, HeartbeatMonitor& heartbeat) {
+    metrics.binding_error("received");
+    std::uint64_t suppressed = 0;
+    if (signaling_log_limiter().admit(to_string(d.src), "binding error", Clock::now(), &suppressed)) {
+        const char* what = be.status == wire::be_status::kUnrecognizedMhType ? " (MH Type not recognized)"
+                           : be.status == wire::be_status::kUnknownBindingForHomeAddressOption
+                               ? " (unknown binding for the Home Address option)"
+                               : "";
+        spdlog::warn("Binding Error status {}{} from {} (home address {}){}", be.status, what, to_string(d.src),
+                     be.home_address.to_string(), suppressed_note(suppressed));
+    }
+    std::vector<HeartbeatEvent> events;
+    if (be.status == wire::be_status::kUnrecognizedMhType) {
+        heartbeat.on_refused(d.src, Clock::now(), events);
+    }
+    return events;
+}
+
 void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
                       const SignalingInterfaces& allowed,
                       const std::function<void(const transport::Datagram&, wire::MobilityMessage&)>& on_message,
@@ -243,11 +298,7 @@ void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& m
                 auto msg = wire::decode(d.mh);
                 on_message(d, msg);
             } catch (const wire::UnsupportedMessageError& e) {
-                // RFC 6275 §9.2 would answer with a Binding Error (Status 2); not sent yet (README).
-                if (limiter.admit(to_string(d.src), "unsupported MH type", Clock::now(), &suppressed)) {
-                    spdlog::warn("MH type {} from {}: not handled here, dropped{}", e.mh_type(), to_string(d.src),
-                                 suppressed_note(suppressed));
-                }
+                answer_unrecognized_mh_type(sock, metrics, d, e.mh_type());
             } catch (const wire::WireError& e) {
                 metrics.malformed();
                 if (limiter.admit(to_string(d.src), "malformed", Clock::now(), &suppressed)) {

@@ -3,6 +3,8 @@
 // and carrier changes from the one event loop.
 #pragma once
 
+#include "agent/heartbeat.hpp"
+
 #include "agent/event_loop.hpp"
 #include "control/control.hpp"
 #include "control/metrics.hpp"
@@ -115,6 +117,12 @@ void notify_systemd(const std::string& state, const std::string& status);
 // `state_directory`/restart_counter. Where that cannot be written, the time in seconds (it
 // still changes at every restart, which is all a peer looks at).
 std::uint32_t next_restart_counter(const std::string& state_directory);
+
+// A Binding Error received (RFC 6275 §6.1.9): counted and logged (rate limited), never answered.
+// Status 2 (§9.2) while a heartbeat of ours to its source is outstanding: the peer does not do
+// RFC 5847 (HeartbeatMonitor::on_refused); the events that gives are returned.
+std::vector<HeartbeatEvent> on_binding_error(control::AgentMetrics& metrics, const transport::Datagram& d,
+                                             const wire::BindingError& be, HeartbeatMonitor& heartbeat);
 
 void receive_messages(transport::SignalingSocket& sock, control::AgentMetrics& metrics,
                       const SignalingInterfaces& allowed,

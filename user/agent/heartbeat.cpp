@@ -109,6 +109,28 @@ bool HeartbeatMonitor::on_message(const IpAddress& src, const wire::Heartbeat& h
     return false;
 }
 
+bool HeartbeatMonitor::on_refused(const IpAddress& src, Clock::time_point now, std::vector<HeartbeatEvent>& events) {
+    bool refused = false;
+    for (std::size_t i = 0; i < paths_.size(); ++i) {
+        PathState& p = paths_[i];
+        if (p.peer.remote != src || !p.outstanding) {
+            continue;
+        }
+        refused = true;
+        p.outstanding.reset();
+        p.missed = 0;
+        p.next_send = now + kRefusedRetry;
+        spdlog::warn("heartbeat: {} {} answers our Heartbeat with a Binding Error (MH Type not recognized): it "
+                     "does not do RFC 5847; not asked again for {} h, its path is not taken down for it",
+                     role_, to_string(p.peer.remote), kRefusedRetry.count());
+        if (!p.up) {
+            p.up = true;
+            events.push_back({.kind = HeartbeatEvent::Kind::PeerUp, .path = i});
+        }
+    }
+    return refused;
+}
+
 std::optional<Clock::time_point> HeartbeatMonitor::next_deadline() const {
     if (interval_.count() == 0 || paths_.empty()) {
         return std::nullopt;

@@ -57,7 +57,13 @@ public:
     // Sequence Number) counts; anything else is ignored (false).
     bool on_message(const IpAddress& src, const wire::Heartbeat& hb, Clock::time_point now,
                     std::vector<HeartbeatEvent>& events);
+    // A Binding Error with Status 2 (RFC 6275 §9.2: MH Type not recognized) from `src` while a
+    // request of ours is outstanding: the peer does not do RFC 5847. Its paths are not down for
+    // that (they come up if they were); it is asked again only after kRefusedRetry. False when
+    // no request to `src` was outstanding (the error was about something else).
+    bool on_refused(const IpAddress& src, Clock::time_point now, std::vector<HeartbeatEvent>& events);
     std::optional<Clock::time_point> next_deadline() const;
+    static constexpr std::chrono::hours kRefusedRetry{1};
     bool up(std::size_t path) const { return paths_.at(path).up; }
     std::size_t size() const { return paths_.size(); }
 

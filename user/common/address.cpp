@@ -203,4 +203,12 @@ IpAddress from_mapped(const std::uint8_t* bytes16) {
     return v6;
 }
 
+bool is_unicast(const IpAddress& a) {
+    if (const auto* v4 = std::get_if<Ipv4Address>(&a)) {
+        return !v4->is_unspecified() && v4->bytes[0] < 224;   // 224/4 multicast, 240/4 and broadcast
+    }
+    const auto& v6 = std::get<Ipv6Address>(a);
+    return !v6.is_unspecified() && v6.bytes[0] != 0xff;
+}
+
 } // namespace xpmip

@@ -73,6 +73,8 @@ using IpAddress = std::variant<Ipv4Address, Ipv6Address>;
 IpAddress parse_ip_address(std::string_view text);  // throws std::invalid_argument
 std::string to_string(const IpAddress& a);
 inline bool is_ipv4(const IpAddress& a) { return std::holds_alternative<Ipv4Address>(a); }
+// Neither unspecified, multicast nor (IPv4) limited broadcast: an address one may answer.
+bool is_unicast(const IpAddress& a);
 // The 16-octet form used in BPF maps: IPv6 as is, IPv4 as ::ffff:a.b.c.d.
 std::array<std::uint8_t, 16> to_mapped(const IpAddress& a);
 IpAddress from_mapped(const std::uint8_t* bytes16);

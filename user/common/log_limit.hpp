@@ -1,6 +1,6 @@
 // Rate limits for repeated log lines (README "Logs under attack"): at most `burst` lines per
 // (source, reason) and `period`; the rest are counted, and the first line admitted after a quiet
-// period says how many were suppressed. RFC 6275 §11.3.5 limits Binding Errors the same way.
+// period says how many were suppressed.
 // Memory is bounded: beyond `max_sources` tracked pairs, new sources share one entry per reason
 // (a flood from spoofed addresses cannot grow it).
 #pragma once

@@ -56,6 +56,11 @@ AgentMetrics::AgentMetrics(std::string role)
                              .Name("xpmip_log_suppressed_total")
                              .Help("Log lines not written by the rate limit, by reason")
                              .Register(*registry_)),
+      binding_error_family_(prometheus::BuildCounter()
+                                .Name("xpmip_binding_errors_total")
+                                .Help("RFC 6275 Binding Errors: sent (an MH Type we do not know), not sent by the "
+                                      "rate limit, received")
+                                .Register(*registry_)),
       bindings_family_(prometheus::BuildGauge()
                            .Name("xpmip_bindings")
                            .Help(role_ == "lma" ? "Binding cache entries by state, realm, peer and encapsulation"
@@ -133,6 +138,10 @@ std::uint64_t AgentMetrics::malformed_count() const { return static_cast<std::ui
 
 void AgentMetrics::log_suppressed(std::string_view reason, std::uint64_t lines) {
     counter_of(suppressed_, suppressed_family_, "reason", std::string(reason)).Increment(static_cast<double>(lines));
+}
+
+void AgentMetrics::binding_error(const std::string& event) {
+    counter_of(binding_error_, binding_error_family_, "event", event).Increment();
 }
 
 void AgentMetrics::set_bindings(const BindingClass& c, std::int64_t count) {

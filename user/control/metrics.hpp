@@ -70,6 +70,8 @@ public:
     // Signaling that arrived on an interface it may not come from (README "Trust boundaries").
     void refused_interface();
     void log_suppressed(std::string_view reason, std::uint64_t lines);
+    // RFC 6275 Binding Errors: "sent", "rate_limited" or "not_unicast" (not sent), "received".
+    void binding_error(const std::string& event);
     // The bindings of one class now: a gauge (classes that become empty stay at 0).
     void set_bindings(const BindingClass& c, std::int64_t count);
 
@@ -86,10 +88,12 @@ private:
     prometheus::Family<prometheus::Counter>& pbu_family_;
     prometheus::Family<prometheus::Counter>& pba_family_;
     prometheus::Family<prometheus::Counter>& suppressed_family_;
+    prometheus::Family<prometheus::Counter>& binding_error_family_;
     prometheus::Family<prometheus::Gauge>& bindings_family_;
     prometheus::Counter& malformed_;
     prometheus::Counter& refused_interface_;
     std::map<std::string, prometheus::Counter*> pbu_;
+    std::map<std::string, prometheus::Counter*> binding_error_;
     std::map<std::tuple<std::string, int>, prometheus::Counter*> pba_;
     std::map<std::string, prometheus::Counter*> suppressed_;
     std::map<BindingClass, prometheus::Gauge*> bindings_;

@@ -298,6 +298,9 @@ private:
                 on_heartbeat_events(events);
             } else if (hb) {
                 answer_heartbeat(sock, d, *hb);
+            } else if (auto* be = std::get_if<wire::BindingError>(&m)) {
+                // (RFC 6275 §9.2: with a heartbeat of ours outstanding, RFC 5847 it does not do)
+                on_heartbeat_events(agent::on_binding_error(metrics_, d, *be, heartbeat_));
             } else {
                 spdlog::warn("a PBA from {}: an LMA expects none, dropped", to_string(d.src));
             }

@@ -445,6 +445,9 @@ private:
                                   hb->sequence, hb->response() ? 1 : 0, to_string(d.src));
                 }
                 on_heartbeat_events(events);
+            } else if (auto* be = std::get_if<wire::BindingError>(&m)) {
+                // (RFC 6275 §9.2: with a heartbeat of ours outstanding, RFC 5847 it does not do)
+                on_heartbeat_events(agent::on_binding_error(metrics_, d, *be, heartbeat_));
             } else {
                 spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d.src));
             }

@@ -441,6 +441,12 @@ json to_json(const MobilityMessage& message) {
                         {"lifetime_seconds", ba.lifetime_seconds().count()},
                         {"options", options_to_json(ba.options)}};
             },
+            [](const BindingError& be) -> json {
+                return {{"type", "binding-error"},
+                        {"status", be.status},
+                        {"home_address", be.home_address.to_string()},
+                        {"options", options_to_json(be.options)}};
+            },
         },
         message);
 }
@@ -503,7 +509,16 @@ MobilityMessage message_from_json(const json& j) {
             hb.options = options_from_json(j);
             return hb;
         }
-        throw std::invalid_argument(fmt::format("type: '{}' must be PBU, PBA or heartbeat", type));
+        if (type == "binding-error") {
+            BindingError be;
+            be.status = get_uint_or<std::uint8_t>(j, "status", be_status::kUnrecognizedMhType);
+            if (j.contains("home_address")) {
+                be.home_address = Ipv6Address::parse(get_string(j, "home_address"));
+            }
+            be.options = options_from_json(j);
+            return be;
+        }
+        throw std::invalid_argument(fmt::format("type: '{}' must be PBU, PBA, heartbeat or binding-error", type));
     } catch (const json::exception& e) {
         throw std::invalid_argument(e.what());
     }

@@ -1,6 +1,10 @@
 #include "wire/messages.hpp"
 
+#include "common/overloaded.hpp"
+
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include <ctime>
 
@@ -27,42 +31,121 @@ void check_deregistration(const ProxyBindingUpdate& bu, const std::vector<std::s
     }
 }
 
+// The fixed part of each message after the 6-octet MH header (Payload Proto, Header Len, MH
+// Type, Reserved, Checksum); options follow.
+void encode_fixed(ByteWriter& w, const ProxyBindingUpdate& bu) {   // RFC 6275 §6.1.7
+    w.u16(bu.sequence);
+    w.u16(bu.flags);
+    w.u16(bu.lifetime);
+}
+
+void encode_fixed(ByteWriter& w, const ProxyBindingAcknowledgement& ba) {   // RFC 6275 §6.1.8
+    w.u8(ba.status);
+    w.u8(ba.flags);
+    w.u16(ba.sequence);
+    w.u16(ba.lifetime);
+}
+
+void encode_fixed(ByteWriter& w, const Heartbeat& hb) {   // RFC 5847 §6.1
+    w.u8(0);   // Reserved
+    w.u8(hb.flags);
+    w.u32(hb.sequence);
+}
+
+void encode_fixed(ByteWriter& w, const BindingError& be) {   // RFC 6275 §6.1.9
+    w.u8(be.status);
+    w.u8(0);   // Reserved
+    w.bytes(be.home_address.bytes);
+}
+
+ProxyBindingUpdate decode_bu(ByteReader& body) {
+    ProxyBindingUpdate bu;
+    bu.sequence = body.u16("Sequence #");
+    bu.flags = body.u16("Flags");
+    bu.lifetime = body.u16("Lifetime");
+    std::vector<std::size_t> type_offsets;
+    bu.options = decode_options(body.rest(), kMhFixedPartLength, &type_offsets);
+    check_deregistration(bu, type_offsets);
+    return bu;
+}
+
+ProxyBindingAcknowledgement decode_ba(ByteReader& body) {
+    ProxyBindingAcknowledgement ba;
+    ba.status = body.u8("Status");
+    ba.flags = body.u8("Flags");
+    ba.sequence = body.u16("Sequence #");
+    ba.lifetime = body.u16("Lifetime");
+    ba.options = decode_options(body.rest(), kMhFixedPartLength);
+    return ba;
+}
+
+Heartbeat decode_heartbeat(ByteReader& body) {
+    Heartbeat hb;
+    body.skip(1, "Reserved");
+    hb.flags = body.u8("Flags");
+    hb.sequence = body.u32("Sequence Number");
+    hb.options = decode_options(body.rest(), kMhFixedPartLength);
+    return hb;
+}
+
+BindingError decode_binding_error(ByteReader& body) {
+    BindingError be;
+    be.status = body.u8("Status");
+    body.skip(1, "Reserved");
+    const ByteView home = body.bytes(16, "Home Address");
+    std::copy(home.begin(), home.end(), be.home_address.bytes.begin());
+    be.options = decode_options(body.rest(), kBindingErrorFixedPartLength);
+    return be;
+}
+
+struct KnownType {
+    std::uint8_t type;
+    const char* name;
+    std::size_t fixed_part;   // octets up to the options, the MH header included
+};
+
+constexpr KnownType kKnownTypes[] = {
+    {kMhTypeBindingUpdate, "Binding Update", kMhFixedPartLength},
+    {kMhTypeBindingAck, "Binding Acknowledgement", kMhFixedPartLength},
+    {kMhTypeBindingError, "Binding Error", kBindingErrorFixedPartLength},
+    {kMhTypeHeartbeat, "Heartbeat", kMhFixedPartLength},
+};
+
+// RFC 6275 §9.2: an unknown MH Type is answered with a Binding Error (Status 2), so a
+// well-formed message of another type raises the distinguishable UnsupportedMessageError.
+const KnownType& known_type(std::uint8_t mh_type) {
+    for (const auto& k : kKnownTypes) {
+        if (k.type == mh_type) {
+            return k;
+        }
+    }
+    throw UnsupportedMessageError("MH Type", 2,
+                                  fmt::format("{} is not supported (only Binding Update (5), Binding "
+                                              "Acknowledgement (6), Binding Error (7) and Heartbeat (13) are)",
+                                              mh_type),
+                                  mh_type);
+}
+
 } // namespace
+
+std::uint8_t mh_type_of(const MobilityMessage& message) {
+    return std::visit(Overloaded{[](const ProxyBindingUpdate&) { return kMhTypeBindingUpdate; },
+                                 [](const ProxyBindingAcknowledgement&) { return kMhTypeBindingAck; },
+                                 [](const Heartbeat&) { return kMhTypeHeartbeat; },
+                                 [](const BindingError&) { return kMhTypeBindingError; }},
+                      message);
+}
 
 Bytes encode(const MobilityMessage& message) {
     Bytes out;
     ByteWriter w(out);
     w.u8(kMhPayloadProtoNone);
     w.u8(0);  // Header Len, patched below
-    const OptionList* options = nullptr;
-    if (const auto* bu = std::get_if<ProxyBindingUpdate>(&message)) {
-        w.u8(kMhTypeBindingUpdate);
-        w.u8(0);   // Reserved
-        w.u16(0);  // Checksum
-        w.u16(bu->sequence);
-        w.u16(bu->flags);
-        w.u16(bu->lifetime);
-        options = &bu->options;
-    } else if (const auto* ba = std::get_if<ProxyBindingAcknowledgement>(&message)) {
-        w.u8(kMhTypeBindingAck);
-        w.u8(0);
-        w.u16(0);
-        w.u8(ba->status);
-        w.u8(ba->flags);
-        w.u16(ba->sequence);
-        w.u16(ba->lifetime);
-        options = &ba->options;
-    } else {
-        const auto& hb = std::get<Heartbeat>(message);
-        w.u8(kMhTypeHeartbeat);
-        w.u8(0);
-        w.u16(0);
-        w.u8(0);   // Reserved (RFC 5847 §6.1)
-        w.u8(hb.flags);
-        w.u32(hb.sequence);
-        options = &hb.options;
-    }
-    const auto option_offsets = encode_options(*options, out);
+    w.u8(mh_type_of(message));
+    w.u8(0);   // Reserved
+    w.u16(0);  // Checksum
+    std::visit([&](const auto& m) { encode_fixed(w, m); }, message);
+    const auto option_offsets = std::visit([&](const auto& m) { return encode_options(m.options, out); }, message);
     if (const auto* bu = std::get_if<ProxyBindingUpdate>(&message)) {
         check_deregistration(*bu, option_offsets);
     }
@@ -98,47 +181,19 @@ MobilityMessage decode(ByteView mh) {
                         fmt::format("{} ({} octets) leaves {} trailing octet(s) after the Mobility Header",
                                     header_len, total, mh.size() - total));
     }
-    // RFC 6275 §9.2: an unknown MH Type is answered with a Binding Error (Status 2), so a
-    // well-formed message of another type raises the distinguishable UnsupportedMessageError.
-    if (mh_type != kMhTypeBindingUpdate && mh_type != kMhTypeBindingAck && mh_type != kMhTypeHeartbeat) {
-        throw UnsupportedMessageError("MH Type", 2,
-                                      fmt::format("{} is not supported (only Binding Update (5), Binding "
-                                                  "Acknowledgement (6) and Heartbeat (13) are)",
-                                                  mh_type),
-                                      mh_type);
-    }
-    if (total < kMhFixedPartLength) {
-        const char* name = mh_type == kMhTypeBindingUpdate ? "Binding Update"
-                           : mh_type == kMhTypeBindingAck  ? "Binding Acknowledgement"
-                                                           : "Heartbeat";
-        throw WireError("Header Len", 1, fmt::format("{} is too short for a {} (needs at least 1)", header_len, name));
+    const KnownType& known = known_type(mh_type);
+    if (total < known.fixed_part) {
+        throw WireError("Header Len", 1,
+                        fmt::format("{} is too short for a {} (needs at least {})", header_len, known.name,
+                                    (known.fixed_part + 7) / 8 - 1));
     }
     ByteReader body(mh.subspan(6, total - 6), 6);
-    if (mh_type == kMhTypeHeartbeat) {
-        Heartbeat hb;
-        body.skip(1, "Reserved");
-        hb.flags = body.u8("Flags");
-        hb.sequence = body.u32("Sequence Number");
-        hb.options = decode_options(body.rest(), kMhFixedPartLength);
-        return hb;
+    switch (mh_type) {
+    case kMhTypeBindingUpdate: return decode_bu(body);
+    case kMhTypeBindingAck: return decode_ba(body);
+    case kMhTypeBindingError: return decode_binding_error(body);
+    default: return decode_heartbeat(body);
     }
-    if (mh_type == kMhTypeBindingUpdate) {
-        ProxyBindingUpdate bu;
-        bu.sequence = body.u16("Sequence #");
-        bu.flags = body.u16("Flags");
-        bu.lifetime = body.u16("Lifetime");
-        std::vector<std::size_t> type_offsets;
-        bu.options = decode_options(body.rest(), kMhFixedPartLength, &type_offsets);
-        check_deregistration(bu, type_offsets);
-        return bu;
-    }
-    ProxyBindingAcknowledgement ba;
-    ba.status = body.u8("Status");
-    ba.flags = body.u8("Flags");
-    ba.sequence = body.u16("Sequence #");
-    ba.lifetime = body.u16("Lifetime");
-    ba.options = decode_options(body.rest(), kMhFixedPartLength);
-    return ba;
 }
 
 std::uint64_t timestamp_now() {

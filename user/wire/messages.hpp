@@ -55,11 +55,33 @@ struct Heartbeat {
     bool operator==(const Heartbeat&) const = default;
 };
 
-using MobilityMessage = std::variant<ProxyBindingUpdate, ProxyBindingAcknowledgement, Heartbeat>;
+// RFC 6275 §6.1.9: Status(1), Reserved(1), Home Address(16), options. Sent in answer to a
+// Mobility Header it cannot process (§9.2: an MH Type it does not know, Status 2); never in
+// answer to another Binding Error.
+namespace be_status {
+inline constexpr std::uint8_t kUnknownBindingForHomeAddressOption = 1;   // RFC 6275 §6.1.9
+inline constexpr std::uint8_t kUnrecognizedMhType = 2;                   // RFC 6275 §6.1.9
+}
+
+struct BindingError {
+    std::uint8_t status = be_status::kUnrecognizedMhType;
+    // The home address of the Home Address destination option the offending packet carried;
+    // unspecified (::) without one, as PMIPv6 signaling always is.
+    Ipv6Address home_address{};
+    OptionList options;
+
+    bool operator==(const BindingError&) const = default;
+};
+
+using MobilityMessage = std::variant<ProxyBindingUpdate, ProxyBindingAcknowledgement, Heartbeat, BindingError>;
+
+// The MH Type a message goes out with (RFC 6275 §6.1.1).
+std::uint8_t mh_type_of(const MobilityMessage& message);
 
 // Offsets inside the Mobility Header (RFC 6275 §6.1.1, §6.1.7, §6.1.8).
 inline constexpr std::size_t kMhChecksumOffset = 4;
 inline constexpr std::size_t kMhFixedPartLength = 12;  // BU and BA: options start at octet 12
+inline constexpr std::size_t kBindingErrorFixedPartLength = 24;   // RFC 6275 §6.1.9: options at 24
 
 // The Mobility Header bytes of `message`, with the Checksum field 0: right for IPv4/UDP
 // (RFC 5844 §3 "the checksum MUST be set to zero") and for a raw IPPROTO_MH socket, where the
@@ -67,10 +89,11 @@ inline constexpr std::size_t kMhFixedPartLength = 12;  // BU and BA: options sta
 // Throws WireError naming the field when a value cannot be encoded.
 Bytes encode(const MobilityMessage& message);
 
-// Parse a Mobility Header carrying a BU (type 5) or BA (type 6). Exactly `mh` is the header:
-// trailing octets are an error. Never reads outside `mh`; throws WireError on any defect, and
-// its subclass UnsupportedMessageError (field "MH Type", offset 2) for a well-formed header of
-// any other MH Type, which RFC 6275 §9.2 answers with a Binding Error (Status 2).
+// Parse a Mobility Header carrying a BU (type 5), BA (6), Binding Error (7) or Heartbeat (13).
+// Exactly `mh` is the header: trailing octets are an error. Never reads outside `mh`; throws
+// WireError on any defect, and its subclass UnsupportedMessageError (field "MH Type", offset 2)
+// for a well-formed header of any other MH Type, which RFC 6275 §9.2 answers with a Binding
+// Error (Status 2).
 // The checksum is not verified here (see framing.hpp).
 MobilityMessage decode(ByteView mh);
 

@@ -44,6 +44,7 @@ std::string_view option_name(std::uint8_t type) {
     case OptionType::MobileNodeLinkLayerId: return "Mobile Node Link-layer Identifier";
     case OptionType::LinkLocalAddress: return "Link-local Address";
     case OptionType::Timestamp: return "Timestamp";
+    case OptionType::RestartCounter: return "Restart Counter";
     case OptionType::NatDetection: return "NAT Detection";
     case OptionType::Ipv4CareOfAddress: return "IPv4 Care-of Address";
     case OptionType::GreKey: return "GRE Key";

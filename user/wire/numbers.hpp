@@ -14,6 +14,7 @@ inline constexpr std::uint8_t kIpProtoMobilityHeader = 135;
 inline constexpr std::uint8_t kMhPayloadProtoNone = 59;  // IPPROTO_NONE: nothing follows the MH
 inline constexpr std::uint8_t kMhTypeBindingUpdate = 5;
 inline constexpr std::uint8_t kMhTypeBindingAck = 6;
+inline constexpr std::uint8_t kMhTypeBindingError = 7;   // RFC 6275 §6.1.9 (Wireshark's MIP6_BE)
 inline constexpr std::uint8_t kMhTypeHeartbeat = 13;   // RFC 5847 §6.1 (IANA; Wireshark's MIP6_HB)
 // RFC 5844 §3: the control plane over IPv4 is UDP to this port.
 inline constexpr std::uint16_t kUdpPortPmipControl = 5436;
