@@ -32,5 +32,22 @@ int main(int argc, char** argv) {
         put(std::string(v.name) + ".udp", 1,
             frame_ipv4_udp(m, Ipv4Address::parse("192.0.2.1"), Ipv4Address::parse("192.0.2.2"), 5436));
     }
+    // The messages without a golden vector: a Binding Error, a per-MN and a global BRI, a BRA.
+    BindingRevocationIndication bri;
+    bri.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, "mn1@op.example"});
+    BindingRevocationIndication global;
+    global.trigger = revocation_trigger::kPerPeerPolicy;
+    global.flags = br_flag::kProxy | br_flag::kGlobal;
+    const std::pair<const char*, MobilityMessage> more[] = {
+        {"binding-error", BindingError{}},
+        {"bri", bri},
+        {"bri-global", global},
+        {"bra", BindingRevocationAcknowledgement{}},
+    };
+    for (const auto& [name, m] : more) {
+        put(std::string(name) + ".mh", 0, encode(m));
+        put(std::string(name) + ".ipv6-fix-checksum", 3,
+            frame_ipv6(m, Ipv6Address::parse("2001:db8::1"), Ipv6Address::parse("2001:db8::2")));
+    }
     return 0;
 }

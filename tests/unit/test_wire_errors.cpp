@@ -84,7 +84,7 @@ BOOST_AUTO_TEST_CASE(unsupported_but_well_formed_mh_types_raise_unsupported_mess
     }
     // Header Len 0 (8 octets) is enough for an unknown type: RFC 6275 §9.2 only knows the
     // minimum length of the types it defines.
-    require_wire_error([] { decode_bytes({0x3b, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00}); }, "MH Type", 2);
+    require_wire_error([] { decode_bytes({0x3b, 0x00, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00}); }, "MH Type", 2);
 }
 
 BOOST_AUTO_TEST_CASE(malformed_headers_of_unsupported_types_are_plain_wire_errors) {

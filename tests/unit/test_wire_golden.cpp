@@ -281,3 +281,69 @@ BOOST_AUTO_TEST_CASE(a_binding_error_without_room_for_its_home_address_is_an_err
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// RFC 5846 §5.1 and §5.2, octet by octet: B.R. Type, Trigger or Status, Sequence #, P|V|G, options.
+BOOST_AUTO_TEST_SUITE(binding_revocation)
+
+BOOST_AUTO_TEST_CASE(a_per_mn_bri_with_its_mn_identifier_octet_by_octet) {
+    BindingRevocationIndication bri;
+    bri.trigger = revocation_trigger::kAdministrativeReason;
+    bri.sequence = 0x1234;
+    bri.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, "mn1"});
+    const Bytes got = encode(bri);
+    // MH (59, Header Len 1: 16 octets, type 16), B.R. Type 1, Trigger 1, Sequence, P only; MN-ID
+    // (8, Length 4, subtype 1, "mn1"), then padding to 16.
+    BOOST_REQUIRE_EQUAL(got.size(), 24u);
+    BOOST_TEST(std::vector<std::uint8_t>(got.begin(), got.begin() + 12) ==
+                   std::vector<std::uint8_t>({0x3b, 0x02, 16, 0x00, 0x00, 0x00, 1, 1, 0x12, 0x34, 0x80, 0x00}),
+               boost::test_tools::per_element());
+    BOOST_TEST(std::vector<std::uint8_t>(got.begin() + 12, got.begin() + 18) ==
+                   std::vector<std::uint8_t>({8, 4, 1, 'm', 'n', '1'}),
+               boost::test_tools::per_element());
+    BOOST_TEST((std::get<BindingRevocationIndication>(decode(got)) == bri));
+}
+
+BOOST_AUTO_TEST_CASE(a_global_bri_has_no_options_and_header_len_1) {
+    BindingRevocationIndication bri;
+    bri.trigger = revocation_trigger::kPerPeerPolicy;
+    bri.flags = br_flag::kProxy | br_flag::kGlobal;
+    bri.sequence = 7;
+    const Bytes got = encode(bri);
+    // §5.1: "4 octets of padding ... Header Len ... set to 1".
+    BOOST_REQUIRE_EQUAL(got.size(), 16u);
+    BOOST_TEST(got[1] == 1);
+    BOOST_TEST(got[7] == 128);
+    BOOST_TEST(got[10] == 0xa0, "P and G");
+    BOOST_TEST((std::get<BindingRevocationIndication>(decode(got)) == bri));
+}
+
+BOOST_AUTO_TEST_CASE(a_bra_copies_sequence_and_flags_and_reserved_bits_are_ignored) {
+    BindingRevocationAcknowledgement bra;
+    bra.status = bra_status::kRevocationFailedMnIsAttached;
+    bra.sequence = 0xbeef;
+    bra.flags = br_flag::kProxy | br_flag::kIpv4HoaOnly;
+    Bytes got = encode(bra);
+    BOOST_REQUIRE_EQUAL(got.size(), 16u);
+    BOOST_TEST(std::vector<std::uint8_t>(got.begin() + 6, got.begin() + 12) ==
+                   std::vector<std::uint8_t>({2, 132, 0xbe, 0xef, 0xc0, 0x00}),
+               boost::test_tools::per_element());
+    got[10] |= 0x1f;   // reserved bits set by a sender: ignored (§5.2)
+    got[11] = 0xff;
+    const auto back = std::get<BindingRevocationAcknowledgement>(decode(got));
+    BOOST_TEST((back == bra));
+    BOOST_TEST(!back.accepted());
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_br_type_is_an_error_naming_the_field) {
+    Bytes mh = encode(BindingRevocationIndication{});
+    mh[6] = 3;
+    try {
+        decode(mh);
+        BOOST_FAIL("decoded");
+    } catch (const WireError& e) {
+        BOOST_TEST(e.field() == "B.R. Type", e.what());
+        BOOST_TEST(e.offset() == 6u);
+    }
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -215,6 +215,22 @@ class CodecDecodesScapyMessages(unittest.TestCase):
         d = self.decode_ok(IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_BE(status=2))
         self.assertEqual((d["status"], d["home_address"]), (2, "::"))
 
+    def test_binding_revocation_built_by_scapy_decodes(self):
+        # RFC 5846 §5.1: scapy has no BRI layer; its generic Mobility Header with the fields laid
+        # out by hand, its options built by scapy, and its checksum.
+        body = struct.pack("!BBHH", 1, 128, 0x4242, 0xa000) + bytes(MIP6OptMNID(subtype=1, id=b"mag1@op.example"))
+        body += b"\0" * ((-(6 + len(body))) % 8)
+        d = self.decode_ok(IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_Generic(mhtype=16, msg=body))
+        self.assertEqual((d["type"], d["trigger"], d["sequence"]), ("BRI", 128, 0x4242))
+        self.assertEqual(d["flags"], {"P": True, "V": False, "G": True})
+        self.assertEqual(find(d, "mn_id")["identifier"], "mag1@op.example")
+        bra = struct.pack("!BBHH", 2, 0, 0x4242, 0x8000) + b"\0" * 4
+        d = self.decode_ok(IPv6(src="2001:db8::2", dst="2001:db8::1") / MIP6MH_Generic(mhtype=16, msg=bra))
+        self.assertEqual((d["type"], d["status"], d["sequence"], d["status_name"]), ("BRA", 0, 0x4242, "success"))
+        bad = struct.pack("!BBHH", 3, 0, 1, 0x8000) + b"\0" * 4
+        e = self.decode_error(IPv6(src="2001:db8::2", dst="2001:db8::1") / MIP6MH_Generic(mhtype=16, msg=bad))
+        self.assertEqual((e["field"], e["offset"]), ("Mobility Header B.R. Type", 46))
+
     def test_an_unknown_mh_type_is_reported_as_unsupported(self):
         # RFC 6275 §9.2: MH Type 12 (Home Agent Switch, RFC 5142), well formed: a Binding Error's case.
         fixed = IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_Generic(mhtype=12, msg=b"\0\0")

@@ -75,6 +75,8 @@ class TsharkDecodesOurMessages(unittest.TestCase):
               "mip6.bi.status", "mip6.bi.h_flag", "mip6.bi.coa_ipv4", "mip6.bi.coa_ipv6",
               "mip6.options.bi", "mip6.options.ipv4harep", "mip6.hb.u_flag", "mip6.hb.r_flag",
               "mip6.hb.seqnr", "mip6.rc", "mip6.options.rc", "mip6.be.status", "mip6.be.haddr",
+              "mip6.bri_br.type", "mip6.bri_r.trigger", "mip6.bri_status", "mip6.bri_seqnr", "mip6.bri_ip",
+              "mip6.bri_iv", "mip6.bri_ig", "mip6.bri_ap", "mip6.bri_av", "mip6.bri_ag",
               "mip6.opt.len.invalid", "_ws.malformed"]
 
     def decode(self, messages, frame, **addr):
@@ -273,6 +275,28 @@ class TsharkDecodesOurMessages(unittest.TestCase):
             self.assertEqual(one(a, "mip6.mhtype"), "7")
             self.assertEqual((one(a, "mip6.be.status"), one(a, "mip6.be.haddr")), ("2", "::"))
             self.assertEqual((one(b, "mip6.be.status"), one(b, "mip6.be.haddr")), ("1", "2001:db8::9"))
+
+    def test_binding_revocation_indication_and_acknowledgement(self):
+        # RFC 5846 §5.1, §5.2 over both transports: a per-MN BRI, a global one, and a BRA.
+        per_mn = {"type": "BRI", "trigger": 1, "sequence": 4097, "flags": {"P": True},
+                  "options": [{"type": "mn_id", "identifier": "mn1@xpmip.example"},
+                              {"type": "hnp", "prefix": "2001:db8:1:1::/64"}]}
+        global_ = {"type": "BRI", "trigger": 128, "sequence": 4098, "flags": {"P": True, "G": True}}
+        bra = {"type": "BRA", "status": 132, "sequence": 4097, "flags": {"P": True, "V": True}}
+        for frame in ("ipv6", "udp"):
+            a, g, b = self.decode([per_mn, global_, bra], frame)
+            self.assertEqual(one(a, "mip6.mhtype"), "16")
+            self.assertEqual((one(a, "mip6.bri_br.type"), one(a, "mip6.bri_r.trigger"), one(a, "mip6.bri_seqnr")),
+                             ("1", "1", "4097"))
+            self.assertEqual((one(a, "mip6.bri_ip"), one(a, "mip6.bri_iv"), one(a, "mip6.bri_ig")), ("1", "0", "0"))
+            self.assertEqual(one(a, "mip6.mnid.identifier"), "mn1@xpmip.example")
+            self.assertEqual(one(a, "mip6.nemo.mnp.mnp"), "2001:db8:1:1::")
+            self.assertEqual((one(g, "mip6.bri_r.trigger"), one(g, "mip6.bri_ip"), one(g, "mip6.bri_ig")),
+                             ("128", "1", "1"))
+            self.assertEqual(one(g, "mip6.hlen"), "1")
+            self.assertEqual((one(b, "mip6.bri_br.type"), one(b, "mip6.bri_status"), one(b, "mip6.bri_seqnr")),
+                             ("2", "132", "4097"))
+            self.assertEqual((one(b, "mip6.bri_ap"), one(b, "mip6.bri_av"), one(b, "mip6.bri_ag")), ("1", "1", "0"))
 
 
 if __name__ == "__main__":

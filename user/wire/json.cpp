@@ -409,6 +409,24 @@ OptionList options_from_json(const json& j) {
     return list;
 }
 
+// RFC 5846 §5.1: {"P": true, "V": false, "G": false}.
+json br_flags_to_json(std::uint16_t flags) {
+    return {{"P", (flags & br_flag::kProxy) != 0},
+            {"V", (flags & br_flag::kIpv4HoaOnly) != 0},
+            {"G", (flags & br_flag::kGlobal) != 0}};
+}
+
+std::uint16_t br_flags_from_json(const json& j, std::uint16_t fallback) {
+    std::uint16_t flags = get_uint_or<std::uint16_t>(j, "flags_raw", fallback);
+    if (j.contains("flags") && j["flags"].is_object()) {
+        const auto& f = j["flags"];
+        flags = static_cast<std::uint16_t>((get_bool_or(f, "P", false) ? br_flag::kProxy : 0) |
+                                           (get_bool_or(f, "V", false) ? br_flag::kIpv4HoaOnly : 0) |
+                                           (get_bool_or(f, "G", false) ? br_flag::kGlobal : 0));
+    }
+    return flags;
+}
+
 } // namespace
 
 json to_json(const MobilityMessage& message) {
@@ -440,6 +458,24 @@ json to_json(const MobilityMessage& message) {
                         {"lifetime", ba.lifetime},
                         {"lifetime_seconds", ba.lifetime_seconds().count()},
                         {"options", options_to_json(ba.options)}};
+            },
+            [](const BindingRevocationIndication& bri) -> json {
+                return {{"type", "BRI"},
+                        {"trigger", bri.trigger},
+                        {"trigger_name", std::string(revocation_trigger_name(bri.trigger))},
+                        {"sequence", bri.sequence},
+                        {"flags", br_flags_to_json(bri.flags)},
+                        {"flags_raw", bri.flags},
+                        {"options", options_to_json(bri.options)}};
+            },
+            [](const BindingRevocationAcknowledgement& bra) -> json {
+                return {{"type", "BRA"},
+                        {"status", bra.status},
+                        {"status_name", std::string(bra_status_name(bra.status))},
+                        {"sequence", bra.sequence},
+                        {"flags", br_flags_to_json(bra.flags)},
+                        {"flags_raw", bra.flags},
+                        {"options", options_to_json(bra.options)}};
             },
             [](const BindingError& be) -> json {
                 return {{"type", "binding-error"},
@@ -509,6 +545,22 @@ MobilityMessage message_from_json(const json& j) {
             hb.options = options_from_json(j);
             return hb;
         }
+        if (type == "BRI") {
+            BindingRevocationIndication bri;
+            bri.trigger = get_uint_or<std::uint8_t>(j, "trigger", revocation_trigger::kAdministrativeReason);
+            bri.sequence = get_uint_or<std::uint16_t>(j, "sequence", 0);
+            bri.flags = br_flags_from_json(j, bri.flags);
+            bri.options = options_from_json(j);
+            return bri;
+        }
+        if (type == "BRA") {
+            BindingRevocationAcknowledgement bra;
+            bra.status = get_uint_or<std::uint8_t>(j, "status", bra_status::kSuccess);
+            bra.sequence = get_uint_or<std::uint16_t>(j, "sequence", 0);
+            bra.flags = br_flags_from_json(j, bra.flags);
+            bra.options = options_from_json(j);
+            return bra;
+        }
         if (type == "binding-error") {
             BindingError be;
             be.status = get_uint_or<std::uint8_t>(j, "status", be_status::kUnrecognizedMhType);
@@ -518,7 +570,7 @@ MobilityMessage message_from_json(const json& j) {
             be.options = options_from_json(j);
             return be;
         }
-        throw std::invalid_argument(fmt::format("type: '{}' must be PBU, PBA, heartbeat or binding-error", type));
+        throw std::invalid_argument(fmt::format("type: '{}' must be PBU, PBA, heartbeat, binding-error, BRI or BRA", type));
     } catch (const json::exception& e) {
         throw std::invalid_argument(e.what());
     }

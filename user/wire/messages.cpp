@@ -12,6 +12,9 @@ namespace xpmip::wire {
 
 namespace {
 
+// RFC 5846 §5.1: P, V, G; the rest of the 16 bits reserved.
+constexpr std::uint16_t kBrFlagsMask = br_flag::kProxy | br_flag::kIpv4HoaOnly | br_flag::kGlobal;
+
 // MAG Multipath-Binding: Type, Length, If-ATT, If-Label, Binding-Id, then the B|O flags octet.
 constexpr std::size_t kMultipathFlagsOffset = 5;
 
@@ -58,6 +61,22 @@ void encode_fixed(ByteWriter& w, const BindingError& be) {   // RFC 6275 §6.1.9
     w.bytes(be.home_address.bytes);
 }
 
+// RFC 5846 §5.1, §5.2: the two share one layout, the octet after the B.R. Type is the Trigger
+// or the Status; the 13 reserved bits are sent 0 and ignored on receipt.
+void encode_fixed(ByteWriter& w, const BindingRevocationIndication& bri) {
+    w.u8(br_type::kIndication);
+    w.u8(bri.trigger);
+    w.u16(bri.sequence);
+    w.u16(bri.flags & kBrFlagsMask);
+}
+
+void encode_fixed(ByteWriter& w, const BindingRevocationAcknowledgement& bra) {
+    w.u8(br_type::kAcknowledgement);
+    w.u8(bra.status);
+    w.u16(bra.sequence);
+    w.u16(bra.flags & kBrFlagsMask);
+}
+
 ProxyBindingUpdate decode_bu(ByteReader& body) {
     ProxyBindingUpdate bu;
     bu.sequence = body.u16("Sequence #");
@@ -98,6 +117,22 @@ BindingError decode_binding_error(ByteReader& body) {
     return be;
 }
 
+MobilityMessage decode_binding_revocation(ByteReader& body) {
+    const auto type = body.u8("B.R. Type");
+    const auto trigger_or_status = body.u8(type == br_type::kIndication ? "R. Trigger" : "Status");
+    const auto sequence = body.u16("Sequence #");
+    const auto flags = static_cast<std::uint16_t>(body.u16("Flags") & kBrFlagsMask);
+    auto options = decode_options(body.rest(), kMhFixedPartLength);
+    if (type == br_type::kIndication) {
+        return BindingRevocationIndication{trigger_or_status, sequence, flags, std::move(options)};
+    }
+    if (type == br_type::kAcknowledgement) {
+        return BindingRevocationAcknowledgement{trigger_or_status, sequence, flags, std::move(options)};
+    }
+    throw WireError("B.R. Type", 6,
+                    fmt::format("{} is not 1 (Indication) or 2 (Acknowledgement) (RFC 5846 §5)", type));
+}
+
 struct KnownType {
     std::uint8_t type;
     const char* name;
@@ -109,6 +144,7 @@ constexpr KnownType kKnownTypes[] = {
     {kMhTypeBindingAck, "Binding Acknowledgement", kMhFixedPartLength},
     {kMhTypeBindingError, "Binding Error", kBindingErrorFixedPartLength},
     {kMhTypeHeartbeat, "Heartbeat", kMhFixedPartLength},
+    {kMhTypeBindingRevocation, "Binding Revocation", kMhFixedPartLength},
 };
 
 // RFC 6275 §9.2: an unknown MH Type is answered with a Binding Error (Status 2), so a
@@ -121,7 +157,7 @@ const KnownType& known_type(std::uint8_t mh_type) {
     }
     throw UnsupportedMessageError("MH Type", 2,
                                   fmt::format("{} is not supported (only Binding Update (5), Binding "
-                                              "Acknowledgement (6), Binding Error (7) and Heartbeat (13) are)",
+                                              "Acknowledgement (6), Binding Error (7), Heartbeat (13) and Binding Revocation (16) are)",
                                               mh_type),
                                   mh_type);
 }
@@ -132,7 +168,9 @@ std::uint8_t mh_type_of(const MobilityMessage& message) {
     return std::visit(Overloaded{[](const ProxyBindingUpdate&) { return kMhTypeBindingUpdate; },
                                  [](const ProxyBindingAcknowledgement&) { return kMhTypeBindingAck; },
                                  [](const Heartbeat&) { return kMhTypeHeartbeat; },
-                                 [](const BindingError&) { return kMhTypeBindingError; }},
+                                 [](const BindingError&) { return kMhTypeBindingError; },
+                                 [](const BindingRevocationIndication&) { return kMhTypeBindingRevocation; },
+                                 [](const BindingRevocationAcknowledgement&) { return kMhTypeBindingRevocation; }},
                       message);
 }
 
@@ -192,6 +230,7 @@ MobilityMessage decode(ByteView mh) {
     case kMhTypeBindingUpdate: return decode_bu(body);
     case kMhTypeBindingAck: return decode_ba(body);
     case kMhTypeBindingError: return decode_binding_error(body);
+    case kMhTypeBindingRevocation: return decode_binding_revocation(body);
     default: return decode_heartbeat(body);
     }
 }

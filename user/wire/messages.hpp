@@ -73,7 +73,33 @@ struct BindingError {
     bool operator==(const BindingError&) const = default;
 };
 
-using MobilityMessage = std::variant<ProxyBindingUpdate, ProxyBindingAcknowledgement, Heartbeat, BindingError>;
+// RFC 5846 §5.1: B.R. Type 1, Revocation Trigger, Sequence #, P|V|G flags, options (MN-ID,
+// HNP, IPv4 HoA Request, Alternate CoA). Between LMA and MAG, to end bindings the sender decides
+// to end (an operator, a subscriber gone) and that the other side must let go too.
+struct BindingRevocationIndication {
+    std::uint8_t trigger = revocation_trigger::kAdministrativeReason;
+    std::uint16_t sequence = 0;
+    std::uint16_t flags = br_flag::kProxy;   // §8.1: P on every PMIPv6 revocation
+    OptionList options;
+
+    bool has(std::uint16_t flag) const { return (flags & flag) != 0; }
+    bool operator==(const BindingRevocationIndication&) const = default;
+};
+
+// RFC 5846 §5.2: B.R. Type 2, Status, the BRI's Sequence # and P|V|G flags, options.
+struct BindingRevocationAcknowledgement {
+    std::uint8_t status = bra_status::kSuccess;
+    std::uint16_t sequence = 0;
+    std::uint16_t flags = br_flag::kProxy;
+    OptionList options;
+
+    bool has(std::uint16_t flag) const { return (flags & flag) != 0; }
+    bool accepted() const { return status < 128; }
+    bool operator==(const BindingRevocationAcknowledgement&) const = default;
+};
+
+using MobilityMessage = std::variant<ProxyBindingUpdate, ProxyBindingAcknowledgement, Heartbeat, BindingError,
+                                     BindingRevocationIndication, BindingRevocationAcknowledgement>;
 
 // The MH Type a message goes out with (RFC 6275 §6.1.1).
 std::uint8_t mh_type_of(const MobilityMessage& message);
@@ -89,7 +115,8 @@ inline constexpr std::size_t kBindingErrorFixedPartLength = 24;   // RFC 6275 §
 // Throws WireError naming the field when a value cannot be encoded.
 Bytes encode(const MobilityMessage& message);
 
-// Parse a Mobility Header carrying a BU (type 5), BA (6), Binding Error (7) or Heartbeat (13).
+// Parse a Mobility Header carrying a BU (type 5), BA (6), Binding Error (7), Heartbeat (13) or
+// Binding Revocation (16).
 // Exactly `mh` is the header: trailing octets are an error. Never reads outside `mh`; throws
 // WireError on any defect, and its subclass UnsupportedMessageError (field "MH Type", offset 2)
 // for a well-formed header of any other MH Type, which RFC 6275 §9.2 answers with a Binding

@@ -59,4 +59,38 @@ std::string_view option_name(std::uint8_t type) {
     return "Unknown option";
 }
 
+std::string_view revocation_trigger_name(std::uint8_t trigger) {
+    namespace t = revocation_trigger;
+    switch (trigger) {
+    case t::kUnspecified: return "Unspecified";
+    case t::kAdministrativeReason: return "Administrative Reason";
+    case t::kInterMagHandoverSameAccessType: return "Inter-MAG Handover - same Access Type";
+    case t::kInterMagHandoverDifferentAccessType: return "Inter-MAG Handover - different Access Type";
+    case t::kInterMagHandoverUnknown: return "Inter-MAG Handover - Unknown";
+    case t::kUserInitiatedSessionTermination: return "User-Initiated Session(s) Termination";
+    case t::kAccessNetworkSessionTermination: return "Access Network Session(s) Termination";
+    case t::kPossibleOutOfSyncBceState: return "Possible Out-of-Sync BCE State";
+    case t::kPerPeerPolicy: return "Per-Peer Policy";
+    case t::kRevokingMobilityNodeLocalPolicy: return "Revoking Mobility Node Local Policy";
+    default: return trigger >= 250 ? "Reserved For Testing Purposes" : "Unassigned";
+    }
+}
+
+std::string_view bra_status_name(std::uint8_t status) {
+    namespace s = bra_status;
+    switch (status) {
+    case s::kSuccess: return "success";
+    case s::kPartialSuccess: return "partial success";
+    case s::kBindingDoesNotExist: return "Binding Does NOT Exist";
+    case s::kIpv4HomeAddressOptionRequired: return "IPv4 Home Address Option Required";
+    case s::kGlobalRevocationNotAuthorized: return "Global Revocation NOT Authorized";
+    case s::kRevokedMobileNodesIdentityRequired: return "Revoked Mobile Nodes Identity Required";
+    case s::kRevocationFailedMnIsAttached: return "Revocation Failed - MN is Attached";
+    case s::kRevocationTriggerNotSupported: return "Revocation Trigger NOT Supported";
+    case s::kRevocationFunctionNotSupported: return "Revocation Function NOT Supported";
+    case s::kProxyBindingRevocationNotSupported: return "Proxy Binding Revocation NOT Supported";
+    default: return status < 128 ? "unknown success" : "unknown rejection";
+    }
+}
+
 } // namespace xpmip::wire

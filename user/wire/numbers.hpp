@@ -16,6 +16,7 @@ inline constexpr std::uint8_t kMhTypeBindingUpdate = 5;
 inline constexpr std::uint8_t kMhTypeBindingAck = 6;
 inline constexpr std::uint8_t kMhTypeBindingError = 7;   // RFC 6275 §6.1.9 (Wireshark's MIP6_BE)
 inline constexpr std::uint8_t kMhTypeHeartbeat = 13;   // RFC 5847 §6.1 (IANA; Wireshark's MIP6_HB)
+inline constexpr std::uint8_t kMhTypeBindingRevocation = 16;   // RFC 5846 §5 (Wireshark's MIP6_BR)
 // RFC 5844 §3: the control plane over IPv4 is UDP to this port.
 inline constexpr std::uint16_t kUdpPortPmipControl = 5436;
 
@@ -41,6 +42,52 @@ inline constexpr std::uint8_t kProxy = 0x20;               // P (RFC 5213 §8.2)
 inline constexpr std::uint8_t kTlvHeader = 0x10;           // T (RFC 5845 §6.3)
 inline constexpr std::uint8_t kBulk = 0x08;                // B (RFC 6602)
 } // namespace ba_flag
+
+// RFC 5846 §5: the Binding Revocation Type at MH octet 6, and the P, V, G flags of the 16-bit
+// field at octets 10-11 of both messages (§5.1 Figure 5, §5.2 Figure 6; tshark's mip6.bri_ip,
+// mip6.bri_iv, mip6.bri_ig masks agree).
+namespace br_type {
+inline constexpr std::uint8_t kIndication = 1;
+inline constexpr std::uint8_t kAcknowledgement = 2;
+}
+namespace br_flag {
+inline constexpr std::uint16_t kProxy = 0x8000;         // P: a PMIPv6 binding
+inline constexpr std::uint16_t kIpv4HoaOnly = 0x4000;   // V: the IPv4 home address binding only
+inline constexpr std::uint16_t kGlobal = 0x2000;        // G: all bindings of the peer (or a group)
+}
+
+// RFC 5846 §5.1 / IANA: Revocation Trigger values. Below 128 per MN, 128-249 global (G set),
+// 250-255 for testing.
+namespace revocation_trigger {
+inline constexpr std::uint8_t kUnspecified = 0;
+inline constexpr std::uint8_t kAdministrativeReason = 1;
+inline constexpr std::uint8_t kInterMagHandoverSameAccessType = 2;
+inline constexpr std::uint8_t kInterMagHandoverDifferentAccessType = 3;
+inline constexpr std::uint8_t kInterMagHandoverUnknown = 4;
+inline constexpr std::uint8_t kUserInitiatedSessionTermination = 5;
+inline constexpr std::uint8_t kAccessNetworkSessionTermination = 6;
+inline constexpr std::uint8_t kPossibleOutOfSyncBceState = 7;
+inline constexpr std::uint8_t kPerPeerPolicy = 128;                  // global
+inline constexpr std::uint8_t kRevokingMobilityNodeLocalPolicy = 129;   // global
+constexpr bool is_global(std::uint8_t t) { return t >= 128 && t < 250; }
+constexpr bool is_known(std::uint8_t t) { return t <= 7 || t == 128 || t == 129 || t >= 250; }
+} // namespace revocation_trigger
+std::string_view revocation_trigger_name(std::uint8_t trigger);
+
+// RFC 5846 §5.2 / IANA: Binding Revocation Acknowledgement Status; below 128 success.
+namespace bra_status {
+inline constexpr std::uint8_t kSuccess = 0;
+inline constexpr std::uint8_t kPartialSuccess = 1;
+inline constexpr std::uint8_t kBindingDoesNotExist = 128;
+inline constexpr std::uint8_t kIpv4HomeAddressOptionRequired = 129;
+inline constexpr std::uint8_t kGlobalRevocationNotAuthorized = 130;
+inline constexpr std::uint8_t kRevokedMobileNodesIdentityRequired = 131;
+inline constexpr std::uint8_t kRevocationFailedMnIsAttached = 132;
+inline constexpr std::uint8_t kRevocationTriggerNotSupported = 133;
+inline constexpr std::uint8_t kRevocationFunctionNotSupported = 134;
+inline constexpr std::uint8_t kProxyBindingRevocationNotSupported = 135;
+} // namespace bra_status
+std::string_view bra_status_name(std::uint8_t status);
 
 // Mobility option types.
 enum class OptionType : std::uint8_t {
