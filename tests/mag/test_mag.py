@@ -766,6 +766,63 @@ class WithOurLma(unittest.TestCase):
                 subprocess.run([dptest.TOOL, "-i", f"{m.w.prefix}-lma", "unload"], capture_output=True)
             shutil.rmtree(state, ignore_errors=True)
 
+    def test_rfc5846_revocation_from_the_lma_tears_down_both_ends(self):
+        """`xpmip revoke` at our LMA (RFC 5846): --mn sends a per-MN BRI, our MAG tears the MN down
+        (no de-registration) and answers success, and the LMA removes the binding and its session;
+        --peer sends one global BRI and every binding of the MAG goes at both ends. A revocation
+        the LMA cannot do is refused naming what is wrong, and changes nothing."""
+        m = MagWorld("mv", with_lma=True)
+        state = tempfile.mkdtemp(prefix="xpmip-rv-state-")
+        try:
+            lma_cfg = our_lma_config(m, state, journal=True,
+                                     subscribers="mobile_node_domains:\n  - {domain: op1.example, realm: 1}\n")
+            m.lma_proc, lma_log = m.start_proc(m.lma_ns, "lma", lma_cfg, "up:")
+            m.start_mag(static=(1, 2, 3), lifetime=3600, journal=True)
+            lma = f"{m.w.prefix}-lma"
+
+            def bindings(instance):
+                r = subprocess.run([XPMIP, "show", "bindings", "-i", instance, "--json"], capture_output=True,
+                                   text=True, check=True)
+                return {b["mn"]: b for b in json.loads(r.stdout) if b["state"] == "registered"}
+
+            def revoke(*args):
+                return subprocess.run([XPMIP, "revoke", "-i", lma, *args], capture_output=True, text=True)
+            everyone = {mn_id(i) for i in (1, 2, 3)}
+            self.assertTrue(wait_for(lambda: set(bindings(lma)) == everyone, timeout=20), m.mag_log()[-3000:])
+            self.assertTrue(wait_for(lambda: set(bindings(m.mag_instance)) == everyone, timeout=10))
+            lma_sessions = lambda: len(json.loads(m.lma_ns.enter(dptest.TOOL, "-i", lma, "session", "show").stdout))  # noqa: E731
+            self.assertEqual(lma_sessions(), 3)
+
+            bad = revoke("--mn", "nobody@op1.example")
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn("mn: 'nobody@op1.example' has no binding here", bad.stderr)
+            bad = revoke("--peer", "mag", "--trigger", "1")
+            self.assertNotEqual(bad.returncode, 0)
+            self.assertIn("trigger: 1 (Administrative Reason) does not revoke all of a peer's bindings", bad.stderr)
+
+            r = revoke("--mn", mn_id(2))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("1 BRI(s) sent", r.stdout)
+            self.assertTrue(wait_for(lambda: mn_id(2) not in bindings(lma), timeout=10), lma_log()[-3000:])
+            self.assertIn("status=0 (success)", lma_log())
+            self.assertNotIn(mn_id(2), bindings(m.mag_instance))
+            self.assertIn(f"mobile node {mn_id(2)} revoked by the LMA (Administrative Reason)", m.mag_log())
+            deregs = [ln for ln in m.mag_log().splitlines() if f"PBU mn={mn_id(2)} " in ln and "lifetime=0s" in ln]
+            self.assertEqual(deregs, [], "no de-registration: the LMA revoked it")
+            self.assertEqual(set(bindings(lma)), {mn_id(1), mn_id(3)})
+            self.assertEqual(lma_sessions(), 2)
+            self.assertEqual(len([s for s in m.sessions() if s.get("mn_mac") == mac_of(2)]), 0)
+
+            r = revoke("--peer", "mag")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(wait_for(lambda: not bindings(lma), timeout=10), lma_log()[-3000:])
+            self.assertEqual(bindings(m.mag_instance), {})
+            self.assertEqual(lma_sessions(), 0)
+            self.assertEqual(m.sessions(), [])
+        finally:
+            m.close()
+            shutil.rmtree(state, ignore_errors=True)
+
     """MAG and LMA processes negotiate GRE keys; a real MN gets its IPv4 home address by DHCP and
     its IPv6 address by SLAAC from the MAG's Router Advertisement, then pings its correspondent
     through the tunnel over both."""

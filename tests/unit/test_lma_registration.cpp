@@ -963,6 +963,125 @@ BOOST_AUTO_TEST_CASE(rfc5847_a_restarted_mags_stale_bindings_go_after_the_grace)
     BOOST_TEST(l.sink.sessions.size() == 1u);
 }
 
+// RFC 5846 §8.1: a per-MN revocation: P set, a per-MN trigger, the MN's MN-ID and HNP, toward
+// its proxy CoA; the binding stays until the BRA (§8.1 "revocation in progress"), and a success
+// removes it with its session (§6.2.2).
+BOOST_AUTO_TEST_CASE(rfc5846_a_per_mn_revocation_ends_with_its_bra) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example"}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn2@op.example"}), Accepted);
+    const auto hnp = l.entry("mn1@op.example")->hnp;
+    auto out = l.lma.revoke({.scope = RevocationRequest::Scope::MobileNode, .target = "mn1@op.example"}, l.now);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    const auto& bri = out[0].bri;
+    BOOST_TEST((out[0].dst == kMagA6));
+    BOOST_TEST((out[0].src == kLma6));
+    BOOST_TEST(bri.has(br_flag::kProxy));
+    BOOST_TEST(!bri.has(br_flag::kGlobal));
+    BOOST_TEST(unsigned(bri.trigger) == 1u, "Administrative Reason by default");
+    BOOST_TEST(bri.options.find<MobileNodeIdentifierOption>()->identifier == "mn1@op.example");
+    BOOST_REQUIRE(bri.options.find<HomeNetworkPrefixOption>() != nullptr);
+    BOOST_TEST((bri.options.find<HomeNetworkPrefixOption>()->prefix == hnp->address));
+    BOOST_TEST(l.entry("mn1@op.example") != nullptr, "kept until the BRA");
+    BOOST_CHECK_THROW(l.lma.revoke({.scope = RevocationRequest::Scope::MobileNode, .target = "mn1@op.example"}, l.now),
+                      std::invalid_argument);   // (in progress)
+    BindingRevocationAcknowledgement bra;
+    bra.sequence = bri.sequence;
+    BOOST_TEST(!l.lma.on_bra(kMagB6, bra, l.now), "from another address: not ours");
+    BOOST_TEST(l.entry("mn1@op.example") != nullptr);
+    bra.sequence = static_cast<std::uint16_t>(bri.sequence + 1);
+    BOOST_TEST(!l.lma.on_bra(kMagA6, bra, l.now), "another sequence number: dropped");
+    bra.sequence = bri.sequence;
+    BOOST_TEST(l.lma.on_bra(kMagA6, bra, l.now));
+    l.check_dataplane();
+    BOOST_TEST(l.entry("mn1@op.example") == nullptr, "removed on success");
+    BOOST_TEST(l.entry("mn2@op.example") != nullptr);
+    BOOST_TEST(l.sink.sessions.size() == 1u);
+    BOOST_TEST(!l.lma.on_bra(kMagA6, bra, l.now), "answered once");
+}
+
+// §8.1: all of a peer's bindings is one G BRI, Per-Peer Policy, no options, per proxy CoA.
+BOOST_AUTO_TEST_CASE(rfc5846_a_peer_revocation_is_global_without_options) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example"}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn2@op.example", .from = kMagA4, .to = kLma4, .hnp = false, .ipv4 = true}),
+                   Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "v6only@op.example", .from = kMagB6}), Accepted);
+    auto out = l.lma.revoke({.scope = RevocationRequest::Scope::Peer, .target = "mag-a"}, l.now);
+    BOOST_REQUIRE_EQUAL(out.size(), 2u);   // its IPv6 and its IPv4 proxy CoA
+    for (const auto& o : out) {
+        BOOST_TEST(o.bri.has(br_flag::kGlobal));
+        BOOST_TEST(unsigned(o.bri.trigger) == 128u);
+        BOOST_TEST(o.bri.options.items.empty());
+    }
+    const auto v4 = is_ipv4(out[0].dst) ? out[0] : out[1];
+    BOOST_TEST((v4.transport == Transport::Ipv4Udp));
+    BOOST_TEST(v4.dst_port == 5436u, "the PBU's source port");
+    for (const auto& o : out) {
+        BindingRevocationAcknowledgement bra;
+        bra.sequence = o.bri.sequence;
+        bra.flags = o.bri.flags;
+        BOOST_TEST(l.lma.on_bra(o.dst, bra, l.now));
+    }
+    l.check_dataplane();
+    BOOST_TEST(l.lma.cache().size() == 1u, "mag-b's binding stays");
+    BOOST_CHECK_THROW(l.lma.revoke({.scope = RevocationRequest::Scope::Peer, .target = "nobody"}, l.now),
+                      std::invalid_argument);
+    BOOST_CHECK_THROW(l.lma.revoke({.scope = RevocationRequest::Scope::Peer, .target = "mag-b", .trigger = 1}, l.now),
+                      std::invalid_argument);   // a per-MN trigger for a peer
+    BOOST_CHECK_THROW(l.lma.revoke({.scope = RevocationRequest::Scope::MobileNode, .target = "v6only@op.example",
+                                    .trigger = 128},
+                                   l.now),
+                      std::invalid_argument);   // a global trigger for one MN
+    BOOST_CHECK_THROW(l.lma.revoke({.scope = RevocationRequest::Scope::MobileNode, .target = "mn1@op.example"}, l.now),
+                      std::invalid_argument);   // no binding any more
+}
+
+// §6.3, §11: unanswered, the BRI goes again after InitMINDelayBRIs (1 s), BRIMaxRetriesNumber (1)
+// times, the wait doubled up to MAX_BRACK_TIMEOUT (2 s); then the LMA cleans up.
+BOOST_AUTO_TEST_CASE(rfc5846_an_unanswered_bri_is_sent_again_then_cleaned_up) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example"}), Accepted);
+    auto out = l.lma.revoke({.scope = RevocationRequest::Scope::MobileNode, .target = "mn1@op.example"}, l.now);
+    BOOST_REQUIRE_EQUAL(out.size(), 1u);
+    BOOST_TEST((l.lma.next_revocation_deadline() == l.now + 1s));
+    BOOST_TEST(l.lma.on_revocation_timer(l.now + 999ms).empty());
+    auto again = l.lma.on_revocation_timer(l.now + 1s);
+    BOOST_REQUIRE_EQUAL(again.size(), 1u);
+    BOOST_TEST((again[0].bri == out[0].bri), "the same BRI, the same sequence number");
+    BOOST_TEST((l.lma.next_revocation_deadline() == l.now + 3s), "the wait doubled to 2 s");
+    BOOST_TEST(l.entry("mn1@op.example") != nullptr);
+    BOOST_TEST(l.lma.on_revocation_timer(l.now + 3s).empty(), "no third send");
+    l.check_dataplane();
+    BOOST_TEST(l.entry("mn1@op.example") == nullptr, "cleaned up after the last wait");
+    BOOST_TEST(!l.lma.next_revocation_deadline().has_value());
+}
+
+// §8.1: a PBU accepted during the revocation ends it for that MN; a 132 keeps the binding.
+BOOST_AUTO_TEST_CASE(rfc5846_a_pbu_during_revocation_or_a_132_keeps_the_binding) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example"}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn2@op.example"}), Accepted);
+    auto r1 = l.lma.revoke({.scope = RevocationRequest::Scope::MobileNode, .target = "mn1@op.example"}, l.now);
+    auto r2 = l.lma.revoke({.scope = RevocationRequest::Scope::MobileNode, .target = "mn2@op.example"}, l.now);
+    l.pass(100ms);
+    auto again = PbuSpec{.mn = "mn1@op.example"};
+    again.seq = 2;
+    again.hi = 5;
+    REQUIRE_STATUS(l.send(again), Accepted);
+    BindingRevocationAcknowledgement ok;
+    ok.sequence = r1[0].bri.sequence;
+    BOOST_TEST(l.lma.on_bra(kMagA6, ok, l.now));
+    BOOST_TEST(l.entry("mn1@op.example") != nullptr, "registered again meanwhile: kept");
+    BindingRevocationAcknowledgement attached;
+    attached.sequence = r2[0].bri.sequence;
+    attached.status = bra_status::kRevocationFailedMnIsAttached;
+    BOOST_TEST(l.lma.on_bra(kMagA6, attached, l.now));
+    BOOST_TEST(l.entry("mn2@op.example") != nullptr, "132: the MN is attached there, kept");
+    BOOST_TEST(!l.lma.next_revocation_deadline().has_value());
+    l.check_dataplane();
+}
+
 BOOST_AUTO_TEST_CASE(rfc8278_180_without_the_mag_identifier) {
     Multipath l;
     auto p = l.path(1);

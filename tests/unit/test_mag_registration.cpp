@@ -610,6 +610,108 @@ std::size_t count_kind(const std::vector<HeartbeatEvent>& ev, HeartbeatEvent::Ki
 
 } // namespace
 
+// RFC 5846 §9.1 at the MAG, rule by rule: each BRI of its LMA answered with the status the RFC
+// gives, the MNs it names torn down (session gone, no de-registration), the others untouched.
+BOOST_AUTO_TEST_SUITE(mag_revocation)
+
+struct Revoked : Mag {
+    const IpAddress lma = Ipv6Address::parse("2001:db8:ffff::1");
+    Revoked() : Mag(mag_yaml("2001:db8:ffff::1")) {
+        for (const char* mn : {"mn1@op.example", "mn2@op.example"}) {
+            answer(attach(mn), [](auto& pba) {
+                with_addresses(pba);
+                pba.options.add(GreKeyOption{0x1234});
+            });
+        }
+        BOOST_REQUIRE_EQUAL(sink.sessions.size(), 2u);
+    }
+    std::uint8_t ask(BindingRevocationIndication bri, const IpAddress* from = nullptr) {
+        bri.sequence = 77;
+        auto bra = mag.on_bri(from ? *from : lma, bri, now);
+        BOOST_REQUIRE(bra.has_value());
+        BOOST_TEST(bra->sequence == 77u, "the BRI's sequence number");
+        BOOST_TEST(bra->flags == bri.flags, "P, V, G as they were");
+        return bra->status;
+    }
+    static BindingRevocationIndication per_mn(const std::string& mn, std::uint8_t trigger = 1) {
+        BindingRevocationIndication bri;
+        bri.trigger = trigger;
+        bri.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, mn});
+        return bri;
+    }
+};
+
+BOOST_AUTO_TEST_CASE(a_per_mn_bri_tears_the_mn_down_without_a_deregistration) {
+    Revoked r;
+    auto bri = Revoked::per_mn("mn1@op.example");
+    bri.options.add(HomeNetworkPrefixOption{64, kHnp});
+    BOOST_TEST(unsigned(r.ask(bri)) == 0u);
+    BOOST_TEST(r.mag.entries().count("mn1@op.example") == 0u);
+    BOOST_TEST(r.mag.entries().count("mn2@op.example") == 1u);
+    BOOST_TEST(r.sink.sessions.size() == 1u, "its session gone, the other's kept");
+    BOOST_TEST(r.mag.on_timer(r.now + 1s).empty(), "no de-registration PBU: the LMA revoked it");
+}
+
+BOOST_AUTO_TEST_CASE(each_rule_of_9_1_has_its_status_and_changes_nothing) {
+    Revoked r;
+    const IpAddress stranger = Ipv6Address::parse("2001:db8:ffff::99");
+    BOOST_TEST(!r.mag.on_bri(stranger, Revoked::per_mn("mn1@op.example"), r.now).has_value(), "not our LMA: no answer");
+    BOOST_TEST(unsigned(r.ask(Revoked::per_mn("nobody@op.example"))) == 128u, "Binding Does NOT Exist");
+    auto other_prefix = Revoked::per_mn("mn1@op.example");
+    other_prefix.options.add(HomeNetworkPrefixOption{64, Ipv6Address::parse("2001:db8:bad::")});
+    BOOST_TEST(unsigned(r.ask(other_prefix)) == 128u, "an HNP not the MN's");
+    BOOST_TEST(unsigned(r.ask(BindingRevocationIndication{})) == 131u, "no MN-ID: identity required");
+    BOOST_TEST(unsigned(r.ask(Revoked::per_mn("mn1@op.example", 100))) == 133u, "unknown trigger");
+    BOOST_TEST(unsigned(r.ask(Revoked::per_mn("mn1@op.example", 4))) == 132u, "inter-MAG handover: still attached");
+    auto g_per_mn = Revoked::per_mn("mn1@op.example");
+    g_per_mn.flags |= br_flag::kGlobal;
+    BOOST_TEST(unsigned(r.ask(g_per_mn)) == 134u, "G with a per-MN trigger");
+    auto global_without_g = BindingRevocationIndication{};
+    global_without_g.trigger = 128;
+    BOOST_TEST(unsigned(r.ask(global_without_g)) == 134u, "a global trigger without G");
+    auto v = Revoked::per_mn("mn1@op.example");
+    v.flags |= br_flag::kIpv4HoaOnly;
+    BOOST_TEST(unsigned(r.ask(v)) == 134u, "IPv4-only revocation is not done here");
+    auto not_proxy = Revoked::per_mn("mn1@op.example");
+    not_proxy.flags = 0;
+    BOOST_TEST(unsigned(r.ask(not_proxy)) == 128u, "no proxy binding to revoke without P");
+    BOOST_TEST(r.mag.entries().size() == 2u, "nothing torn down");
+    BOOST_TEST(r.sink.sessions.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(global_revocations_per_peer_and_per_realm) {
+    Revoked r;
+    BindingRevocationIndication realm;
+    realm.trigger = 129;
+    realm.flags = br_flag::kProxy | br_flag::kGlobal;
+    realm.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, "@other.example"});
+    BOOST_TEST(unsigned(r.ask(realm)) == 131u, "no MN of that realm");
+    realm.options.items.clear();
+    BOOST_TEST(unsigned(r.ask(realm)) == 131u, "129 without its MN-ID");
+    BindingRevocationIndication peer;
+    peer.trigger = 128;
+    peer.flags = br_flag::kProxy | br_flag::kGlobal;
+    peer.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, "x"});
+    BOOST_TEST(unsigned(r.ask(peer)) == 134u, "Per-Peer Policy carries no options");
+    BOOST_TEST(r.mag.entries().size() == 2u);
+    realm.options.add(MobileNodeIdentifierOption{kMnIdSubtypeNai, "@op.example"});
+    BOOST_TEST(unsigned(r.ask(realm)) == 0u);
+    BOOST_TEST(r.mag.entries().empty(), "every MN of @op.example");
+    BOOST_TEST(r.sink.sessions.empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_per_peer_bri_revokes_every_mn_of_the_lma) {
+    Revoked r;
+    BindingRevocationIndication peer;
+    peer.trigger = 128;
+    peer.flags = br_flag::kProxy | br_flag::kGlobal;
+    BOOST_TEST(unsigned(r.ask(peer)) == 0u);
+    BOOST_TEST(r.mag.entries().empty());
+    BOOST_TEST(r.sink.sessions.empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(mag_heartbeat)
 
 // The LMA asks a MAG address only once it spoke to us (a PBU, a heartbeat of its own).

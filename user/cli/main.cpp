@@ -47,6 +47,10 @@ struct Command {
     CLI::App* show_cmd = nullptr;
     CLI::App* attach_cmd = nullptr;
     CLI::App* detach_cmd = nullptr;
+    CLI::App* revoke_cmd = nullptr;
+    std::string revoke_mn, revoke_peer;
+    bool revoke_all = false;
+    int revoke_trigger = -1;
     CLI::App* lab_cmd = nullptr;
     std::shared_ptr<xpmip::cli::SubscribersCommand> subscribers;
 };
@@ -101,7 +105,21 @@ void add_tool_commands(CLI::App& app, Command& c) {
         ->check(CLI::Range(std::size_t{1}, xpmip::control::kMaxPage));
     c.attach_cmd = app.add_subcommand("attach", "Ask a running MAG to register a configured mobile node now");
     c.detach_cmd = app.add_subcommand("detach", "Ask a running MAG to de-register a mobile node and stop serving it");
-    for (auto* sub : {c.show_cmd, c.attach_cmd, c.detach_cmd}) {
+    c.revoke_cmd = app.add_subcommand(
+        "revoke", "Ask a running LMA to revoke bindings (RFC 5846): a Binding Revocation Indication to the MAG, "
+                  "the bindings removed when it acknowledges (or after the last retransmission)");
+    auto* scope = c.revoke_cmd->add_option_group("what", "what to revoke");
+    scope->add_option("--mn", c.revoke_mn, "one MN's binding (a per-MN BRI with its MN-ID and prefix)");
+    scope->add_option("--peer", c.revoke_peer, "every binding of one configured MAG (a global BRI, G set)");
+    scope->add_flag("--all", c.revoke_all, "every binding (a global BRI to each MAG with bindings)");
+    scope->require_option(1);
+    c.revoke_cmd
+        ->add_option("--trigger", c.revoke_trigger,
+                     "Revocation Trigger (RFC 5846 §5.1): default 1 (Administrative Reason) for --mn, 128 "
+                     "(Per-Peer Policy) for --peer and --all")
+        ->check(CLI::Range(0, 255));
+    c.revoke_cmd->add_flag("--json", c.as_json, "the agent's answer as JSON");
+    for (auto* sub : {c.show_cmd, c.attach_cmd, c.detach_cmd, c.revoke_cmd}) {
         sub->add_option("-i,--instance", c.instance, "the agent's instance name (its 'instance' setting)");
         sub->add_option("-c,--config", c.instance_config, "or the agent's configuration file, to take the instance from")
             ->check(CLI::ExistingFile);
@@ -131,6 +149,25 @@ int show_or_control(Command& c) {
     if (*c.attach_cmd || *c.detach_cmd) {
         auto answer = xpmip::control::request(sock, {{"command", *c.attach_cmd ? "attach" : "detach"}, {"mn", c.mn}});
         std::cout << answer["result"].get<std::string>() << "\n";
+        return 0;
+    }
+    if (*c.revoke_cmd) {
+        nlohmann::json req{{"command", "revoke"},
+                           {"scope", !c.revoke_mn.empty() ? "mn" : !c.revoke_peer.empty() ? "peer" : "all"},
+                           {"target", !c.revoke_mn.empty() ? c.revoke_mn : c.revoke_peer}};
+        if (c.revoke_trigger >= 0) {
+            req["trigger"] = c.revoke_trigger;
+        }
+        auto answer = xpmip::control::request(sock, req);
+        if (c.as_json) {
+            std::cout << answer.dump(2) << "\n";
+            return 0;
+        }
+        std::cout << answer["result"].get<std::string>() << "\n";
+        for (const auto& b : answer["bris"]) {
+            std::cout << "  BRI " << b["sequence"].get<int>() << " to " << b["to"].get<std::string>() << ": "
+                      << b["bindings"].get<std::size_t>() << " binding(s)\n";
+        }
         return 0;
     }
     if (!c.show_mn.empty() && c.show_what != "bindings") {
@@ -200,7 +237,7 @@ int dispatch(Command& c) {
         c.lab.xpmip_binary = "/proc/self/exe";
         return xpmip::lab::lab_main(c.lab);
     }
-    if (*c.show_cmd || *c.attach_cmd || *c.detach_cmd) {
+    if (*c.show_cmd || *c.attach_cmd || *c.detach_cmd || *c.revoke_cmd) {
         return show_or_control(c);
     }
     if (xpmip::cli::subscribers_requested(*c.subscribers)) {

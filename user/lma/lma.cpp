@@ -696,6 +696,7 @@ BindingCacheEntry& LocalMobilityAnchor::commit_entry(Registration& r) {
         journal_change(entry);
     }
     deferred_.erase(r.id);
+    forget_revocation_of(r.id);   // RFC 5846 §8.1: a PBU accepted meanwhile ends "revocation in progress"
     return entry;
 }
 

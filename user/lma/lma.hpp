@@ -10,6 +10,7 @@
 #include "lma/registration.hpp"
 #include "lma/reservation.hpp"
 #include "lma/resources.hpp"
+#include "lma/revocation.hpp"
 #include "lma/subscriber_store.hpp"
 #include "wire/messages.hpp"
 
@@ -90,6 +91,21 @@ public:
     // old Restart Counter). Its bindings not registered again since then are let go
     // timers.mag_restart_grace from now unless it registers them (issue 17). Returns how many.
     std::size_t on_mag_restart(const IpAddress& mag, Clock::time_point restarted_after, Clock::time_point now);
+
+    // RFC 5846 §8.1: revoke an MN's binding, every binding of a peer (G) or all (a G BRI to each
+    // peer with bindings). Throws std::invalid_argument naming what is unknown (an MN without a
+    // binding, a peer not configured, a trigger that does not fit the scope).
+    std::vector<OutgoingBri> revoke(const RevocationRequest& request, Clock::time_point now);
+    // §6.2.2: a BRA from `src`. One that matches no outstanding BRI of ours to `src` is dropped
+    // and logged (false). Success: the bindings go with their sessions; a rejection is logged,
+    // and the bindings go too (the operator or the LMA decided), except on "Revocation Failed -
+    // MN is Attached" (132), which keeps them.
+    bool on_bra(const IpAddress& src, const wire::BindingRevocationAcknowledgement& bra, Clock::time_point now);
+    // §6.3: BRIs due again; a revocation past its last retransmission is cleaned up (its
+    // bindings go, logged).
+    std::vector<OutgoingBri> on_revocation_timer(Clock::time_point now);
+    std::optional<Clock::time_point> next_revocation_deadline() const;
+    const std::map<std::uint16_t, PendingRevocation>& revocations() const { return revocations_; }
 
     // Replace the policy part of the configuration (peers, MNs, GRE policy, timers) without
     // touching existing bindings; they follow the new policy at their next registration.
@@ -196,7 +212,18 @@ private:
         return it == pools.end() ? nullptr : it->second.get();
     }
 
+    // Revocation (revocation.cpp), RFC 5846 §8.1 and §6.
+    OutgoingBri bri_toward(const BindingCacheEntry& e, wire::BindingRevocationIndication bri) const;
+    std::vector<OutgoingBri> revoke_mn(const std::string& mn, std::uint8_t trigger, Clock::time_point now);
+    std::vector<OutgoingBri> revoke_peer(const MagPeer& peer, std::uint8_t trigger, Clock::time_point now);
+    OutgoingBri start_revocation(OutgoingBri out, std::vector<std::string> mns, Clock::time_point now);
+    RevocationOutcome finish_revocation(const PendingRevocation& p, bool keep, Clock::time_point now);
+    void forget_revocation_of(const std::string& mn_id);
+
     LmaConfig config_;
+    std::map<std::uint16_t, PendingRevocation> revocations_;   // by BRI Sequence #
+    std::unordered_map<std::string, std::uint16_t> revoking_;    // MN-ID -> its revocation's BRI
+    std::uint16_t next_bri_sequence_ = 1;
     std::unique_ptr<SubscriberStore> subscribers_;
     SessionSink& sink_;
     std::function<std::uint64_t()> wall_timestamp_;

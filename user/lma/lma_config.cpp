@@ -218,6 +218,10 @@ void read_timers_and_limits(MapReader& root, LmaConfig& c) {
     m.missing_heartbeats_allowed =
         static_cast<unsigned>(t->opt_uint("missing_heartbeats_allowed", 1, 100).value_or(m.missing_heartbeats_allowed));
     m.mag_restart_grace = t->opt_seconds("mag_restart_grace", 0, 3600).value_or(m.mag_restart_grace);
+    // RFC 5846 §11: InitMINDelayBRIs "not to be configured to less than 0.5 seconds".
+    m.bri_initial_delay = t->opt_seconds("bri_initial_delay", 0.5, 60).value_or(m.bri_initial_delay);
+    m.bri_max_timeout = t->opt_seconds("bri_max_timeout", 0.5, 600).value_or(m.bri_max_timeout);
+    m.bri_max_retries = static_cast<unsigned>(t->opt_uint("bri_max_retries", 0, 10).value_or(m.bri_max_retries));
     t->finish();
 }
 

@@ -85,6 +85,11 @@ struct LmaTimers {
     // A MAG that restarted (its Restart Counter changed) and does not register a binding again
     // within this long loses it (issue 17: a MAG that lost its state leaves no stale bindings).
     std::chrono::milliseconds mag_restart_grace{10000};
+    // RFC 5846 §11 (its defaults): a BRI unanswered for InitMINDelayBRIs is sent again, the wait
+    // doubling up to MAX_BRACK_TIMEOUT, at most BRIMaxRetriesNumber times; then the LMA cleans up.
+    std::chrono::milliseconds bri_initial_delay{1000};   // InitMINDelayBRIs (at least 0.5 s)
+    std::chrono::milliseconds bri_max_timeout{2000};     // MAX_BRACK_TIMEOUT
+    unsigned bri_max_retries = 1;                        // BRIMaxRetriesNumber
 };
 
 struct LmaConfig {

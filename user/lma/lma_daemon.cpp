@@ -184,6 +184,8 @@ public:
             loop.watch(sock.transport() == wire::Transport::Ipv6 ? "MH socket" : "UDP 5436 socket", sock.fd(),
                        [this, &sock] { receive(sock); });
         }
+        loop.deadline("revocations", [this] { return lma_.next_revocation_deadline(); },
+                      [this] { send_bris(lma_.on_revocation_timer(Clock::now())); });
         loop.deadline("heartbeats", [this] { return heartbeat_.next_deadline(); },
                       [this] { on_heartbeat_events(heartbeat_.on_timer(Clock::now())); });
         spdlog::info("LMA '{}' up: {} realm(s), {} peer(s), {} mobile node(s), {} mobile node domain(s)",
@@ -258,8 +260,11 @@ private:
     // One bounded step of the event loop per request: views are paged (README "Control socket").
     nlohmann::json control(const nlohmann::json& req) {
         const auto cmd = req.value("command", "");
+        if (cmd == "revoke") {
+            return revoke(req);
+        }
         if (cmd != "show") {
-            throw control::ControlError(fmt::format("an LMA does not do '{}' (show only)", cmd));
+            throw control::ControlError(fmt::format("an LMA does not do '{}' (show, revoke)", cmd));
         }
         const auto what = req.value("what", "");
         const auto page = control::page_request(req);
@@ -275,6 +280,79 @@ private:
         }
         answer["role"] = "lma";
         return answer;
+    }
+
+    // `xpmip revoke --mn ID | --peer NAME | --all [--trigger CODE]` (RFC 5846 §8.1): the BRIs go
+    // out at once; the bindings go when their BRA comes (or after the last retransmission).
+    nlohmann::json revoke(const nlohmann::json& req) {
+        RevocationRequest r;
+        const auto scope = req.value("scope", "");
+        if (scope == "mn" || scope == "peer") {
+            r.scope = scope == "mn" ? RevocationRequest::Scope::MobileNode : RevocationRequest::Scope::Peer;
+            r.target = req.value("target", "");
+        } else if (scope == "all") {
+            r.scope = RevocationRequest::Scope::All;
+        } else {
+            throw control::ControlError(fmt::format("revoke: scope '{}' is not mn, peer or all", scope));
+        }
+        if (req.contains("trigger") && !req["trigger"].is_null()) {
+            const auto t = req["trigger"].get<int>();
+            if (t < 0 || t > 255) {
+                throw control::ControlError(fmt::format("trigger: {} is not 0-255", t));
+            }
+            r.trigger = static_cast<std::uint8_t>(t);
+        }
+        std::vector<OutgoingBri> out;
+        try {
+            out = lma_.revoke(r, Clock::now());
+        } catch (const std::invalid_argument& e) {
+            throw control::ControlError(e.what());
+        }
+        send_bris(out);
+        nlohmann::json bris = nlohmann::json::array();
+        for (const auto& b : out) {
+            bris.push_back({{"sequence", b.bri.sequence}, {"to", to_string(b.dst)},
+                            {"bindings", lma_.revocations().at(b.bri.sequence).mns.size()}});
+        }
+        return {{"result", fmt::format("{} BRI(s) sent", out.size())}, {"bris", bris}};
+    }
+
+    void send_bris(const std::vector<OutgoingBri>& out) {
+        for (const auto& b : out) {
+            for (auto& s : sockets_) {
+                if (s.transport() != b.transport) {
+                    continue;
+                }
+                try {
+                    s.send(wire::encode(b.bri), b.src, b.dst, b.dst_port);
+                } catch (const std::exception& e) {
+                    spdlog::error("BRI seq={} to {}: {}", b.bri.sequence, to_string(b.dst), e.what());
+                }
+            }
+        }
+    }
+
+    // RFC 5846 §8.2 from a MAG: this LMA authorizes no MAG to revoke (§13: "MUST be locally
+    // configurable"; not configurable yet): a global one gets 130, any other 134. Answered the
+    // way it came, with its Sequence # and flags (§6.1.2).
+    void answer_bri(transport::SignalingSocket& sock, const transport::Datagram& d,
+                    const wire::BindingRevocationIndication& bri) {
+        if (!lma_.config().peer_by_address(d.src)) {
+            spdlog::warn("BRI seq={} from {}: not a configured MAG, dropped", bri.sequence, to_string(d.src));
+            return;
+        }
+        wire::BindingRevocationAcknowledgement bra;
+        bra.sequence = bri.sequence;
+        bra.flags = bri.flags;
+        bra.status = bri.has(wire::br_flag::kGlobal) ? wire::bra_status::kGlobalRevocationNotAuthorized
+                                                     : wire::bra_status::kRevocationFunctionNotSupported;
+        spdlog::warn("BRI seq={} trigger={} from MAG {}: refused with {} ({})", bri.sequence, bri.trigger,
+                     to_string(d.src), bra.status, wire::bra_status_name(bra.status));
+        try {
+            sock.send(wire::encode(bra), d.dst, d.src, d.src_port);
+        } catch (const std::exception& e) {
+            spdlog::error("BRA to {}: {}", to_string(d.src), e.what());
+        }
     }
 
     // The configured name of the MAG at `address` ("unknown" when it is none).
@@ -298,6 +376,10 @@ private:
                 on_heartbeat_events(events);
             } else if (hb) {
                 answer_heartbeat(sock, d, *hb);
+            } else if (auto* bra = std::get_if<wire::BindingRevocationAcknowledgement>(&m)) {
+                lma_.on_bra(d.src, *bra, Clock::now());
+            } else if (auto* bri = std::get_if<wire::BindingRevocationIndication>(&m)) {
+                answer_bri(sock, d, *bri);
             } else if (auto* be = std::get_if<wire::BindingError>(&m)) {
                 // (RFC 6275 §9.2: with a heartbeat of ours outstanding, RFC 5847 it does not do)
                 on_heartbeat_events(agent::on_binding_error(metrics_, d, *be, heartbeat_));

@@ -164,6 +164,12 @@ public:
     // RFC 5847: the LMA at `lma` restarted (its Restart Counter changed): refresh every binding
     // registered with it at once.
     std::vector<OutgoingPbu> on_lma_restart(const IpAddress& lma, Clock::time_point now);
+    // RFC 5846 §9.1: a Binding Revocation Indication from `src`. Not from our LMA: nothing (no
+    // answer, §6.1.2). Otherwise the MNs it names are torn down here (session, access-link
+    // state, entry; no de-registration: the LMA revoked them) and the answer says how it went.
+    std::optional<wire::BindingRevocationAcknowledgement> on_bri(const IpAddress& src,
+                                                                 const wire::BindingRevocationIndication& bri,
+                                                                 Clock::time_point now);
     // RFC 8278 §4.4: multipath is off for this MN (legacy LMA or status 180).
     bool multipath_disabled(const std::string& mn_id) const { return multipath_off_.count(mn_id) > 0; }
 
@@ -214,6 +220,11 @@ private:
     void log_deviation(const IpAddress& lma, const char* kind, const std::string& what);
     std::uint32_t allocate_downlink_key();
     std::uint32_t downlink_key_for(BindingUpdateListEntry& e);
+    // RFC 5846 §9.1 (mag_revocation.cpp): what a BRI asks, checked; the MNs it names.
+    std::uint8_t check_bri(const wire::BindingRevocationIndication& bri) const;
+    std::uint8_t revoke_per_mn(const wire::BindingRevocationIndication& bri);
+    std::uint8_t revoke_global(const wire::BindingRevocationIndication& bri);
+    void tear_down(const std::string& mn_id, std::uint8_t trigger);
     // An MN's entry goes: its keys and session id are free again.
     void forget(std::map<std::string, BindingUpdateListEntry>::iterator it);
     std::vector<OutgoingPbu> handle_pba(const IncomingPba& in, Clock::time_point now);

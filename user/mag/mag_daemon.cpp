@@ -445,6 +445,8 @@ private:
                                   hb->sequence, hb->response() ? 1 : 0, to_string(d.src));
                 }
                 on_heartbeat_events(events);
+            } else if (auto* bri = std::get_if<wire::BindingRevocationIndication>(&m)) {
+                answer_bri(d, *bri);
             } else if (auto* be = std::get_if<wire::BindingError>(&m)) {
                 // (RFC 6275 §9.2: with a heartbeat of ours outstanding, RFC 5847 it does not do)
                 on_heartbeat_events(agent::on_binding_error(metrics_, d, *be, heartbeat_));
@@ -452,6 +454,23 @@ private:
                 spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d.src));
             }
         });
+    }
+
+    // RFC 5846 §9.1, §6.1.2: our LMA's BRI is answered at once, the way it came; the MNs it
+    // revoked are gone from the data plane, the access links and the journal by then.
+    void answer_bri(const transport::Datagram& d, const wire::BindingRevocationIndication& bri) {
+        const auto bra = mag_.on_bri(d.src, bri, Clock::now());
+        if (!bra) {
+            return;
+        }
+        if (journal_) {
+            journal_->tend(mag_.entries());   // (the revoked MNs' records gone before the answer)
+        }
+        try {
+            sock_.send(wire::encode(*bra), d.dst, d.src, d.src_port);
+        } catch (const std::exception& e) {
+            spdlog::error("BRA to {}: {}", to_string(d.src), e.what());
+        }
     }
 
     // RFC 5847 §3.1: a request of our LMA is answered at once with our Restart Counter (§6.2:
