@@ -518,6 +518,43 @@ mobile_node_domains:
         self.assertGreater(limited() - limited0, 0)
         self.assertIsNone(self.lma_proc.poll())
 
+    def bindings_now(self):
+        out = subprocess.run([XPMIP, "show", "bindings", "-i", self.instance, "--json"], capture_output=True, text=True,
+                             check=True).stdout
+        return {b["mn"]: (b["state"], b["session"]) for b in json.loads(out)}
+
+    def test_rfc5846_bad_revocation_input_is_logged_and_changes_nothing(self):
+        """A BRA for no BRI of ours, a BRI cut short, a BRI of an unknown B.R. Type: each logged by
+        what is wrong, no binding changed. A BRI from a MAG is answered (the way it came, its
+        sequence number and flags): global 130 (no MAG is authorized), per MN 134."""
+        self.assertStatus(self.send6(self.pbu("mn38@op1.example")), S_ACCEPTED)
+        before = self.bindings_now()
+        self.ask(op="drain")
+        stray = struct.pack("!BBHH", 2, 0, 0x7777, 0x8000) + b"\0" * 4
+        self.ask(op="send6", packet=bytes(IPv6(src=MAG_A6, dst=LMA6) / MIP6MH_Generic(mhtype=16, msg=stray)).hex())
+        self.assertTrue(wait_for(lambda: "BRA seq=30583 status=0 from 2001:db8:ffff::10: no BRI of ours outstanding"
+                                 in self.log_text(), timeout=10), self.log_tail())
+        short = IPv6(src=MAG_A6, dst=LMA6) / MIP6MH_Generic(mhtype=16, len=2, msg=stray)   # 24 octets of 16
+        self.ask(op="send6", packet=bytes(short).hex())
+        bad_type = struct.pack("!BBHH", 9, 0, 1, 0x8000) + b"\0" * 4
+        self.ask(op="send6", packet=bytes(IPv6(src=MAG_A6, dst=LMA6) / MIP6MH_Generic(mhtype=16, msg=bad_type)).hex())
+        self.assertTrue(wait_for(lambda: "B.R. Type at offset 6: 9 is not 1 (Indication) or 2" in self.log_text(),
+                                 timeout=10), self.log_tail())
+        self.assertTrue(wait_for(lambda: "Header Len at offset 1: 2 (24 octets) runs beyond the 16" in self.log_text(),
+                                 timeout=10), self.log_tail())
+        for g, status in ((0xa000, 130), (0x8000, 134)):
+            bri = struct.pack("!BBHH", 1, 128 if g & 0x2000 else 1, 0x4100 + status, g)
+            bri += bytes(MIP6OptMNID(subtype=1, id=b"mag@op1.example"))
+            bri += b"\0" * ((-(6 + len(bri))) % 8)
+            self.ask(op="drain")
+            self.ask(op="send6", packet=bytes(IPv6(src=MAG_A6, dst=LMA6) / MIP6MH_Generic(mhtype=16, msg=bri)).hex())
+            got = self.ask(op="recv", kinds=["mh6"], timeout=3)["got"]
+            self.assertTrue(got, f"no BRA\n{self.log_tail()}")
+            bra = bytes.fromhex(got[0]["data"])
+            self.assertEqual((bra[2], bra[6], bra[7]), (16, 2, status), bra.hex())
+            self.assertEqual(struct.unpack("!HH", bra[8:12]), (0x4100 + status, g))
+        self.assertEqual(self.bindings_now(), before, "no binding changed")
+
     def test_rfc5213_160_missing_mn_identifier(self):
         self.assertStatus(self.send6(self.pbu(None)), S_MISSING_MNID)
 

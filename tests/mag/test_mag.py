@@ -770,7 +770,8 @@ class WithOurLma(unittest.TestCase):
         """`xpmip revoke` at our LMA (RFC 5846): --mn sends a per-MN BRI, our MAG tears the MN down
         (no de-registration) and answers success, and the LMA removes the binding and its session;
         --peer sends one global BRI and every binding of the MAG goes at both ends. A revocation
-        the LMA cannot do is refused naming what is wrong, and changes nothing."""
+        the LMA cannot do is refused naming what is wrong, and changes nothing. `show peers` at both
+        ends says each peer's addresses, bindings, heartbeat state and PBAs by status."""
         m = MagWorld("mv", with_lma=True)
         state = tempfile.mkdtemp(prefix="xpmip-rv-state-")
         try:
@@ -792,6 +793,25 @@ class WithOurLma(unittest.TestCase):
             self.assertTrue(wait_for(lambda: set(bindings(m.mag_instance)) == everyone, timeout=10))
             lma_sessions = lambda: len(json.loads(m.lma_ns.enter(dptest.TOOL, "-i", lma, "session", "show").stdout))  # noqa: E731
             self.assertEqual(lma_sessions(), 3)
+
+            # `show peers` at both ends (issue 19): addresses, bindings, last heard, heartbeat, PBAs.
+            def peers(instance):
+                r = subprocess.run([XPMIP, "show", "peers", "-i", instance, "--json"], capture_output=True, text=True,
+                                   check=True)
+                return {p["peer"]: p for p in json.loads(r.stdout)}
+            at_lma = peers(lma)["mag"]
+            self.assertEqual((at_lma["addresses"], at_lma["bindings"]), ([MAG6, MAG4], 3))
+            self.assertGreaterEqual(at_lma["pba_status"].get("0", 0), 3)
+            self.assertIsNotNone(at_lma["last_heard_s_ago"])
+            self.assertEqual([(h["address"], h["state"]) for h in at_lma["heartbeat"]],
+                             [(MAG6, "up"), (MAG4, "not asked")], "asked once heard from; MAG4 never spoke")
+            at_mag = peers(m.mag_instance)["lma"]
+            self.assertEqual((at_mag["addresses"], at_mag["bindings"]), ([LMA6], 3))
+            self.assertGreaterEqual(at_mag["pba_status"].get("0", 0), 3)
+            self.assertEqual([h["state"] for h in at_mag["heartbeat"]], ["off"])
+            table = subprocess.run([XPMIP, "show", "peers", "-i", lma], capture_output=True, text=True, check=True).stdout
+            self.assertIn("PEER", table)
+            self.assertRegex(table, rf"mag +{MAG6},{MAG4} +3 ")
 
             bad = revoke("--mn", "nobody@op1.example")
             self.assertNotEqual(bad.returncode, 0)

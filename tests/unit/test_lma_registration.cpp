@@ -1082,6 +1082,31 @@ BOOST_AUTO_TEST_CASE(rfc5846_a_pbu_during_revocation_or_a_132_keeps_the_binding)
     l.check_dataplane();
 }
 
+// Issue 19: a subscriber gone from the configuration (SIGHUP) has its binding revoked, and so
+// has a binding of a MAG no longer configured; the others stay.
+BOOST_AUTO_TEST_CASE(rfc5846_a_reload_revokes_what_it_no_longer_authorizes) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example"}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn2@op.example"}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "v6only@op.example", .from = kMagB6}), Accepted);
+    BOOST_TEST(l.lma.revoke_unauthorized(l.now).empty(), "nothing changed: nothing revoked");
+    std::string yaml = lma_yaml();
+    const std::string mn2 = "  - {id: mn2@op.example, realm: 1}\n";
+    yaml.erase(yaml.find(mn2), mn2.size());
+    const std::string mag_b = "  - {name: mag-b, addresses: [2001:db8:ffff::20]}\n";
+    yaml.erase(yaml.find(mag_b), mag_b.size());
+    l.lma.reload(parse_lma_config(config::load_string(yaml, "lma.yaml")));
+    auto out = l.lma.revoke_unauthorized(l.now);
+    BOOST_REQUIRE_EQUAL(out.size(), 2u);
+    std::set<std::string> revoked;
+    for (const auto& o : out) {
+        revoked.insert(o.bri.options.find<MobileNodeIdentifierOption>()->identifier);
+        BOOST_TEST(unsigned(o.bri.trigger) == 1u, "Administrative Reason");
+    }
+    BOOST_TEST((revoked == std::set<std::string>{"mn2@op.example", "v6only@op.example"}));
+    BOOST_TEST(l.lma.revoke_unauthorized(l.now).empty(), "in progress: not again");
+}
+
 BOOST_AUTO_TEST_CASE(rfc8278_180_without_the_mag_identifier) {
     Multipath l;
     auto p = l.path(1);

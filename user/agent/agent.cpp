@@ -249,6 +249,36 @@ void answer_unrecognized_mh_type(transport::SignalingSocket& sock, control::Agen
 
 } // namespace
 
+nlohmann::json peer_view(const std::string& name, const std::vector<IpAddress>& addresses, std::int64_t bindings,
+                         std::optional<Clock::time_point> last_heard, const std::vector<HeartbeatView>& heartbeats,
+                         const std::map<int, std::uint64_t>& statuses, Clock::time_point now) {
+    nlohmann::json addrs = nlohmann::json::array();
+    for (const auto& a : addresses) {
+        addrs.push_back(to_string(a));
+    }
+    nlohmann::json hb = nlohmann::json::array();
+    for (const auto& v : heartbeats) {
+        if (std::find(addresses.begin(), addresses.end(), v.remote) == addresses.end()) {
+            continue;
+        }
+        hb.push_back({{"address", to_string(v.remote)},
+                      {"local", to_string(v.local)},
+                      {"state", v.state},
+                      {"restart_counter", v.restart_counter ? nlohmann::json(*v.restart_counter) : nlohmann::json()},
+                      {"missed", v.missed}});
+    }
+    nlohmann::json by_status = nlohmann::json::object();
+    for (const auto& [code, n] : statuses) {
+        by_status[std::to_string(code)] = n;
+    }
+    nlohmann::json ago;
+    if (last_heard) {
+        ago = std::chrono::duration<double>(now - *last_heard).count();
+    }
+    return {{"peer", name},       {"addresses", addrs}, {"bindings", bindings}, {"last_heard_s_ago", ago},
+            {"heartbeat", hb},    {"pba_status", by_status}};
+}
+
 std::vector<HeartbeatEvent> on_binding_error(control::AgentMetrics& metrics, const transport::Datagram& d,
                                              const wire::BindingError& be, HeartbeatMonitor& heartbeat) {
     metrics.binding_error("received");

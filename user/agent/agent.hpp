@@ -118,6 +118,13 @@ void notify_systemd(const std::string& state, const std::string& status);
 // still changes at every restart, which is all a peer looks at).
 std::uint32_t next_restart_counter(const std::string& state_directory);
 
+// `show peers`: one peer as a row: its addresses, bindings, when it was last heard from (a PBU
+// at the LMA, a PBA at the MAG), the heartbeat state of each of its addresses and the PBAs by
+// status code.
+nlohmann::json peer_view(const std::string& name, const std::vector<IpAddress>& addresses, std::int64_t bindings,
+                         std::optional<Clock::time_point> last_heard, const std::vector<HeartbeatView>& heartbeats,
+                         const std::map<int, std::uint64_t>& statuses, Clock::time_point now);
+
 // A Binding Error received (RFC 6275 §6.1.9): counted and logged (rate limited), never answered.
 // Status 2 (§9.2) while a heartbeat of ours to its source is outstanding: the peer does not do
 // RFC 5847 (HeartbeatMonitor::on_refused); the events that gives are returned.

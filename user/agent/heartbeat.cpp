@@ -120,6 +120,7 @@ bool HeartbeatMonitor::on_refused(const IpAddress& src, Clock::time_point now, s
         p.outstanding.reset();
         p.missed = 0;
         p.next_send = now + kRefusedRetry;
+        p.refused_until = p.next_send;
         spdlog::warn("heartbeat: {} {} answers our Heartbeat with a Binding Error (MH Type not recognized): it "
                      "does not do RFC 5847; not asked again for {} h, its path is not taken down for it",
                      role_, to_string(p.peer.remote), kRefusedRetry.count());
@@ -129,6 +130,19 @@ bool HeartbeatMonitor::on_refused(const IpAddress& src, Clock::time_point now, s
         }
     }
     return refused;
+}
+
+std::vector<HeartbeatView> HeartbeatMonitor::view(Clock::time_point now) const {
+    std::vector<HeartbeatView> out;
+    for (const auto& p : paths_) {
+        const char* state = interval_.count() == 0 ? "off"
+                            : !p.active            ? "not asked"
+                            : p.refused_until > now ? "refused"
+                            : p.up                 ? "up"
+                                                   : "down";
+        out.push_back({p.peer.local, p.peer.remote, state, p.restart_counter, p.missed});
+    }
+    return out;
 }
 
 std::optional<Clock::time_point> HeartbeatMonitor::next_deadline() const {

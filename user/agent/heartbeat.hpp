@@ -40,6 +40,15 @@ struct HeartbeatEvent {
 // RFC 5847 §3.1: the answer to a request, with its Sequence Number and our Restart Counter (§6.2).
 wire::Heartbeat heartbeat_response(const wire::Heartbeat& request, std::uint32_t restart_counter);
 
+// One peer address's heartbeat state, for `show peers`.
+struct HeartbeatView {
+    IpAddress local;
+    IpAddress remote;
+    std::string state;   // "up", "down", "not asked" (never heard from), "refused" (RFC 5847 unknown), "off"
+    std::optional<std::uint32_t> restart_counter;
+    unsigned missed = 0;
+};
+
 class HeartbeatMonitor {
 public:
     // interval 0: off (no requests, every peer up). `peer_role` names the peers in the log ("LMA").
@@ -65,6 +74,7 @@ public:
     std::optional<Clock::time_point> next_deadline() const;
     static constexpr std::chrono::hours kRefusedRetry{1};
     bool up(std::size_t path) const { return paths_.at(path).up; }
+    std::vector<HeartbeatView> view(Clock::time_point now) const;
     std::size_t size() const { return paths_.size(); }
 
 private:
@@ -77,6 +87,7 @@ private:
         std::optional<std::uint32_t> restart_counter;
         Clock::time_point last_answer{};
         bool probed_while_down = false;         // asked at once when it spoke while down
+        Clock::time_point refused_until{};      // a Binding Error said it does not do RFC 5847
         Clock::time_point next_send{};
         bool active = true;
     };

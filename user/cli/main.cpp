@@ -96,7 +96,7 @@ void add_tool_commands(CLI::App& app, Command& c) {
                 "agent; all but bindings are read from the pinned maps when it is not running.");
     c.show_cmd->add_option("what", c.show_what, "sessions, bindings, paths, nexthops or stats")
         ->required()
-        ->check(CLI::IsMember({"sessions", "bindings", "paths", "nexthops", "stats"}));
+        ->check(CLI::IsMember({"sessions", "bindings", "paths", "nexthops", "stats", "peers"}));
     c.show_cmd->add_flag("--json", c.as_json, "JSON instead of a table");
     c.show_cmd->add_option("--mn", c.show_mn, "bindings: only this MN-ID's entry (one lookup, however many there are)");
     c.show_cmd->add_option("--page", c.show_page,

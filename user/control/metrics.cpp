@@ -134,6 +134,14 @@ std::uint64_t AgentMetrics::refused_interface_count() const {
     return static_cast<std::uint64_t>(refused_interface_.Value());
 }
 
+std::map<int, std::uint64_t> AgentMetrics::pba_counts(const std::string& peer) const {
+    std::map<int, std::uint64_t> out;
+    for (auto it = pba_.lower_bound({peer, 0}); it != pba_.end() && std::get<0>(it->first) == peer; ++it) {
+        out[std::get<1>(it->first)] = static_cast<std::uint64_t>(it->second->Value());
+    }
+    return out;
+}
+
 std::uint64_t AgentMetrics::malformed_count() const { return static_cast<std::uint64_t>(malformed_.Value()); }
 
 void AgentMetrics::log_suppressed(std::string_view reason, std::uint64_t lines) {
@@ -187,6 +195,16 @@ BindingClassCounts::Id BindingClassCounts::move(Id from, Id to) {
 std::int64_t BindingClassCounts::count(const BindingClass& c) const {
     auto it = ids_.find(c);
     return it == ids_.end() ? 0 : counts_[it->second - 1u];
+}
+
+std::map<std::string, std::int64_t> BindingClassCounts::by_peer(const std::string& state) const {
+    std::map<std::string, std::int64_t> out;
+    for (std::size_t i = 0; i < classes_.size(); ++i) {
+        if (classes_[i].state == state) {
+            out[classes_[i].peer] += counts_[i];
+        }
+    }
+    return out;
 }
 
 void BindingClassCounts::publish(AgentMetrics& metrics) {

@@ -76,6 +76,8 @@ public:
     void set_bindings(const BindingClass& c, std::int64_t count);
 
     std::uint64_t malformed_count() const;
+    // The PBAs counted for `peer` so far, by status code (`show peers`).
+    std::map<int, std::uint64_t> pba_counts(const std::string& peer) const;
     std::uint64_t refused_interface_count() const;
 
 private:
@@ -111,6 +113,8 @@ public:
     // Count a binding under `to` instead of `from` (0: not counted); returns `to`.
     Id move(Id from, Id to);
     std::int64_t count(const BindingClass& c) const;
+    // Bindings in `state` by peer (`show peers`): a walk of the classes, not of the bindings.
+    std::map<std::string, std::int64_t> by_peer(const std::string& state) const;
     void publish(AgentMetrics& metrics);
 
 private:

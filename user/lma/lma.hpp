@@ -105,6 +105,10 @@ public:
     // bindings go, logged).
     std::vector<OutgoingBri> on_revocation_timer(Clock::time_point now);
     std::optional<Clock::time_point> next_revocation_deadline() const;
+    // After reload(): the bindings of MNs no longer authorized (gone from mobile_nodes, their
+    // domain, the subscriber store) or of MAGs no longer configured are revoked (Administrative
+    // Reason). A walk of the cache: SIGHUP's cost, not a PBU's.
+    std::vector<OutgoingBri> revoke_unauthorized(Clock::time_point now);
     const std::map<std::uint16_t, PendingRevocation>& revocations() const { return revocations_; }
 
     // Replace the policy part of the configuration (peers, MNs, GRE policy, timers) without

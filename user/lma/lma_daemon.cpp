@@ -252,6 +252,7 @@ private:
             lma_.reload(std::move(fresh));
             spdlog::set_level(spdlog::level::from_str(lma_.config().log_level));
             spdlog::info("configuration reloaded from {}", options_.config_file);
+            send_bris(lma_.revoke_unauthorized(Clock::now()));   // (RFC 5846: the MAGs learn of it)
         } catch (const std::exception& e) {
             spdlog::error("reload refused, the running configuration stays: {}", e.what());
         }
@@ -275,11 +276,29 @@ private:
                 mn = req["mn"].get<std::string>();
             }
             answer = bindings_view(lma_, Clock::now(), page, mn);
+        } else if (what == "peers") {
+            answer = peers_view();
         } else {
             answer = control::show_from_dataplane(what, agent_dp_->maps(), agent_dp_->sessions(), page);
         }
         answer["role"] = "lma";
         return answer;
+    }
+
+    // `show peers`: each configured MAG (one page: peers are few).
+    nlohmann::json peers_view() {
+        const auto now = Clock::now();
+        const auto bindings = lma_.binding_classes().by_peer("registered");
+        const auto heartbeats = heartbeat_.view(now);
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& p : lma_.config().peers) {
+            const auto b = bindings.find(p.name);
+            const auto heard = last_pbu_.find(p.name);
+            out.push_back(agent::peer_view(p.name, p.addresses, b == bindings.end() ? 0 : b->second,
+                                           heard == last_pbu_.end() ? std::nullopt : std::optional(heard->second),
+                                           heartbeats, metrics_.pba_counts(p.name), now));
+        }
+        return {{"result", out}, {"next", nullptr}};
     }
 
     // `xpmip revoke --mn ID | --peer NAME | --all [--trigger CODE]` (RFC 5846 §8.1): the BRIs go
@@ -364,7 +383,9 @@ private:
     void receive(transport::SignalingSocket& sock) {
         agent::receive_messages(sock, metrics_, signaling_, [this, &sock](const transport::Datagram& d, wire::MobilityMessage& m) {
             if (auto* pbu = std::get_if<wire::ProxyBindingUpdate>(&m)) {
-                metrics_.pbu(peer_name(d.src));
+                const std::string& peer = peer_name(d.src);
+                metrics_.pbu(peer);
+                last_pbu_.insert_or_assign(peer, Clock::now());
                 heartbeat_.heard(d.src, Clock::now());   // (RFC 5847 toward the MAG addresses that speak to us)
                 send(lma_.on_pbu(IncomingPbu{d.transport, d.src, d.dst, d.src_port, *pbu, d.ifindex}, Clock::now()));
             } else if (auto* hb = std::get_if<wire::Heartbeat>(&m); hb && hb->response()) {
@@ -480,6 +501,7 @@ private:
     agent::HeartbeatMonitor heartbeat_{heartbeat_peers_, cfg_.timers.heartbeat_interval,
                                        cfg_.timers.missing_heartbeats_allowed, "MAG", true};
     control::ControlServer ctl_;
+    std::map<std::string, Clock::time_point> last_pbu_;   // by peer name (`show peers`)
     control::AgentMetrics metrics_{"lma"};   // after the data plane: its threads read the maps
 };
 

@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace xpmip::lma {
@@ -179,6 +180,29 @@ std::optional<Clock::time_point> LocalMobilityAnchor::next_revocation_deadline()
         }
     }
     return t;
+}
+
+std::vector<OutgoingBri> LocalMobilityAnchor::revoke_unauthorized(Clock::time_point now) {
+    std::vector<std::string> gone;
+    MobileNodeProfile storage;
+    for (const auto& [id, e] : cache_.entries()) {
+        if (e.deregistered || revoking_.count(id) != 0) {
+            continue;
+        }
+        const std::string& peer = cache_.peer_name(e);
+        const bool peer_known = std::any_of(config_.peers.begin(), config_.peers.end(),
+                                            [&](const MagPeer& p) { return p.name == peer; });
+        if (!peer_known || !profile_of(id, storage)) {
+            gone.push_back(id);
+        }
+    }
+    std::vector<OutgoingBri> out;
+    for (const auto& id : gone) {
+        spdlog::info("{}: no longer authorized by the configuration: its binding is revoked", id);
+        auto more = revoke_mn(id, trigger::kAdministrativeReason, now);
+        out.insert(out.end(), more.begin(), more.end());
+    }
+    return out;
 }
 
 // The MNs of `p` still in its revocation (a PBU accepted meanwhile took one out) go, or stay.

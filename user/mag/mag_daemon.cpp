@@ -393,6 +393,8 @@ private:
                     mn = req["mn"].get<std::string>();
                 }
                 answer = bindings_view(mag_, Clock::now(), page, mn);
+            } else if (what == "peers") {
+                answer = peers_view();
             } else {
                 answer = control::show_from_dataplane(what, agent_dp_->maps(), agent_dp_->sessions(), page);
             }
@@ -435,6 +437,7 @@ private:
         agent::receive_messages(sock_, metrics_, signaling_, [this](const transport::Datagram& d, wire::MobilityMessage& m) {
             if (auto* pba = std::get_if<wire::ProxyBindingAcknowledgement>(&m)) {
                 metrics_.pba(to_string(d.src), static_cast<wire::Status>(pba->status));
+                last_pba_ = Clock::now();
                 send(mag_.on_pba(IncomingPba{d.transport, d.src, *pba}, Clock::now()));
             } else if (auto* hb = std::get_if<wire::Heartbeat>(&m); hb && !hb->response()) {
                 answer_heartbeat(d, *hb);
@@ -454,6 +457,28 @@ private:
                 spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d.src));
             }
         });
+    }
+
+    // `show peers`: our LMA, with the addresses our WAN paths register with.
+    nlohmann::json peers_view() {
+        const auto now = Clock::now();
+        std::vector<IpAddress> addresses;
+        std::map<int, std::uint64_t> statuses;
+        for (const auto& w : cfg_.wans) {
+            if (std::find(addresses.begin(), addresses.end(), w.lma) == addresses.end()) {
+                addresses.push_back(w.lma);
+                for (const auto& [code, n] : metrics_.pba_counts(to_string(w.lma))) {
+                    statuses[code] += n;
+                }
+            }
+        }
+        std::int64_t registered = 0;
+        for (const auto& [id, e] : mag_.entries()) {
+            registered += e.state == BindingUpdateListEntry::State::Registered ? 1 : 0;
+        }
+        nlohmann::json out = nlohmann::json::array();
+        out.push_back(agent::peer_view("lma", addresses, registered, last_pba_, heartbeat_.view(now), statuses, now));
+        return {{"result", out}, {"next", nullptr}};
     }
 
     // RFC 5846 §9.1, §6.1.2: our LMA's BRI is answered at once, the way it came; the MNs it
@@ -618,6 +643,7 @@ private:
     Clock::time_point last_sweep_ = Clock::now();
     std::optional<Clock::time_point> shutdown_deadline_;
     std::unique_ptr<BulJournal> journal_;
+    std::optional<Clock::time_point> last_pba_;   // (`show peers`)
     std::uint32_t restart_counter_ = agent::next_restart_counter(cfg_.state_directory);
 };
 
