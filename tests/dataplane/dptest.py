@@ -208,6 +208,33 @@ class World:
         self.close()
 
 
+def loss_report(agents, namespaces):
+    """Where a lost packet may have gone, for a failure message: every non-zero data-plane
+    counter of each (namespace, instance) agent (`xpmip show stats`) and every interface drop
+    counter in `namespaces` (`ip -s link`)."""
+    xpmip = os.environ.get("XPMIP_BIN", "xpmip")
+    lines = []
+    for ns, instance in agents:
+        r = ns.enter(xpmip, "show", "stats", "-i", instance, "--json", check=False)
+        try:
+            stats = json.loads(r.stdout)
+            lines.append(f"{instance}: " + ", ".join(f"{k} {v}" for k, v in stats.items() if v))
+        except ValueError:
+            lines.append(f"{instance}: no stats ({r.stderr.strip()})")
+    for ns in namespaces:
+        r = ns.run("ip", "-s", "-j", "link", check=False)
+        try:
+            for link in json.loads(r.stdout):
+                st = link.get("stats64", {})
+                drops = {f"{d}_{k}": st[d][k] for d in ("rx", "tx") for k in ("dropped", "errors")
+                         if st.get(d, {}).get(k)}
+                if drops:
+                    lines.append(f"{ns.name} {link['ifname']}: {drops}")
+        except ValueError:
+            pass
+    return "; ".join(lines) or "no drop counted anywhere"
+
+
 def wait_for(predicate, timeout=5.0, interval=0.05):
     end = time.time() + timeout
     while time.time() < end:

@@ -16,8 +16,6 @@ import json
 import os
 import random
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -234,6 +232,9 @@ class RestartTest(unittest.TestCase):
         where = rx.stdout.readline().strip()
         rx.wait(timeout=30)
         self.assertTrue("session(s) adopted" in self.L.log_text(), self.log_tail(20))
+        if got != count:
+            where += "; " + dptest.loss_report([(self.L.lma_ns, self.L.instance)],
+                                               [self.L.mag_ns, self.L.lma_ns, self.L.cn1])
         self.assertEqual(got, count, f"{count - got} of {count} packets lost across the restart: {where}\n"
                                      f"{self.log_tail(20)}")
         self.assertIn(f"mn90000@{DOMAIN}", self.bindings())

@@ -261,6 +261,10 @@ mobile_nodes:
         where = rx.stdout.readline().strip()
         rx.wait(timeout=30)
         self.assertIn("mobile node(s) restored", self.m.mag_log())
+        if got != count:
+            where += "; " + dptest.loss_report([(self.m.mag_ns, self.m.mag_instance),
+                                                (self.m.lma_ns, f"{self.m.w.prefix}-lma")],
+                                               [self.m.mn_ns, self.m.mag_ns, self.m.lma_ns, self.m.cn_ns])
         self.assertEqual(got, count, f"{count - got} of {count} packets lost across the MAG's restart: {where}\n"
                                      f"{self.m.mag_log()[-2000:]}")
 

@@ -347,3 +347,44 @@ BOOST_AUTO_TEST_CASE(an_unknown_br_type_is_an_error_naming_the_field) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// RFC 6602 §4.3, octet by octet: the Mobile Node Group Identifier option in a PBU (B set: the
+// MAG asks for bulk support) and status 175 (§4.4).
+BOOST_AUTO_TEST_SUITE(bulk_binding_update)
+
+BOOST_AUTO_TEST_CASE(a_pbu_asking_for_bulk_support_with_its_group_octet_by_octet) {
+    ProxyBindingUpdate bu;
+    bu.sequence = 1;
+    bu.flags |= bu_flag::kBulk;
+    bu.lifetime = 100;
+    bu.options.add(MobileNodeGroupIdentifierOption{kMngSubtypeBulkBindingUpdateGroup, 0x01020304});
+    const Bytes got = encode(bu);
+    // Options start at 12 (4n): no padding before it; Type 50, Length 6, Sub-type 1, Reserved,
+    // the identifier; 2 octets of padding to 24.
+    BOOST_REQUIRE_EQUAL(got.size(), 24u);
+    BOOST_TEST(got[9] == 0x40, "B (0x0040) with A, H, P in the high octet");
+    BOOST_TEST(std::vector<std::uint8_t>(got.begin() + 12, got.begin() + 20) ==
+                   std::vector<std::uint8_t>({50, 6, 1, 0, 0x01, 0x02, 0x03, 0x04}),
+               boost::test_tools::per_element());
+    BOOST_TEST((std::get<ProxyBindingUpdate>(decode(got)) == bu));
+}
+
+BOOST_AUTO_TEST_CASE(a_group_option_of_another_length_is_an_error_and_175_has_its_name) {
+    ProxyBindingUpdate bu;
+    bu.options.add(MobileNodeGroupIdentifierOption{});
+    Bytes mh = encode(bu);
+    BOOST_REQUIRE_EQUAL(mh[12], 50);
+    mh[13] = 4;    // Length 4
+    mh[18] = 1;    // (the octets left: a PadN of 0)
+    mh[19] = 0;
+    try {
+        decode(mh);
+        BOOST_FAIL("decoded");
+    } catch (const WireError& e) {
+        BOOST_TEST(e.field() == "Mobile Node Group Identifier option Length", e.what());
+    }
+    BOOST_TEST(status_name(Status::InvalidMobileNodeGroupIdentifier) == "INVALID_MOBILE_NODE_GROUP_IDENTIFIER");
+    BOOST_TEST(static_cast<unsigned>(Status::InvalidMobileNodeGroupIdentifier) == 175u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

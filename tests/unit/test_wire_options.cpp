@@ -149,9 +149,10 @@ BOOST_AUTO_TEST_CASE(alignment_table_matches_the_rfcs) {
     pin(MagMultipathBindingOption{}, 8, 2);         // 63 RFC 8278 §4.1: 8n+2
     pin(MagIdentifierOption{}, 1, 0);               // 64 RFC 8278 §4.2: none
     pin(RestartCounterOption{}, 4, 2);              // 28 RFC 5847 §6.2: 4n+2
+    pin(MobileNodeGroupIdentifierOption{}, 4, 0);   // 50 RFC 6602 §4.3: none given, 4n (our choice)
     pin(UnknownOption{200, {}}, 1, 0);              // kept raw, no alignment
-    // Every alternative of MobilityOption is pinned above (18 known options + unknown).
-    BOOST_TEST(std::variant_size_v<MobilityOption> == 19u);
+    // Every alternative of MobilityOption is pinned above (19 known options + unknown).
+    BOOST_TEST(std::variant_size_v<MobilityOption> == 20u);
 }
 
 BOOST_AUTO_TEST_CASE(unknown_options_are_kept_raw_and_skipped_by_length) {

@@ -77,6 +77,7 @@ class TsharkDecodesOurMessages(unittest.TestCase):
               "mip6.hb.seqnr", "mip6.rc", "mip6.options.rc", "mip6.be.status", "mip6.be.haddr",
               "mip6.bri_br.type", "mip6.bri_r.trigger", "mip6.bri_status", "mip6.bri_seqnr", "mip6.bri_ip",
               "mip6.bri_iv", "mip6.bri_ig", "mip6.bri_ap", "mip6.bri_av", "mip6.bri_ag",
+              "mip6.mng.sub_type", "mip6.mng.mng_id",
               "mip6.opt.len.invalid", "_ws.malformed"]
 
     def decode(self, messages, frame, **addr):
@@ -297,6 +298,18 @@ class TsharkDecodesOurMessages(unittest.TestCase):
             self.assertEqual((one(b, "mip6.bri_br.type"), one(b, "mip6.bri_status"), one(b, "mip6.bri_seqnr")),
                              ("2", "132", "4097"))
             self.assertEqual((one(b, "mip6.bri_ap"), one(b, "mip6.bri_av"), one(b, "mip6.bri_ag")), ("1", "1", "0"))
+
+    def test_bulk_pbu_and_pba_with_the_mobile_node_group_identifier(self):
+        # RFC 6602 §4.1-§4.3: B in the PBU (0x0040) and the PBA (0x08), option 50 in both.
+        pbu = {"type": "PBU", "sequence": 9, "flags": ["A", "H", "P", "B"], "lifetime": 100,
+               "options": [{"type": "mn_group_id", "subtype": 1, "group": 1}]}
+        pba = {"type": "PBA", "status": 0, "sequence": 9, "flags": ["P", "B"], "lifetime": 100,
+               "options": [{"type": "mn_group_id", "subtype": 1, "group": 77}]}
+        for frame in ("ipv6", "udp"):
+            u, a = self.decode([pbu, pba], frame)
+            self.assertEqual((one(u, "mip6.bu.b_flag"), one(u, "mip6.mng.sub_type"), one(u, "mip6.mng.mng_id")),
+                             ("1", "1", "1"))
+            self.assertEqual((one(a, "mip6.ba.b_flag"), one(a, "mip6.mng.mng_id")), ("1", "77"))
 
 
 if __name__ == "__main__":

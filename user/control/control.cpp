@@ -549,27 +549,6 @@ std::string format_table(const std::string& what, const json& view) {
         }
         return table({"PEER", "ADDRESSES", "BINDINGS", "LAST-HEARD", "HEARTBEAT", "PBA-STATUS"}, rows);
     }
-    if (what == "peers") {
-        for (const auto& p : view) {
-            std::vector<std::string> addrs, hb, statuses;
-            for (const auto& a : p["addresses"]) {
-                addrs.push_back(a.get<std::string>());
-            }
-            for (const auto& h : p["heartbeat"]) {
-                hb.push_back(h["address"].get<std::string>() + " " + h["state"].get<std::string>() +
-                             (h["restart_counter"].is_null() ? "" : " rc " + cell(h["restart_counter"])));
-            }
-            for (auto it = p["pba_status"].begin(); it != p["pba_status"].end(); ++it) {
-                statuses.push_back(it.key() + ":" + cell(it.value()));
-            }
-            const auto& ago = p["last_heard_s_ago"];
-            rows.push_back({cell(p["peer"]), fmt::format("{}", fmt::join(addrs, ",")), cell(p["bindings"]),
-                            ago.is_null() ? "-" : fmt::format("{:.1f}s ago", ago.get<double>()),
-                            hb.empty() ? "-" : fmt::format("{}", fmt::join(hb, "; ")),
-                            statuses.empty() ? "-" : fmt::format("{}", fmt::join(statuses, " "))});
-        }
-        return table({"PEER", "ADDRESSES", "BINDINGS", "LAST-HEARD", "HEARTBEAT", "PBA-STATUS"}, rows);
-    }
     if (what == "nexthops") {
         for (const auto& h : view) {
             rows.push_back({cell(h["id"]), cell(h["remote"]), cell(h["local"]), cell(h["interface"]),

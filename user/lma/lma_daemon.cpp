@@ -336,17 +336,24 @@ private:
         return {{"result", fmt::format("{} BRI(s) sent", out.size())}, {"bris", bris}};
     }
 
+    // The socket of a transport (IPv6 Mobility Header or IPv4 UDP 5436), if we have one open.
+    transport::SignalingSocket* socket_for(wire::Transport t) {
+        for (auto& s : sockets_) {
+            if (s.transport() == t) {
+                return &s;
+            }
+        }
+        return nullptr;
+    }
+
     void send_bris(const std::vector<OutgoingBri>& out) {
         for (const auto& b : out) {
-            for (auto& s : sockets_) {
-                if (s.transport() != b.transport) {
-                    continue;
+            try {
+                if (auto* s = socket_for(b.transport)) {
+                    s->send(wire::encode(b.bri), b.src, b.dst, b.dst_port);
                 }
-                try {
-                    s.send(wire::encode(b.bri), b.src, b.dst, b.dst_port);
-                } catch (const std::exception& e) {
-                    spdlog::error("BRI seq={} to {}: {}", b.bri.sequence, to_string(b.dst), e.what());
-                }
+            } catch (const std::exception& e) {
+                spdlog::error("BRI seq={} to {}: {}", b.bri.sequence, to_string(b.dst), e.what());
             }
         }
     }
@@ -434,15 +441,12 @@ private:
             const agent::HeartbeatPeer& peer = heartbeat_peers_.at(ev.path);
             switch (ev.kind) {
             case agent::HeartbeatEvent::Kind::Send:
-                for (auto& s : sockets_) {
-                    if ((s.transport() == wire::Transport::Ipv4Udp) != is_ipv4(peer.remote)) {
-                        continue;
+                try {
+                    if (auto* s = socket_for(is_ipv4(peer.remote) ? wire::Transport::Ipv4Udp : wire::Transport::Ipv6)) {
+                        s->send(wire::encode(ev.message), peer.local, peer.remote);
                     }
-                    try {
-                        s.send(wire::encode(ev.message), peer.local, peer.remote);
-                    } catch (const std::exception& e) {
-                        spdlog::error("heartbeat to {}: {}", to_string(peer.remote), e.what());
-                    }
+                } catch (const std::exception& e) {
+                    spdlog::error("heartbeat to {}: {}", to_string(peer.remote), e.what());
                 }
                 break;
             case agent::HeartbeatEvent::Kind::PeerDown:
@@ -473,15 +477,12 @@ private:
     void send(const std::vector<OutgoingPba>& replies) {
         for (const auto& r : replies) {
             metrics_.pba(peer_name(r.dst), static_cast<wire::Status>(r.pba.status));
-            for (auto& s : sockets_) {
-                if (s.transport() != r.transport) {
-                    continue;
+            try {
+                if (auto* s = socket_for(r.transport)) {
+                    s->queue(wire::encode(r.pba), r.src, r.dst, r.dst_port);
                 }
-                try {
-                    s.queue(wire::encode(r.pba), r.src, r.dst, r.dst_port);
-                } catch (const std::exception& e) {
-                    spdlog::error("PBA to {}: {}", to_string(r.dst), e.what());
-                }
+            } catch (const std::exception& e) {
+                spdlog::error("PBA to {}: {}", to_string(r.dst), e.what());
             }
         }
     }

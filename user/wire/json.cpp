@@ -271,6 +271,9 @@ json option_json(const MagIdentifierOption& o) {
     return j;
 }
 json option_json(const RestartCounterOption& o) { return {{"type", "restart_counter"}, {"value", o.counter}}; }
+json option_json(const MobileNodeGroupIdentifierOption& o) {
+    return {{"type", "mn_group_id"}, {"subtype", o.subtype}, {"group", o.group}};
+}
 json option_json(const UnknownOption& o) {
     return {{"type", "unknown"}, {"option_type", o.type}, {"data", to_hex(o.data)}};
 }
@@ -368,6 +371,11 @@ constexpr JsonOptionReader kJsonOptionReaders[] = {
      }},
     {"restart_counter",
      [](const json& j) -> MobilityOption { return RestartCounterOption{get_uint<std::uint32_t>(j, "value")}; }},
+    {"mn_group_id", [](const json& j) -> MobilityOption {
+         return MobileNodeGroupIdentifierOption{
+             get_uint_or<std::uint8_t>(j, "subtype", kMngSubtypeBulkBindingUpdateGroup),
+             get_uint_or<std::uint32_t>(j, "group", kMngAllSessions)};
+     }},
     {"unknown", [](const json& j) -> MobilityOption {
          return UnknownOption{get_uint<std::uint8_t>(j, "option_type"), from_hex(get_string_or(j, "data", ""), "data")};
      }},

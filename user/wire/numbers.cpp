@@ -28,6 +28,7 @@ std::string_view status_name(std::uint8_t status) {
     case Status::NotAuthorizedForIpv6MobilityService: return "NOT_AUTHORIZED_FOR_IPV6_MOBILITY_SERVICE";
     case Status::MultipleIpv4HomeAddressAssignmentNotSupported:
         return "MULTIPLE_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_SUPPORTED";
+    case Status::InvalidMobileNodeGroupIdentifier: return "INVALID_MOBILE_NODE_GROUP_IDENTIFIER";
     case Status::CannotSupportMultipathBinding: return "CANNOT_SUPPORT_MULTIPATH_BINDING";
     }
     return is_success(status) ? "UNKNOWN_SUCCESS" : "UNKNOWN_REJECTION";
@@ -53,6 +54,7 @@ std::string_view option_name(std::uint8_t type) {
     case OptionType::Ipv4HomeAddressReply: return "IPv4 Home Address Reply";
     case OptionType::Ipv4DefaultRouterAddress: return "IPv4 Default-Router Address";
     case OptionType::Ipv4DhcpSupportMode: return "IPv4 DHCP Support Mode";
+    case OptionType::MobileNodeGroupIdentifier: return "Mobile Node Group Identifier";
     case OptionType::MagMultipathBinding: return "MAG Multipath-Binding";
     case OptionType::MagIdentifier: return "MAG Identifier";
     }

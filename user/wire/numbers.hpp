@@ -109,9 +109,15 @@ enum class OptionType : std::uint8_t {
     Ipv4HomeAddressReply = 37,      // RFC 5844 §3.3.2
     Ipv4DefaultRouterAddress = 38,  // RFC 5844 §3.3.3
     Ipv4DhcpSupportMode = 39,       // RFC 5844 §3.3.4
+    MobileNodeGroupIdentifier = 50,   // RFC 6602 §4.3 (Wireshark's MIP6_MNG)
     MagMultipathBinding = 63,       // RFC 8278 §4.1
     MagIdentifier = 64,             // RFC 8278 §4.2
 };
+
+// RFC 6602 §4.3: the Mobile Node Group Identifier's Sub-type 1, the Bulk Binding Update Group,
+// and its group 1, ALL-SESSIONS (every session between one LMA and one MAG).
+inline constexpr std::uint8_t kMngSubtypeBulkBindingUpdateGroup = 1;
+inline constexpr std::uint32_t kMngAllSessions = 1;
 
 // Mobile Node Identifier subtypes (RFC 4283, RFC 7330). 0 is reserved (RFC 7330, IANA registry).
 inline constexpr std::uint8_t kMnIdSubtypeReserved = 0;
@@ -152,6 +158,7 @@ enum class Status : std::uint8_t {
     NotAuthorizedForIpv4HomeAddress = 171,
     NotAuthorizedForIpv6MobilityService = 172,
     MultipleIpv4HomeAddressAssignmentNotSupported = 173,
+    InvalidMobileNodeGroupIdentifier = 175,      // RFC 6602 §4.4
     CannotSupportMultipathBinding = 180,         // RFC 8278 §4.3
 };
 

@@ -232,6 +232,21 @@ RestartCounterOption RestartCounterOption::decode(OptionReader& r) {
 }
 void RestartCounterOption::encode(ByteWriter& w) const { w.u32(counter); }
 
+// RFC 6602 §4.3: Sub-type(1), Reserved(1: ignored on receipt), Mobile Node Group Identifier(4).
+MobileNodeGroupIdentifierOption MobileNodeGroupIdentifierOption::decode(OptionReader& r) {
+    r.expect_length({6});
+    MobileNodeGroupIdentifierOption o;
+    o.subtype = r.u8(r.field("Sub-type"));
+    r.skip(1, r.field("Reserved"));
+    o.group = r.u32(r.field("Mobile Node Group Identifier"));
+    return o;
+}
+void MobileNodeGroupIdentifierOption::encode(ByteWriter& w) const {
+    w.u8(subtype);
+    w.u8(0);
+    w.u32(group);
+}
+
 // RFC 5555 §3.2: F flag(1 bit) + Reserved(15 bits), Refresh Time(4).
 NatDetectionOption NatDetectionOption::decode(OptionReader& r) {
     r.expect_length({6});

@@ -148,6 +148,20 @@ struct RestartCounterOption {
     bool operator==(const RestartCounterOption&) const = default;
 };
 
+// RFC 6602 §4.3: Sub-type(1), Reserved(1), Mobile Node Group Identifier(4); Length 6. RFC 6602
+// gives no alignment: 4n (RFC 6275 §6.2.1's rule for the 4-octet identifier at +4). One per
+// sub-type may appear.
+struct MobileNodeGroupIdentifierOption {
+    static constexpr OptionType kType = OptionType::MobileNodeGroupIdentifier;
+    static constexpr Alignment kAlign{4, 0};
+    static constexpr bool kMayRepeat = true;
+    std::uint8_t subtype = kMngSubtypeBulkBindingUpdateGroup;
+    std::uint32_t group = kMngAllSessions;
+    static MobileNodeGroupIdentifierOption decode(OptionReader& r);   // every check of Length and fields
+    void encode(ByteWriter& w) const;
+    bool operator==(const MobileNodeGroupIdentifierOption&) const = default;
+};
+
 // RFC 5555 §4.2.2: F flag (UDP encapsulation required) + Reserved, Refresh time (seconds).
 struct NatDetectionOption {
     static constexpr OptionType kType = OptionType::NatDetection;
@@ -294,7 +308,7 @@ using MobilityOption =
                  TimestampOption, NatDetectionOption, Ipv4CareOfAddressOption, GreKeyOption,
                  BindingIdentifierOption, Ipv4HomeAddressRequestOption, Ipv4HomeAddressReplyOption,
                  Ipv4DefaultRouterAddressOption, Ipv4DhcpSupportModeOption, MagMultipathBindingOption,
-                 MagIdentifierOption, RestartCounterOption, UnknownOption>;
+                 MagIdentifierOption, RestartCounterOption, MobileNodeGroupIdentifierOption, UnknownOption>;
 
 std::uint8_t option_type(const MobilityOption& option);
 Alignment option_alignment(const MobilityOption& option);
