@@ -39,7 +39,7 @@ MAG_B6, MAG_B4 = "2001:db8:ffff::11", "192.0.2.11"
 ROGUE6, ROGUE4 = "2001:db8:ffff::99", "192.0.2.99"
 CN1_4, CN2_4 = "198.51.100.2", "203.0.113.2"
 
-BU_F, BU_T = 0x100, 0x080   # F and T in scapy's 9-bit BU 'reserved' field
+BU_F, BU_T, BU_B = 0x100, 0x080, 0x040   # F, T and B (RFC 6602) in scapy's 9-bit BU 'reserved' field
 BA_T = 0x10                 # T in scapy's BA 'res2'
 
 S_ACCEPTED, S_GRE_NOT_REQUIRED, S_TLV_NOT_SUPPORTED = 0, 2, 3
@@ -300,7 +300,7 @@ mobile_node_domains:
         return type(self).seq
 
     def pbu(self, mn, *, hnp="::/0", v4=False, hi=1, att=4, ts=True, gre=None, key=None, flags="AHP",
-            t=False, f=False, lifetime=400, seq=None, options=None, extra=()):
+            t=False, f=False, lifetime=400, seq=None, options=None, extra=(), b=False):
         """A PBU as scapy builds it. gre: None (no option), 'key' (with `key`), 'nokey'."""
         if options is None:
             options = [o_mnid(mn)] if mn else []
@@ -319,7 +319,7 @@ mobile_node_domains:
             elif gre == "nokey":
                 options.append(o_gre())
             options += list(extra)
-        reserved = (BU_T if t else 0) | (BU_F if f else 0)
+        reserved = (BU_T if t else 0) | (BU_F if f else 0) | (BU_B if b else 0)
         return MIP6MH_BU(seq=self.next_seq() if seq is None else seq, flags=flags, reserved=reserved,
                          mhtime=lifetime // 4, options=options)
 
@@ -554,6 +554,35 @@ mobile_node_domains:
             self.assertEqual((bra[2], bra[6], bra[7]), (16, 2, status), bra.hex())
             self.assertEqual(struct.unpack("!HH", bra[8:12]), (0x4100 + status, g))
         self.assertEqual(self.bindings_now(), before, "no binding changed")
+
+    def test_rfc6602_a_bulk_pbu_refreshes_its_group_over_the_wire(self):
+        """MNs registered with B and a Mobile Node Group Identifier (type 50) join the MAG's group
+        (PBA: B and our group's id); one PBU naming the group refreshes them all and echoes it; an
+        unknown group is 175."""
+        group = lambda g: opt(50, bytes([1, 0]) + struct.pack("!I", g))   # noqa: E731
+        ours = set()
+        for mn in ("mn33@op1.example", "mn34@op1.example"):
+            pba = self.send6(self.pbu(mn, b=True, extra=[group(9)]))
+            self.assertStatus(pba, S_ACCEPTED)
+            self.assertTrue(pba.raw[7] & 0x08, "B in the PBA")
+            self.assertTrue(pba.has(50))
+            ours.add(struct.unpack("!I", pba.options[50][0][2:6])[0])
+        self.assertEqual(len(ours), 1, "one group of ours for the MAG's group 9")
+        time.sleep(2.0)
+        remaining = lambda mn: json.loads(subprocess.run(   # noqa: E731
+            [XPMIP, "show", "bindings", "-i", self.instance, "--mn", mn, "--json"], capture_output=True, text=True,
+            check=True).stdout)[0]["remaining"]
+        before = remaining("mn33@op1.example")
+        self.assertLessEqual(before, 398)
+        pba = self.send6(self.pbu(None, hnp=None, hi=None, att=None, extra=[group(9)]))
+        self.assertStatus(pba, S_ACCEPTED)
+        self.assertEqual(struct.unpack("!BBI", pba.options[50][0]), (1, 0, 9), "the MAG's group id copied")
+        self.assertEqual(pba.lifetime, 400)
+        for mn in ("mn33@op1.example", "mn34@op1.example"):
+            self.assertGreater(remaining(mn), before, f"{mn} refreshed by the bulk PBU")
+        self.assertIn("bulk PBU group=9 mag=2001:db8:ffff::10", self.log_text())
+        self.assertIn("2 binding(s) refreshed", self.log_text())
+        self.assertStatus(self.send6(self.pbu(None, hnp=None, hi=None, att=None, extra=[group(10)])), 175)
 
     def test_rfc5213_160_missing_mn_identifier(self):
         self.assertStatus(self.send6(self.pbu(None)), S_MISSING_MNID)

@@ -119,6 +119,8 @@ struct PbuSpec {
     std::string mag_name = "mag-a.example";
     bool mn_id = true;
     bool access_link = false;                      // the MN's link-layer id and our link-local (our MAG sends both)
+    bool bulk = false;                             // RFC 6602: the B flag
+    std::optional<std::uint32_t> group;            // ... and a Mobile Node Group Identifier (sub-type 1)
 };
 
 struct Lma {
@@ -172,6 +174,12 @@ struct Lma {
         if (p.access_link) {
             u.options.add(MobileNodeLinkLayerIdOption{{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01}});
             u.options.add(LinkLocalAddressOption{Ipv6Address::parse("fe80::1")});
+        }
+        if (p.bulk) {
+            u.flags |= bu_flag::kBulk;
+        }
+        if (p.group) {
+            u.options.add(MobileNodeGroupIdentifierOption{kMngSubtypeBulkBindingUpdateGroup, *p.group});
         }
         if (p.mmb) {
             u.options.add(*p.mmb);
@@ -1105,6 +1113,103 @@ BOOST_AUTO_TEST_CASE(rfc5846_a_reload_revokes_what_it_no_longer_authorizes) {
     }
     BOOST_TEST((revoked == std::set<std::string>{"mn2@op.example", "v6only@op.example"}));
     BOOST_TEST(l.lma.revoke_unauthorized(l.now).empty(), "in progress: not again");
+}
+
+// RFC 6602 at the LMA, rule by rule.
+namespace {
+// §5.1.3: a bulk PBU names the group alone: B clear, no MN-ID, HNP, HI or ATT.
+PbuSpec bulk_pbu(std::uint32_t group, std::uint16_t seq, std::uint16_t lifetime_s = 400) {
+    PbuSpec p{.mn_id = false, .group = group};
+    p.seq = seq;
+    p.lifetime_s = lifetime_s;
+    p.hnp = false;
+    p.hi.reset();
+    p.att.reset();
+    return p;
+}
+} // namespace
+
+// §5.2.2: B with the group option joins the MAG's group: the PBA has B and our group's id;
+// without B, neither.
+BOOST_AUTO_TEST_CASE(rfc6602_a_registration_asking_for_bulk_support_joins_the_group) {
+    Lma l;
+    auto joined = l.send(PbuSpec{.mn = "mn1@op.example", .bulk = true, .group = 7});
+    REQUIRE_STATUS(joined, Accepted);
+    BOOST_TEST(joined.has(ba_flag::kBulk));
+    BOOST_REQUIRE(joined.options.find<MobileNodeGroupIdentifierOption>() != nullptr);
+    BOOST_TEST(joined.options.find<MobileNodeGroupIdentifierOption>()->subtype == kMngSubtypeBulkBindingUpdateGroup);
+    BOOST_TEST(joined.options.find<MobileNodeGroupIdentifierOption>()->group >= 2u, "our own group id");
+    auto plain = l.send(PbuSpec{.mn = "mn2@op.example"});
+    BOOST_TEST(!plain.has(ba_flag::kBulk));
+    BOOST_TEST(plain.options.find<MobileNodeGroupIdentifierOption>() == nullptr);
+    Lma off(lma_yaml("", "  bulk_registration: false\n"));
+    auto refused = off.send(PbuSpec{.mn = "mn1@op.example", .bulk = true, .group = 7});
+    REQUIRE_STATUS(refused, Accepted);
+    BOOST_TEST(!refused.has(ba_flag::kBulk), "bulk support off: B clear (§5.2.2)");
+}
+
+// §5.2.3: one PBU naming the group extends every binding of it; the PBA echoes the group.
+BOOST_AUTO_TEST_CASE(rfc6602_a_bulk_pbu_refreshes_every_binding_of_the_group) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example", .bulk = true, .group = 7}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn2@op.example", .bulk = true, .group = 7}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "v6only@op.example"}), Accepted);   // not in the group
+    l.pass(300s);
+    auto pba = l.send(bulk_pbu(7, 50));
+    REQUIRE_STATUS(pba, Accepted);
+    BOOST_TEST(pba.sequence == 50u);
+    BOOST_TEST(pba.lifetime * kLifetimeUnitSeconds == 400u);
+    BOOST_REQUIRE(pba.options.find<MobileNodeGroupIdentifierOption>() != nullptr);
+    BOOST_TEST(pba.options.find<MobileNodeGroupIdentifierOption>()->group == 7u, "the PBU's id copied");
+    BOOST_TEST(pba.options.find<TimestampOption>() != nullptr);
+    l.pass(150s);   // 450 s after the registrations: past their first lifetime
+    l.tick();
+    BOOST_TEST(l.entry("mn1@op.example") != nullptr, "refreshed by the bulk PBU");
+    BOOST_TEST(l.entry("mn2@op.example") != nullptr);
+    BOOST_TEST(l.entry("v6only@op.example") == nullptr, "not in the group: expired");
+}
+
+// §5.2.3 rejections: an unknown group, individual identifiers, another MAG's group, a stranger;
+// nothing changes for the group's bindings.
+BOOST_AUTO_TEST_CASE(rfc6602_175_for_an_unknown_group_or_individual_identifiers) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example", .bulk = true, .group = 7}), Accepted);
+    const auto expires = l.entry("mn1@op.example")->expires;
+    l.pass(10s);
+    REQUIRE_STATUS(l.send(bulk_pbu(8, 60)), InvalidMobileNodeGroupIdentifier);
+    auto with_mn = bulk_pbu(7, 61);
+    with_mn.mn_id = true;
+    REQUIRE_STATUS(l.send(with_mn), InvalidMobileNodeGroupIdentifier);
+    auto with_key = bulk_pbu(7, 62);
+    with_key.gre = PbuSpec::Gre::Key;
+    REQUIRE_STATUS(l.send(with_key), InvalidMobileNodeGroupIdentifier);
+    auto other_mag = bulk_pbu(7, 63);
+    other_mag.from = kMagB6;
+    REQUIRE_STATUS(l.send(other_mag), InvalidMobileNodeGroupIdentifier);   // groups are per MAG
+    auto stranger = bulk_pbu(7, 64);
+    stranger.from = Ipv6Address::parse("2001:db8:ffff::99");
+    REQUIRE_STATUS(l.send(stranger), MagNotAuthorizedForProxyReg);
+    BOOST_TEST((l.entry("mn1@op.example")->expires == expires), "no lifetime changed");
+}
+
+// §5.2.2: a registration without B leaves the group; a de-registration does too. A bulk PBU
+// with lifetime 0 de-registers the whole group (RFC 6602 has none: our extension).
+BOOST_AUTO_TEST_CASE(rfc6602_leaving_the_group_and_bulk_deregistration) {
+    Lma l;
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn1@op.example", .bulk = true, .group = 7}), Accepted);
+    REQUIRE_STATUS(l.send(PbuSpec{.mn = "mn2@op.example", .bulk = true, .group = 7}), Accepted);
+    l.pass(1s);
+    auto again = PbuSpec{.mn = "mn2@op.example"};   // B clear: out of the group
+    again.seq = 2;
+    again.hi = 5;
+    REQUIRE_STATUS(l.send(again), Accepted);
+    l.pass(1s);
+    auto end = l.send(bulk_pbu(7, 70, 0));
+    REQUIRE_STATUS(end, Accepted);
+    BOOST_TEST(l.entry("mn1@op.example")->deregistered, "the group's binding de-registered");
+    BOOST_TEST(!l.entry("mn2@op.example")->deregistered, "left the group: untouched");
+    l.check_dataplane();
+    REQUIRE_STATUS(l.send(bulk_pbu(7, 71)), InvalidMobileNodeGroupIdentifier);   // the group is empty now
 }
 
 BOOST_AUTO_TEST_CASE(rfc8278_180_without_the_mag_identifier) {

@@ -81,6 +81,7 @@ struct BindingCacheEntry {
 
     std::uint32_t session_id = 0;          // the data plane session
     std::uint32_t realm = 0;
+    std::uint32_t bulk_group = 0;          // RFC 6602: its MAG's group (the MAG's id; 0: none)
     // RFC 5845 §5.1
     std::optional<std::uint32_t> key_downlink;     // assigned by the MAG
     std::optional<std::uint32_t> key_uplink;       // assigned by us

@@ -198,6 +198,9 @@ std::vector<OutgoingPba> LocalMobilityAnchor::process(const IncomingPbu& in, Clo
                      to_string(in.dst));
         return {};
     }
+    if (is_bulk_pbu(in.pbu)) {
+        return bulk_update(in, now);   // RFC 6602 §5.2.3: a group, not one MN
+    }
     if (auto s = authorize(r)) {
         return {reject(r, *s)};
     }
@@ -691,7 +694,12 @@ BindingCacheEntry& LocalMobilityAnchor::commit_entry(Registration& r) {
     // Journaled unless it is a plain refresh (the same entry but for sequence and timestamp).
     const bool journal = journal_ && (!r.entry || encode_entry(r.id, cache_.peer_name(*r.entry), *r.entry, false) !=
                                                       encode_entry(r.id, cache_.peer_name(ne), ne, false));
+    if (r.entry) {
+        leave_bulk_group(*r.entry);   // (rejoined below as this PBU asks: §5.2.2)
+    }
+    ne.bulk_group = 0;
     BindingCacheEntry& entry = cache_.insert(r.id, std::move(ne));
+    follow_bulk_request(r, entry);
     if (journal) {
         journal_change(entry);
     }

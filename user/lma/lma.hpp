@@ -21,6 +21,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace xpmip::lma {
@@ -216,6 +217,14 @@ private:
         return it == pools.end() ? nullptr : it->second.get();
     }
 
+    // RFC 6602 (bulk.cpp): each MAG's groups of bindings, refreshed (or ended) by one PBU.
+    static const wire::MobileNodeGroupIdentifierOption* bulk_group_option(const wire::ProxyBindingUpdate& pbu);
+    static bool is_bulk_pbu(const wire::ProxyBindingUpdate& pbu);
+    std::vector<OutgoingPba> bulk_update(const IncomingPbu& in, Clock::time_point now);
+    void follow_bulk_request(const Registration& r, BindingCacheEntry& e);
+    void leave_bulk_group(BindingCacheEntry& e);
+    void add_bulk_answer(const BindingCacheEntry& e, wire::ProxyBindingAcknowledgement& pba) const;
+
     // Revocation (revocation.cpp), RFC 5846 §8.1 and §6.
     OutgoingBri bri_toward(const BindingCacheEntry& e, wire::BindingRevocationIndication bri) const;
     std::vector<OutgoingBri> revoke_mn(const std::string& mn, std::uint8_t trigger, Clock::time_point now);
@@ -227,6 +236,12 @@ private:
     LmaConfig config_;
     std::map<std::uint16_t, PendingRevocation> revocations_;   // by BRI Sequence #
     std::unordered_map<std::string, std::uint16_t> revoking_;    // MN-ID -> its revocation's BRI
+    struct BulkGroup {
+        std::uint32_t lma_group = 0;                           // our id of it (§3.2: each side its own)
+        std::unordered_set<const std::string*> members;        // the cache's keys
+    };
+    std::map<std::pair<std::uint16_t, std::uint32_t>, BulkGroup> bulk_groups_;   // (peer, MAG's group id)
+    std::uint32_t next_lma_group_ = 2;
     std::uint16_t next_bri_sequence_ = 1;
     std::unique_ptr<SubscriberStore> subscribers_;
     SessionSink& sink_;

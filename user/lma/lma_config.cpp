@@ -186,6 +186,7 @@ void read_lma_section(MapReader& root, LmaConfig& c) {
     }
     c.policy = read_policy(*lma);
     c.multipath = lma->opt_bool("multipath").value_or(true);
+    c.bulk_registration = lma->opt_bool("bulk_registration").value_or(true);
     lma->finish();
     if (c.addresses.empty()) {
         root.fail("lma", "addresses: at least one LMA address (IPv6 LMAA and/or IPv4-LMAA) is required");

@@ -104,6 +104,9 @@ struct LmaConfig {
     TunnelPolicy policy;                         // the LMA-wide defaults
     // RFC 8278 support. false: behave as a legacy LMA (options 63/64 skipped, §4.4).
     bool multipath = true;
+    // RFC 6602 §6.1 AcceptBulkBindingUpdateReqForMobilitySession (default 1): a PBU with B and
+    // a Mobile Node Group Identifier joins its MAG's group; false: every B answered B = 0.
+    bool bulk_registration = true;
     config::SteeringConfig steering;             // labels and routing rules (RFC 8278 §3.2)
     std::vector<Realm> realms;
     std::vector<MagPeer> peers;

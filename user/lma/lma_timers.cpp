@@ -23,6 +23,7 @@ void LocalMobilityAnchor::deregister(BindingCacheEntry& e, Clock::time_point now
         }
         e.in_dataplane = false;
     }
+    leave_bulk_group(e);   // RFC 6602 §5.2.2
     e.deregistered = true;
     e.expires = now + config_.timers.min_delay_before_bce_delete;   // the entry's end now
     journal_change(e);
@@ -66,6 +67,7 @@ void LocalMobilityAnchor::delete_entry(const std::string& mn_id, Clock::time_poi
                           ex.what());
         }
     }
+    leave_bulk_group(*e);
     release_resources(*e, now);
     journal_erase(mn_id);
     cache_.erase(mn_id);

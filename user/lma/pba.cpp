@@ -126,6 +126,7 @@ OutgoingPba LocalMobilityAnchor::accept(const Registration& r, const BindingCach
     if (r.force_udp) {
         pba.options.add(NatDetectionOption{true, kNatKeepaliveSeconds});
     }
+    add_bulk_answer(entry, pba);   // RFC 6602 §5.2.2
     if (r.opt.multipath) {
         // §4.4: "the LMA MUST include the Multipath Binding Option ..., without the MAG NAI Option".
         // (The last paragraph's SHOULD echo both contradicts it; the MUST wins here.)
