@@ -454,7 +454,8 @@ private:
                 // (RFC 6275 §9.2: with a heartbeat of ours outstanding, RFC 5847 it does not do)
                 on_heartbeat_events(agent::on_binding_error(metrics_, d, *be, heartbeat_));
             } else {
-                spdlog::warn("a PBU from {}: a MAG expects none, dropped", to_string(d.src));
+                // (a PBU, or a BRA: this MAG sends no BRI)
+                spdlog::warn("MH type {} from {}: a MAG expects none, dropped", wire::mh_type_of(m), to_string(d.src));
             }
         });
     }
