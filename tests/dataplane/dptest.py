@@ -21,6 +21,10 @@ TOOL = os.environ.get("XPMIP_DP", "")
 XDP_PASS_OBJ = os.environ.get("XPMIP_XDP_PASS") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(TOOL or "."))), "bpf", "xdp_pass.bpf.o")
 
+# bench/xpmip-bench (its AF_PACKET generator), built next to the tool: build/bench/xpmip-bench
+BENCH = os.environ.get("XPMIP_BENCH") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(TOOL or "."))), "bench", "xpmip-bench")
+
 
 def sh(*cmd, check=True, input=None, timeout=60):
     r = subprocess.run(list(cmd), input=input, capture_output=True, text=True, timeout=timeout)

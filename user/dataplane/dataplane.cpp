@@ -354,13 +354,10 @@ void Dataplane::configure_spread() {
 
 Dataplane::~Dataplane() = default;
 
-void Dataplane::refresh_interface(const std::string& name) {
-    const auto info = netlink::query_interface(name);
-    const std::uint32_t ifindex = static_cast<std::uint32_t>(info.ifindex);
-    xpmip_iface v{};
-    if (!maps_.lookup(MapId::Ifaces, &ifindex, &v)) {
-        throw DataplaneError(fmt::format("interface {} is not attached to instance '{}'", name, options_.instance));
-    }
+namespace {
+
+// What the kernel says of the link: its MAC, MTU and first addresses.
+void copy_link_state(xpmip_iface& v, const netlink::InterfaceInfo& info) {
     std::memcpy(v.mac, info.mac.bytes.data(), 6);
     v.mtu = static_cast<std::uint16_t>(std::min(info.mtu, 65535u));
     std::memset(v.addr4, 0, sizeof v.addr4);
@@ -371,6 +368,18 @@ void Dataplane::refresh_interface(const std::string& name) {
     if (!info.ipv6.empty()) {
         std::memcpy(v.addr6, info.ipv6.front().bytes.data(), 16);
     }
+}
+
+} // namespace
+
+void Dataplane::refresh_interface(const std::string& name) {
+    const auto info = netlink::query_interface(name);
+    const std::uint32_t ifindex = static_cast<std::uint32_t>(info.ifindex);
+    xpmip_iface v{};
+    if (!maps_.lookup(MapId::Ifaces, &ifindex, &v)) {
+        throw DataplaneError(fmt::format("interface {} is not attached to instance '{}'", name, options_.instance));
+    }
+    copy_link_state(v, info);
     maps_.update(MapId::Ifaces, &ifindex, &v);
 }
 
@@ -384,12 +393,15 @@ void Dataplane::attach(const InterfaceConfig& iface) {
     }
     const int ifindex = ifindex_of(iface.name);
     const std::uint32_t key = static_cast<std::uint32_t>(ifindex);
+    // One write of the whole entry: a restarted agent overwrites the entry its predecessor's
+    // program is reading, and an entry without its MAC for an instant makes that program pass
+    // frames sent to us up to the stack (lost: issue 17).
     xpmip_iface v{};
     v.kind = static_cast<std::uint32_t>(iface.kind);
     v.realm = iface.realm;
     v.flags = iface.refuse_signaling ? XPMIP_IFACE_NO_SIGNALING : 0;
+    copy_link_state(v, netlink::query_interface(iface.name));
     maps_.update(MapId::Ifaces, &key, &v);
-    refresh_interface(iface.name);
 
     // XDP: replace our earlier program atomically, or attach anew in the asked-for mode.
     const int prog_fd = bpf_program__fd(skel_->xdp->progs.xpmip_xdp);
